@@ -1,0 +1,47 @@
+# keepvip developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: deps lint test test-unit test-netns lab bench clean
+
+# System packages the tiers need: iproute2 for namespaces, keepalived for the
+# interoperability tests and the benchmark. Installed only when missing.
+deps: $(VENV)/.installed
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@command -v keepalived >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,kubernetes]'
+	touch $@
+
+lint: deps
+	ruff check .
+	ruff format --check .
+	mypy
+	lint-imports
+
+# Every tier this machine can run; KEEPVIP_REQUIRE_TIERS turns a tier's skip into a failure.
+test: lint
+	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-unit,netns} $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: deps
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-netns: deps
+	$(PY) -m pytest -m netns $(PYTEST_ARGS)
+
+# The lab demo: 3 agents and a client in network namespaces (root).
+lab: deps
+	$(VENV)/bin/keepvip lab
+
+bench: deps
+	$(PY) benchmarks/failover.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
+-include hack/*.mk

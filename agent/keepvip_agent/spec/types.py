@@ -1,0 +1,113 @@
+"""Field types of the VirtualIP model: durations, addresses, bounded integers.
+
+Each type carries both its Python check and the JSON-schema fragment that the
+CRD is generated from, so the two cannot drift apart. Messages are written to
+be read after a field path: ``spec.virtualRouterID: 300 is not in 1..255``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv6Address,
+    IPv6Interface,
+    ip_address,
+    ip_interface,
+)
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_duration(value: Any) -> float:
+    """'100ms', '1s', '1.5s', '1m30s' -> seconds, at millisecond resolution."""
+    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"{value!r} is not a duration like 100ms, 1s or 1m30s")
+    total = Decimal(0)
+    for number, unit in _PART.findall(value):
+        try:
+            total += Decimal(number) * _UNIT_MS[unit]
+        except InvalidOperation as exc:  # pragma: no cover - the pattern admits only digits
+            raise ValueError(f"{value!r} is not a duration") from exc
+    if total != total.to_integral_value():
+        raise ValueError(f"{value!r} is finer than a millisecond")
+    return int(total) / 1000
+
+
+def format_duration(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    return f"{ms}ms"
+
+
+Duration = Annotated[
+    float,
+    PlainValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+
+
+def _parse_interface(value: Any) -> IPv4Interface | IPv6Interface:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an IP address string")
+    try:
+        iface = ip_interface(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address with an optional /prefix") from None
+    return iface
+
+
+def _parse_address(value: Any) -> IPv4Address | IPv6Address:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an IP address string")
+    try:
+        return ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+InterfaceAddress = Annotated[
+    IPv4Interface | IPv6Interface,
+    PlainValidator(_parse_interface),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "maxLength": 64}),
+]
+"""A VIP with its prefix length; '192.0.2.50' alone means /32 (IPv6: /128)."""
+
+Address = Annotated[
+    IPv4Address | IPv6Address,
+    PlainValidator(_parse_address),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "maxLength": 45}),
+]
+
+
+def int_in(lo: int, hi: int) -> Any:
+    """An integer field bounded to lo..hi with a message that names both bounds."""
+
+    def check(value: int) -> int:
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} is not in {lo}..{hi}")
+        return value
+
+    return Annotated[int, AfterValidator(check), Field(json_schema_extra={"minimum": lo, "maximum": hi})]
+
+
+def duration_in(lo: float, hi: float) -> Any:
+    def check(value: float) -> float:
+        if not lo <= value <= hi:
+            raise ValueError(
+                f"{format_duration(value)} is not in {format_duration(lo)}..{format_duration(hi)}"
+            )
+        return value
+
+    return Annotated[Duration, AfterValidator(check)]
