@@ -74,8 +74,11 @@ def _message(err: Any) -> str:
 def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
     lines: list[str] = []
     errors = exc.errors()
-    item_paths = {_path(e["loc"][:-1]) for e in errors if isinstance(e["loc"][-1], int) or (
-        len(e["loc"]) > 1 and isinstance(e["loc"][-2], int))}
+    item_paths = {
+        _path(e["loc"][:-1])
+        for e in errors
+        if isinstance(e["loc"][-1], int) or (len(e["loc"]) > 1 and isinstance(e["loc"][-2], int))
+    }
     for err in errors:
         path = _path(err["loc"])
         if err["type"] == "too_short" and path in item_paths:

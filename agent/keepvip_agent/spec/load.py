@@ -19,7 +19,9 @@ from keepvip_agent.spec.errors import SpecError, problems_of
 from keepvip_agent.spec.model import VirtualIP
 
 
-def parse_virtualip(obj: Mapping[str, Any], *, prefix: str = "", standalone: bool = False) -> VirtualIP:
+def parse_virtualip(
+    obj: Mapping[str, Any], *, prefix: str = "", standalone: bool = False
+) -> VirtualIP:
     """Validate one document (a mapping); raise :class:`SpecError` listing every problem."""
     try:
         vip = VirtualIP.model_validate_json(json.dumps(obj, default=str))
@@ -30,7 +32,9 @@ def parse_virtualip(obj: Mapping[str, Any], *, prefix: str = "", standalone: boo
     return vip
 
 
-def load_documents(text: str, *, source: str = "<input>", standalone: bool = True) -> list[VirtualIP]:
+def load_documents(
+    text: str, *, source: str = "<input>", standalone: bool = True
+) -> list[VirtualIP]:
     """Every VirtualIP in a multi-document YAML text; all problems of all documents at once."""
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -43,7 +47,9 @@ def load_documents(text: str, *, source: str = "<input>", standalone: bool = Tru
     problems: list[str] = []
     vips: list[VirtualIP] = []
     for index, doc in enumerate(docs):
-        name = doc.get("metadata", {}).get("name") if isinstance(doc, dict) else None
+        # metadata may be anything in a bad document; its own problem is reported below.
+        meta = doc.get("metadata") if isinstance(doc, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
         label = f"{source}" if len(docs) == 1 else f"{source}[{index}]"
         prefix = f"{label} ({name}): " if name and len(docs) > 1 else f"{label}: "
         if not isinstance(doc, dict):

@@ -9,7 +9,7 @@ here and CEL rules in the CRD, tested against each other on a real API server.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface  # noqa: F401
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -99,7 +99,12 @@ class Check(_Model):
         kinds = [k for k in ("tcp_socket", "http_get", "exec", "link") if getattr(self, k)]
         if len(kinds) != 1:
             raise field_problems(
-                [("", f"exactly one of tcpSocket, httpGet, exec, link is required (got {len(kinds)})")]
+                [
+                    (
+                        "",
+                        f"exactly one of tcpSocket, httpGet, exec, link is required (got {len(kinds)})",
+                    )
+                ]
             )
         return self
 
@@ -254,4 +259,3 @@ class VirtualIP(_Model):
     def key(self) -> str:
         ns = self.metadata.namespace
         return f"{ns}/{self.metadata.name}" if ns else self.metadata.name
-

@@ -99,7 +99,9 @@ def int_in(lo: int, hi: int) -> Any:
             raise ValueError(f"{value} is not in {lo}..{hi}")
         return value
 
-    return Annotated[int, AfterValidator(check), Field(json_schema_extra={"minimum": lo, "maximum": hi})]
+    return Annotated[
+        int, AfterValidator(check), Field(json_schema_extra={"minimum": lo, "maximum": hi})
+    ]
 
 
 def duration_in(lo: float, hi: float) -> Any:

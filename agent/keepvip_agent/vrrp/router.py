@@ -234,6 +234,9 @@ class VirtualRouter:
             self._master_best = adv.priority
             self._lower_master_since = None
         self._master_best = max(self._master_best, adv.priority)
+        if adv.priority >= self.priority:
+            # Not a lower-priority master (any more): preempt_delay counts from scratch.
+            self._lower_master_since = None
         if adv.priority >= self.priority or not self._may_preempt(adv, now):
             if self.config.version == 3:
                 self.master_adver_interval_cs = adv.interval_cs

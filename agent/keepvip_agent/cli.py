@@ -1,0 +1,73 @@
+"""``keepvip-agent``: run VRRP instances for VirtualIPs on this host.
+
+Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]``.
+An invalid file exits 2 with one line per problem, before anything on the
+host is touched. SIGTERM or SIGINT hands over gracefully and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+from collections.abc import Sequence
+
+from keepvip_agent import __version__
+from keepvip_agent.logsetup import setup_logging
+from keepvip_agent.spec import SpecError, load_file
+from keepvip_agent.spec.model import VirtualIP
+
+EXIT_CONFIG = 2
+DEFAULT_METRICS_PORT = 9650
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="keepvip-agent", description=__doc__.split("\n")[0])
+    p.add_argument("--config", required=True, help="YAML file with one or more VirtualIP documents")
+    p.add_argument(
+        "--node", default=socket.gethostname(), help="this node's name (default: hostname)"
+    )
+    p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="0 turns it off")
+    p.add_argument("--metrics-address", default="0.0.0.0")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--check", action="store_true", help="validate the config and exit")
+    p.add_argument("--version", action="version", version=__version__)
+    return p
+
+
+async def run(vips: Sequence[VirtualIP], node: str, metrics_address: str, metrics_port: int) -> int:
+    from keepvip_agent.runtime.agent import Agent
+    from keepvip_agent.runtime.http import serve
+
+    async with Agent(node) as agent:
+        agent.install_signal_handlers()
+        web = await serve(agent, metrics_address, metrics_port) if metrics_port else None
+        try:
+            await agent.apply(vips)
+            await agent.stopping.wait()
+        finally:
+            await agent.shutdown()
+            if web is not None:
+                await web.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        vips = load_file(args.config)
+    except SpecError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"{args.config}: {len(vips)} VirtualIP(s) valid")
+        return 0
+    setup_logging(args.log_level, args.log_format)
+    return asyncio.run(run(vips, args.node, args.metrics_address, args.metrics_port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Bind and release virtual addresses over netlink, with a kernel lifetime.
+
+A bound VIP carries ``valid_lft``/``preferred_lft`` of a few seconds and the
+master renews it well before it runs out. If the agent is SIGKILLed or hangs,
+nobody renews it and the kernel removes the address by itself: the stale VIP
+that keepalived leaves behind cannot happen. IPv6 VIPs are added with
+IFA_F_NODAD so they are usable at once and can never end up ``dadfailed``
+(the VRRP election, not DAD, decides who may hold them).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterable
+from ipaddress import IPv4Interface, IPv6Interface, ip_address
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+logger = logging.getLogger(__name__)
+
+IFA_F_NODAD = 0x02
+VipAddress = IPv4Interface | IPv6Interface
+
+
+class AddressManager:
+    """Thin wrapper over an ``AsyncIPRoute``; the only writer of addresses in the agent."""
+
+    def __init__(self, ipr: Any) -> None:
+        self._ipr = ipr
+
+    async def bind(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None:
+        """Add or renew every address with the given lifetime (seconds)."""
+        for a in addresses:
+            await self._ipr.addr(
+                "replace",
+                index=index,
+                address=str(a.ip),
+                prefixlen=a.network.prefixlen,
+                flags=IFA_F_NODAD if a.version == 6 else 0,
+                valid_lft=lifetime,
+                preferred_lft=lifetime,
+            )
+
+    async def unbind(self, index: int, addresses: Iterable[VipAddress]) -> None:
+        for a in addresses:
+            try:
+                await self._ipr.addr(
+                    "del", index=index, address=str(a.ip), prefixlen=a.network.prefixlen
+                )
+            except NetlinkError as exc:
+                if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
+                    raise
+
+    async def purge(self, addresses: Iterable[VipAddress]) -> list[str]:
+        """Remove leftover copies of these addresses from every interface; say what went."""
+        wanted = {a.ip for a in addresses}
+        removed: list[str] = []
+        async for msg in await self._ipr.addr("dump"):
+            addr = ip_address(msg.get("IFA_ADDRESS"))
+            if addr in wanted:
+                index = msg["index"]
+                try:
+                    await self._ipr.addr(
+                        "del", index=index, address=str(addr), prefixlen=msg["prefixlen"]
+                    )
+                    removed.append(f"{addr}/{msg['prefixlen']} (ifindex {index})")
+                except NetlinkError as exc:
+                    if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
+                        raise
+        return removed

@@ -1,0 +1,183 @@
+"""The agent process: instances, ports, netlink events, the HTTP endpoint, signals.
+
+Configuration comes in as a list of validated VirtualIPs through
+:meth:`Agent.apply`, from a file in standalone mode or from the API in
+Kubernetes mode; both modes share everything below that call.
+
+SIGTERM and SIGINT are a graceful handover: every master sends a priority-0
+advertisement and removes its VIP, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
+
+from keepvip_agent.runtime.addresses import AddressManager
+from keepvip_agent.runtime.instance import InstanceRunner
+from keepvip_agent.runtime.metrics import Metrics
+from keepvip_agent.runtime.netinfo import interface_for
+from keepvip_agent.runtime.port import Port
+from keepvip_agent.spec.model import VirtualIP
+
+logger = logging.getLogger(__name__)
+RESOLVE_RETRY = 2.0
+SAFETY_REFRESH = 5.0
+
+
+class Agent:
+    def __init__(self, node: str, metrics: Metrics | None = None) -> None:
+        self.node = node
+        self.metrics = metrics or Metrics()
+        self.instances: dict[str, InstanceRunner] = {}
+        self.pending: dict[str, str] = {}
+        """VirtualIPs that cannot start yet (no interface found), with the reason."""
+        self.ports: dict[tuple[str, int], Port] = {}
+        self.stopping = asyncio.Event()
+        self._ipr: Any = None
+        self._events: Any = None
+        self._http: aiohttp.ClientSession | None = None
+        self._addresses: AddressManager | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wanted: dict[str, VirtualIP] = {}
+
+    async def __aenter__(self) -> Agent:
+        self._ipr = AsyncIPRoute()
+        self._addresses = AddressManager(self._ipr)
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None), headers={"User-Agent": "keepvip-agent"}
+        )
+        self._events = AsyncIPRoute()
+        await self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+        self._spawn(self._watch_netlink())
+        self._spawn(self._safety_refresh())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    @property
+    def ready(self) -> bool:
+        return not self.pending and all(i.started for i in self.instances.values())
+
+    async def apply(self, vips: Sequence[VirtualIP]) -> None:
+        """Make the running instances match ``vips`` (added, removed, changed)."""
+        self._wanted = {v.key: v for v in vips}
+        for key in list(self.instances):
+            inst = self.instances[key]
+            if key not in self._wanted or self._wanted[key] != inst.vip:
+                await self._stop_instance(key)
+        for key in list(self.pending):
+            if key not in self._wanted:
+                del self.pending[key]
+        await asyncio.gather(
+            *(self._start(v) for k, v in self._wanted.items() if k not in self.instances)
+        )
+
+    async def _start(self, vip: VirtualIP) -> None:
+        assert self._addresses is not None
+        ifname = vip.spec.interface or await interface_for(self._ipr, vip.spec.addresses[0].ip)
+        if ifname is None:
+            reason = (
+                f"no interface has a connected route covering {vip.spec.addresses[0].ip}; "
+                "set spec.interface"
+            )
+            if self.pending.get(vip.key) != reason:
+                logger.error("%s: %s (retrying every %gs)", vip.key, reason, RESOLVE_RETRY)
+            self.pending[vip.key] = reason
+            return
+        self.pending.pop(vip.key, None)
+        family = vip.spec.addresses[0].version
+        port = self.ports.get((ifname, family))
+        if port is None:
+            port = self.ports[(ifname, family)] = Port(ifname, family, self._ipr, self.metrics)
+            await port.refresh()
+        inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics, self._http)
+        self.instances[vip.key] = inst
+        await inst.start()
+
+    async def _stop_instance(self, key: str) -> None:
+        inst = self.instances.pop(key)
+        await inst.stop()
+        port = inst.port
+        if not port.instances:
+            port.close()
+            self.ports.pop((port.ifname, port.family), None)
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(self._stop_instance(k) for k in list(self.instances)))
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for port in self.ports.values():
+            port.close()
+        self.ports.clear()
+        if self._http is not None:
+            await self._http.close()
+        for ipr in (self._events, self._ipr):
+            if ipr is not None:
+                ipr.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    # -- netlink events ----------------------------------------------------------------
+
+    async def _watch_netlink(self) -> None:
+        while True:
+            try:
+                async for msg in self._events.get():
+                    self._on_netlink(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep watching; the safety refresh covers gaps
+                logger.warning("netlink event stream: %s", exc)
+                await asyncio.sleep(1.0)
+
+    def _on_netlink(self, msg: Any) -> None:
+        index = msg.get("index")
+        name = msg.get("IFLA_IFNAME")
+        for port in self.ports.values():
+            if (name is not None and name == port.ifname) or (
+                port.link is not None and index == port.link.index
+            ):
+                self._spawn(port.refresh())
+
+    async def _safety_refresh(self) -> None:
+        while True:
+            await asyncio.sleep(SAFETY_REFRESH if not self.pending else RESOLVE_RETRY)
+            for port in list(self.ports.values()):
+                await port.refresh()
+            for key in list(self.pending):
+                if key in self._wanted and key not in self.instances:
+                    await self._start(self._wanted[key])
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "ready": self.ready,
+            "instances": [i.snapshot() for i in self.instances.values()],
+            "pending": [{"name": k, "problem": v} for k, v in self.pending.items()],
+            "interfaces": [
+                {"name": p.ifname, "family": p.family, "problem": p.problem}
+                for p in self.ports.values()
+            ],
+        }

@@ -1,0 +1,122 @@
+"""Standalone health checks: TCP connect, HTTP GET, exec, link state.
+
+Each check is its own asyncio task with interval, timeout, rise and fall; a
+probe never blocks the protocol loop (subprocesses and sockets are awaited,
+and every probe is bounded by its timeout). An exec check whose command
+cannot start is a *failure* with the reason logged: keepalived users have
+been bitten by script errors counted as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from keepvip_agent.spec.model import Check
+
+logger = logging.getLogger(__name__)
+
+Reporter = Callable[[Check, bool, str], None]
+
+
+async def probe(check: Check, http: aiohttp.ClientSession | None) -> tuple[bool, str]:
+    """Run one probe within its timeout; return (healthy, detail)."""
+    try:
+        return await asyncio.wait_for(_probe(check, http), check.timeout)
+    except TimeoutError:
+        return False, f"timed out after {check.timeout:g}s"
+    except Exception as exc:  # a probe must never take the agent down
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+async def _probe(check: Check, http: aiohttp.ClientSession | None) -> tuple[bool, str]:
+    if check.tcp_socket is not None:
+        t = check.tcp_socket
+        try:
+            _, writer = await asyncio.open_connection(t.host, t.port)
+        except OSError as exc:
+            return False, f"connect {t.host}:{t.port}: {exc.strerror or exc}"
+        writer.close()
+        return True, f"connected to {t.host}:{t.port}"
+    if check.http_get is not None:
+        h = check.http_get
+        assert http is not None
+        try:
+            async with http.get(h.url, allow_redirects=False) as resp:
+                ok = resp.status in h.expect_status if h.expect_status else 200 <= resp.status < 400
+                return ok, f"GET {h.url}: {resp.status}"
+        except aiohttp.ClientError as exc:
+            return False, f"GET {h.url}: {exc}"
+    if check.exec is not None:
+        cmd = check.exec.command
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            return False, f"cannot run {cmd[0]}: {exc.strerror or exc}"
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return code == 0, f"{cmd[0]} exited {code}"
+    if check.link is not None:
+        return link_state(check.link.interface)
+    raise AssertionError("validated to have one probe")  # pragma: no cover
+
+
+def link_state(name: str) -> tuple[bool, str]:
+    base = Path("/sys/class/net") / name
+    try:
+        oper = (base / "operstate").read_text().strip()
+        carrier = (base / "carrier").read_text().strip() == "1"
+    except FileNotFoundError:
+        return False, f"interface {name} does not exist"
+    except OSError:  # carrier is unreadable while the link is administratively down
+        return False, f"interface {name} is down"
+    if oper not in ("up", "unknown") or not carrier:
+        return False, f"interface {name} is {oper}{'' if carrier else ', no carrier'}"
+    return True, f"interface {name} is up"
+
+
+class CheckRunner:
+    """Runs one check forever, reporting on the first result and on every rise/fall."""
+
+    def __init__(self, check: Check, report: Reporter, http: aiohttp.ClientSession | None) -> None:
+        self.check = check
+        self._report = report
+        self._http = http
+        self.healthy: bool | None = None
+        self._streak = 0
+
+    async def run(self) -> None:
+        while True:
+            ok, detail = await probe(self.check, self._http)
+            self._observe(ok, detail)
+            await asyncio.sleep(self.check.interval)
+
+    def _observe(self, ok: bool, detail: str) -> None:
+        if self.healthy is None:
+            self.healthy = ok
+            self._report(self.check, ok, detail)
+            return
+        if ok == self.healthy:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak >= (self.check.rise if ok else self.check.fall):
+            self._streak = 0
+            self.healthy = ok
+            logger.info(
+                "check %s is now %s: %s", self.check.name, "passing" if ok else "failing", detail
+            )
+            self._report(self.check, ok, detail)

@@ -1,0 +1,135 @@
+"""Prometheus metrics of the agent, one registry per process.
+
+Per-packet paths hold pre-bound label children (``InstanceMetrics``) so a
+received advertisement costs one attribute lookup and an increment, not a
+label-dict resolution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from keepvip_agent.vrrp.packet import DropReason
+from keepvip_agent.vrrp.router import State
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.state = Gauge(
+            "keepvip_vrrp_state",
+            "1 for the instance's current VRRP state",
+            ["vip", "state"],
+            registry=r,
+        )
+        self.priority_configured = Gauge(
+            "keepvip_vrrp_priority_configured",
+            "Configured priority of this node",
+            ["vip"],
+            registry=r,
+        )
+        self.priority_effective = Gauge(
+            "keepvip_vrrp_priority_effective",
+            "Priority after health checks (what is advertised)",
+            ["vip"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "keepvip_vrrp_transitions", "State transitions, by new state", ["vip", "to"], registry=r
+        )
+        self.last_transition = Gauge(
+            "keepvip_vrrp_last_transition_timestamp_seconds",
+            "Unix time of the last state transition",
+            ["vip"],
+            registry=r,
+        )
+        self.adverts_sent = Counter(
+            "keepvip_vrrp_adverts_sent", "Advertisements sent", ["vip"], registry=r
+        )
+        self.adverts_received = Counter(
+            "keepvip_vrrp_adverts_received", "Advertisements accepted", ["vip"], registry=r
+        )
+        self.interval_mismatch = Counter(
+            "keepvip_vrrp_interval_mismatch",
+            "v3 advertisements accepted with another interval than configured (learned, RFC 9568 6.4.2)",
+            ["vip"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "keepvip_vrrp_packets_dropped",
+            "Received VRRP packets dropped, by interface and reason",
+            ["interface", "reason"],
+            registry=r,
+        )
+        self.check_healthy = Gauge(
+            "keepvip_check_healthy", "1 while a health check passes", ["vip", "check"], registry=r
+        )
+        self.vip_bound = Gauge(
+            "keepvip_vip_bound", "1 while this node holds the VIP", ["vip"], registry=r
+        )
+        self.announcements = Counter(
+            "keepvip_announcements",
+            "Gratuitous ARP / unsolicited NA frames sent",
+            ["vip"],
+            registry=r,
+        )
+
+    def instance(self, vip: str) -> InstanceMetrics:
+        return InstanceMetrics(self, vip)
+
+    def drop_counter(self, interface: str) -> Callable[[DropReason], None]:
+        children = {r: self.dropped.labels(interface, r.value) for r in DropReason}
+
+        def count(reason: DropReason) -> None:
+            children[reason].inc()
+
+        return count
+
+
+class InstanceMetrics:
+    def __init__(self, m: Metrics, vip: str) -> None:
+        self._m = m
+        self.vip = vip
+        self.sent = m.adverts_sent.labels(vip)
+        self.received = m.adverts_received.labels(vip)
+        self.interval_mismatch = m.interval_mismatch.labels(vip)
+        self.announcements = m.announcements.labels(vip)
+        self.bound = m.vip_bound.labels(vip)
+        self.configured = m.priority_configured.labels(vip)
+        self.effective = m.priority_effective.labels(vip)
+        self._states = {s: m.state.labels(vip, s.value) for s in State}
+        self.set_state(State.INITIALIZE)
+
+    def set_state(self, state: State) -> None:
+        for s, g in self._states.items():
+            g.set(1 if s is state else 0)
+
+    def transition(self, new: State, unix_time: float) -> None:
+        self.set_state(new)
+        self._m.transitions.labels(self.vip, new.value).inc()
+        self._m.last_transition.labels(self.vip).set(unix_time)
+
+    def check(self, name: str, healthy: bool) -> None:
+        self._m.check_healthy.labels(self.vip, name).set(1 if healthy else 0)
+
+    def remove(self) -> None:
+        """Forget this instance's series when its VirtualIP goes away."""
+        for metric in (
+            self._m.adverts_sent,
+            self._m.adverts_received,
+            self._m.interval_mismatch,
+            self._m.announcements,
+            self._m.vip_bound,
+            self._m.priority_configured,
+            self._m.priority_effective,
+            self._m.last_transition,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(self.vip)
+        for s in State:
+            with contextlib.suppress(KeyError):
+                self._m.state.remove(self.vip, s.value)

@@ -1,0 +1,132 @@
+"""One network interface and address family: its socket, its announcer, its link state.
+
+Instances on the same interface share a Port. When the interface is missing,
+down or has no usable source address, the Port says so to each instance as a
+``fault`` health report named after the interface, so one broken interface
+degrades exactly the VIPs on it, visibly, and they rejoin by themselves when
+it comes back. Refreshes are driven by netlink events (see :mod:`.agent`),
+not polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from keepvip_agent.runtime.announcer import Announcer
+from keepvip_agent.runtime.netinfo import LinkInfo, read_link
+from keepvip_agent.runtime.vrrp_socket import VrrpSocket
+from keepvip_agent.spec.model import OnFailure
+from keepvip_agent.vrrp.packet import IPAddress
+
+if TYPE_CHECKING:
+    from keepvip_agent.runtime.instance import InstanceRunner
+    from keepvip_agent.runtime.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+INTERFACE_FAULT = OnFailure(action="fault")
+
+
+class Port:
+    def __init__(self, ifname: str, family: int, ipr: Any, metrics: Metrics) -> None:
+        self.ifname = ifname
+        self.family = family
+        self._ipr = ipr
+        self._metrics = metrics
+        self.link: LinkInfo | None = None
+        self.sock: VrrpSocket | None = None
+        self.announcer: Announcer | None = None
+        self.instances: dict[int, InstanceRunner] = {}
+        self.problem: str | None = "not checked yet"
+        self._lock = asyncio.Lock()
+
+    @property
+    def source(self) -> IPAddress | None:
+        return self.link.primary(self.family) if self.link else None
+
+    @property
+    def health_name(self) -> str:
+        return f"interface {self.ifname}"
+
+    def vip_addresses(self) -> set[IPAddress]:
+        return {a.ip for inst in self.instances.values() for a in inst.spec.addresses}
+
+    def attach(self, inst: InstanceRunner) -> None:
+        self.instances[inst.vrid] = inst
+        if self.sock is not None:
+            self.sock.handlers[inst.vrid] = inst
+        self._report(inst)
+
+    def detach(self, inst: InstanceRunner) -> None:
+        self.instances.pop(inst.vrid, None)
+        if self.sock is not None:
+            self.sock.handlers.pop(inst.vrid, None)
+
+    async def refresh(self) -> None:
+        """Re-read the link; open or close the socket; tell the instances."""
+        async with self._lock:
+            try:
+                link = await read_link(self._ipr, self.ifname, exclude=self.vip_addresses())
+            except Exception as exc:  # netlink trouble must not kill the agent
+                link = None
+                problem: str | None = f"cannot read interface {self.ifname}: {exc}"
+            else:
+                problem = self._problem_of(link)
+            old = self.link
+            self.link = link
+            if link is None or (
+                old is not None and (old.index != link.index or old.mac != link.mac)
+            ):
+                self._close()
+            if link is not None and self.sock is None:
+                try:
+                    self._open(link)
+                except OSError as exc:
+                    problem = f"cannot open VRRP socket on {self.ifname}: {exc.strerror or exc}"
+            if problem != self.problem:
+                if problem:
+                    logger.warning("%s: %s", self.ifname, problem)
+                elif self.problem != "not checked yet":
+                    logger.info("%s: usable again", self.ifname)
+            self.problem = problem
+            if self.sock is not None and link is not None:
+                src = link.primary(self.family)
+                self.sock.local = {src} if src else set()
+            for inst in list(self.instances.values()):
+                self._report(inst)
+
+    def _problem_of(self, link: LinkInfo | None) -> str | None:
+        if link is None:
+            return f"interface {self.ifname} does not exist"
+        if not link.up:
+            return f"interface {self.ifname} is down"
+        if link.primary(self.family) is None:
+            kind = "IPv4 address" if self.family == 4 else "usable IPv6 link-local address"
+            return f"interface {self.ifname} has no {kind}"
+        return None
+
+    def _report(self, inst: InstanceRunner) -> None:
+        healthy = self.problem is None
+        inst.board.report(self.health_name, healthy, INTERFACE_FAULT, self.problem or "up")
+        if healthy and self.source is not None:
+            inst.set_source(self.source)
+
+    def _open(self, link: LinkInfo) -> None:
+        loop = asyncio.get_running_loop()
+        self.sock = VrrpSocket(
+            link.name, link.index, self.family, self._metrics.drop_counter(link.name), loop
+        )
+        self.sock.handlers.update(self.instances)
+        self.announcer = Announcer(link.name, link.mac)
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.announcer is not None:
+            self.announcer.close()
+            self.announcer = None
+
+    def close(self) -> None:
+        self._close()

@@ -1,0 +1,208 @@
+"""The raw VRRP socket of one interface and address family, shared by its instances.
+
+One socket per (interface, family) carries every VRID on it; packets are
+demultiplexed by VRID to the instance that owns it. The read side drains the
+socket on each wake-up (bounded), so 256 instances at 100 ms cost one
+wake-up per burst rather than one per packet.
+
+Everything a packet can do wrong ends as a counted drop with a reason and a
+rate-limited log line (STYLE habit 4): this loop never raises on input.
+
+Sending uses IP_PKTINFO / IPV6_PKTINFO to pin the source address, because the
+version 3 checksum covers it and receivers verify it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address
+from typing import Protocol
+
+from keepvip_agent.vrrp.packet import (
+    VRRP_GROUP_V4,
+    VRRP_GROUP_V6,
+    VRRP_PROTOCOL,
+    VRRP_TTL,
+    Advertisement,
+    DropReason,
+    IPAddress,
+    PacketError,
+    decode,
+)
+
+logger = logging.getLogger(__name__)
+
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+IP_MULTICAST_ALL = 49
+MAX_DRAIN = 256
+RCVBUF = 1 << 20
+
+
+class AdvertisementHandler(Protocol):
+    def on_advertisement(self, adv: Advertisement, source: IPAddress) -> None: ...
+
+
+DropCounter = Callable[[DropReason], None]
+
+
+class _RateLimitedLog:
+    """At most one log line per reason per period; the counters carry the rest."""
+
+    def __init__(self, period: float = 10.0) -> None:
+        self._period = period
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self._period:
+            self._last[key] = now
+            logger.warning(msg, *args)
+
+
+class VrrpSocket:
+    def __init__(
+        self,
+        ifname: str,
+        ifindex: int,
+        family: int,
+        on_drop: DropCounter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self.family = family
+        self.handlers: dict[int, AdvertisementHandler] = {}
+        self.local: set[IPAddress] = set()
+        self._on_drop = on_drop
+        self._loop = loop
+        self._log = _RateLimitedLog()
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
+        try:
+            self._setup()
+        except OSError:
+            self._sock.close()
+            raise
+        loop.add_reader(self._sock.fileno(), self._on_readable)
+
+    def _setup(self) -> None:
+        s = self._sock
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.ifname.encode())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        if self.family == 4:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            mreqn = VRRP_GROUP_V4.packed + b"\x00" * 4 + struct.pack("@i", self.ifindex)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            mreq = VRRP_GROUP_V6.packed + struct.pack("@I", self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+
+    # -- receive -------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        for _ in range(MAX_DRAIN):
+            try:
+                if self.family == 4:
+                    data = self._sock.recv(4096)
+                    self._handle_v4(data)
+                else:
+                    data, anc, _flags, addr = self._sock.recvmsg(4096, 128)
+                    self._handle_v6(data, anc, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ENETDOWN while the link flaps
+                self._log("recv", "receive on %s failed: %s", self.ifname, exc)
+                return
+
+    def _handle_v4(self, data: bytes) -> None:
+        if len(data) < 20 or data[0] >> 4 != 4:
+            self._drop(DropReason.MALFORMED, "short or non-IPv4 datagram", "?")
+            return
+        ihl = (data[0] & 0x0F) * 4
+        src = IPv4Address(data[12:16])
+        if data[8] != VRRP_TTL:
+            self._drop(DropReason.TTL, f"TTL {data[8]}", src)
+            return
+        self._dispatch(data[ihl:], src, IPv4Address(data[16:20]))
+
+    def _handle_v6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
+        src = IPv6Address(addr[0].split("%", 1)[0])  # type: ignore[index]
+        hops, dst = -1, VRRP_GROUP_V6
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                hops = struct.unpack("@i", value[:4])[0]
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                dst = IPv6Address(value[:16])
+        if hops != VRRP_TTL:
+            self._drop(DropReason.TTL, f"hop limit {hops}", src)
+            return
+        self._dispatch(data, src, dst)
+
+    def _dispatch(self, payload: bytes, src: IPAddress, dst: IPAddress) -> None:
+        if src in self.local:
+            return  # our own advertisement, looped back through a unicast peer list
+        try:
+            adv = decode(payload, src, dst)
+        except PacketError as exc:
+            self._drop(exc.reason, exc.detail, src)
+            return
+        handler = self.handlers.get(adv.vrid)
+        if handler is None:
+            self._drop(DropReason.UNKNOWN_VRID, f"VRID {adv.vrid}", src)
+            return
+        handler.on_advertisement(adv, src)
+
+    def _drop(self, reason: DropReason, detail: str, src: object) -> None:
+        self._on_drop(reason)
+        self._log(reason.value, "dropped VRRP packet on %s from %s: %s", self.ifname, src, detail)
+
+    def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
+        """For instances that drop after demux (peer filter, protocol rules)."""
+        self._drop(reason, detail, src)
+
+    # -- send ------------------------------------------------------------------------
+
+    def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
+        try:
+            if self.family == 4:
+                pktinfo = struct.pack("@i4s4s", self.ifindex, src.packed, b"\x00" * 4)
+                self._sock.sendmsg(
+                    [payload], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (str(dst), 0)
+                )
+            else:
+                pktinfo = src.packed + struct.pack("@I", self.ifindex)
+                self._sock.sendmsg(
+                    [payload],
+                    [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)],
+                    0,
+                    (str(dst), 0, 0, self.ifindex),
+                )
+        except OSError as exc:
+            self._log("send", "send on %s to %s failed: %s", self.ifname, dst, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
