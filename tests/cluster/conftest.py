@@ -1,0 +1,144 @@
+"""Fixtures of the control-plane tier: a real API server for the whole session.
+
+``control_plane`` starts etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok once per session (about 10 s warm) and stops them
+at the end, also when tests fail. Tests get isolation from a namespace each
+(``kube_namespace``), not from a cluster each: starting one costs seconds,
+a namespace costs milliseconds.
+
+If ``KEEPVIP_CLUSTER_DIR`` names the state directory of a control plane
+started by ``make cluster-up``, the session uses that one and leaves it
+running: quicker edit-run cycles while writing cluster tests.
+
+Without built binaries the tier skips with the reason (or fails, when
+``KEEPVIP_REQUIRE_TIERS`` requires the cluster tier, as CI does).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from controlplane import ControlPlane, find_bin_dir
+from podlauncher import PodLauncher
+
+import rest
+
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+
+
+def _root_conftest(config: pytest.Config) -> ModuleType:
+    # Every conftest.py outside a package is imported under the name
+    # "conftest", so tests/conftest.py cannot be imported from here by name;
+    # pytest keeps it registered as a plugin under its path.
+    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
+    if not isinstance(plugin, ModuleType):
+        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
+    return plugin
+
+
+def skip_or_fail(config: pytest.Config, reason: str) -> None:
+    """tests/conftest.py's skip_or_fail for the cluster tier."""
+    _root_conftest(config).skip_or_fail("cluster", reason)
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """The session's control plane; admin access via ``admin_kubeconfig``."""
+    attach = os.environ.get("KEEPVIP_CLUSTER_DIR")
+    if attach and (Path(attach) / "state.json").exists():
+        yield ControlPlane.attach(Path(attach))
+        return
+    bin_dir, reason = find_bin_dir()
+    if bin_dir is None:
+        skip_or_fail(request.config, reason)
+        raise AssertionError("unreachable")
+    cp = ControlPlane(bin_dir=bin_dir)
+    with cp.running():
+        yield cp
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig(control_plane: ControlPlane) -> Path:
+    """A kubeconfig file for cluster-admin (a system:masters client cert)."""
+    return control_plane.admin_kubeconfig
+
+
+@pytest.fixture
+def kube_admin(control_plane: ControlPlane) -> Iterator[Any]:
+    """A ``kubernetes.client.ApiClient`` as cluster-admin."""
+    with control_plane.admin_client() as api:
+        yield api
+
+
+@pytest.fixture
+def kube_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """A fresh namespace for one test, deleted after it (without waiting)."""
+    name = f"kvt-{secrets.token_hex(4)}"
+    api = control_plane.admin_rest()
+    api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    # Pods are created only once the namespace's default ServiceAccount exists.
+    rest_wait(lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30)
+    yield name
+    try:
+        api.delete(f"/api/v1/namespaces/{name}")
+    except rest.ApiError as exc:
+        if exc.status != 404:
+            raise
+
+
+def rest_wait(call: Callable[[], Any], timeout: float) -> Any:
+    """Retry an API call until it stops raising ApiError."""
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except rest.ApiError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def node_netns(request: pytest.FixtureRequest, control_plane: ControlPlane) -> Iterator[dict[str, str]]:
+    """A throwaway network namespace per fake node: node name -> namespace name.
+
+    Each has ``lo`` up with the node's InternalIP on it, so a probe to the
+    pod's IP (the node's) reaches the process, as on a real host-network pod.
+    Addresses are the nodes' documentation-range IPs; nothing else is
+    configured. Deleted by name at teardown.
+    """
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        skip_or_fail(request.config, "the pod launcher needs root and iproute2 (network namespaces)")
+    mapping: dict[str, str] = {}
+    try:
+        for node in control_plane.nodes:
+            ns = f"kvt-{secrets.token_hex(4)}"
+            _ip("netns", "add", ns)
+            mapping[node.name] = ns
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "addr", "add", f"{node.internal_ip}/32", "dev", "lo")
+        yield mapping
+    finally:
+        for ns in mapping.values():
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+@pytest.fixture
+def pod_launcher(control_plane: ControlPlane, node_netns: dict[str, str]) -> Iterator[PodLauncher]:
+    """Runs launch-labelled pods on the fake nodes in ``node_netns``."""
+    with PodLauncher(control_plane, node_netns) as launcher:
+        yield launcher
