@@ -26,10 +26,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import rest
 from controlplane import ControlPlane, find_bin_dir
 from podlauncher import PodLauncher
-
-import rest
 
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
@@ -83,7 +82,9 @@ def kube_namespace(control_plane: ControlPlane) -> Iterator[str]:
     """A fresh namespace for one test, deleted after it (without waiting)."""
     name = f"kvt-{secrets.token_hex(4)}"
     api = control_plane.admin_rest()
-    api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    api.post(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
     # Pods are created only once the namespace's default ServiceAccount exists.
     rest_wait(lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30)
     yield name
@@ -96,7 +97,7 @@ def kube_namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 def rest_wait(call: Callable[[], Any], timeout: float) -> Any:
     """Retry an API call until it stops raising ApiError."""
-    import time  # noqa: PLC0415
+    import time
 
     deadline = time.monotonic() + timeout
     while True:
@@ -113,7 +114,9 @@ def _ip(*args: str) -> None:
 
 
 @pytest.fixture
-def node_netns(request: pytest.FixtureRequest, control_plane: ControlPlane) -> Iterator[dict[str, str]]:
+def node_netns(
+    request: pytest.FixtureRequest, control_plane: ControlPlane
+) -> Iterator[dict[str, str]]:
     """A throwaway network namespace per fake node: node name -> namespace name.
 
     Each has ``lo`` up with the node's InternalIP on it, so a probe to the
@@ -122,7 +125,9 @@ def node_netns(request: pytest.FixtureRequest, control_plane: ControlPlane) -> I
     configured. Deleted by name at teardown.
     """
     if os.geteuid() != 0 or shutil.which("ip") is None:
-        skip_or_fail(request.config, "the pod launcher needs root and iproute2 (network namespaces)")
+        skip_or_fail(
+            request.config, "the pod launcher needs root and iproute2 (network namespaces)"
+        )
     mapping: dict[str, str] = {}
     try:
         for node in control_plane.nodes:

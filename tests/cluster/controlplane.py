@@ -22,6 +22,7 @@ Also a command line for ``make cluster-up`` / ``make cluster-down``:
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import logging
@@ -38,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import pki
 import procs
 import rest
+import yaml
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class ControlPlane:
             ("kube-controller-manager", self.ports["controller-manager"]),
             ("kube-scheduler", self.ports["scheduler"]),
         ):
-            self._wait(comp, lambda p=port: self._https_ok(p, "/healthz", client_cert=False))
+            self._wait(comp, functools.partial(self._https_ok, port, "/healthz", client_cert=False))
         self._wait("kwok", self._nodes_ready)
         # The service-account controller's first act; pods need it to exist.
         self._wait("kube-controller-manager", self._default_sa_exists)
@@ -226,9 +226,9 @@ class ControlPlane:
 
     def admin_client(self) -> Any:
         """A ``kubernetes.client.ApiClient`` authenticated as cluster-admin."""
-        from kubernetes import config  # noqa: PLC0415 - keep the CLI import-light
+        from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.admin_kubeconfig))
+        return config.new_client_from_config(config_file=str(self.admin_kubeconfig))  # type: ignore[no-untyped-call]
 
     def admin_rest(self) -> rest.Rest:
         """The harness's own JSON client, as cluster-admin."""
@@ -275,10 +275,10 @@ class ControlPlane:
 
     def service_account_client(self, namespace: str, name: str) -> Any:
         """A ``kubernetes.client.ApiClient`` acting as that ServiceAccount."""
-        from kubernetes import config  # noqa: PLC0415
+        from kubernetes import config
 
         path = self.service_account_kubeconfig(namespace, name)
-        return config.new_client_from_config(config_file=str(path))
+        return config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
 
     def set_node_address(self, node: str, internal_ip: str) -> None:
         """Make ``internal_ip`` the node's InternalIP (what its pods see as hostIP)."""
@@ -320,9 +320,7 @@ class ControlPlane:
             "launch_label": self.launch_label,
             "server": self.server,
             "admin_kubeconfig": str(self.admin_kubeconfig),
-            "processes": [
-                {"name": r.name, "pid": r.pid, "exe": r.exe} for r, _ in self._procs
-            ],
+            "processes": [{"name": r.name, "pid": r.pid, "exe": r.exe} for r, _ in self._procs],
         }
         (self.dir / "state.json").write_text(json.dumps(state, indent=2))
 
@@ -475,7 +473,11 @@ class ControlPlane:
         p = self._pki
         for path, user, pair in (
             (self.admin_kubeconfig, ADMIN_USER, p.admin),
-            (self.dir / "controller-manager.kubeconfig", "kube-controller-manager", p.controller_manager),
+            (
+                self.dir / "controller-manager.kubeconfig",
+                "kube-controller-manager",
+                p.controller_manager,
+            ),
             (self.dir / "scheduler.kubeconfig", "kube-scheduler", p.scheduler),
         ):
             cred = {"client-certificate": str(pair.cert), "client-key": str(pair.key)}
@@ -491,9 +493,16 @@ def kubeconfig(server: str, ca: Path, user: str, credentials: dict[str, str]) ->
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "keepvip-test", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "clusters": [
+            {
+                "name": "keepvip-test",
+                "cluster": {"server": server, "certificate-authority": str(ca)},
+            }
+        ],
         "users": [{"name": user, "user": credentials}],
-        "contexts": [{"name": "keepvip-test", "context": {"cluster": "keepvip-test", "user": user}}],
+        "contexts": [
+            {"name": "keepvip-test", "context": {"cluster": "keepvip-test", "user": user}}
+        ],
         "current-context": "keepvip-test",
     }
 

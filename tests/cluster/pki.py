@@ -47,7 +47,9 @@ def _openssl(*args: str) -> None:
 
 
 def _new_key(path: Path) -> None:
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path)
+    )
     path.chmod(0o600)
 
 
@@ -109,7 +111,11 @@ def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
         directory, "admin", ca, "/O=system:masters/CN=keepvip-test-admin", usage="clientAuth"
     )
     controller_manager = _issue(
-        directory, "controller-manager", ca, "/CN=system:kube-controller-manager", usage="clientAuth"
+        directory,
+        "controller-manager",
+        ca,
+        "/CN=system:kube-controller-manager",
+        usage="clientAuth",
     )
     scheduler = _issue(directory, "scheduler", ca, "/CN=system:kube-scheduler", usage="clientAuth")
     sa_key = directory / "sa.key"

@@ -96,8 +96,8 @@ def container_env(
             if ref.get("optional"):
                 continue
             raise ContainerConfigError(f"{kind} {namespace}/{ref['name']} not found")
-        for key, value in _decoded(kind, data).items():
-            env[source.get("prefix", "") + key] = value
+        for key, text in _decoded(kind, data).items():
+            env[source.get("prefix", "") + key] = text
     for var in container.get("env", []):
         name = var["name"]
         vf = var.get("valueFrom")

@@ -36,12 +36,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from controlplane import ControlPlane, kubeconfig
-
 import nsnet
 import podenv
 import rest
+import yaml
+from controlplane import ControlPlane, kubeconfig
 from podworker import PodWorker, WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -249,7 +248,10 @@ class PodLauncher:
             sa_dir = self.dir / "sa" / meta["uid"]
             sa_dir.mkdir(parents=True, exist_ok=True)
             token = self.cp.service_account_token(
-                meta["namespace"], sa, expiration_seconds=3 * 3600, bound_pod=(meta["name"], meta["uid"])
+                meta["namespace"],
+                sa,
+                expiration_seconds=3 * 3600,
+                bound_pod=(meta["name"], meta["uid"]),
             )
             (sa_dir / "token").write_text(token)
             (sa_dir / "namespace").write_text(meta["namespace"])

@@ -78,7 +78,9 @@ class _Container:
     restart_count: int = 0
     backoff: float = BACKOFF_START
     next_start: float = 0.0
-    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
+    )
     last_state: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
     finished: bool = False  # terminated and not to be restarted
@@ -242,7 +244,9 @@ class PodWorker(threading.Thread):
         c.started_mono = now
         c.state = {"running": {"startedAt": c.started_at}}
         c.exit_code = None
-        logger.info("pod %s container %s started as pid %d in %s", self.ref, c.name, c.proc.pid, self.netns)
+        logger.info(
+            "pod %s container %s started as pid %d in %s", self.ref, c.name, c.proc.pid, self.netns
+        )
 
     def _pod_view(self) -> dict[str, Any]:
         """The pod as the downward API sees it: with the addresses we are about to report."""
@@ -307,7 +311,9 @@ class PodWorker(threading.Thread):
                     self._pod_view(), c.spec, self._env or {}, self.ctx.lookup
                 )
                 argv = [IP, "netns", "exec", self.netns, *probe["exec"]["command"]]
-                done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout, check=False)
+                done = subprocess.run(
+                    argv, env=env, capture_output=True, timeout=timeout, check=False
+                )
                 return done.returncode == 0
         except (OSError, subprocess.TimeoutExpired, ValueError):
             return False
@@ -407,7 +413,9 @@ class PodWorker(threading.Thread):
             return
         ns, name = self.ref.split("/")
         try:
-            self.ctx.api.merge_patch(f"/api/v1/namespaces/{ns}/pods/{name}/status", {"status": status})
+            self.ctx.api.merge_patch(
+                f"/api/v1/namespaces/{ns}/pods/{name}/status", {"status": status}
+            )
         except rest.ApiError as exc:
             if exc.status == 404:
                 self._deleting.set()

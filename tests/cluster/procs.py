@@ -15,6 +15,7 @@ without it, because they must outlive the command that started them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -83,10 +84,8 @@ def is_ours(rec: Recorded) -> bool:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _gone(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:

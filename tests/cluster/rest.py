@@ -59,9 +59,7 @@ class Rest:
         self._lock = threading.Lock()
 
     def _conn(self, timeout: float | None) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(
-            self.host, self.port, timeout=timeout, context=self._ctx
-        )
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._ctx)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
