@@ -363,6 +363,7 @@ def test_master_receiving_higher_priority_becomes_backup() -> None:
     r = elected(router(100), 10.0)
     actions = r.advertisement_received(adv(150, interval_cs=200), LOWER, 11.0)
     assert actions == [
+        SendAdvertisement(100),  # the last word: lets a winner that never heard us re-announce
         ReleaseAddresses(),
         Transition(State.MASTER, State.BACKUP, f"higher priority master {LOWER} (priority 150)"),
     ]

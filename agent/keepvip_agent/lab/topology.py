@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -51,8 +52,11 @@ class Lab:
     nodes: int = 3
     prefix: str = field(default_factory=lambda: "kv" + secrets.token_hex(2))
     workdir: Path | None = None
+    keep_workdir: bool = False
+    """Keep the logs and configs after teardown (otherwise removed with the rest)."""
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
     _made: list[str] = field(default_factory=list)
+    _own_workdir: bool = False
 
     # -- names ---------------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class Lab:
     def build(self) -> None:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+            self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._add_ns(self.bridge_ns)
         self.ip(
@@ -164,6 +169,8 @@ class Lab:
         for ns in reversed(self._made):
             sh(["ip", "netns", "del", ns], check=False)
         self._made.clear()
+        if self.workdir is not None and self._own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- commands -------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ Beyond the RFC, two keepalived-user needs are met here:
 * ``FAULT`` (a health check with ``action: fault`` failed, or the interface
   is down): the router leaves the election, releasing the addresses with a
   priority-0 advertisement if it was master.
+* A master that yields to a higher-priority one sends a last advertisement
+  at its own priority, so after a healed partition the winner always hears
+  the loser and re-announces the VIP (clients' ARP caches follow).
 * With ``preempt: false`` a backup still takes over from a master whose
   advertised priority *fell* below the backup's own (a demoted master), so a
   failing ``demote`` check moves the VIP while a healthy master is never
@@ -284,7 +287,16 @@ class VirtualRouter:
             self._lower_master_since = None
             self.master_down_at = now + self.master_down_interval()
             reason = f"higher priority master {source} (priority {adv.priority})"
-            return [ReleaseAddresses(), self._enter(State.BACKUP, reason, now)]
+            # Beyond the RFC: one last advertisement at our own priority. If we
+            # were both master (a healed partition), the winner may not have
+            # heard us yet; this makes it see a lower-priority master and
+            # announce again, so clients that followed us re-learn its MAC.
+            # On the wire it is an ordinary advertisement, harmless to others.
+            return [
+                SendAdvertisement(self.priority),
+                ReleaseAddresses(),
+                self._enter(State.BACKUP, reason, now),
+            ]
         # We stay master. Clients that sat with the other master during a
         # partition still point their ARP caches at it: announce again, at
         # most once per advertisement interval.
