@@ -377,7 +377,7 @@ def test_master_receiving_higher_priority_becomes_backup() -> None:
 def test_equal_priority_higher_address_wins() -> None:
     r = elected(router(100), 10.0)
     actions = r.advertisement_received(adv(100), HIGHER, 11.0)
-    assert kinds(actions) == [ReleaseAddresses, Transition]
+    assert kinds(actions) == [SendAdvertisement, ReleaseAddresses, Transition]
     assert r.state is State.BACKUP
 
 
@@ -473,6 +473,7 @@ def test_demoted_master_is_replaced_end_to_end() -> None:
     takeover = new.timer_expired(MDI_100)
     assert kinds(takeover) == [Transition, SendAdvertisement, AcquireAddresses]
     assert old.advertisement_received(adv(100), OURS, MDI_100) == [
+        SendAdvertisement(50),
         ReleaseAddresses(),
         Transition(State.MASTER, State.BACKUP, f"higher priority master {OURS} (priority 100)"),
     ]
