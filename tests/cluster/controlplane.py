@@ -88,7 +88,7 @@ def find_bin_dir() -> tuple[Path | None, str]:
     if not (bin_dir / ".complete").exists():
         return None, (
             f"control-plane binaries are not built (no complete build in {bin_dir}); "
-            "run `make controlplane-build` (about 30 min cold on 2 cores)"
+            "run `make controlplane-build` (about 11 min cold on 2 cores)"
         )
     return bin_dir, ""
 
@@ -157,6 +157,10 @@ class ControlPlane:
     def admin_kubeconfig(self) -> Path:
         """A kubeconfig for a member of system:masters (cluster-admin)."""
         return self.dir / "admin.kubeconfig"
+
+    def binary(self, name: str) -> Path:
+        """A built tool, e.g. ``binary("helm")``, of the pinned version."""
+        return self.bin_dir / name
 
     def log_path(self, component: str) -> Path:
         return self.dir / "logs" / f"{component}.log"
@@ -572,10 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     if bin_dir is None:
         print(reason, file=sys.stderr)
         return 1
-    t0 = time.monotonic()
     cp = ControlPlane(bin_dir=bin_dir, state_dir=args.state_dir, detach=True)
     cp.start()
-    print(f"control plane up in {time.monotonic() - t0:.1f}s; state in {args.state_dir}")
+    print(f"state in {args.state_dir}; logs in {args.state_dir / 'logs'}")
     print(f"export KUBECONFIG={cp.admin_kubeconfig}")
     return 0
 

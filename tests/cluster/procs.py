@@ -118,6 +118,11 @@ def stop(
     _signal_group(rec.pid, signal.SIGKILL)
     if proc is not None:
         proc.wait(timeout=10)
+        return
+    # Not our child: return only once it is really gone (reaped by init).
+    deadline = time.monotonic() + 10
+    while not _gone(rec.pid, None) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def tail(path: Path, lines: int = 30) -> str:

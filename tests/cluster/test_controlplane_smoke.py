@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable
@@ -145,6 +146,36 @@ def test_daemonset_lands_on_every_fake_node_and_gc_removes_its_pods(
         "the garbage collector to remove the DaemonSet's pods",
         lambda: pods(control_plane, kube_namespace, "app=plain") == [],
     )
+
+
+def test_helm_installs_a_chart(
+    control_plane: ControlPlane, kube_namespace: str, tmp_path: Path
+) -> None:
+    chart = tmp_path / "smoke"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: smoke\nversion: 0.1.0\nkubeVersion: '>=1.30.0-0'\n"
+    )
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: smoke}\ndata: {release: {{ .Release.Name | quote }}}\n"
+    )
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.admin_kubeconfig),
+        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
+        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
+    }
+    helm = str(control_plane.binary("helm"))
+    subprocess.run(
+        [helm, "install", "rel", str(chart), "--namespace", kube_namespace, "--wait"],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    cm = control_plane.admin_rest().get(f"/api/v1/namespaces/{kube_namespace}/configmaps/smoke")
+    assert cm["data"] == {"release": "rel"}
 
 
 def test_service_account_gets_exactly_what_rbac_grants(
