@@ -12,9 +12,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic.config import JsonDict
 
+from keepvip_agent.spec.base import Model
+from keepvip_agent.spec.cluster import OnFailure as OnFailure
+from keepvip_agent.spec.cluster import Toleration, TrackPods
 from keepvip_agent.spec.errors import field_problems
 from keepvip_agent.spec.types import (
     Address,
@@ -27,59 +30,88 @@ from keepvip_agent.spec.types import (
 
 MAX_ADDRESSES = 32
 MAX_NODES = 256
+BY_NAME: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
+def _ip(v: str) -> str:
+    """CEL for the IP of an address that may carry a /prefix (invalid strings map to ::)."""
+    return f"(isIP({v}) ? ip({v}) : (isCIDR({v}) ? cidr({v}).ip() : ip('::')))"
 
 
-class OnFailure(_Model):
-    """What a failing check does: lower this node's priority, or take it out of the election."""
-
-    action: Literal["demote", "fault"]
-    weight: int_in(1, 254) | None = None  # type: ignore[valid-type]
-    """With ``demote``: subtract this from the node's priority (never below 1)."""
-
-    @model_validator(mode="after")
-    def _weight_goes_with_demote(self) -> OnFailure:
-        if self.action == "demote" and self.weight is None:
-            raise field_problems([("weight", "required when action is demote")])
-        if self.action == "fault" and self.weight is not None:
-            raise field_problems(
-                [("weight", "not allowed when action is fault (fault leaves the election)")]
-            )
-        return self
+def _interval_rule(version: int, lo: str, hi: str, step_ms: int, text: str) -> JsonDict:
+    d = "duration(self.advertInterval)"
+    return {
+        "rule": f"self.version != {version} || ({d} >= duration('{lo}') && {d} <= duration('{hi}')"
+        f" && {d}.getMilliseconds() % {step_ms} == 0)",
+        "message": f"must be {text} for version {version}",
+        "fieldPath": ".advertInterval",
+    }
 
 
-class TCPSocketCheck(_Model):
+# The CRD's versions of VirtualIPSpec._cross_field_rules; both are exercised by
+# the same table of bad inputs against a real API server.
+SPEC_RULES: list[JsonValue] = [
+    _interval_rule(3, "10ms", "40.95s", 10, "10ms..40.95s in 10ms steps"),
+    _interval_rule(2, "1s", "255s", 1000, "whole seconds 1s..255s"),
+    {
+        "rule": f"self.version != 2 || self.addresses.all(a, {_ip('a')}.family() == 4)",
+        "message": "version 2 carries IPv4 addresses only",
+        "fieldPath": ".addresses",
+    },
+    {
+        "rule": "self.version == 2 || !has(self.authentication)",
+        "message": "only version 2 has authentication (RFC 9568 removed it)",
+        "fieldPath": ".authentication",
+    },
+    {
+        "rule": f"self.addresses.all(a, self.addresses.exists_one(b, {_ip('b')} == {_ip('a')}))",
+        "message": "an address is listed twice",
+        "fieldPath": ".addresses",
+    },
+    {
+        "rule": "!has(self.unicastPeers) || self.unicastPeers.all(p, "
+        f"!isIP(p) || ip(p).family() == {_ip('self.addresses[0]')}.family())",
+        "message": "must be of the family of addresses[0], on which the election runs",
+        "fieldPath": ".unicastPeers",
+    },
+]
+
+
+class TCPSocketCheck(Model):
     host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     port: int_in(1, 65535)  # type: ignore[valid-type]
 
 
-class HTTPGetCheck(_Model):
+class HTTPGetCheck(Model):
     url: str = Field(pattern=r"^https?://", max_length=2048)
     expect_status: tuple[int_in(100, 599), ...] = ()  # type: ignore[valid-type]
     """Statuses that count as healthy; empty means any 2xx or 3xx."""
 
 
-class ExecCheck(_Model):
+class ExecCheck(Model):
     command: tuple[str, ...] = Field(min_length=1)
     """Run without a shell; exit status 0 is healthy, anything else (including a failure to start) is not."""
 
 
-class LinkCheck(_Model):
+class LinkCheck(Model):
     interface: str = Field(min_length=1, max_length=15)
     """Healthy while the interface exists, is up and has carrier."""
 
 
-class Check(_Model):
+class Check(Model):
     """One health check; exactly one of tcpSocket, httpGet, exec, link."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.tcpSocket), has(self.httpGet), has(self.exec), "
+                    "has(self.link)].filter(x, x).size() == 1",
+                    "message": "exactly one of tcpSocket, httpGet, exec, link is required",
+                }
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     tcp_socket: TCPSocketCheck | None = None
@@ -116,13 +148,13 @@ class Check(_Model):
         raise AssertionError("validated to have one probe")  # pragma: no cover
 
 
-class NodePriority(_Model):
+class NodePriority(Model):
     name: str = Field(min_length=1, max_length=253)
     priority: int_in(1, 255)  # type: ignore[valid-type]
     """255 makes this node the address owner: master at once on start-up (RFC 9568 5.2.4)."""
 
 
-class Notify(_Model):
+class Notify(Model):
     """Commands (argv, no shell) run on entering a state, like keepalived's notify scripts.
 
     They get KEEPVIP_NAME, KEEPVIP_STATE, KEEPVIP_OLD_STATE, KEEPVIP_PRIORITY and
@@ -134,7 +166,7 @@ class Notify(_Model):
     fault: tuple[str, ...] = ()
 
 
-class Announce(_Model):
+class Announce(Model):
     """Gratuitous ARP / unsolicited NA on becoming master."""
 
     count: int_in(1, 100) = 3  # type: ignore[valid-type]
@@ -145,13 +177,13 @@ class Announce(_Model):
     """Announce again this often while master; 0s turns it off."""
 
 
-class Authentication(_Model):
+class Authentication(Model):
     """VRRPv2 simple-text authentication (keepalived ``auth_type PASS``). Not a security measure."""
 
     password: str = Field(min_length=1, max_length=8)
 
 
-class VirtualIPSpec(_Model):
+class VirtualIPSpec(Model):
     addresses: tuple[InterfaceAddress, ...] = Field(min_length=1, max_length=MAX_ADDRESSES)
     """VIPs, IPv4 and/or IPv6; they move together. The election runs on addresses[0]'s family."""
     interface: str | None = Field(default=None, min_length=1, max_length=15)
@@ -161,23 +193,42 @@ class VirtualIPSpec(_Model):
     )
     """VRID; required standalone, allocated by the operator when left out in Kubernetes."""
     version: Literal[2, 3] = 3
+    """VRRP version: 3 (RFC 9568, IPv4 and IPv6) or 2 (RFC 3768, IPv4) for keepalived fleets."""
     advert_interval: Duration = 1.0
     """v3: 10ms steps from 10ms to 40.95s; v2: whole seconds 1s..255s."""
     priority: int_in(1, 254) = 100  # type: ignore[valid-type]
     """Priority of nodes not listed in ``nodes``."""
-    nodes: tuple[NodePriority, ...] = Field(default=(), max_length=MAX_NODES)
+    nodes: tuple[NodePriority, ...] = Field(
+        default=(), max_length=MAX_NODES, json_schema_extra=BY_NAME
+    )
+    """Per-node priorities; names are Kubernetes node names (standalone: --node)."""
     preempt: bool = False
     """False (default): a healthy master keeps the VIP when a higher-priority node returns."""
     preempt_delay: duration_in(0, 3600) = 0.0  # type: ignore[valid-type]
     """With preempt: how long a lower-priority master must be seen before we take over."""
     unicast_peers: tuple[Address, ...] = Field(default=(), max_length=MAX_NODES)
     """Send adverts to these addresses instead of the multicast group; others are dropped."""
-    checks: tuple[Check, ...] = Field(default=(), max_length=32)
+    checks: tuple[Check, ...] = Field(default=(), max_length=32, json_schema_extra=BY_NAME)
+    """Health checks run by each agent on its own node."""
     notify: Notify = Notify()
+    """Standalone: commands run on state changes."""
     announce: Announce = Announce()
+    """Gratuitous ARP / unsolicited NA on becoming master."""
     address_lifetime: duration_in(2, 3600) = 5.0  # type: ignore[valid-type]
     """Kernel lifetime of the bound VIP, renewed by a live master: a killed agent's VIP expires."""
     authentication: Authentication | None = None
+    """VRRPv2 only: keepalived's simple-text password."""
+    node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
+    """Kubernetes: run agents only on nodes with these labels."""
+    tolerations: tuple[Toleration, ...] = Field(default=(), max_length=32)
+    """Kubernetes: taints the agents tolerate."""
+    track_pods: TrackPods | None = None
+    """Kubernetes: gate each node on the readiness of these pods on it."""
+    fencing: Literal["none", "strict"] = "none"
+    """Kubernetes: none keeps serving when the API server is unreachable (as keepalived would);
+    strict drops the VIP once a master has been cut off from the API longer than its lease."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": SPEC_RULES})
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> VirtualIPSpec:
@@ -243,13 +294,13 @@ class VirtualIPSpec(_Model):
         return int(self.priority)
 
 
-class Metadata(_Model):
+class Metadata(Model):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     namespace: str | None = None
 
 
-class VirtualIP(_Model):
+class VirtualIP(Model):
     api_version: Literal["keepvip.io/v1alpha1"]
     kind: Literal["VirtualIP"]
     metadata: Metadata

@@ -42,10 +42,15 @@ def parse_duration(value: Any) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    """The shortest exact form: 1h, 5m, 1m30s, 2s, 1500ms."""
     ms = round(seconds * 1000)
-    if ms % 1000 == 0:
-        return f"{ms // 1000}s"
-    return f"{ms}ms"
+    if ms == 0 or ms % 1000:
+        return f"{ms}ms" if ms else "0s"
+    s = ms // 1000
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{sec}s" if sec else "")
+    return out
 
 
 Duration = Annotated[
@@ -79,7 +84,18 @@ InterfaceAddress = Annotated[
     IPv4Interface | IPv6Interface,
     PlainValidator(_parse_interface),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "maxLength": 64}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 64,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "isIP(self) || isCIDR(self)",
+                    "message": "must be an IP address with an optional /prefix",
+                }
+            ],
+        }
+    ),
 ]
 """A VIP with its prefix length; '192.0.2.50' alone means /32 (IPv6: /128)."""
 
@@ -87,7 +103,15 @@ Address = Annotated[
     IPv4Address | IPv6Address,
     PlainValidator(_parse_address),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "maxLength": 45}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 45,
+            "x-kubernetes-validations": [
+                {"rule": "isIP(self)", "message": "must be an IP address"}
+            ],
+        }
+    ),
 ]
 
 
@@ -112,4 +136,16 @@ def duration_in(lo: float, hi: float) -> Any:
             )
         return value
 
-    return Annotated[Duration, AfterValidator(check)]
+    lo_s, hi_s = format_duration(lo), format_duration(hi)
+    cel = {
+        "rule": f"duration(self) >= duration('{lo_s}') && duration(self) <= duration('{hi_s}')",
+        "message": f"must be {lo_s}..{hi_s}",
+    }
+    schema = {"type": "string", "pattern": DURATION_PATTERN, "x-kubernetes-validations": [cel]}
+    return Annotated[
+        float,
+        PlainValidator(parse_duration),
+        AfterValidator(check),
+        PlainSerializer(format_duration, return_type=str),
+        WithJsonSchema(schema),
+    ]

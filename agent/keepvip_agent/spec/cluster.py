@@ -1,0 +1,84 @@
+"""Fields of a VirtualIP that only the Kubernetes mode reads: placement, pod tracking, fencing.
+
+Standalone agents accept and ignore them, so one file can serve both modes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from keepvip_agent.spec.base import Model
+from keepvip_agent.spec.errors import field_problems
+from keepvip_agent.spec.types import int_in
+
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+class OnFailure(Model):
+    """What a failing check does: lower this node's priority, or take it out of the election."""
+
+    action: Literal["demote", "fault"]
+    """demote: subtract weight from the priority; fault: leave the election and drop the VIP."""
+    weight: int_in(1, 254) | None = None  # type: ignore[valid-type]
+    """With demote: subtract this from the node's priority (never below 1). Not allowed with fault."""
+
+    @model_validator(mode="after")
+    def _weight_goes_with_demote(self) -> OnFailure:
+        if self.action == "demote" and self.weight is None:
+            raise field_problems([("weight", "required when action is demote")])
+        if self.action == "fault" and self.weight is not None:
+            raise field_problems(
+                [("weight", "not allowed when action is fault (fault leaves the election)")]
+            )
+        return self
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.action != 'demote' || has(self.weight)",
+                    "message": "weight: required when action is demote",
+                },
+                {
+                    "rule": "self.action != 'fault' || !has(self.weight)",
+                    "message": "weight: not allowed when action is fault (fault leaves the election)",
+                },
+            ]
+        }
+    }
+
+
+class LabelSelectorRequirement(Model):
+    key: str = Field(min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = Field(default=(), max_length=64)
+
+
+class LabelSelector(Model):
+    """A Kubernetes label selector; empty selects every pod of the namespace."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = Field(default=(), max_length=32)
+
+
+class TrackPods(Model):
+    """Gate each node on the readiness of the selected pods running on it."""
+
+    namespace: str | None = Field(default=None, max_length=63)
+    """Namespace of the pods; default: the VirtualIP's own namespace."""
+    selector: LabelSelector
+    """Which pods to track. A node is healthy while at least one of them on it is Ready."""
+    on_failure: OnFailure
+    """What happens on a node where no selected pod is Ready."""
+    role_label: bool = False
+    """Label the tracked pods keepvip.io/role=master on the master's node and backup elsewhere."""
+
+
+class Toleration(Model):
+    key: str | None = Field(default=None, max_length=317)
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None

@@ -1,0 +1,136 @@
+"""The VirtualIP CustomResourceDefinition, generated from the model: the one source of truth.
+
+``python -m keepvip_agent.spec.crd`` prints it; ``crds/`` and the Helm chart
+hold copies that a test keeps equal to this output. The pydantic JSON schema
+is turned into a Kubernetes structural schema here: references inlined,
+optional unions collapsed, no ``additionalProperties: false`` (the API server
+prunes and, with strict field validation, rejects unknown fields), and the
+CEL rules that the model classes attach carried through.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+import yaml
+
+from keepvip_agent.spec.model import VirtualIPSpec
+from keepvip_agent.spec.status import VirtualIPStatus
+from keepvip_agent.spec.types import DURATION_PATTERN, format_duration
+
+GROUP = "keepvip.io"
+VERSION = "v1alpha1"
+KIND = "VirtualIP"
+PLURAL = "virtualips"
+SINGULAR = "virtualip"
+SHORT_NAMES = ["vip"]
+_DROP = {"title", "additionalProperties", "$defs", "discriminator"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_structural(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[1]]
+        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return _structural({**options[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP and not (key == "additionalProperties" and isinstance(value, dict)):
+            continue
+        if key == "properties":
+            out[key] = {name: _structural(v, defs) for name, v in value.items()}
+        elif key == "default":
+            if value is None or isinstance(value, dict | list):
+                continue  # object and list defaults live in the agent, not in stored objects
+            if node.get("pattern") == DURATION_PATTERN and isinstance(value, int | float):
+                value = format_duration(value)
+            out[key] = value
+        else:
+            out[key] = _structural(value, defs)
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    return out
+
+
+def openapi_schema(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
+    return schema
+
+
+def virtualip_crd() -> dict[str, Any]:
+    spec = openapi_schema(VirtualIPSpec)
+    spec["description"] = "Desired virtual IP: addresses, election settings, checks, placement."
+    status = openapi_schema(VirtualIPStatus)
+    status["description"] = "Observed state, written by the agents and the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["keepvip"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Addresses", "type": "string", "jsonPath": ".spec.addresses"},
+                        {"name": "VRID", "type": "integer", "jsonPath": ".status.virtualRouterID"},
+                        {"name": "Master", "type": "string", "jsonPath": ".status.master"},
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A virtual IP kept on one healthy node by VRRP.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = (
+        "# Generated by `python -m keepvip_agent.spec.crd` from the VirtualIP model. Do not edit.\n"
+    )
+    return header + yaml.safe_dump(virtualip_crd(), sort_keys=False, width=100)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
