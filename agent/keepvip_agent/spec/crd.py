@@ -50,16 +50,23 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if key == "properties":
             out[key] = {name: _structural(v, defs) for name, v in value.items()}
         elif key == "default":
-            if value is None or isinstance(value, dict | list):
-                continue  # object and list defaults live in the agent, not in stored objects
-            if node.get("pattern") == DURATION_PATTERN and isinstance(value, int | float):
-                value = format_duration(value)
-            out[key] = value
+            default = _default(node, value)
+            if default is not None:
+                out[key] = default
         else:
             out[key] = _structural(value, defs)
     if "const" in out:
         out["enum"] = [out.pop("const")]
     return out
+
+
+def _default(node: dict[str, Any], value: Any) -> Any:
+    """Scalar defaults go into the CRD; object and list defaults live in the agent only."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if node.get("pattern") == DURATION_PATTERN and isinstance(value, int | float):
+        return format_duration(value)
+    return value
 
 
 def openapi_schema(model: type[Any]) -> dict[str, Any]:

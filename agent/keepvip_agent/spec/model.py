@@ -16,8 +16,7 @@ from pydantic import ConfigDict, Field, JsonValue, model_validator
 from pydantic.config import JsonDict
 
 from keepvip_agent.spec.base import Model
-from keepvip_agent.spec.cluster import OnFailure as OnFailure
-from keepvip_agent.spec.cluster import Toleration, TrackPods
+from keepvip_agent.spec.cluster import OnFailure, Toleration, TrackPods
 from keepvip_agent.spec.errors import field_problems
 from keepvip_agent.spec.types import (
     Address,
@@ -27,6 +26,24 @@ from keepvip_agent.spec.types import (
     format_duration,
     int_in,
 )
+
+__all__ = [
+    "Announce",
+    "Authentication",
+    "Check",
+    "ExecCheck",
+    "HTTPGetCheck",
+    "LinkCheck",
+    "Metadata",
+    "NodePriority",
+    "Notify",
+    "OnFailure",
+    "TCPSocketCheck",
+    "Toleration",
+    "TrackPods",
+    "VirtualIP",
+    "VirtualIPSpec",
+]
 
 MAX_ADDRESSES = 32
 MAX_NODES = 256
