@@ -1,0 +1,1 @@
+"""keepvip operator: reconciles VirtualIPs into agent DaemonSets and aggregates their status."""
