@@ -369,6 +369,16 @@ class ControlPlane:
             f"--service-account-key-file={p.service_account_pub}",
             f"--service-account-signing-key-file={p.service_account_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The aggregation layer (APIServices such as metrics-server's), and
+            # what the controller manager and scheduler read to authenticate
+            # requests proxied through it.
+            f"--requestheader-client-ca-file={p.front_proxy_ca.cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={p.front_proxy_client.cert}",
+            f"--proxy-client-key-file={p.front_proxy_client.key}",
             # The agent DaemonSet asks for host networking and capabilities.
             "--allow-privileged=true",
             "--profiling=false",

@@ -37,6 +37,8 @@ class ClusterPKI:
     admin: KeyPair
     controller_manager: KeyPair
     scheduler: KeyPair
+    front_proxy_ca: KeyPair
+    front_proxy_client: KeyPair
     # Signs service-account tokens (apiserver) and the token controller's tokens.
     service_account_key: Path
     service_account_pub: Path
@@ -78,6 +80,18 @@ def _issue(
     return pair
 
 
+def _new_ca(directory: Path, name: str, common_name: str) -> KeyPair:
+    ca = KeyPair(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
+    _new_key(ca.key)
+    _openssl(
+        "req", "-x509", "-new", "-key", str(ca.key), "-out", str(ca.cert),
+        "-days", _VALID_DAYS, "-subj", f"/CN={common_name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    )  # fmt: skip
+    return ca
+
+
 def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
     """Create a CA, server and client certificates and the SA signing key.
 
@@ -86,14 +100,18 @@ def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
     in-cluster clients would dial.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca = KeyPair(cert=directory / "ca.crt", key=directory / "ca.key")
-    _new_key(ca.key)
-    _openssl(
-        "req", "-x509", "-new", "-key", str(ca.key), "-out", str(ca.cert),
-        "-days", _VALID_DAYS, "-subj", "/CN=keepvip-test-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-    )  # fmt: skip
+    ca = _new_ca(directory, "ca", "keepvip-test-ca")
+    # A CA of its own for the aggregation layer, as kubeadm does: a client
+    # certificate from it is trusted to assert users in request headers,
+    # which no ordinary client certificate must be able to do.
+    front_proxy_ca = _new_ca(directory, "front-proxy-ca", "keepvip-test-front-proxy-ca")
+    front_proxy_client = _issue(
+        directory,
+        "front-proxy-client",
+        front_proxy_ca,
+        "/CN=front-proxy-client",
+        usage="clientAuth",
+    )
     dns = [
         "localhost",
         "kubernetes",
@@ -128,6 +146,8 @@ def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
         admin=admin,
         controller_manager=controller_manager,
         scheduler=scheduler,
+        front_proxy_ca=front_proxy_ca,
+        front_proxy_client=front_proxy_client,
         service_account_key=sa_key,
         service_account_pub=sa_pub,
     )
