@@ -72,7 +72,10 @@ class Agent:
         self._wanted = {v.key: v for v in vips}
         for key in list(self.instances):
             inst = self.instances[key]
-            if key not in self._wanted or self._wanted[key] != inst.vip:
+            want = self._wanted.get(key)
+            if want == inst.vip:
+                continue
+            if want is None or not inst.reconfigure(want):
                 await self._stop_instance(key)
         for key in list(self.pending):
             if key not in self._wanted:

@@ -99,7 +99,11 @@ class InstanceRunner:
         self._loop = asyncio.get_running_loop()
         self.metrics = metrics.instance(self.name)
         self.notifier = Notifier(self.name, self.spec.notify)
-        self.peers: frozenset[IPAddress] = frozenset(self.spec.unicast_peers)
+        self._static_peers: frozenset[IPAddress] = frozenset(self.spec.unicast_peers)
+        self._discovered_peers: frozenset[IPAddress] | None = None
+        self.last_heard_master = -math.inf
+        """Loop time of the last advertisement (priority > 0) from an allowed peer, in any state."""
+        self._checks: dict[str, tuple[Check, asyncio.Task[None]]] = {}
         self.history: deque[TransitionRecord] = deque(maxlen=HISTORY)
         self.listeners: list[TransitionListener] = []
         configured = self.spec.priority_for(node)
@@ -141,10 +145,8 @@ class InstanceRunner:
             )
         self.board.expect(self.port.health_name)
         self.port.attach(self)
-        runners = [CheckRunner(c, self._check_report, self._http) for c in self.spec.checks]
-        for r in runners:
-            self.board.expect(r.check.name)
-            self._spawn(r.run())
+        for check in self.spec.checks:
+            self._start_check(check)
         # Join the election once every check has answered once (bounded by the
         # slowest timeout), so a node with a failing check never starts master.
         wait = max((c.timeout for c in self.spec.checks), default=0.0) + 0.5
@@ -171,6 +173,83 @@ class InstanceRunner:
         await self.notifier.close()
         self.metrics.remove()
 
+    def _start_check(self, check: Check) -> None:
+        self.board.expect(check.name)
+        runner = CheckRunner(check, self._check_report, self._http)
+        self._checks[check.name] = (check, self._spawn(runner.run()))
+
+    def _stop_check(self, name: str) -> None:
+        _, task = self._checks.pop(name)
+        task.cancel()
+        self.board.forget(name)
+
+    @property
+    def peers(self) -> frozenset[IPAddress] | None:
+        """Who may send us advertisements (and whom we send to): None means anyone, by multicast."""
+        if self._static_peers:
+            return self._static_peers
+        return self._discovered_peers
+
+    def set_peers(self, peers: frozenset[IPAddress]) -> None:
+        """Peers found by other means (Kubernetes: the hostIPs of the agent pods)."""
+        if peers != self._discovered_peers:
+            log.info("%s: peers %s", self.name, ", ".join(sorted(map(str, peers))) or "none")
+        self._discovered_peers = peers
+
+    def reconfigure(self, vip: VirtualIP) -> bool:
+        """Apply a changed spec in place, without leaving the election; False if that is impossible.
+
+        A new VRID, interface, VRRP version, election family or password is a
+        different virtual router: the caller must replace the instance. Everything
+        else (priorities, interval, preempt, checks, peers, addresses, notify,
+        announce, lifetime) changes here, so a master stays master.
+        """
+        old, new = self.spec, vip.spec
+        if (
+            old.virtual_router_id != new.virtual_router_id
+            or old.interface != new.interface
+            or old.version != new.version
+            or old.addresses[0].version != new.addresses[0].version
+            or old.authentication != new.authentication
+        ):
+            return False
+        self.vip, self.spec = vip, new
+        self._static_peers = frozenset(new.unicast_peers)
+        self.router.config = replace(
+            self.router.config,
+            interval_cs=new.interval_cs,
+            preempt=new.preempt,
+            preempt_delay=new.preempt_delay,
+        )
+        self._payloads.clear()
+        self.notifier.notify = new.notify
+        old_checks = {c.name: c for c in old.checks}
+        new_checks = {c.name: c for c in new.checks}
+        for name, check in old_checks.items():
+            if new_checks.get(name) != check and name in self._checks:
+                self._stop_check(name)
+        for name, check in new_checks.items():
+            if name not in self._checks:
+                self._start_check(check)
+        configured = new.priority_for(self.node)
+        self.metrics.configured.set(configured)
+        self.board.set_configured(configured)
+        removed = [a for a in old.addresses if a not in new.addresses]
+        if self.bound and (removed or set(new.addresses) - set(old.addresses)):
+            self._spawn(self._readdress(removed))
+        log.info("%s: configuration updated in place", self.name)
+        return True
+
+    async def _readdress(self, removed: list[Any]) -> None:
+        link = self.port.link
+        if link is None:
+            return
+        await self._addresses.bind(
+            link.index, self.spec.addresses, math.ceil(self.spec.address_lifetime)
+        )
+        await self._addresses.unbind(link.index, removed)
+        self._announce()
+
     def set_source(self, source: IPAddress) -> None:
         if self.router.config.primary_address != source:
             self.router.config = replace(self.router.config, primary_address=source)
@@ -180,12 +259,16 @@ class InstanceRunner:
 
     def on_advertisement(self, adv: Advertisement, source: IPAddress) -> None:
         sock = self.port.sock
-        if self.peers and source not in self.peers:
+        peers = self.peers
+        if peers is not None and source not in peers:
             if sock is not None:
                 sock.count_drop(DropReason.PEER, f"{source} is not an allowed peer", source)
             return
+        now = self._loop.time()
+        if adv.priority:
+            self.last_heard_master = now
         try:
-            actions = self.router.advertisement_received(adv, source, self._loop.time())
+            actions = self.router.advertisement_received(adv, source, now)
         except PacketError as exc:
             if sock is not None:
                 sock.count_drop(exc.reason, exc.detail, source)
@@ -262,8 +345,9 @@ class InstanceRunner:
             listener(self, record)
 
     def _destinations(self) -> tuple[IPAddress, ...]:
-        if self.peers:
-            return tuple(self.peers)
+        peers = self.peers
+        if peers is not None:
+            return tuple(peers)
         return (VRRP_GROUP_V4 if self.port.family == 4 else VRRP_GROUP_V6,)
 
     def _send(self, priority: int) -> None:
