@@ -22,11 +22,11 @@ cluster-deps: deps
 	@command -v openssl >/dev/null || (apt-get update -qq && apt-get install -y -qq openssl)
 
 cluster-up: cluster-deps controlplane-build
-	$(PY) tests/cluster/controlplane.py up --state-dir $(CLUSTER_DIR)
+	PYTHONPATH=tests $(PY) -m cluster.controlplane up --state-dir $(CLUSTER_DIR)
 	@echo "pytest can reuse it: KEEPVIP_CLUSTER_DIR=$(CLUSTER_DIR) $(PY) -m pytest tests/cluster"
 
 cluster-down:
-	$(PY) tests/cluster/controlplane.py down --state-dir $(CLUSTER_DIR)
+	PYTHONPATH=tests $(PY) -m cluster.controlplane down --state-dir $(CLUSTER_DIR)
 
 test-cluster: cluster-deps controlplane-build
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

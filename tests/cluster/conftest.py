@@ -26,9 +26,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import rest
-from controlplane import ControlPlane, find_bin_dir
-from podlauncher import PodLauncher
+
+from . import rest
+from .controlplane import ControlPlane, find_bin_dir
+from .podlauncher import PodLauncher
 
 ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 

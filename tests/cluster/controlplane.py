@@ -16,7 +16,7 @@ grants, and a DaemonSet, a garbage collection or a 403 behaves as on a
 real cluster.
 
 Also a command line for ``make cluster-up`` / ``make cluster-down``:
-``python tests/cluster/controlplane.py up|down --state-dir DIR``.
+``PYTHONPATH=tests python -m cluster.controlplane up|down --state-dir DIR``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pki
-import procs
-import rest
 import yaml
+
+from . import pki, procs, rest
 
 logger = logging.getLogger(__name__)
 

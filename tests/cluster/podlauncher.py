@@ -36,12 +36,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import nsnet
-import podenv
-import rest
 import yaml
-from controlplane import ControlPlane, kubeconfig
-from podworker import PodWorker, WorkerContext
+
+from . import nsnet, podenv, rest
+from .controlplane import ControlPlane, kubeconfig
+from .podworker import PodWorker, WorkerContext
 
 logger = logging.getLogger(__name__)
 

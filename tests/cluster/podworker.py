@@ -32,10 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nsnet
-import podenv
-import procs
-import rest
+from . import nsnet, podenv, procs, rest
 
 logger = logging.getLogger(__name__)
 

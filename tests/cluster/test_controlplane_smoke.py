@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import LAUNCH_LABEL, ControlPlane
-from podlauncher import PodLauncher
-from rest import ApiError
+
+from .controlplane import LAUNCH_LABEL, ControlPlane
+from .podlauncher import PodLauncher
+from .rest import ApiError
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
