@@ -316,7 +316,9 @@ class InstanceRunner:
                 self._want(False)
             elif isinstance(action, Announce):
                 log.info("%s: announcing again: %s", self.name, action.reason)
-                self._announce()
+                # A burst, not one frame: the other master may still be in its own
+                # take-over burst, and the client must hear us last.
+                self._announce_burst()
             elif isinstance(action, Transition):
                 self._transition(action)
         self._rearm()
@@ -450,7 +452,9 @@ class InstanceRunner:
 
     def _announce(self) -> None:
         announcer = self.port.announcer
-        if announcer is not None and self.bound:
+        # A burst armed while master must stop when we step down (the address is
+        # still bound until the release task has run).
+        if announcer is not None and self.bound and self.router.state is State.MASTER:
             self.metrics.announcements.inc(announcer.announce(self.spec.addresses))
 
     def _announce_burst(self) -> None:
