@@ -1,6 +1,7 @@
 """``keepvip-agent``: run VRRP instances for VirtualIPs on this host.
 
 Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]``.
+Kubernetes: ``keepvip-agent --virtualip NAMESPACE/NAME --node $(NODE_NAME)`` (run by the operator).
 An invalid file exits 2 with one line per problem, before anything on the
 host is touched. SIGTERM or SIGINT hands over gracefully and exits 0.
 """
@@ -24,7 +25,13 @@ DEFAULT_METRICS_PORT = 9650
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keepvip-agent", description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="YAML file with one or more VirtualIP documents")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config", help="standalone: YAML file with one or more VirtualIP documents"
+    )
+    source.add_argument(
+        "--virtualip", metavar="NAMESPACE/NAME", help="Kubernetes: follow this VirtualIP in the API"
+    )
     p.add_argument(
         "--node", default=socket.gethostname(), help="this node's name (default: hostname)"
     )
@@ -56,6 +63,17 @@ async def run(vips: Sequence[VirtualIP], node: str, metrics_address: str, metric
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.virtualip:
+        namespace, _, name = args.virtualip.partition("/")
+        if not namespace or not name:
+            print("error: --virtualip: expected NAMESPACE/NAME", file=sys.stderr)
+            return EXIT_CONFIG
+        setup_logging(args.log_level, args.log_format)
+        from keepvip_agent.kube.mode import run_kubernetes
+
+        return asyncio.run(
+            run_kubernetes(namespace, name, args.node, args.metrics_address, args.metrics_port)
+        )
     try:
         vips = load_file(args.config)
     except SpecError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -47,6 +47,11 @@ class Agent:
         self._addresses: AddressManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wanted: dict[str, VirtualIP] = {}
+        self.readiness_problem: Callable[[], str | None] | None = None
+        """Kubernetes mode: why the agent is not ready although its instances are (no VirtualIP yet)."""
+        self.instance_hooks: list[Callable[[InstanceRunner], None]] = []
+        """Called with each new instance before it joins the election (Kubernetes mode wires peers,
+        readiness and status here)."""
 
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
@@ -65,6 +70,8 @@ class Agent:
 
     @property
     def ready(self) -> bool:
+        if self.readiness_problem is not None and self.readiness_problem() is not None:
+            return False
         return not self.pending and all(i.started for i in self.instances.values())
 
     async def apply(self, vips: Sequence[VirtualIP]) -> None:
@@ -104,6 +111,8 @@ class Agent:
             await port.refresh()
         inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics, self._http)
         self.instances[vip.key] = inst
+        for hook in self.instance_hooks:
+            hook(inst)
         await inst.start()
 
     async def _stop_instance(self, key: str) -> None:
@@ -177,6 +186,7 @@ class Agent:
         return {
             "node": self.node,
             "ready": self.ready,
+            "problem": self.readiness_problem() if self.readiness_problem else None,
             "instances": [i.snapshot() for i in self.instances.values()],
             "pending": [{"name": k, "problem": v} for k, v in self.pending.items()],
             "interfaces": [

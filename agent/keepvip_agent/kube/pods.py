@@ -1,0 +1,72 @@
+"""Pure readings of pod lists: the peers' addresses and whether a node's tracked pods are Ready."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import ip_address
+from typing import Any
+
+from keepvip_agent.spec.cluster import LabelSelector
+from keepvip_agent.vrrp.packet import IPAddress
+
+AGENT_LABEL = "keepvip.io/virtualip"
+ROLE_LABEL = "keepvip.io/role"
+
+
+def peer_addresses(
+    pods: Iterable[dict[str, Any]], own_node: str, family: int
+) -> frozenset[IPAddress]:
+    """Host IPs (of the election's family) of the agent pods on other nodes."""
+    out: set[IPAddress] = set()
+    for pod in pods:
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("nodeName") in (None, own_node) or pod.get("metadata", {}).get(
+            "deletionTimestamp"
+        ):
+            continue
+        candidates = [h.get("ip") for h in status.get("hostIPs") or []] or [status.get("hostIP")]
+        for raw in candidates:
+            if not raw:
+                continue
+            addr = ip_address(raw)
+            if addr.version == family:
+                out.add(addr)
+    return frozenset(out)
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def readiness(pods: Iterable[dict[str, Any]], node: str) -> tuple[bool, str]:
+    """(healthy, detail) for the tracked pods on ``node``: healthy while one of them is Ready."""
+    mine = [p for p in pods if (p.get("spec") or {}).get("nodeName") == node]
+    ready = [p["metadata"]["name"] for p in mine if is_ready(p)]
+    if ready:
+        return (
+            True,
+            f"{len(ready)}/{len(mine)} tracked pod(s) Ready on {node}: {', '.join(sorted(ready))}",
+        )
+    if not mine:
+        return False, f"no tracked pod on {node}"
+    return False, f"none of {len(mine)} tracked pod(s) on {node} is Ready"
+
+
+def selector_string(selector: LabelSelector) -> str:
+    """A label selector in the API's query syntax."""
+    parts = [f"{k}={v}" for k, v in sorted(selector.match_labels.items())]
+    for req in selector.match_expressions:
+        if req.operator == "In":
+            parts.append(f"{req.key} in ({','.join(req.values)})")
+        elif req.operator == "NotIn":
+            parts.append(f"{req.key} notin ({','.join(req.values)})")
+        elif req.operator == "Exists":
+            parts.append(req.key)
+        else:
+            parts.append(f"!{req.key}")
+    return ",".join(parts)
