@@ -16,6 +16,7 @@ Without built binaries the tier skips with the reason (or fails, when
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -94,6 +95,15 @@ def kube_namespace(control_plane: ControlPlane) -> Iterator[str]:
     except rest.ApiError as exc:
         if exc.status != 404:
             raise
+    # Launcher pods have no kubelet once the test's launcher has stopped:
+    # remove them outright, or the namespace would stay Terminating.
+    pods = api.get(f"/api/v1/namespaces/{name}/pods", labelSelector=control_plane.launch_label)
+    for pod in pods["items"]:
+        with contextlib.suppress(rest.ApiError):
+            api.delete(
+                f"/api/v1/namespaces/{name}/pods/{pod['metadata']['name']}",
+                {"gracePeriodSeconds": 0},
+            )
 
 
 def rest_wait(call: Callable[[], Any], timeout: float) -> Any:

@@ -117,7 +117,8 @@ class PodWorker(threading.Thread):
         self._since: dict[str, tuple[str, str]] = {}
         self._pushed: dict[str, Any] | None = None
         self._env: dict[str, str] | None = None
-        self._config_error: str | None = None
+        if meta.get("deletionTimestamp"):
+            self._deleting.set()  # deleted before we ever saw it run
 
     # ------------------------------------------------------------ control
 
