@@ -58,6 +58,7 @@ KUBERNETES_SERVICE_IP = "203.0.113.1"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "keepvip-test-admin"
 START_TIMEOUT = 120.0
+STATE_PREFIX = "keepvip-cp-"
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ class ControlPlane:
     def start(self) -> None:
         t0 = time.monotonic()
         if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="keepvip-cp-"))
+            remove_stale_state_dirs()
+            self.state_dir = Path(tempfile.mkdtemp(prefix=STATE_PREFIX))
             self._owns_state_dir = True
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -556,6 +558,20 @@ def kwok_config(launch_label: str) -> str:
         if doc.get("kind") == "Stage" and doc["spec"]["resourceRef"]["kind"] == "Pod":
             doc["spec"]["selector"]["matchExpressions"].append(skip)
     return yaml.safe_dump_all(docs)
+
+
+def remove_stale_state_dirs() -> None:
+    """Remove data left by sessions that were killed outright (SIGKILL).
+
+    Their processes died with them (parent-death signal) but their data
+    directory stayed. A directory whose recorded processes are all gone is
+    stale; one still being set up has no state file yet and is left alone.
+    """
+    for state_file in Path(tempfile.gettempdir()).glob(f"{STATE_PREFIX}*/state.json"):
+        with suppress(OSError, ValueError, KeyError):
+            recorded = json.loads(state_file.read_text())["processes"]
+            if not any(procs.is_ours(procs.Recorded(**p)) for p in recorded):
+                shutil.rmtree(state_file.parent, ignore_errors=True)
 
 
 def stop_state_dir(state_dir: Path) -> None:
