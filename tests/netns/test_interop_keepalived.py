@@ -59,7 +59,7 @@ HIGH, LOW = 150, 120
 # interval (1.77 s, and at least 1.27 s after a priority-0 advert that was
 # ignored); v2 has whole seconds only.
 INTERVAL = {3: 0.5, 2: 1.0}
-PASSWORD = "kv-inter"
+PASSWORD = "kv-inter"  # noqa: S105 - VRRPv2 simple text, a test value
 
 
 def skew(priority: int, version: int, interval: float) -> float:
@@ -153,10 +153,15 @@ def test_mixed_group_elects_fails_over_and_hands_over(lab: Any, version: int, hi
         assert took <= master_down(LOW, version, interval) + 2, took
         wait_answer(lab, "n2", 5)
 
-        # 3. Heal: the higher priority preempts; the lower one lets go.
+        # 3. Heal: the higher priority preempts; the lower one lets go. The
+        # client is not asked here: whether it is told depends on whose advert
+        # crosses first. A yielding keepvip master sends a last advert so the
+        # winner re-announces; a yielding keepalived does not (its
+        # higher_prio_send_advert is off by default), so when keepalived hears
+        # keepvip first the client keeps the old MAC until its neighbour entry
+        # is re-probed, as between two keepalived with this default.
         lab.heal(1)
         wait_sole_holder(lab, 1, 3 * interval + 5)
-        wait_answer(lab, "n1", 5)
         time.sleep(2 * interval)
 
         # keepvip's view of the other side, taken while both still run.
