@@ -106,14 +106,18 @@ class PodLauncher:
         self.stop()
 
     def worker(self, namespace: str, name: str) -> PodWorker | None:
+        """The worker of that pod: the running one, else the last that ran it."""
         with self._lock:
-            for w in self._workers.values():
-                if w.ref == f"{namespace}/{name}" and w.is_alive():
-                    return w
-        return None
+            matching = [w for w in self._workers.values() if w.ref == f"{namespace}/{name}"]
+        alive = [w for w in matching if w.is_alive()]
+        found = alive or matching
+        return found[-1] if found else None
 
     def log(self, namespace: str, name: str, container: str | None = None) -> str:
-        """What the container's process wrote to stdout and stderr so far."""
+        """What the container's processes wrote to stdout and stderr, restarts included.
+
+        Still there after the pod is gone, until the launcher stops.
+        """
         w = self.worker(namespace, name)
         if w is None:
             return ""

@@ -227,7 +227,8 @@ class PodWorker(threading.Thread):
                 self._env = self.ctx.base_env(self.pod)
             env = podenv.container_env(self._pod_view(), c.spec, self._env, self.ctx.lookup)
             argv = podenv.container_argv(c.spec, env)
-        except (podenv.ContainerConfigError, rest.ApiError) as exc:
+        except (podenv.ContainerConfigError, rest.ApiError, OSError) as exc:
+            # OSError: the API server was unreachable for a lookup; retried.
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
             c.next_start = now + BACKOFF_MAX
             return
@@ -419,5 +420,10 @@ class PodWorker(threading.Thread):
                 self._deleting.set()
                 return
             logger.warning("pod %s: status update failed: %s", self.ref, exc)
+            return
+        except OSError as exc:
+            # The API server restarting or going away first at teardown:
+            # the next tick tries again.
+            logger.debug("pod %s: status update failed: %s", self.ref, exc)
             return
         self._pushed = status
