@@ -413,3 +413,48 @@ def test_launcher_exec_probe_and_restart(
     api.delete(path)
     wait_for("the pod to be gone", lambda: not pods(control_plane, ns, LAUNCH_LABEL))
     assert node_netns[node]  # the namespace is the fixture's, untouched by the launcher
+
+
+def _launched_pod(name: str, node: str, script: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {LAUNCH_LABEL: "true"}},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {"name": "main", "image": "keepvip/none", "command": ["sh", "-c", script]}
+            ],
+            **spec,
+        },
+    }
+
+
+def test_launcher_marks_failed_and_kills_after_grace(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    pod_launcher: PodLauncher,
+) -> None:
+    api = control_plane.admin_rest()
+    ns = kube_namespace
+    node = control_plane.nodes[1].name
+    pods_path = f"/api/v1/namespaces/{ns}/pods"
+
+    api.post(pods_path, _launched_pod("once", node, "exit 4", restartPolicy="Never"))
+    wait_for(
+        "phase Failed", lambda: api.get(f"{pods_path}/once")["status"].get("phase") == "Failed"
+    )
+    state = api.get(f"{pods_path}/once")["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 4
+
+    # A process that ignores SIGTERM is killed when the grace period ends.
+    stubborn = "trap '' TERM; echo up; while :; do sleep 0.1; done"
+    api.post(pods_path, _launched_pod("stubborn", node, stubborn, terminationGracePeriodSeconds=1))
+    wait_for("the process to run", lambda: "up" in pod_launcher.log(ns, "stubborn"))
+    pid = pod_launcher.pid(ns, "stubborn")
+    assert pid is not None
+    t0 = time.monotonic()
+    api.delete(f"{pods_path}/stubborn")
+    wait_for("the pod to be gone", lambda: "stubborn" not in str(api.get(pods_path)["items"]))
+    assert 1.0 <= time.monotonic() - t0 < 10
+    assert not Path(f"/proc/{pid}").exists()
