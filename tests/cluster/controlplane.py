@@ -176,13 +176,22 @@ class ControlPlane:
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._start()
+            try:
+                self._start()
+            except ControlPlaneError as exc:
+                # Ports are picked free but bound seconds later; an outgoing
+                # connection may take one meanwhile. One retry with fresh
+                # ports settles that; a real fault fails again the same way.
+                logger.warning("control plane start failed, retrying once: %s", exc)
+                self._stop_processes()
+                self._start()
         except BaseException:
             self.stop()
             raise
         logger.info("control plane up in %.1fs at %s", time.monotonic() - t0, self.server)
 
     def _start(self) -> None:
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)  # a retry starts afresh
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"):
             self.ports[name] = free_port()
         self._pki = pki.create_pki(
@@ -211,13 +220,16 @@ class ControlPlane:
         """Stop every process we started, newest first, and remove the state."""
         if self._attached:
             return
-        for rec, proc in reversed(self._procs):
-            procs.stop(rec, proc=proc)
-        self._procs.clear()
+        self._stop_processes()
         if self.state_dir is not None:
             (self.state_dir / "state.json").unlink(missing_ok=True)
         if self._owns_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        for rec, proc in reversed(self._procs):
+            procs.stop(rec, proc=proc)
+        self._procs.clear()
 
     @contextmanager
     def running(self) -> Iterator[ControlPlane]:
