@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -329,6 +331,89 @@ def clear_vip(lab: Lab, addresses: Sequence[str] = (f"{VIP4}/24",)) -> None:
             lab.exec(lab.node_ns(i), "ip", "addr", "del", a, "dev", "eth0", check=False)
     for a in addresses:
         lab.exec(lab.client_ns, "ip", "neigh", "flush", "to", a.split("/")[0], check=False)
+
+
+# -- the master's advert phase ------------------------------------------------------
+
+# Run in the bridge namespace: print the monotonic time of every VRRP packet
+# that node N's port receives from N. CLOCK_MONOTONIC is shared by all
+# namespaces, so the benchmark can time a cut against the master's adverts.
+_SNIFFER = """
+import socket, sys, time
+port, src = sys.argv[1], socket.inet_aton(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL: before the bridge
+s.bind((port, 0))
+while True:
+    f = s.recv(64)
+    if len(f) > 34 and f[12:14] == b"\\x08\\x00" and f[23] == 112 and f[26:30] == src:
+        sys.stdout.write(f"{time.monotonic():.6f}\\n")
+        sys.stdout.flush()
+"""
+
+
+class AdvertWatch:
+    """Times of the advertisements node ``i`` sends, seen on its bridge port."""
+
+    def __init__(self, lab: Lab, i: int) -> None:
+        self._proc = lab.spawn(
+            lab.bridge_ns,
+            [sys.executable, "-c", _SNIFFER, f"p{i}", str(lab.node_v4(i))],
+            stdout=subprocess.PIPE,
+        )
+        self._times: queue.Queue[float] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with contextlib.suppress(ValueError):
+                self._times.put(float(line))
+
+    def next_advert(self, timeout: float) -> float:
+        """The time of the first advert seen from now on."""
+        now = time.monotonic()
+        end = now + timeout
+        while True:
+            t = self._times.get(timeout=max(0.0, end - time.monotonic()))
+            if t >= now:
+                return t
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait(5)
+
+
+class Cutter:
+    """A shell kept open in the bridge namespace: a cut costs one ``bridge`` exec (~1 ms),
+    not a fresh ``ip netns exec`` (3 to 20 ms on a busy machine), so the cut lands
+    where the benchmark aimed it. Same command as ``Lab.cut``/``Lab.heal``."""
+
+    def __init__(self, lab: Lab) -> None:
+        # Not Lab.spawn: that gives the child /dev/null as stdin. Registered in
+        # lab.procs all the same, so the lab's teardown kills it.
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.bridge_ns, "sh"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        lab.procs.append(self._proc)
+
+    def _run(self, command: str) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(f"{command}; echo done $?\n")
+        self._proc.stdin.flush()
+        answer = self._proc.stdout.readline().split()
+        if answer != ["done", "0"]:
+            raise RuntimeError(f"{command}: {answer}")
+
+    def cut(self, i: int) -> None:
+        self._run(f"bridge link set dev p{i} state 0")
+
+    def heal(self, i: int) -> None:
+        self._run(f"bridge link set dev p{i} state 3")
 
 
 # -- the client's view -------------------------------------------------------------

@@ -42,6 +42,8 @@ from typing import Any
 from _common import (
     IMPLEMENTATIONS,
     KEEPALIVED,
+    AdvertWatch,
+    Cutter,
     Daemon,
     Instance,
     clear_vip,
@@ -69,15 +71,28 @@ def _probe(lab: Lab, path: Path, duration: float, timeout: float) -> subprocess.
 
 
 def run_once(
-    lab: Lab, impl: str, interval: float, mode: str, fine: int, tag: str
+    lab: Lab,
+    watch: AdvertWatch,
+    cutter: Cutter,
+    impl: str,
+    interval: float,
+    mode: str,
+    phase: float,
+    fine: int,
+    tag: str,
 ) -> dict[str, Any]:
-    """Start three daemons of ``impl``, settle on n1, cut or stop n1, measure, clean up."""
+    """Start three daemons of ``impl``, settle on n1, cut or stop n1, measure, clean up.
+
+    The event comes ``phase`` advert intervals after one of n1's adverts: the
+    outage after a cut depends on that phase by up to one interval, so both
+    implementations get the same phases (spread evenly over the runs).
+    """
     assert lab.workdir is not None
     daemons: list[Daemon] = [
         start(lab, impl, i, [Instance(priority=p, interval=interval)], tag=tag)
         for i, p in PRIORITIES.items()
     ]
-    result: dict[str, Any] = {"impl": impl, "interval": interval, "mode": mode}
+    result: dict[str, Any] = {"impl": impl, "interval": interval, "mode": mode, "phase": phase}
     try:
         for d in daemons:
             d.wait_ready(15)
@@ -92,9 +107,11 @@ def run_once(
         procs = [_probe(lab, anchor_file, duration, ANCHOR_TIMEOUT)]
         procs += [_probe(lab, f, duration, FINE_TIMEOUT) for f in fine_files]
         time.sleep(WARMUP)
+        advert = watch.next_advert(2 * interval + 1)
+        time.sleep(max(0.0, advert + phase * interval - time.monotonic()))
         before = time.monotonic()
         if mode == "cut":
-            lab.cut(1)
+            cutter.cut(1)
         else:
             daemons[0].terminate()
         after = time.monotonic()
@@ -112,13 +129,14 @@ def run_once(
             to_new=f.to_new_master,
             new_node=f.new_node,
             event_cost=after - before,
+            after_advert=before - advert,
         )
         if mode == "graceful":
             daemons[0].wait(10)
     finally:
         for d in daemons:
             d.kill()
-        lab.heal(1)
+        cutter.heal(1)
         clear_vip(lab)
     return result
 
@@ -170,7 +188,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "3 nodes + client on one bridge, priorities 150/120/100, VRRPv3, keepalived "
         "`garp_master_delay 0`. *cut*: n1's bridge port stops forwarding (carrier stays up); "
-        "*graceful*: SIGTERM to n1's daemon (priority-0 advertisement).",
+        "*graceful*: SIGTERM to n1's daemon (priority-0 advertisement). Run k of N makes "
+        "the event (k + 0.5)/N advert intervals after one of n1's adverts, the same for "
+        "both implementations.",
         "",
         "Outage in ms, median (min-max): from the later of the event and the old master's "
         "last answer to the first answer from the new master. *fine*: all client probes "
@@ -220,20 +240,26 @@ def main(argv: list[str] | None = None) -> int:
     }
     with Lab(nodes=3) as lab:
         start_responders(lab)
+        watch = AdvertWatch(lab, 1)
+        cutter = Cutter(lab)
         n = 0
         for mode, interval in cells:
             for run in range(args.runs):
                 order = IMPLEMENTATIONS if run % 2 == 0 else IMPLEMENTATIONS[::-1]
+                phase = (run + 0.5) / args.runs
                 for impl in order:
                     n += 1
-                    r = run_once(lab, impl, interval, mode, args.fine_probes, f"-{n}")
+                    r = run_once(
+                        lab, watch, cutter, impl, interval, mode, phase, args.fine_probes, f"-{n}"
+                    )
                     r["run"] = run
                     results.append(r)
                     print(
                         f"{mode:8} {interval * 1000:5g} ms {impl:10} run {run}: "
                         f"fine {ms(r['fine'])} ms, anchor {ms(r['anchor'])} ms, "
                         f"to new master {ms(r['to_new'])} ms "
-                        f"({r['new_node']}, event took {r['event_cost'] * 1000:.1f} ms)",
+                        f"({r['new_node']}, event {r['after_advert'] * 1000:.0f} ms after an "
+                        f"advert, took {r['event_cost'] * 1000:.1f} ms)",
                         flush=True,
                     )
     rows = summarize(results)

@@ -1,1 +1,12 @@
-"""keepvip operator: reconciles VirtualIPs into agent DaemonSets and aggregates their status."""
+"""keepvip operator: reconciles VirtualIPs into agent DaemonSets and aggregates their status.
+
+Pure modules (names, render, rbac, allocate, aggregate, conditions,
+statusplan, settings) hold every decision and never import kopf or a
+Kubernetes client; kube (the API adapter), reconcile, resync and handlers do
+the I/O. The agent's model (``keepvip_agent.spec``) is the one reading of a
+VirtualIP.
+"""
+
+from keepvip_agent import __version__
+
+__all__ = ["__version__"]

@@ -390,12 +390,15 @@ class Agents:
         timeout: float = STARTUP,
         name: str = "web",
     ) -> None:
-        """Wait for: ``master`` Master and sole holder of ``address``, every other node Backup."""
+        """Wait for: ``master`` Master and sole holder of ``address``, every other node Backup
+        and following it (it has heard ``master``'s adverts, not only a start-up competitor's)."""
         others = list(backups) if backups is not None else [i for i in self.procs if i != master]
-        self.wait_state(master, "Master", timeout, name)
+        primary = self.wait_state(master, "Master", timeout, name)["master"]
         for i in others:
             self.wait_state(i, "Backup", timeout, name)
         self.wait_holders([master], timeout, address)
+        for i in others:
+            self.lab.wait_for(lambda i=i: self.instance(i, name)["master"] == primary, timeout)  # type: ignore[index]
 
     def address_line(self, i: int, address: Address) -> str | None:
         """The ``ip addr`` line of ``address`` on node i's eth0 (flags, lifetimes), if present."""

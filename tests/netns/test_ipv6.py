@@ -14,7 +14,7 @@ from agentlab import INTERVAL, MARGIN, Agents, takeover
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, VIP6, Lab
 
-PRIORITIES = {"n1": 150, "n2": 120}
+PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 
 
 def enable_dad(lab: Lab) -> None:

@@ -29,7 +29,7 @@ NODES = (1, 2, 3)
 
 
 def test_malformed_packets_are_counted_and_change_nothing(lab: Lab, agents: Agents) -> None:
-    agents.start_all(virtualip(priorities={"n1": 150, "n2": 120}, preempt=True))
+    agents.start_all(virtualip(priorities={"n1": 150, "n2": 120, "n3": 50}, preempt=True))
     agents.settle(master=1, address=VIP4)
 
     def drops(i: int) -> dict[str, float]:

@@ -19,7 +19,7 @@ from keepvip_agent.lab.topology import VIP4, Lab
 
 def test_partition_heal_leaves_one_master_and_a_fresh_arp_entry(lab: Lab, agents: Agents) -> None:
     agents.start_responders()
-    agents.start_all(virtualip(priorities={"n1": 150, "n2": 120}, preempt=True))
+    agents.start_all(virtualip(priorities={"n1": 150, "n2": 120, "n3": 50}, preempt=True))
     agents.settle(master=1, address=VIP4)
     probe = agents.probe(VIP4)
     probe.wait_answer("n1", MARGIN)

@@ -9,7 +9,7 @@ from agentlab import MARGIN, Agents, takeover
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
-PRIORITIES = {"n1": 150, "n2": 120}
+PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 DROPPED = "keepvip_vrrp_packets_dropped_total"
 
 
