@@ -34,9 +34,10 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from keepvip_agent.lab.config import dump
 from keepvip_agent.lab.topology import Lab
-from prometheus_client.parser import text_string_to_metric_families
 
 T = TypeVar("T")
 Address = IPv4Address | IPv6Address
@@ -174,7 +175,9 @@ class Probe:
                     return at
             if time.monotonic() >= end:
                 tail = self.answers(since)[-5:]
-                raise TimeoutError(f"no answer from {node} via {self.address} in {timeout}s: {tail}")
+                raise TimeoutError(
+                    f"no answer from {node} via {self.address} in {timeout}s: {tail}"
+                )
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -398,7 +401,7 @@ class Agents:
             self.wait_state(i, "Backup", timeout, name)
         self.wait_holders([master], timeout, address)
         for i in others:
-            self.lab.wait_for(lambda i=i: self.instance(i, name)["master"] == primary, timeout)  # type: ignore[index]
+            self.lab.wait_for(lambda i=i: self.instance(i, name)["master"] == primary, timeout)
 
     def address_line(self, i: int, address: Address) -> str | None:
         """The ``ip addr`` line of ``address`` on node i's eth0 (flags, lifetimes), if present."""

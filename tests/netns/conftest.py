@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from agentlab import Agents
+
 from keepvip_agent.lab.topology import Lab
 
 AGENTS = pytest.StashKey[Agents]()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
@@ -41,17 +42,15 @@ def start_sticky(agents: Agents, docs: dict[int, dict[str, Any]]) -> None:
     """preempt false: start n1 alone so it is the first (and sticky) master."""
     agents.start(1, docs[1])
     agents.wait_state(1, "Master", STARTUP)
-    for i in docs:
+    for i, doc in docs.items():
         if i != 1:
-            agents.start(i, docs[i])
+            agents.start(i, doc)
     for i in docs:
         agents.wait_joined(i)
     agents.settle(master=1, address=VIP4)
 
 
-def test_failing_demote_check_moves_the_vip_even_without_preempt(
-    lab: Lab, agents: Agents
-) -> None:
+def test_failing_demote_check_moves_the_vip_even_without_preempt(lab: Lab, agents: Agents) -> None:
     flag = agents.workdir / "n1-broken"
     demote = {"action": "demote", "weight": 50}
     start_sticky(
@@ -100,7 +99,7 @@ def test_failing_fault_check_leaves_and_rejoins(lab: Lab, agents: Agents) -> Non
     n1 = agents.wait_state(1, "Backup", CHECK_SEEN)
     assert n1["faults"] == []
     lab.wait_for(
-        lambda: agents.instance(1)["master"] == str(lab.node_v4(2)),  # type: ignore[index]
+        lambda: agents.instance(1)["master"] == str(lab.node_v4(2)),
         2 * INTERVAL + MARGIN,
     )
     assert lab.holders(VIP4) == [2]  # preempt false: recovered n1 does not take it back
@@ -140,9 +139,9 @@ def test_tcp_and_http_checks_follow_the_responder(lab: Lab, agents: Agents) -> N
 
     agents.responders[1].send_signal(signal.SIGKILL)
     agents.responders[1].wait(timeout=5)
-    n1 = agents.wait_state(1, "Fault", CHECK_SEEN)
+    agents.wait_state(1, "Fault", CHECK_SEEN)
     lab.wait_for(
-        lambda: {f.split(":")[0] for f in agents.instance(1)["faults"]} == {"tcp", "http"},  # type: ignore[index]
+        lambda: {f.split(":")[0] for f in agents.instance(1)["faults"]} == {"tcp", "http"},
         CHECK_SEEN,
     )
     agents.wait_state(2, "Master", skew(120) + INTERVAL + MARGIN)
@@ -152,7 +151,7 @@ def test_tcp_and_http_checks_follow_the_responder(lab: Lab, agents: Agents) -> N
     # Both checks pass again: n1 rejoins and, with preempt, takes the VIP back.
     agents.wait_state(1, "Master", CHECK_SEEN + takeover(150))
     agents.wait_holders([1], MARGIN, VIP4)
-    assert agents.instance(1)["faults"] == []  # type: ignore[index]
+    assert agents.instance(1)["faults"] == []
 
 
 @pytest.mark.nodes(2)
@@ -175,10 +174,10 @@ def test_link_check_demotes_on_carrier_loss(lab: Lab, agents: Agents) -> None:
     lab.ip(ns, "link", "set", "up1", "down")
     agents.wait_state(2, "Master", CHECK_SEEN + takeover(120))
     agents.wait_holders([2], MARGIN, VIP4)
-    assert agents.instance(1)["effectivePriority"] == 90  # type: ignore[index]
+    assert agents.instance(1)["effectivePriority"] == 90
     assert agents.metrics(1).get("keepvip_check_healthy", vip="web", check="uplink") == 0
 
     lab.ip(ns, "link", "set", "up1", "up")
-    lab.wait_for(lambda: agents.instance(1)["effectivePriority"] == 150, CHECK_SEEN)  # type: ignore[index]
+    lab.wait_for(lambda: agents.instance(1)["effectivePriority"] == 150, CHECK_SEEN)
     assert agents.metrics(1).get("keepvip_check_healthy", vip="web", check="uplink") == 1
     assert lab.holders(VIP4) == [2]

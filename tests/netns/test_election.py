@@ -12,6 +12,7 @@ import time
 
 import pytest
 from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, skew, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
@@ -26,7 +27,7 @@ def test_highest_priority_wins_and_answers_through_the_vip(lab: Lab, agents: Age
     assert agents.state(2) == agents.state(3) == "Backup"
     # The backups know who the master is (its primary address) from its next advert;
     # a competitor's last advert of the start-up race may be the latest they heard so far.
-    lab.wait_for(lambda: agents.instance(2)["master"] == str(lab.node_v4(1)), 2 * INTERVAL + MARGIN)  # type: ignore[index]
+    lab.wait_for(lambda: agents.instance(2)["master"] == str(lab.node_v4(1)), 2 * INTERVAL + MARGIN)
     answers = agents.probe_once(VIP4)
     assert len(answers) >= 5 and set(answers) == {"n1"}, answers
     assert lab.client_neighbour(VIP4) == lab.mac(1)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from agentlab import INTERVAL, MARGIN, Agents, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, VIP6, Lab
 
@@ -42,7 +43,7 @@ def test_ipv6_vip_elects_over_link_local_and_fails_over(lab: Lab, agents: Agents
     agents.settle(master=1, address=VIP6)
     assert_usable_vip6(agents, 1)
     lab.wait_for(
-        lambda: agents.instance(2)["master"] == link_local(lab, 1),  # type: ignore[index]
+        lambda: agents.instance(2)["master"] == link_local(lab, 1),
         2 * INTERVAL + MARGIN,
     )
     answers = agents.probe_once(VIP6)
@@ -72,7 +73,7 @@ def test_dual_stack_addresses_move_together(lab: Lab, agents: Agents) -> None:
     agents.wait_holders([1], MARGIN, VIP6)
     assert_usable_vip6(agents, 1)
     # The election runs on addresses[0]'s family: IPv4 primary addresses.
-    assert agents.instance(2)["master"] == str(lab.node_v4(1))  # type: ignore[index]
+    assert agents.instance(2)["master"] == str(lab.node_v4(1))
     probe4, probe6 = agents.probe(VIP4), agents.probe(VIP6)
     probe4.wait_answer("n1", MARGIN)
     probe6.wait_answer("n1", MARGIN)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from agentlab import INTERVAL, MARGIN, Agents
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from agentlab import INTERVAL, MARGIN, Agents, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
@@ -32,7 +33,7 @@ def assert_stays_with(agents: Agents, lab: Lab, holder: int, returned: int) -> N
     """The returned node has joined as Backup and sees ``holder`` as master, and it stays so."""
     inst = agents.wait_state(returned, "Backup", STARTUP)
     lab.wait_for(
-        lambda: agents.instance(returned)["master"] == str(lab.node_v4(holder)),  # type: ignore[index]
+        lambda: agents.instance(returned)["master"] == str(lab.node_v4(holder)),
         2 * INTERVAL + MARGIN,
     )
     # Long enough for the returned node's master-down timer to run out several

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from agentlab import Agents, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
@@ -55,5 +56,5 @@ def test_startup_removes_a_leftover_vip_before_joining(lab: Lab, agents: Agents)
     assert not lab.has_address(2, VIP4), joined
     agents.settle(master=1, address=VIP4)
     assert "removed leftover VIP copies" in lab.log_text("n2.log")
-    assert agents.instance(2)["bound"] is False  # type: ignore[index]
+    assert agents.instance(2)["bound"] is False
     assert lab.holders(VIP4) == [1]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from agentlab import MARGIN, Agents, takeover
+
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
 
@@ -45,13 +46,13 @@ def test_unicast_elects_fails_over_and_drops_non_peers(lab: Lab, agents: Agents)
         MARGIN,
     )
     assert agents.state(1) == "Master" and lab.holders(VIP4) == [1]
-    assert agents.instance(2)["master"] == str(lab.node_v4(1))  # type: ignore[index]
+    assert agents.instance(2)["master"] == str(lab.node_v4(1))
 
     lab.cut(1)
     agents.wait_state(2, "Master", takeover(120))
     assert 2 in lab.holders(VIP4) and 3 not in lab.holders(VIP4)
     assert agents.state(3) == "Backup"
     lab.wait_for(
-        lambda: agents.instance(3)["master"] == str(lab.node_v4(2)),  # type: ignore[index]
+        lambda: agents.instance(3)["master"] == str(lab.node_v4(2)),
         MARGIN,
     )
