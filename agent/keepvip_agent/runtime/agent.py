@@ -16,7 +16,6 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiohttp
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 
@@ -43,7 +42,6 @@ class Agent:
         self.stopping = asyncio.Event()
         self._ipr: Any = None
         self._events: Any = None
-        self._http: aiohttp.ClientSession | None = None
         self._addresses: AddressManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wanted: dict[str, VirtualIP] = {}
@@ -56,9 +54,6 @@ class Agent:
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
         self._addresses = AddressManager(self._ipr)
-        self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None), headers={"User-Agent": "keepvip-agent"}
-        )
         self._events = AsyncIPRoute()
         await self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         self._spawn(self._watch_netlink())
@@ -109,7 +104,7 @@ class Agent:
         if port is None:
             port = self.ports[(ifname, family)] = Port(ifname, family, self._ipr, self.metrics)
             await port.refresh()
-        inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics, self._http)
+        inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics)
         self.instances[vip.key] = inst
         for hook in self.instance_hooks:
             hook(inst)
@@ -131,8 +126,6 @@ class Agent:
         for port in self.ports.values():
             port.close()
         self.ports.clear()
-        if self._http is not None:
-            await self._http.close()
         for ipr in (self._events, self._ipr):
             if ipr is not None:
                 ipr.close()

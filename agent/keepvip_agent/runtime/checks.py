@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
-
+from keepvip_agent.runtime.httpwire import HTTPCheckError, get_status
 from keepvip_agent.spec.model import Check
 
 logger = logging.getLogger(__name__)
@@ -23,17 +22,17 @@ logger = logging.getLogger(__name__)
 Reporter = Callable[[Check, bool, str], None]
 
 
-async def probe(check: Check, http: aiohttp.ClientSession | None) -> tuple[bool, str]:
+async def probe(check: Check) -> tuple[bool, str]:
     """Run one probe within its timeout; return (healthy, detail)."""
     try:
-        return await asyncio.wait_for(_probe(check, http), check.timeout)
+        return await asyncio.wait_for(_probe(check), check.timeout)
     except TimeoutError:
         return False, f"timed out after {check.timeout:g}s"
     except Exception as exc:  # a probe must never take the agent down
         return False, f"{type(exc).__name__}: {exc}"
 
 
-async def _probe(check: Check, http: aiohttp.ClientSession | None) -> tuple[bool, str]:
+async def _probe(check: Check) -> tuple[bool, str]:
     if check.tcp_socket is not None:
         t = check.tcp_socket
         try:
@@ -44,13 +43,12 @@ async def _probe(check: Check, http: aiohttp.ClientSession | None) -> tuple[bool
         return True, f"connected to {t.host}:{t.port}"
     if check.http_get is not None:
         h = check.http_get
-        assert http is not None
         try:
-            async with http.get(h.url, allow_redirects=False) as resp:
-                ok = resp.status in h.expect_status if h.expect_status else 200 <= resp.status < 400
-                return ok, f"GET {h.url}: {resp.status}"
-        except aiohttp.ClientError as exc:
+            status = await get_status(h.url)
+        except HTTPCheckError as exc:
             return False, f"GET {h.url}: {exc}"
+        ok = status in h.expect_status if h.expect_status else 200 <= status < 400
+        return ok, f"GET {h.url}: {status}"
     if check.exec is not None:
         cmd = check.exec.command
         try:
@@ -91,16 +89,15 @@ def link_state(name: str) -> tuple[bool, str]:
 class CheckRunner:
     """Runs one check forever, reporting on the first result and on every rise/fall."""
 
-    def __init__(self, check: Check, report: Reporter, http: aiohttp.ClientSession | None) -> None:
+    def __init__(self, check: Check, report: Reporter) -> None:
         self.check = check
         self._report = report
-        self._http = http
         self.healthy: bool | None = None
         self._streak = 0
 
     async def run(self) -> None:
         while True:
-            ok, detail = await probe(self.check, self._http)
+            ok, detail = await probe(self.check)
             self._observe(ok, detail)
             await asyncio.sleep(self.check.interval)
 

@@ -7,38 +7,42 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import json
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from keepvip_agent.runtime.agent import Agent
+from keepvip_agent.runtime.httpwire import Handler
+from keepvip_agent.runtime.httpwire import serve as serve_routes
 
 
-def make_app(agent: Agent) -> web.Application:
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(agent.metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def routes(agent: Agent) -> dict[str, Handler]:
+    async def metrics() -> tuple[int, str, bytes]:
+        return 200, CONTENT_TYPE_LATEST, generate_latest(agent.metrics.registry)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+    async def healthz() -> tuple[int, str, bytes]:
+        return 200, "text/plain", b"ok\n"
 
-    async def readyz(_: web.Request) -> web.Response:
+    async def readyz() -> tuple[int, str, bytes]:
         if agent.ready:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
+            return 200, "text/plain", b"ready\n"
+        return 503, "text/plain", b"not ready\n"
 
-    async def status(_: web.Request) -> web.Response:
-        return web.json_response(agent.status())
+    async def status() -> tuple[int, str, bytes]:
+        return 200, "application/json", json.dumps(agent.status(), indent=1).encode() + b"\n"
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/status", status)
-    return app
+    return {"/metrics": metrics, "/healthz": healthz, "/readyz": readyz, "/status": status}
 
 
-async def serve(agent: Agent, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(make_app(agent), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+class WebEndpoint:
+    def __init__(self, server: asyncio.Server) -> None:
+        self.server = server
+
+    async def cleanup(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def serve(agent: Agent, host: str, port: int) -> WebEndpoint:
+    return WebEndpoint(await serve_routes(routes(agent), host, port))

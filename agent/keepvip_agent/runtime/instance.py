@@ -24,8 +24,6 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from keepvip_agent.health import Health, HealthBoard
 from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.checks import CheckRunner
@@ -86,7 +84,6 @@ class InstanceRunner:
         port: Port,
         addresses: AddressManager,
         metrics: Metrics,
-        http: aiohttp.ClientSession | None,
     ) -> None:
         self.vip = vip
         self.spec = vip.spec
@@ -95,7 +92,6 @@ class InstanceRunner:
         self.port = port
         self.vrid: int = int(self.spec.virtual_router_id or 0)
         self._addresses = addresses
-        self._http = http
         self._loop = asyncio.get_running_loop()
         self.metrics = metrics.instance(self.name)
         self.notifier = Notifier(self.name, self.spec.notify)
@@ -175,7 +171,7 @@ class InstanceRunner:
 
     def _start_check(self, check: Check) -> None:
         self.board.expect(check.name)
-        runner = CheckRunner(check, self._check_report, self._http)
+        runner = CheckRunner(check, self._check_report)
         self._checks[check.name] = (check, self._spawn(runner.run()))
 
     def _stop_check(self, name: str) -> None:
