@@ -1,0 +1,259 @@
+"""kopf wiring: indices, handlers and the operator's kopf settings. No decisions are made here.
+
+* Indices (kopf keeps them complete before any handler runs, so allocation
+  sees every VirtualIP even right after a restart): the VirtualIPs as
+  :class:`Observed`, the agents' DaemonSets (their metrics port) and agent
+  pods (their node). DaemonSets and pods are filtered server-side by label.
+* ``on.resume/create/update`` -> :meth:`Reconciler.reconcile`, with kopf's
+  retries: ``TemporaryError(delay=)`` when the API is away or busy,
+  ``PermanentError`` for an invalid spec or an object the API refuses.
+* ``on.event`` (VirtualIPs, agent pods, agent DaemonSets) -> poke the resync
+  loop, which runs :meth:`Reconciler.refresh`. Agent status lives in
+  ``status.nodes``; a field handler on it would make kopf store a diff base
+  on every agent heartbeat, so status is handled level-based instead.
+* ``on.delete`` only for VirtualIPs tracking pods in another namespace (the
+  only objects garbage collection cannot remove); kopf adds its finalizer
+  to those alone.
+
+Blocking work runs in threads (``asyncio.to_thread``) on a :class:`View`
+snapshot taken here, on the event loop that owns the indices.
+
+Several replicas: kopf peering (``--peering-name``) pauses the handlers of
+all but one replica; the resync loop is not a kopf handler, so issue 5's
+leader election must gate it too (``Resync`` is started and stopped here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import kopf
+
+from keepvip_operator import names
+from keepvip_operator.allocate import claim_of
+from keepvip_operator.conditions import CONFLICT, status_of
+from keepvip_operator.kube import ApiError, Kube, load_configuration
+from keepvip_operator.observed import Observed, observe
+from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
+from keepvip_operator.resync import Resync
+from keepvip_operator.settings import OperatorSettings
+
+RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
+AGENT_LABELS = {names.NAME_LABEL: names.APP_NAME, names.MANAGED_BY_LABEL: names.FIELD_MANAGER}
+# Retry delays for API trouble: busy or away (5xx, 429, 409, no connection) vs refused (403).
+BUSY_DELAY, REFUSED_DELAY = 5.0, 30.0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    """What the handlers share: settings, the API adapter, the reconciler, the resync loop."""
+
+    settings: OperatorSettings
+    kube: Kube
+    reconciler: Reconciler
+    indices: dict[str, Any] = field(default_factory=dict)
+    resync: Resync | None = None
+
+    @classmethod
+    def create(cls, settings: OperatorSettings) -> Context:
+        kube = Kube.connect(settings.kubeconfig)
+        return cls(settings=settings, kube=kube, reconciler=Reconciler(kube, settings))
+
+    def view(self) -> View:
+        """A snapshot of the indices; call on the event loop."""
+        vips = cast(Mapping[str, Iterable[Observed]], self.indices.get("virtualips", {}))
+        ports = cast(Mapping[str, Iterable[int]], self.indices.get("agent_daemonsets", {}))
+        pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
+        return View(
+            vips={k: max(s, key=lambda o: o.generation) for k, s in vips.items() if s},
+            ports={k: max(s) for k, s in ports.items() if s},
+            agent_nodes={k: frozenset(s) for k, s in pods.items()},
+        )
+
+    def poke(self, *keys: str) -> None:
+        if self.resync is not None:
+            self.resync.poke(*keys)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    ks = kopf.OperatorSettings()
+    # The CRD's schema is strict (status.kopf would be pruned): keep kopf's state in annotations.
+    ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="keepvip.io")
+    ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="keepvip.io", key="last-handled-configuration"
+    )
+    ks.persistence.finalizer = "keepvip.io/cross-namespace-cleanup"
+    # Events with meaning (MasterChanged, Conflict, ...) are posted explicitly; the
+    # per-object log becomes Events only for warnings and errors.
+    ks.posting.level = logging.WARNING
+    ks.watching.label_selectors["v1", "pods"] = names.agent_pods_selector()
+    ks.watching.label_selectors["apps", "v1", "daemonsets"] = names.agent_pods_selector()
+    # Without these a silently dropped connection can leave a watch hanging for ever.
+    ks.watching.connect_timeout = 10
+    ks.watching.server_timeout = 300
+    ks.watching.client_timeout = 330
+    ks.batching.worker_limit = 32
+    return ks
+
+
+def _vip_key(meta: Mapping[str, Any], namespace: str | None) -> str | None:
+    vip = (meta.get("labels") or {}).get(names.AGENT_LABEL)
+    return f"{namespace}/{vip}" if vip and namespace else None
+
+
+def _tracks_other_namespace(spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> bool:
+    track = spec.get("trackPods") or {}
+    other = track.get("namespace") if isinstance(track, Mapping) else None
+    return bool(other) and other != meta.get("namespace")
+
+
+def _api_trouble(exc: ApiError) -> kopf.TemporaryError | kopf.PermanentError:
+    if exc.transient:
+        return kopf.TemporaryError(str(exc), delay=BUSY_DELAY)
+    if exc.status in (401, 403, 404):  # RBAC being fixed, a namespace being created
+        return kopf.TemporaryError(str(exc), delay=REFUSED_DELAY)
+    return kopf.PermanentError(f"the API refused a rendered object (a bug): {exc}")
+
+
+def _affected_by(obs: Observed, view: View) -> list[str]:
+    """VirtualIPs whose conflict state may change because ``obs`` changed or went away."""
+    me = claim_of(obs)
+    out = []
+    for key, other in view.vips.items():
+        if key == obs.key:
+            continue
+        theirs = claim_of(other)
+        blocked = status_of(other.status.get("conditions") or (), CONFLICT) == "True"
+        if blocked or (me.addresses & theirs.addresses) or (me.vrids & theirs.vrids):
+            out.append(key)
+    return out
+
+
+def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PLR0915 - wiring
+    """Register every handler on ``registry``, bound to ``ctx``."""
+
+    def on(decorator: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        # Explicit ids: the default (the qualified name, "register.<locals>.x") would end up
+        # in kopf's annotation keys and index names.
+        def wrap(fn: F) -> F:
+            decorator(*args, registry=registry, id=fn.__name__, **kwargs)(fn)
+            return fn
+
+        return wrap
+
+    # -- indices ------------------------------------------------------------------------------
+
+    @on(kopf.index, *RESOURCE)
+    def virtualips(body: kopf.Body, **_: Any) -> dict[str, Observed]:
+        obs = observe(body)
+        return {obs.key: obs}
+
+    @on(kopf.index, "apps", "v1", "daemonsets", labels=AGENT_LABELS)
+    def agent_daemonsets(meta: kopf.Meta, namespace: str | None, **_: Any) -> dict[str, int]:
+        key = _vip_key(meta, namespace)
+        port = (meta.get("annotations") or {}).get(names.METRICS_PORT_ANNOTATION, "")
+        return {key: int(port)} if key and port.isdigit() else {}
+
+    @on(kopf.index, "v1", "pods", labels=AGENT_LABELS)
+    def agent_pods(
+        meta: kopf.Meta, spec: kopf.Spec, namespace: str | None, **_: Any
+    ) -> dict[str, str]:
+        key, node = _vip_key(meta, namespace), spec.get("nodeName")
+        return {key: str(node)} if key and node else {}
+
+    # -- life cycle of the operator ----------------------------------------------------------
+
+    @on(kopf.on.login)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        cfg = load_configuration(ctx.settings.kubeconfig)
+        header = cfg.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _sep, token = header.rpartition(" ")
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            scheme=scheme or ("Bearer" if token else None),
+            token=token or None,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
+
+    @on(kopf.on.startup)
+    async def start(**kwargs: Any) -> None:
+        ctx.indices = {k: kwargs[k] for k in ("virtualips", "agent_daemonsets", "agent_pods")}
+
+        async def refresh(key: str) -> None:
+            try:
+                await asyncio.to_thread(ctx.reconciler.refresh, key, ctx.view())
+            except ApiError as exc:
+                logging.getLogger(__name__).warning("%s: refresh: %s", key, exc)
+
+        ctx.resync = Resync(
+            refresh, lambda: list(ctx.view().vips), interval=ctx.settings.resync_interval
+        )
+        ctx.resync.start()
+
+    @on(kopf.on.cleanup)
+    async def stop(**_: Any) -> None:
+        if ctx.resync is not None:
+            await ctx.resync.stop()
+
+    # -- VirtualIPs ----------------------------------------------------------------------------
+
+    @on(kopf.on.resume, *RESOURCE)
+    @on(kopf.on.create, *RESOURCE)
+    @on(kopf.on.update, *RESOURCE)
+    async def reconcile(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        obs = observe(body)
+        if obs.deleting:
+            return
+        try:
+            decision = await asyncio.to_thread(ctx.reconciler.reconcile, obs, ctx.view())
+        except InvalidSpec as exc:
+            raise kopf.PermanentError(f"invalid spec: {exc}") from None
+        except ApiError as exc:
+            raise _api_trouble(exc) from None
+        if decision.rollout:
+            logger.info("reconciled: VRID %s, agents rolled out", decision.vrid)
+        else:
+            logger.info("reconciled: not rolled out: %s", decision.conflicts[0].message)
+
+    @on(kopf.on.event, *RESOURCE)
+    async def virtualip_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        assert ctx.resync is not None
+        ctx.resync.arm()  # handlers run only once every index is complete
+        obs = observe(body)
+        view = ctx.view()
+        if type == "DELETED":
+            ctx.reconciler.forget(obs.target)
+        else:
+            ctx.poke(obs.key)
+        ctx.poke(*_affected_by(obs, view))
+
+    @on(kopf.on.delete, *RESOURCE, when=_tracks_other_namespace)
+    async def delete_cross_namespace_rbac(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        target = observe(body).target
+        try:
+            await asyncio.to_thread(ctx.reconciler.cleanup, target)
+        except ApiError as exc:
+            raise _api_trouble(exc) from None
+        logger.info("removed the agents' RBAC in the tracked pods' namespace")
+
+    # -- the agents' objects -------------------------------------------------------------------
+
+    @on(kopf.on.event, "v1", "pods", labels=AGENT_LABELS)
+    async def agent_pod_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+        key = _vip_key(meta, namespace)
+        if key:
+            ctx.poke(key)
+
+    @on(kopf.on.event, "apps", "v1", "daemonsets", labels=AGENT_LABELS)
+    async def agent_daemonset_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
+        key = _vip_key(meta, namespace)
+        if key:
+            ctx.poke(key)

@@ -1,0 +1,276 @@
+"""Reconciliation of one VirtualIP: decide, apply or withdraw the agents, write status.
+
+No kopf here: the handlers call :meth:`Reconciler.reconcile` (on create,
+update and resume, with kopf's retries) and :meth:`Reconciler.refresh`
+(from the resync loop: agent status changes, stale heartbeats, another
+VirtualIP going away). Both work on a :class:`View`, a snapshot of the
+operator's indices taken on the event loop, so the worker threads never read
+a structure the loop is changing.
+
+Decisions that span objects (VRIDs, metrics ports) are made under one lock
+and remembered until the API shows them, so two VirtualIPs created together
+never get the same number from this process. Per object, one lock
+serialises the handler and the resync loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from keepvip_operator import names
+from keepvip_operator.aggregate import Stale, aggregate
+from keepvip_operator.allocate import Conflict, choose_port, choose_vrid, claim_of, find_conflicts
+from keepvip_operator.kube import ApiError, Kube, path
+from keepvip_operator.names import Target
+from keepvip_operator.observed import Observed
+from keepvip_operator.rbac import render_cross_namespace_rbac
+from keepvip_operator.render import render_namespaced
+from keepvip_operator.settings import OperatorSettings
+from keepvip_operator.statusplan import Decision, OperatorStatus, plan
+
+logger = logging.getLogger(__name__)
+RBAC = "rbac.authorization.k8s.io/v1"
+CONVERGE_GRACE = 10.0
+
+
+class InvalidSpec(Exception):
+    """The VirtualIP cannot be reconciled until its spec changes."""
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class View:
+    """What the operator knows about the cluster at one moment (keys are "namespace/name")."""
+
+    vips: Mapping[str, Observed] = field(default_factory=dict)
+    ports: Mapping[str, int] = field(default_factory=dict)
+    """Metrics port of each VirtualIP's DaemonSet, for those that have one."""
+    agent_nodes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Nodes running an agent pod, per VirtualIP."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kube, self.settings, self.clock = kube, settings, clock
+        self._alloc = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._written: dict[str, OperatorStatus] = {}
+        self._vrids: dict[str, int] = {}
+        self._ports: dict[str, int] = {}
+        self._converged: dict[str, tuple[bool, int | None, float]] = {}
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def reconcile(self, obs: Observed, view: View) -> Decision:
+        """Bring the agents' objects and the status in line with the spec; raises InvalidSpec."""
+        with self._lock(obs.target.uid):
+            decision, port = self._decide(obs, view)
+            self._converge(obs, decision, port)
+            self._write_status(obs, decision, view, observed_generation=obs.generation)
+        if decision.invalid:
+            raise InvalidSpec(decision.invalid)
+        return decision
+
+    def refresh(self, key: str, view: View) -> None:
+        """Re-judge an already reconciled VirtualIP against the current view.
+
+        Writes status only if it changed; redoes the rollout only if the
+        decision flipped (a conflict appeared or cleared, the DaemonSet went
+        missing). Objects whose current generation is not reconciled yet are
+        left to the handlers, which retry them.
+        """
+        obs = view.vips.get(key)
+        if obs is None or obs.deleting:
+            return
+        with self._lock(obs.target.uid):
+            previous = self._previous(obs)
+            if previous.observed_generation != obs.generation:
+                return
+            decision, port = self._decide(obs, view)
+            deployed = view.ports.get(key)
+            if not decision.invalid and (
+                decision.rollout != (deployed is not None)
+                or (port is not None and port != deployed)
+            ):
+                logger.info(
+                    "%s: %s",
+                    key,
+                    "rolling out agents" if decision.rollout else "withdrawing agents",
+                )
+                self._converge(obs, decision, port)
+            self._write_status(obs, decision, view, observed_generation=obs.generation)
+
+    def _drifted(self, key: str, decision: Decision, port: int | None, view: View) -> bool:
+        """The deployed agents (per the DaemonSet index) differ from the decision.
+
+        Right after converging, the index may not show our own change yet:
+        the same decision within ``CONVERGE_GRACE`` seconds is taken as done.
+        """
+        deployed = view.ports.get(key)
+        if decision.rollout == (deployed is not None) and (port is None or port == deployed):
+            return False
+        last = self._converged.get(key)
+        return not (
+            last is not None
+            and last[:2] == (decision.rollout, port)
+            and time.monotonic() - last[2] < CONVERGE_GRACE
+        )
+
+    def forget(self, t: Target) -> None:
+        """The VirtualIP is gone: drop what was remembered about it."""
+        with self._alloc:
+            self._vrids.pop(t.key, None)
+            self._ports.pop(t.key, None)
+        self._converged.pop(t.key, None)
+        with self._locks_guard:
+            self._locks.pop(t.uid, None)
+        self._written.pop(t.uid, None)
+
+    def cleanup(self, t: Target) -> None:
+        """Remove what garbage collection cannot: RBAC in other namespaces."""
+        self.kube.delete_all(self._cross_namespace_objects(t))
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def _decide(self, obs: Observed, view: View) -> tuple[Decision, int | None]:
+        if obs.vip is None:
+            return Decision(vrid=obs.status_vrid, invalid=obs.problems), None
+        key = obs.key
+        with self._alloc:
+            others = [
+                claim_of(o, status_vrid=self._vrids.get(k))
+                for k, o in view.vips.items()
+                if k != key
+            ]
+            me = claim_of(obs, status_vrid=self._vrids.get(key))
+            vrid = choose_vrid(me, others)
+            if vrid is not None and me.spec_vrid is None:
+                self._vrids[key] = vrid
+            conflicts = find_conflicts(me, vrid, others)
+            port = None
+            if not conflicts:
+                used = {p for k, p in view.ports.items() if k != key}
+                used |= {p for k, p in self._ports.items() if k != key}
+                current = view.ports.get(key, self._ports.get(key))
+                first, count = self.settings.agent_metrics_port, self.settings.agent_metrics_ports
+                port = choose_port(current, used, first, count)
+                if port is None:
+                    conflicts.append(
+                        Conflict("NoFreeMetricsPort", f"all {count} agent metrics ports are in use")
+                    )
+            if port is None:
+                self._ports.pop(key, None)
+            else:
+                self._ports[key] = port
+        return Decision(vrid=vrid, conflicts=tuple(conflicts)), port
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def _converge(self, obs: Observed, decision: Decision, port: int | None) -> None:
+        t = obs.target
+        if decision.invalid:
+            return  # the agents keep their last valid configuration; nothing to change
+        self._converged[t.key] = (decision.rollout, port, time.monotonic())
+        if not decision.rollout or port is None:
+            if self.kube.delete("apps/v1", "DaemonSet", t.namespace, names.child_name(t.name)):
+                logger.info(
+                    "%s: deleted the agents' DaemonSet (%s)", t.key, decision.conflicts[0].reason
+                )
+            return
+        assert obs.vip is not None  # a valid spec, or decision.invalid
+        for obj in render_namespaced(obs.vip, t, self.settings, port):
+            self.kube.apply(obj)
+        wanted = render_cross_namespace_rbac(obs.vip, t)
+        for obj in wanted:
+            self.kube.apply(obj)
+        keep = {_ident(o) for o in wanted}
+        self.kube.delete_all(o for o in self._cross_namespace_objects(t) if _ident(o) not in keep)
+
+    def _cross_namespace_objects(self, t: Target) -> list[dict[str, Any]]:
+        labels = f"{names.OWNER_UID_LABEL}={t.uid}"
+        return [
+            *self.kube.list(RBAC, "RoleBinding", None, labels=labels),
+            *self.kube.list(RBAC, "Role", None, labels=labels),
+        ]
+
+    def _previous(self, obs: Observed) -> OperatorStatus:
+        """What the operator last wrote: memory first (the watch may lag behind our own write)."""
+        return self._written.get(obs.target.uid) or OperatorStatus.read(obs.status)
+
+    def _write_status(
+        self, obs: Observed, decision: Decision, view: View, *, observed_generation: int
+    ) -> None:
+        t = obs.target
+        previous = self._previous(obs)
+        raw_nodes = [n for n in obs.status.get("nodes") or () if isinstance(n, Mapping)]
+        agg = aggregate(
+            raw_nodes,
+            agent_nodes=view.agent_nodes.get(t.key, frozenset()),
+            now=self.clock(),
+            previous_master=previous.master,
+            heartbeat_timeout=self.settings.heartbeat_timeout,
+        )
+        p = plan(previous, decision, agg, observed_generation=observed_generation, now=self.clock())
+        if p.prune:
+            self._prune(t, p.prune)
+        if p.status.body() != OperatorStatus.read(obs.status).body():
+            self.kube.apply(
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": names.KIND,
+                    "metadata": {"name": t.name, "namespace": t.namespace},
+                    "status": p.status.body(),
+                },
+                subresource="status",
+            )
+        self._written[t.uid] = p.status
+        for event in p.events:
+            logger.info("%s: %s: %s", t.key, event.reason, event.message)
+            self.kube.post_event(t, event.type, event.reason, event.message)
+
+    def _prune(self, t: Target, stale: tuple[Stale, ...]) -> None:
+        """Remove dead agents' entries; each removal is guarded by a test of the name there."""
+        ops: list[dict[str, Any]] = []
+        for entry in sorted(stale, key=lambda s: -s.index):
+            at = f"/status/nodes/{entry.index}"
+            ops += [
+                {"op": "test", "path": f"{at}/name", "value": entry.name},
+                {"op": "remove", "path": at},
+            ]
+        url = path(names.API_VERSION, names.KIND, t.namespace, t.name) + "/status"
+        try:
+            self.kube.json_patch(url, ops)
+        except ApiError as exc:
+            if exc.status != 422:  # the list moved under us: the next round sees it
+                raise
+            return
+        logger.info(
+            "%s: pruned node entries %s",
+            t.key,
+            ", ".join(f"{s.name} ({s.why})" for s in stale),
+        )
+
+    def _lock(self, uid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+
+def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return (str(obj["kind"]), str(meta.get("namespace")), str(meta["name"]))

@@ -1,0 +1,195 @@
+"""What the operator is told at start-up: the agent's image and pod shape, and what to watch.
+
+Parsed once, at the process edge (:func:`parse`, from the command line over
+``KEEPVIP_*`` environment variables); everything inside takes the frozen
+:class:`OperatorSettings`. Rendering reads only these settings and the
+VirtualIP model, so changing a setting is the one way besides placement to
+change the agents' pod template (and so to restart them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, get_args
+
+from keepvip_operator import __version__
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+ENV_PREFIX = "KEEPVIP_"
+
+
+@dataclass(frozen=True)
+class AgentResources:
+    """Requests and limits of the agent container.
+
+    No CPU limit by default: CFS throttling stalls the advertisement timer of
+    a busy node, and a late advertisement is a spurious failover.
+    """
+
+    cpu_request: str | None = "10m"
+    memory_request: str | None = "32Mi"
+    memory_limit: str | None = "128Mi"
+    cpu_limit: str | None = None
+
+    def render(self) -> dict[str, dict[str, str]]:
+        requests = {"cpu": self.cpu_request, "memory": self.memory_request}
+        limits = {"cpu": self.cpu_limit, "memory": self.memory_limit}
+        out = {
+            "requests": {k: v for k, v in requests.items() if v},
+            "limits": {k: v for k, v in limits.items() if v},
+        }
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    agent_image: str = f"ghcr.io/keepvip/keepvip:{__version__}"
+    """Image of the agent container; it must provide the ``keepvip-agent`` command."""
+    agent_image_pull_policy: PullPolicy = "IfNotPresent"
+    """imagePullPolicy of the agent container."""
+    agent_metrics_port: int = 9650
+    """First port of the agents' metrics range. The agents run in the host network, so the
+    agents of two VirtualIPs on one node cannot share a port: each VirtualIP's DaemonSet gets
+    its own port from ``agent_metrics_port .. agent_metrics_port + agent_metrics_ports - 1``
+    (/metrics, /healthz, /readyz). These ports must be free on every node that runs agents."""
+    agent_metrics_ports: int = 512
+    """Size of that range: 512 covers every VRID of both address families."""
+    agent_log_level: LogLevel = "info"
+    """``--log-level`` of the agents."""
+    priority_class_name: str | None = "system-node-critical"
+    """priorityClassName of the agent pods, so they are not evicted before the workloads they
+    front; empty for none."""
+    agent_resources: AgentResources = field(default_factory=AgentResources)
+    """Requests and limits of the agent container (no CPU limit by default)."""
+    termination_grace_period_seconds: int = 30
+    """How long an agent gets to hand over (priority-0 advertisement, Lease release) on
+    deletion; well above the few advertisement intervals a clean handover needs."""
+    extra_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Added to the agent pods' labels (the tests add the pod launcher's label this way).
+    They never enter the DaemonSet's selector, which is immutable."""
+    extra_pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    """Added to the agent pods' annotations."""
+    watch_namespaces: tuple[str, ...] = ()
+    """Namespaces whose VirtualIPs this operator reconciles; empty means the whole cluster.
+    VRID allocation and conflict detection see only these namespaces."""
+    kubeconfig: str | None = None
+    """A kubeconfig file; default: in-cluster service account, else ``$KUBECONFIG``."""
+    peering_name: str | None = None
+    """kopf peering object (KopfPeering CRD) for running several replicas with one active;
+    None runs standalone (one replica)."""
+    resync_interval: float = 5.0
+    """How often every VirtualIP's status is re-judged without an event (stale heartbeats,
+    conflicts released by another object)."""
+    heartbeat_timeout: float = 30.0
+    """An agent entry whose heartbeatTime is older than this is ignored and pruned
+    (3 x the agent's 10 s heartbeat)."""
+    liveness_endpoint: str | None = None
+    """kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``; None for none."""
+    log_level: LogLevel = "info"
+    """The operator's own log level."""
+
+
+# -- parsing, at the process edge only ------------------------------------------------------
+
+
+def _labels(text: str) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(filter(None, (p.strip() for p in text.split(","))))
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "agent_metrics_port": int,
+    "agent_metrics_ports": int,
+    "termination_grace_period_seconds": int,
+    "resync_interval": float,
+    "heartbeat_timeout": float,
+    "extra_pod_labels": _labels,
+    "extra_pod_annotations": _labels,
+    "watch_namespaces": _names,
+    "priority_class_name": _optional,
+    "kubeconfig": _optional,
+    "peering_name": _optional,
+    "liveness_endpoint": _optional,
+}
+_CHOICES = {
+    "agent_image_pull_policy": get_args(PullPolicy),
+    "agent_log_level": get_args(LogLevel),
+    "log_level": get_args(LogLevel),
+}
+_RESOURCES = {
+    "agent_cpu_request": "cpu_request",
+    "agent_memory_request": "memory_request",
+    "agent_memory_limit": "memory_limit",
+    "agent_cpu_limit": "cpu_limit",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="keepvip-operator",
+        description="Reconciles VirtualIPs into agent DaemonSets and aggregates their status.",
+        epilog=f"Every option can also be set as an environment variable: {ENV_PREFIX}<OPTION> "
+        "(upper case, _ for -). Lists are comma separated; labels are k=v,k2=v2.",
+    )
+    for f in fields(OperatorSettings):
+        if f.name == "agent_resources":
+            continue
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, choices=_CHOICES.get(f.name))
+    for flag in _RESOURCES:
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+    p.add_argument("--version", action="version", version=__version__)
+    return p
+
+
+def parse(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> OperatorSettings:
+    """Settings from the command line, then ``KEEPVIP_*`` variables, then the defaults.
+
+    Raises ``SystemExit`` (argparse's usage error) on a bad value.
+    """
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    for name, value in args.items():
+        from_env = env.get(ENV_PREFIX + name.upper())
+        chosen = value if value is not None else from_env
+        if chosen is not None:
+            raw[name] = chosen
+    values: dict[str, object] = {}
+    resources: dict[str, str | None] = {}
+    for name, text in raw.items():
+        try:
+            if name in _RESOURCES:
+                resources[_RESOURCES[name]] = text or None
+            elif name in _CHOICES and text not in _CHOICES[name]:
+                raise ValueError(f"{text!r} is not one of {', '.join(_CHOICES[name])}")
+            else:
+                values[name] = _PARSERS.get(name, str)(text)
+        except ValueError as exc:
+            parser.error(f"{name.replace('_', '-')}: {exc}")
+    if resources:
+        values["agent_resources"] = AgentResources(**resources)
+    settings = OperatorSettings(**values)  # type: ignore[arg-type]
+    if not 1 <= settings.agent_metrics_port <= 65535 - settings.agent_metrics_ports + 1:
+        parser.error("agent-metrics-port: the range must fit in 1..65535")
+    return settings

@@ -1,0 +1,190 @@
+"""The operator's part of a VirtualIP's status, and the Events its changes deserve (pure).
+
+The operator owns ``master``, ``virtualRouterID``, ``observedGeneration``
+and ``conditions`` (server-side apply, field manager ``keepvip-operator``);
+``nodes`` belongs to the agents, and the operator only ever removes stale
+entries from it. Because an apply replaces everything its manager owns,
+every write carries the whole operator part, computed here in one place
+from the previous part, the allocation/conflict decision and the agents'
+aggregate. Events are derived from the difference, so each change is told
+once: a master change, a conflict appearing or clearing, an invalid spec,
+split brain starting or ending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from keepvip_operator import conditions as c
+from keepvip_operator.aggregate import Aggregate, Stale
+from keepvip_operator.allocate import Conflict
+from keepvip_operator.conditions import Cond
+
+EventType = Literal["Normal", "Warning"]
+NORMAL: EventType = "Normal"
+WARNING: EventType = "Warning"
+MASTER_CHANGED = "MasterChanged"
+INVALID_SPEC = "InvalidSpec"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What reconciliation decided: the VRID, and whether agents may run."""
+
+    vrid: int | None
+    conflicts: tuple[Conflict, ...] = ()
+    invalid: tuple[str, ...] = ()
+    """The spec's problems, one line each (parse_virtualip's SpecError)."""
+
+    @property
+    def rollout(self) -> bool:
+        return not self.conflicts and not self.invalid
+
+
+@dataclass(frozen=True)
+class OperatorStatus:
+    """The operator-owned status fields, as last written (or read back)."""
+
+    master: str | None = None
+    vrid: int | None = None
+    observed_generation: int | None = None
+    conditions: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def read(cls, status: Mapping[str, Any]) -> OperatorStatus:
+        conds = status.get("conditions") or ()
+        vrid = status.get("virtualRouterID")
+        gen = status.get("observedGeneration")
+        return cls(
+            master=status.get("master") or None,
+            vrid=vrid if isinstance(vrid, int) else None,
+            observed_generation=gen if isinstance(gen, int) else None,
+            conditions=tuple(x for x in conds if isinstance(x, Mapping)),
+        )
+
+    def body(self) -> dict[str, Any]:
+        """The status stanza to apply; fields left out are released (and so removed)."""
+        out: dict[str, Any] = {"conditions": [dict(x) for x in self.conditions]}
+        if self.master:
+            out["master"] = self.master
+        if self.vrid is not None:
+            out["virtualRouterID"] = self.vrid
+        if self.observed_generation is not None:
+            out["observedGeneration"] = self.observed_generation
+        return out
+
+    def condition(self, kind: str) -> Mapping[str, Any] | None:
+        return c.by_type(self.conditions).get(kind)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: OperatorStatus
+    prune: tuple[Stale, ...]
+    events: tuple[EventSpec, ...]
+
+    def changes(self, previous: OperatorStatus) -> bool:
+        return self.status.body() != previous.body()
+
+
+def _conflict_cond(decision: Decision) -> Cond:
+    if decision.invalid:
+        return Cond(c.CONFLICT, "Unknown", INVALID_SPEC, "not judged while the spec is invalid")
+    if decision.conflicts:
+        reason = decision.conflicts[0].reason
+        text = "; ".join(x.message for x in decision.conflicts)
+        return Cond(c.CONFLICT, "True", reason, f"{text}; no agents are rolled out")
+    return Cond(
+        c.CONFLICT, "False", "NoConflict", "no other VirtualIP claims its addresses or VRID"
+    )
+
+
+def _ready(decision: Decision, aggregated: Cond) -> Cond:
+    if decision.invalid:
+        return Cond(c.READY, "False", INVALID_SPEC, "\n".join(decision.invalid))
+    if decision.conflicts:
+        return Cond(c.READY, "False", "Conflict", "not rolled out: see the Conflict condition")
+    return aggregated
+
+
+def _master_event(before: str | None, agg: Aggregate) -> EventSpec | None:
+    after = agg.master
+    if before == after:
+        return None
+    if after is not None:
+        entry = agg.entry(after)
+        why = entry.reason if entry is not None and entry.reason else "became Master"
+        return EventSpec(NORMAL, MASTER_CHANGED, f"{before or '(none)'} -> {after}: {why}")
+    old = agg.entry(before)
+    if old is None:
+        why = f"{before} no longer reports"
+    else:
+        why = f"{before} is {old.state}" + (f" ({old.reason})" if old.reason else "")
+    return EventSpec(WARNING, MASTER_CHANGED, f"{before} -> (none): {why}")
+
+
+def _transition_events(previous: OperatorStatus, conds: Sequence[Cond]) -> list[EventSpec]:
+    out: list[EventSpec] = []
+    new = {x.type: x for x in conds}
+
+    def was(kind: str, key: str = "status") -> Any:
+        before = previous.condition(kind)
+        return before.get(key) if before else None
+
+    conflict = new[c.CONFLICT]
+    if conflict.true and (was(c.CONFLICT), was(c.CONFLICT, "message")) != (
+        "True",
+        conflict.message,
+    ):
+        out.append(EventSpec(WARNING, "Conflict", conflict.message))
+    elif not conflict.true and was(c.CONFLICT) == "True":
+        out.append(EventSpec(NORMAL, "ConflictResolved", conflict.message))
+
+    ready = new[c.READY]
+    if ready.reason == INVALID_SPEC and (was(c.READY, "reason"), was(c.READY, "message")) != (
+        INVALID_SPEC,
+        ready.message,
+    ):
+        out.append(EventSpec(WARNING, INVALID_SPEC, ready.message))
+
+    split = new[c.SPLIT_BRAIN]
+    if split.true and was(c.SPLIT_BRAIN) != "True":
+        out.append(EventSpec(WARNING, "SplitBrain", split.message))
+    elif not split.true and was(c.SPLIT_BRAIN) == "True":
+        out.append(EventSpec(NORMAL, "SplitBrainResolved", split.message))
+    return out
+
+
+def plan(
+    previous: OperatorStatus,
+    decision: Decision,
+    agg: Aggregate,
+    *,
+    observed_generation: int | None,
+    now: datetime,
+) -> Plan:
+    """The operator status to write, the stale node entries to prune, the Events to post."""
+    ready, degraded, split = agg.conditions
+    conds = [_ready(decision, ready), degraded, split, _conflict_cond(decision)]
+    vrid = previous.vrid if decision.invalid else decision.vrid
+    status = OperatorStatus(
+        master=agg.master,
+        vrid=vrid,
+        observed_generation=observed_generation,
+        conditions=tuple(c.merge(previous.conditions, conds, observed_generation or 0, now)),
+    )
+    events = _transition_events(previous, conds)
+    master_event = _master_event(previous.master, agg)
+    if master_event is not None:
+        events.insert(0, master_event)
+    return Plan(status=status, prune=agg.stale, events=tuple(events))
