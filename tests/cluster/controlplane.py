@@ -162,6 +162,17 @@ class ControlPlane:
         """A built tool, e.g. ``binary("helm")``, of the pinned version."""
         return self.bin_dir / name
 
+    def pid(self, component: str) -> int:
+        """The host pid of "etcd", "kube-apiserver", ..., e.g. to SIGSTOP it in a test."""
+        for rec, _ in self._procs:
+            if rec.name == component:
+                return rec.pid
+        # Attached to `make cluster-up`'s control plane: its state file knows.
+        for p in json.loads((self.dir / "state.json").read_text())["processes"]:
+            if p["name"] == component:
+                return int(p["pid"])
+        raise KeyError(f"no control-plane component {component!r}")
+
     def log_path(self, component: str) -> Path:
         return self.dir / "logs" / f"{component}.log"
 
