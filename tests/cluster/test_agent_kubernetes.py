@@ -400,7 +400,7 @@ def test_split_brain_is_settled_by_the_lease(
 @contextlib.contextmanager
 def api_server_frozen(cp: ControlPlane) -> Iterator[None]:
     """SIGSTOP the kube-apiserver (connections hang, as with a dead or overloaded server)."""
-    pid = next(rec.pid for rec, _ in cp._procs if rec.name == "kube-apiserver")
+    pid = cp.pid("kube-apiserver")
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
