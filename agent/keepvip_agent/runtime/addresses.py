@@ -18,6 +18,8 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from keepvip_agent.runtime.netinfo import dump_lock
+
 logger = logging.getLogger(__name__)
 
 IFA_F_NODAD = 0x02
@@ -57,15 +59,16 @@ class AddressManager:
         """Remove leftover copies of these addresses from every interface; say what went."""
         wanted = {a.ip for a in addresses}
         removed: list[str] = []
-        async for msg in await self._ipr.addr("dump"):
-            addr = ip_address(msg.get("IFA_ADDRESS"))
+        async with dump_lock(self._ipr):
+            found = [
+                (ip_address(msg.get("IFA_ADDRESS")), msg["index"], msg["prefixlen"])
+                async for msg in await self._ipr.addr("dump")
+            ]
+        for addr, index, prefixlen in found:
             if addr in wanted:
-                index = msg["index"]
                 try:
-                    await self._ipr.addr(
-                        "del", index=index, address=str(addr), prefixlen=msg["prefixlen"]
-                    )
-                    removed.append(f"{addr}/{msg['prefixlen']} (ifindex {index})")
+                    await self._ipr.addr("del", index=index, address=str(addr), prefixlen=prefixlen)
+                    removed.append(f"{addr}/{prefixlen} (ifindex {index})")
                 except NetlinkError as exc:
                     if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
                         raise

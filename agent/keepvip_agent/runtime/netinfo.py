@@ -9,7 +9,9 @@ right when an operator renumbers a node.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
@@ -22,6 +24,22 @@ IFA_F_TENTATIVE = 0x40
 IFA_F_DADFAILED = 0x08
 RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
+
+
+_DUMP_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def dump_lock(ipr: Any) -> asyncio.Lock:
+    """The lock every dump over this netlink socket takes.
+
+    The kernel runs one dump at a time per netlink socket and answers a second
+    one with EBUSY; instances starting together (each purging leftover VIPs)
+    and port refreshes share the agent's socket, so their dumps queue here.
+    """
+    lock = _DUMP_LOCKS.get(ipr)
+    if lock is None:
+        lock = _DUMP_LOCKS[ipr] = asyncio.Lock()
+    return lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +57,11 @@ class LinkInfo:
 
 async def read_link(ipr: Any, name: str, exclude: Collection[IPAddress] = ()) -> LinkInfo | None:
     """The interface's state and primary addresses, or None if it does not exist."""
+    async with dump_lock(ipr):
+        return await _read_link(ipr, name, exclude)
+
+
+async def _read_link(ipr: Any, name: str, exclude: Collection[IPAddress]) -> LinkInfo | None:
     found = await ipr.link_lookup(ifname=name)
     if not found:
         return None
@@ -66,6 +89,11 @@ async def read_link(ipr: Any, name: str, exclude: Collection[IPAddress] = ()) ->
 
 async def interface_for(ipr: Any, address: IPAddress) -> str | None:
     """The interface whose connected (scope link) route covers ``address``, longest prefix first."""
+    async with dump_lock(ipr):
+        return await _interface_for(ipr, address)
+
+
+async def _interface_for(ipr: Any, address: IPAddress) -> str | None:
     family = socket.AF_INET if address.version == 4 else socket.AF_INET6
     best: tuple[int, int] | None = None
     async for route in await ipr.route("dump", family=family):
