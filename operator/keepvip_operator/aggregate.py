@@ -13,6 +13,7 @@ flap while the Lease settles it; otherwise the highest effective priority.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,8 +50,9 @@ class Aggregate:
 
 
 def _parse(raw: Any) -> NodeStatus | None:
+    # Through JSON, as parse_virtualip does: the strict model takes JSON arrays for tuples.
     try:
-        return NodeStatus.model_validate(raw)
+        return NodeStatus.model_validate_json(json.dumps(raw))
     except ValidationError:
         return None
 

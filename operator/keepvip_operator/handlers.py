@@ -97,7 +97,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.watching.connect_timeout = 10
     ks.watching.server_timeout = 300
     ks.watching.client_timeout = 330
-    ks.batching.worker_limit = 32
+    ks.queueing.worker_limit = 32
     return ks
 
 

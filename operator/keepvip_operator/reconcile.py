@@ -71,6 +71,7 @@ class Reconciler:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._written: dict[str, OperatorStatus] = {}
+        self._last_master: dict[str, str | None] = {}
         self._vrids: dict[str, int] = {}
         self._ports: dict[str, int] = {}
         self._converged: dict[str, tuple[bool, int | None, float]] = {}
@@ -141,6 +142,7 @@ class Reconciler:
         with self._locks_guard:
             self._locks.pop(t.uid, None)
         self._written.pop(t.uid, None)
+        self._last_master.pop(t.uid, None)
 
     def cleanup(self, t: Target) -> None:
         """Remove what garbage collection cannot: RBAC in other namespaces."""
@@ -226,7 +228,14 @@ class Reconciler:
             previous_master=previous.master,
             heartbeat_timeout=self.settings.heartbeat_timeout,
         )
-        p = plan(previous, decision, agg, observed_generation=observed_generation, now=self.clock())
+        p = plan(
+            previous,
+            decision,
+            agg,
+            observed_generation=observed_generation,
+            now=self.clock(),
+            last_master=self._last_master.get(t.uid),
+        )
         if p.prune:
             self._prune(t, p.prune)
         if p.status.body() != OperatorStatus.read(obs.status).body():
@@ -240,6 +249,7 @@ class Reconciler:
                 subresource="status",
             )
         self._written[t.uid] = p.status
+        self._last_master[t.uid] = p.last_master
         for event in p.events:
             logger.info("%s: %s: %s", t.key, event.reason, event.message)
             self.kube.post_event(t, event.type, event.reason, event.message)

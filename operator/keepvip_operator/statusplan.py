@@ -92,6 +92,8 @@ class Plan:
     status: OperatorStatus
     prune: tuple[Stale, ...]
     events: tuple[EventSpec, ...]
+    last_master: str | None
+    """The last node known to hold the VIP (kept across a gap with no master)."""
 
     def changes(self, previous: OperatorStatus) -> bool:
         return self.status.body() != previous.body()
@@ -117,14 +119,20 @@ def _ready(decision: Decision, aggregated: Cond) -> Cond:
     return aggregated
 
 
-def _master_event(before: str | None, agg: Aggregate) -> EventSpec | None:
+def _master_event(before: str | None, last: str | None, agg: Aggregate) -> EventSpec | None:
+    """``before``: status.master so far; ``last``: the last node known to hold the VIP.
+
+    A new master is announced from the last holder, so a failover with a gap
+    in between still reads "n1 -> n2: <why n2 took over>".
+    """
     after = agg.master
     if before == after:
         return None
     if after is not None:
         entry = agg.entry(after)
         why = entry.reason if entry is not None and entry.reason else "became Master"
-        return EventSpec(NORMAL, MASTER_CHANGED, f"{before or '(none)'} -> {after}: {why}")
+        origin = before or (last if last != after else None)
+        return EventSpec(NORMAL, MASTER_CHANGED, f"{origin or '(none)'} -> {after}: {why}")
     old = agg.entry(before)
     if old is None:
         why = f"{before} no longer reports"
@@ -172,6 +180,7 @@ def plan(
     *,
     observed_generation: int | None,
     now: datetime,
+    last_master: str | None = None,
 ) -> Plan:
     """The operator status to write, the stale node entries to prune, the Events to post."""
     ready, degraded, split = agg.conditions
@@ -184,7 +193,10 @@ def plan(
         conditions=tuple(c.merge(previous.conditions, conds, observed_generation or 0, now)),
     )
     events = _transition_events(previous, conds)
-    master_event = _master_event(previous.master, agg)
+    last = last_master or previous.master
+    master_event = _master_event(previous.master, last, agg)
     if master_event is not None:
         events.insert(0, master_event)
-    return Plan(status=status, prune=agg.stale, events=tuple(events))
+    return Plan(
+        status=status, prune=agg.stale, events=tuple(events), last_master=agg.master or last
+    )

@@ -1,0 +1,583 @@
+"""The operator against a real control plane: what it creates, the RBAC it grants, VRIDs,
+conflicts, status aggregation and garbage collection.
+
+The operator runs in-process (operator_fixtures.py) watching only the test's
+namespace. No agent runs: the DaemonSet's pods are played by kwok, and the
+agents' status entries are written by the test with server-side apply under
+each agent's field manager, exactly as agents write them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from keepvip_agent.spec import parse_virtualip
+from keepvip_operator.names import Target
+from keepvip_operator.render import render_namespaced
+
+from .controlplane import ControlPlane
+from .operator_fixtures import (
+    RunningOperator,
+    Vips,
+    keepvip_operator,
+    rfc3339,
+    vips,
+    virtualip_crd,
+    wait_for,
+)
+from .rest import ApiError
+
+__all__ = ["keepvip_operator", "vips", "virtualip_crd"]  # fixtures, imported for pytest
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces"
+NODES = ("kv-node-1", "kv-node-2", "kv-node-3")
+
+
+def contains(expected: Any, actual: Any, where: str = "") -> list[str]:
+    """Where ``actual`` differs from ``expected``; fields the API added (defaults) are fine."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: {actual!r} is not a mapping"]
+        return [d for k, v in expected.items() for d in contains(v, actual.get(k), f"{where}.{k}")]
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{where}: {actual!r} != {expected!r}"]
+        return [
+            d
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for d in contains(e, a, f"{where}[{i}]")
+        ]
+    return [] if expected == actual else [f"{where}: {actual!r} != {expected!r}"]
+
+
+def path_of(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    kinds = {
+        "ServiceAccount": f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts",
+        "Role": f"{RBAC}/{meta['namespace']}/roles",
+        "RoleBinding": f"{RBAC}/{meta['namespace']}/rolebindings",
+        "DaemonSet": f"/apis/apps/v1/namespaces/{meta['namespace']}/daemonsets",
+    }
+    return f"{kinds[obj['kind']]}/{meta['name']}"
+
+
+def agent_pods(cp: ControlPlane, ns: str, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cp.admin_rest().get(
+        f"/api/v1/namespaces/{ns}/pods", labelSelector=f"keepvip.io/virtualip={name}"
+    )["items"]
+    return items
+
+
+def running_on(cp: ControlPlane, ns: str, name: str) -> set[str]:
+    return {
+        p["spec"].get("nodeName")
+        for p in agent_pods(cp, ns, name)
+        if p["status"].get("phase") == "Running"
+    }
+
+
+def daemonset(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    got: dict[str, Any] = cp.admin_rest().get(
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-{name}"
+    )
+    return got
+
+
+def no_daemonset(cp: ControlPlane, ns: str, name: str) -> bool:
+    try:
+        daemonset(cp, ns, name)
+    except ApiError as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
+def cond(vips: Vips, name: str, kind: str) -> tuple[str, str] | None:
+    c = vips.condition(name, kind)
+    return (c["status"], c["reason"]) if c else None
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def test_virtualip_becomes_agents_as_rendered(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    ns = vips.namespace
+    created = vips.create(
+        "web", addresses=["192.0.2.50/24"], nodes=[{"name": "kv-node-1", "priority": 150}]
+    )
+    ds = wait_for("the agents' DaemonSet", lambda: daemonset(control_plane, ns, "web"))
+    wait_for(
+        "an agent pod Running on each fake node",
+        lambda: running_on(control_plane, ns, "web") == set(NODES),
+    )
+    port = int(ds["metadata"]["annotations"]["keepvip.io/metrics-port"])
+    assert port == keepvip_operator.settings.agent_metrics_port  # the first of the range
+    vip = parse_virtualip(created)
+    target = Target(ns, "web", created["metadata"]["uid"])
+    rendered = render_namespaced(vip, target, keepvip_operator.settings, port)
+    assert [o["kind"] for o in rendered] == ["ServiceAccount", "Role", "RoleBinding", "DaemonSet"]
+    api = control_plane.admin_rest()
+    for obj in rendered:
+        live = api.get(path_of(obj))
+        assert contains(obj, live) == [], obj["kind"]
+        owner = live["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("VirtualIP", target.uid, True)
+    pod = agent_pods(control_plane, ns, "web")[0]
+    assert pod["metadata"]["labels"]["keepvip.test/extra"] == "yes"
+    assert pod["spec"]["serviceAccountName"] == "keepvip-web"
+    assert pod["spec"]["hostNetwork"] is True
+
+    status = wait_for("the allocated VRID", lambda: vips.status("web").get("virtualRouterID"))
+    assert status == 1
+    assert vips.status("web")["observedGeneration"] == 1
+    assert cond(vips, "web", "Conflict") == ("False", "NoConflict")
+    assert cond(vips, "web", "Ready") == ("False", "NoAgentReports")
+
+    # A spec change reaches the agents through the API, not through a new pod template.
+    generation = ds["metadata"]["generation"]
+    vips.patch_spec("web", {"priority": 90, "advertInterval": "100ms"})
+    wait_for("observedGeneration 2", lambda: vips.status("web").get("observedGeneration") == 2)
+    assert daemonset(control_plane, ns, "web")["metadata"]["generation"] == generation
+    # Placement does change the template.
+    vips.patch_spec("web", {"nodeSelector": {"kubernetes.io/hostname": "kv-node-2"}})
+    wait_for(
+        "the template to follow the nodeSelector",
+        lambda: (
+            daemonset(control_plane, ns, "web")["spec"]["template"]["spec"].get("nodeSelector")
+            == {"kubernetes.io/hostname": "kv-node-2"}
+        ),
+    )
+    wait_for(
+        "agents only on kv-node-2",
+        lambda: (
+            {p["spec"].get("nodeName") for p in agent_pods(control_plane, ns, "web")}
+            == {"kv-node-2"}
+        ),
+    )
+
+
+def test_delete_garbage_collects_everything_owned(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    ns = vips.namespace
+    vips.create("gone", addresses=["192.0.2.60"])
+    wait_for("agents", lambda: running_on(control_plane, ns, "gone") == set(NODES))
+    api = control_plane.admin_rest()
+    owned = [
+        f"/api/v1/namespaces/{ns}/serviceaccounts/keepvip-gone",
+        f"{RBAC}/{ns}/roles/keepvip-gone",
+        f"{RBAC}/{ns}/rolebindings/keepvip-gone",
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-gone",
+    ]
+    for path in owned:
+        api.get(path)
+    vips.delete("gone")
+
+    def gone(path: str) -> bool:
+        try:
+            api.get(path)
+        except ApiError as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("the owned objects to be collected", lambda: all(gone(p) for p in owned))
+    wait_for("the agent pods to be collected", lambda: agent_pods(control_plane, ns, "gone") == [])
+
+
+# -- RBAC -----------------------------------------------------------------------------------
+
+
+def forbidden(call: Any, *args: Any, **kwargs: Any) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(*args, **kwargs)
+    except ApiException as exc:
+        if exc.status == 403:
+            return True
+        raise
+    return False
+
+
+@contextlib.contextmanager
+def other_namespace(cp: ControlPlane, name: str) -> Iterator[str]:
+    api = cp.admin_rest()
+    api.post("/api/v1/namespaces", {"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiError):
+            api.delete(f"/api/v1/namespaces/{name}")
+
+
+def test_agent_service_account_gets_exactly_what_the_agent_needs(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    from kubernetes import client
+
+    ns = vips.namespace
+    vips.create("web", addresses=["192.0.2.80"])
+    vips.create("other", addresses=["192.0.2.81"])
+    wait_for(
+        "the RoleBinding",
+        lambda: control_plane.admin_rest().get(f"{RBAC}/{ns}/rolebindings/keepvip-web"),
+    )
+    admin = control_plane.admin_rest()
+    admin.post(
+        f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+        {"metadata": {"name": "someone-elses"}, "spec": {"holderIdentity": "x"}},
+    )
+    group, version, plural = "keepvip.io", "v1alpha1", "virtualips"
+    with control_plane.service_account_client(ns, "keepvip-web") as sa:
+        custom = client.CustomObjectsApi(sa)
+        core = client.CoreV1Api(sa)
+        leases = client.CoordinationV1Api(sa)
+
+        # What the agent does (keepvip_agent.kube), allowed. RBAC caches settle in a moment.
+        wait_for(
+            "the Role to take effect",
+            lambda: custom.get_namespaced_custom_object(group, version, ns, plural, "web"),
+        )
+        listed = custom.list_namespaced_custom_object(
+            group, version, ns, plural, field_selector="metadata.name=web"
+        )
+        assert [o["metadata"]["name"] for o in listed["items"]] == ["web"]
+        entry = {
+            "name": "kv-node-1",
+            "state": "Backup",
+            "heartbeatTime": rfc3339(datetime.now(UTC)),
+        }
+        custom.patch_namespaced_custom_object_status(
+            group, version, ns, plural, "web",
+            {"apiVersion": f"{group}/{version}", "kind": "VirtualIP",
+             "metadata": {"name": "web", "namespace": ns}, "status": {"nodes": [entry]}},
+            field_manager="keepvip-agent-kv-node-1", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+        pods = core.list_namespaced_pod(ns, label_selector="keepvip.io/virtualip=web")
+        assert pods.items is not None
+        lease = client.V1Lease(
+            metadata=client.V1ObjectMeta(name="keepvip-web", namespace=ns),
+            spec=client.V1LeaseSpec(holder_identity="kv-node-1", lease_duration_seconds=6),
+        )
+        leases.create_namespaced_lease(ns, lease)
+        got = leases.read_namespaced_lease("keepvip-web", ns)
+        got.spec.holder_identity = "kv-node-2"
+        leases.replace_namespaced_lease("keepvip-web", ns, got)
+        core.create_namespaced_event(
+            ns,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(generate_name="web."),
+                involved_object=client.V1ObjectReference(kind="VirtualIP", name="web", namespace=ns),
+                reason="Test", message="an agent may post Events", type="Normal",
+            ),
+        )  # fmt: skip
+
+        # Everything else, refused.
+        assert forbidden(custom.get_namespaced_custom_object, group, version, ns, plural, "other")
+        assert forbidden(custom.list_namespaced_custom_object, group, version, ns, plural)
+        assert forbidden(
+            custom.patch_namespaced_custom_object, group, version, ns, plural, "web",
+            {"spec": {"priority": 200}},
+        )  # fmt: skip
+        assert forbidden(
+            custom.patch_namespaced_custom_object_status, group, version, ns, plural, "other",
+            {"status": {"master": "kv-node-1"}},
+        )  # fmt: skip
+        assert forbidden(core.list_namespaced_secret, ns)
+        assert forbidden(core.read_namespaced_config_map, "kube-root-ca.crt", ns)
+        assert forbidden(core.list_pod_for_all_namespaces)
+        assert forbidden(
+            core.patch_namespaced_pod,
+            pods.items[0].metadata.name if pods.items else "x",
+            ns,
+            {"metadata": {"labels": {"keepvip.io/role": "master"}}},
+        )  # no trackPods.roleLabel: no pod patching
+        assert forbidden(leases.read_namespaced_lease, "someone-elses", ns)
+        assert forbidden(leases.delete_namespaced_lease, "keepvip-web", ns)
+        assert forbidden(client.AppsV1Api(sa).delete_namespaced_daemon_set, "keepvip-web", ns)
+
+
+def test_tracking_pods_elsewhere_grants_there_and_is_cleaned_up(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    from kubernetes import client
+
+    ns = vips.namespace
+    admin = control_plane.admin_rest()
+    with other_namespace(control_plane, f"{ns}-app") as app:
+        wait_for(
+            "the app namespace's ServiceAccount",
+            lambda: admin.get(f"/api/v1/namespaces/{app}/serviceaccounts/default"),
+        )
+        admin.post(
+            f"/api/v1/namespaces/{app}/pods",
+            {"metadata": {"name": "redis-0", "labels": {"app": "redis"}},
+             "spec": {"nodeName": "kv-node-1", "containers": [{"name": "redis", "image": "redis"}]}},
+        )  # fmt: skip
+        vips.create(
+            "redis",
+            addresses=["192.0.2.90"],
+            trackPods={"namespace": app, "selector": {"matchLabels": {"app": "redis"}},
+                       "onFailure": {"action": "fault"}, "roleLabel": True},
+        )  # fmt: skip
+        name = f"keepvip-{ns}.redis"
+        role = wait_for(
+            "the Role in the app namespace", lambda: admin.get(f"{RBAC}/{app}/roles/{name}")
+        )
+        assert role["metadata"]["labels"]["keepvip.io/virtualip-namespace"] == ns
+        assert "ownerReferences" not in role["metadata"]
+        verbs = sorted(v for r in role["rules"] for v in r["verbs"])
+        assert verbs == ["get", "list", "patch", "watch"]
+        binding = admin.get(f"{RBAC}/{app}/rolebindings/{name}")
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "keepvip-redis", "namespace": ns}
+        ]
+        # kopf's finalizer, only on VirtualIPs that need a cleanup outside their namespace.
+        assert "keepvip.io/cross-namespace-cleanup" in wait_for(
+            "the finalizer", lambda: vips.get("redis")["metadata"].get("finalizers")
+        )
+        with control_plane.service_account_client(ns, "keepvip-redis") as sa:
+            core = client.CoreV1Api(sa)
+            wait_for(
+                "the Role to take effect",
+                lambda: (
+                    core.list_namespaced_pod(
+                        app, label_selector="app=redis", field_selector="spec.nodeName=kv-node-1"
+                    ).items
+                ),
+            )
+            core.patch_namespaced_pod(
+                "redis-0", app, {"metadata": {"labels": {"keepvip.io/role": "master"}}}
+            )
+            assert forbidden(core.list_namespaced_secret, app)
+            # Role labels only where the tracked pods are.
+            own = core.list_namespaced_pod(ns).items
+            if own:
+                assert forbidden(
+                    core.patch_namespaced_pod,
+                    own[0].metadata.name,
+                    ns,
+                    {"metadata": {"labels": {"x": "y"}}},
+                )
+
+        vips.delete("redis")
+
+        def cleaned() -> bool:
+            left = [
+                admin.get(
+                    f"{RBAC}/{app}/{kind}", labelSelector=f"keepvip.io/virtualip-namespace={ns}"
+                )["items"]
+                for kind in ("roles", "rolebindings")
+            ]
+            return left == [[], []]
+
+        wait_for("the cross-namespace RBAC to be removed", cleaned)
+        wait_for("the VirtualIP to be gone", lambda: vips.api.get(vips.base)["items"] == [])
+
+
+# -- VRIDs and conflicts ----------------------------------------------------------------------
+
+
+def vrid(vips: Vips, name: str) -> int | None:
+    value = vips.status(name).get("virtualRouterID")
+    return int(value) if value is not None else None
+
+
+def test_vrid_allocation_takes_the_lowest_free(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    vips.create("a-fixed", addresses=["192.0.2.100"], virtualRouterID=1)
+    assert wait_for("a-fixed's VRID in status", lambda: vrid(vips, "a-fixed")) == 1
+    vips.create("b-auto", addresses=["192.0.2.101"])
+    assert wait_for("an allocated VRID", lambda: vrid(vips, "b-auto")) == 2
+    vips.create("c-fixed", addresses=["192.0.2.102"], virtualRouterID=3)
+    vips.create("d-auto", addresses=["2001:db8::103"])
+    # Allocation skips every VRID in use, in spec or status, of either family.
+    assert wait_for("another allocated VRID", lambda: vrid(vips, "d-auto")) == 4
+    # Leaving it out again later keeps the allocated one (the VRRP identity of a running VIP).
+    vips.patch_spec("b-auto", {"priority": 120})
+    wait_for("b-auto reconciled", lambda: vips.status("b-auto").get("observedGeneration") == 2)
+    assert vrid(vips, "b-auto") == 2
+    # Same VRID on the other family: a separate virtual router (RFC 9568), no conflict.
+    vips.create("e-v6", addresses=["2001:db8::104"], virtualRouterID=1)
+    wait_for("e-v6 judged", lambda: cond(vips, "e-v6", "Conflict"))
+    assert cond(vips, "e-v6", "Conflict") == ("False", "NoConflict")
+    for name in ("a-fixed", "b-auto", "c-fixed", "d-auto", "e-v6"):
+        wait_for(
+            f"{name}'s agents", lambda n=name: not no_daemonset(control_plane, vips.namespace, n)
+        )
+
+
+def test_same_address_blocks_the_newer_until_the_older_goes(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    ns = vips.namespace
+    vips.create("a-older", addresses=["192.0.2.70/24"])
+    wait_for("a-older's agents", lambda: daemonset(control_plane, ns, "a-older"))
+    vips.create("b-newer", addresses=["192.0.2.71/24", "192.0.2.70/32"])
+    conflict = wait_for("Conflict on b-newer", lambda: vips.condition("b-newer", "Conflict"))
+    assert (conflict["status"], conflict["reason"]) == ("True", "AddressInUse")
+    assert f"address 192.0.2.70 already claimed by {ns}/a-older (older)" in conflict["message"]
+    assert cond(vips, "b-newer", "Ready") == ("False", "Conflict")
+    warning = wait_for("the Conflict Event", lambda: vips.events("b-newer", "Conflict"))
+    assert warning[0]["type"] == "Warning" and "192.0.2.70" in warning[0]["message"]
+    assert no_daemonset(control_plane, ns, "b-newer")
+    assert cond(vips, "a-older", "Conflict") == ("False", "NoConflict")
+    assert vips.events("a-older", "Conflict") == []
+
+    vips.delete("a-older")
+    wait_for(
+        "b-newer unblocked",
+        lambda: cond(vips, "b-newer", "Conflict") == ("False", "NoConflict"),
+    )
+    wait_for("b-newer's agents", lambda: daemonset(control_plane, ns, "b-newer"))
+    wait_for("the ConflictResolved Event", lambda: vips.events("b-newer", "ConflictResolved"))
+
+
+def test_same_vrid_blocks_the_newer_and_a_new_vrid_releases_it(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    ns = vips.namespace
+    vips.create("a-older", addresses=["192.0.2.72"], virtualRouterID=7)
+    wait_for("a-older's agents", lambda: daemonset(control_plane, ns, "a-older"))
+    vips.create("b-newer", addresses=["192.0.2.73"], virtualRouterID=7)
+    conflict = wait_for("Conflict on b-newer", lambda: vips.condition("b-newer", "Conflict"))
+    assert (conflict["status"], conflict["reason"]) == ("True", "VirtualRouterIDInUse")
+    assert f"virtualRouterID 7 already used by {ns}/a-older for IPv4 (older)" in conflict["message"]
+    assert vips.events("b-newer", "Conflict")[0]["type"] == "Warning"
+    assert no_daemonset(control_plane, ns, "b-newer")
+
+    vips.patch_spec("b-newer", {"virtualRouterID": 8})
+    wait_for(
+        "b-newer unblocked", lambda: cond(vips, "b-newer", "Conflict") == ("False", "NoConflict")
+    )
+    assert vrid(vips, "b-newer") == 8
+    wait_for("b-newer's agents", lambda: daemonset(control_plane, ns, "b-newer"))
+    # Its own agents' port differs from a-older's: both run on every node in the host network.
+    ports = {
+        daemonset(control_plane, ns, n)["metadata"]["annotations"]["keepvip.io/metrics-port"]
+        for n in ("a-older", "b-newer")
+    }
+    assert len(ports) == 2
+
+
+def test_a_spec_the_operator_cannot_run_is_reported_not_rolled_out(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    # The CRD cannot bound metadata.name; a label value (the agents' selector) can hold 63.
+    name = "a" * 64
+    vips.create(name, addresses=["192.0.2.99"])
+    ready = wait_for("Ready=False InvalidSpec", lambda: vips.condition(name, "Ready"))
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "metadata.name: at most 63 characters" in ready["message"]
+    event = wait_for("the InvalidSpec Event", lambda: vips.events(name, "InvalidSpec"))
+    assert event[0]["type"] == "Warning"
+    assert no_daemonset(control_plane, vips.namespace, name)
+
+
+# -- status aggregation ---------------------------------------------------------------------
+
+
+def messages(vips: Vips, name: str, reason: str) -> list[str]:
+    return [e["message"] for e in vips.events(name, reason)]
+
+
+def test_status_aggregates_the_agents_entries(
+    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
+) -> None:
+    ns = vips.namespace
+    vips.create("web", addresses=["192.0.2.110"])
+    wait_for("agent pods on every node", lambda: running_on(control_plane, ns, "web") == set(NODES))
+    n1, n2, n3 = NODES
+
+    vips.report("web", n1, "Master", reason="no master heard: master down timer fired")
+    vips.report("web", n2, "Backup")
+    vips.report("web", n3, "Backup")
+    wait_for("master kv-node-1", lambda: vips.status("web").get("master") == n1)
+    wait_for("Ready", lambda: cond(vips, "web", "Ready") == ("True", "MasterElected"))
+    assert cond(vips, "web", "Degraded") == ("False", "BackupAvailable")
+    assert cond(vips, "web", "SplitBrain") == ("False", "SingleMaster")
+    ready_since = vips.condition("web", "Ready")["lastTransitionTime"]
+    wait_for("the first MasterChanged", lambda: messages(vips, "web", "MasterChanged"))
+    assert messages(vips, "web", "MasterChanged") == [
+        "(none) -> kv-node-1: no master heard: master down timer fired"
+    ]
+
+    # A failover: the Event names both nodes and the new master's reason.
+    vips.report(
+        "web", n1, "Fault", faults=["check web: connection refused"], reason="check web failed"
+    )
+    vips.report("web", n2, "Master", reason="no master heard: master down timer fired")
+    wait_for("master kv-node-2", lambda: vips.status("web").get("master") == n2)
+    wait_for(
+        "the second MasterChanged",
+        lambda: (
+            "kv-node-1 -> kv-node-2: no master heard: master down timer fired"
+            in messages(vips, "web", "MasterChanged")
+        ),
+    )
+    assert vips.condition("web", "Ready")["lastTransitionTime"] == ready_since  # still True
+
+    # Two masters: split brain.
+    vips.report("web", n3, "Master", reason="no master heard")
+    wait_for("SplitBrain", lambda: cond(vips, "web", "SplitBrain") == ("True", "MultipleMasters"))
+    assert cond(vips, "web", "Ready") == ("False", "SplitBrain")
+    assert vips.status("web")["master"] == n2  # the one that was master stays named
+    assert cond(vips, "web", "Degraded") == ("True", "NoBackup")
+    wait_for("the SplitBrain Event", lambda: vips.events("web", "SplitBrain"))
+    # The Lease settles it: the loser steps down and says why.
+    vips.report(
+        "web", n3, "Fault", reason="lease held by kv-node-2",
+        faults=["split brain: kv-node-2 holds lease keepvip-web and renews it"],
+    )  # fmt: skip
+    wait_for(
+        "SplitBrain reported by the agent",
+        lambda: cond(vips, "web", "SplitBrain") == ("True", "ReportedByAgent"),
+    )
+    assert cond(vips, "web", "Ready") == ("True", "MasterElected")
+    vips.report("web", n3, "Backup", reason="hearing the master again")
+    vips.report("web", n1, "Backup", reason="check web passed")
+    wait_for(
+        "SplitBrain over", lambda: cond(vips, "web", "SplitBrain") == ("False", "SingleMaster")
+    )
+    wait_for("the SplitBrainResolved Event", lambda: vips.events("web", "SplitBrainResolved"))
+    assert cond(vips, "web", "Degraded") == ("False", "BackupAvailable")
+
+    # A stale heartbeat and a node without an agent pod: ignored and pruned.
+    vips.report("web", n3, "Master", age=120)
+    vips.report("web", "kv-node-9", "Master")
+    wait_for(
+        "the stale entries pruned",
+        lambda: sorted(n["name"] for n in vips.status("web").get("nodes", [])) == [n1, n2],
+    )
+    assert vips.status("web")["master"] == n2
+    assert cond(vips, "web", "SplitBrain") == ("False", "SingleMaster")
+
+    # The operator never took ownership of the agents' entries.
+    managers = {
+        m["manager"]: m.get("fieldsV1", {}).get("f:status", {})
+        for m in vips.get("web")["metadata"]["managedFields"]
+        if m.get("subresource") == "status"
+    }
+    assert "f:nodes" not in managers.get("keepvip-operator", {})
+    assert f'k:{{"name":"{n1}"}}' in managers[f"keepvip-agent-{n1}"]["f:nodes"]
+
+    # The master's node loses its agent: no master, and the Event says so.
+    vips.report("web", n2, "Fault", reason="interface down", faults=["link eth0 down"])
+    wait_for("no master", lambda: "master" not in vips.status("web"))
+    assert cond(vips, "web", "Ready") == ("False", "NoMaster")
+    wait_for(
+        "MasterChanged to none",
+        lambda: (
+            "kv-node-2 -> (none): kv-node-2 is Fault (interface down)"
+            in messages(vips, "web", "MasterChanged")
+        ),
+    )
+    assert [e["type"] for e in vips.events("web", "MasterChanged")][-1] == "Warning"
