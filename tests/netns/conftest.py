@@ -12,7 +12,6 @@ log, /status and addresses are attached to the failure report.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +38,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     agents = item.stash.get(AGENTS, None)
     if agents is not None and rep.when in ("setup", "call"):
         # Still inside the test's lab: the namespaces and agents are alive.
-        rep.sections.append(("keepvip agents", agents.report()))
+        rep.sections.append(
+            ("keepvip agents", f"files kept in {agents.workdir}\n{agents.report()}")
+        )
 
 
 @pytest.fixture
@@ -62,9 +63,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     try:
         yield built
     finally:
+        # A failed test keeps its files (configs, probe output, hook records);
+        # the namespaces and processes go in every case.
+        built.keep_workdir = request.node.stash.get(FAILED, False)
         built.teardown()
-        if built.workdir is not None and not request.node.stash.get(FAILED, False):
-            shutil.rmtree(built.workdir, ignore_errors=True)
 
 
 @pytest.fixture

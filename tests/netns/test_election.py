@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, skew, takeover
+from agentlab import INTERVAL, MARGIN, STARTUP, Agents, http_get, master_down, skew, takeover
 
 from keepvip_agent.lab.config import virtualip
 from keepvip_agent.lab.topology import VIP4, Lab
@@ -31,6 +31,9 @@ def test_highest_priority_wins_and_answers_through_the_vip(lab: Lab, agents: Age
     answers = agents.probe_once(VIP4)
     assert len(answers) >= 5 and set(answers) == {"n1"}, answers
     assert lab.client_neighbour(VIP4) == lab.mac(1)
+    for i in (1, 2, 3):
+        assert http_get(lab.node_ns(i), "/healthz") is not None
+        assert http_get(lab.node_ns(i), "/readyz") is not None
     m1, m2 = agents.metrics(1), agents.metrics(2)
     assert m1.get("keepvip_vip_bound", vip="web") == 1
     assert m1.get("keepvip_vrrp_state", vip="web", state="Master") == 1
