@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from ipaddress import ip_address
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
@@ -154,10 +155,18 @@ class Agent:
     def _on_netlink(self, msg: Any) -> None:
         index = msg.get("index")
         name = msg.get("IFLA_IFNAME")
+        raw = msg.get("IFA_ADDRESS")
+        address = ip_address(raw) if raw else None
         for port in self.ports.values():
             if (name is not None and name == port.ifname) or (
                 port.link is not None and index == port.link.index
             ):
+                if address is not None and port.carries(address):
+                    # Our own VIP bound, renewed or released: it is never the
+                    # source address and says nothing about the link. A master
+                    # renews every VIP's lifetime, so with many instances these
+                    # events would otherwise re-read the link all the time.
+                    continue
                 self._spawn(port.refresh())
 
     async def _safety_refresh(self) -> None:

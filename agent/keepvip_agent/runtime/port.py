@@ -40,6 +40,8 @@ class Port:
         self.instances: dict[int, InstanceRunner] = {}
         self.problem: str | None = "not checked yet"
         self._lock = asyncio.Lock()
+        self._asked = 0
+        self._covered = 0
 
     @property
     def source(self) -> IPAddress | None:
@@ -51,6 +53,10 @@ class Port:
 
     def vip_addresses(self) -> set[IPAddress]:
         return {a.ip for inst in self.instances.values() for a in inst.spec.addresses}
+
+    def carries(self, address: IPAddress) -> bool:
+        """Is this one of our instances' VIPs (which never count as the link's own address)?"""
+        return any(address == a.ip for inst in self.instances.values() for a in inst.spec.addresses)
 
     def attach(self, inst: InstanceRunner) -> None:
         self.instances[inst.vrid] = inst
@@ -64,8 +70,18 @@ class Port:
             self.sock.handlers.pop(inst.vrid, None)
 
     async def refresh(self) -> None:
-        """Re-read the link; open or close the socket; tell the instances."""
+        """Re-read the link; open or close the socket; tell the instances.
+
+        Requests that queue up behind a running refresh fold into one: a
+        refresh that started after a request was made answers it, so a burst of
+        netlink events costs one more read, not one per event.
+        """
+        self._asked += 1
+        ticket = self._asked
         async with self._lock:
+            if self._covered >= ticket:
+                return
+            self._covered = self._asked
             try:
                 link = await read_link(self._ipr, self.ifname, exclude=self.vip_addresses())
             except Exception as exc:  # netlink trouble must not kill the agent
