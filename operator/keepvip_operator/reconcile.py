@@ -104,11 +104,7 @@ class Reconciler:
             if previous.observed_generation != obs.generation:
                 return
             decision, port = self._decide(obs, view)
-            deployed = view.ports.get(key)
-            if not decision.invalid and (
-                decision.rollout != (deployed is not None)
-                or (port is not None and port != deployed)
-            ):
+            if not decision.invalid and self._drifted(key, decision, port, view):
                 logger.info(
                     "%s: %s",
                     key,
