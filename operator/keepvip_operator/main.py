@@ -18,6 +18,15 @@ from keepvip_operator import handlers
 from keepvip_operator.settings import OperatorSettings, parse
 
 logger = logging.getLogger(__name__)
+# Event handlers that only poke the resync loop run on every watch event (agents'
+# heartbeats included); kopf logs each success at INFO, which would drown the log.
+QUIET_HANDLERS = ("virtualip_event", "agent_pod_event", "agent_daemonset_event")
+
+
+class _QuietPokes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(text == f"Handler {h!r} succeeded." for h in QUIET_HANDLERS)
 
 
 def operator_args(settings: OperatorSettings) -> dict[str, Any]:
@@ -52,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse(argv)
     level = settings.log_level
     kopf.configure(debug=level == "debug", quiet=level in ("warning", "error"))
+    if level != "debug":
+        logging.getLogger("kopf.objects").addFilter(_QuietPokes())
     logger.info(
         "keepvip-operator: agent image %s, watching %s",
         settings.agent_image,
