@@ -1,0 +1,679 @@
+"""keepalived's rules, applied to one host's instances: what each one really does on that host.
+
+keepalived silently rewrites a good part of what a file says, and the
+conversion must follow what keepalived *does*, not what the file seems to
+say. Each rule here was checked against keepalived 2.2.7 (its source and,
+where noted, by running it):
+
+* the default VRRP version is 2 (``vrrp_version`` in global_defs changes it);
+  IPv6 instances use version 3;
+* ``advert_int`` is rounded to whole seconds in v2 and to 10 ms in v3;
+* no ``priority`` means 100, or 255 (address owner) with ``state MASTER``;
+* ``nopreempt`` is cleared with ``state MASTER`` and with priority 255;
+  ``preempt_delay`` is cleared with ``state MASTER``, with ``nopreempt`` and
+  in strict mode;
+* authentication is ignored in VRRPv3 and in strict mode; ``auth_pass`` keeps
+  its first 8 characters;
+* weighted scripts are ignored on an address owner and inside a sync group
+  (see :mod:`~.checks`).
+
+Every such rewrite becomes a finding at the line that triggered it, and the
+value keepalived really uses becomes the value in the VirtualIP.
+
+A ``vrrp_sync_group`` whose members share interface, peers, version,
+interval, authentication and priority becomes one unit (one VirtualIP with
+all the addresses: the instances move together, which is what the group
+is for); otherwise each member stays its own unit and the user is told that
+keepvip has no sync groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keepvip_agent.convert.checks import CheckPlan, from_interface, from_script
+from keepvip_agent.convert.errors import Findings, Location
+from keepvip_agent.convert.source import (
+    At,
+    Instance,
+    IPAddress,
+    IPInterface,
+    NodeFile,
+    SyncGroup,
+)
+from keepvip_agent.spec.types import format_duration
+
+__all__ = ["NodeView", "resolve_node"]
+
+OWNER = 255
+MAX_PRIORITY = 254
+STATES = ("master", "backup", "fault")
+
+
+@dataclass
+class NodeView:
+    """One host's view of one VirtualIP-to-be: an instance, or a sync group merged into one."""
+
+    node: str
+    path: str
+    name: str
+    kind: str
+    """``vrrp_instance`` or ``vrrp_sync_group``."""
+    where: Location
+    subjects: tuple[str, ...]
+    """Instance and group names whose findings belong to this unit."""
+    vrid: At[int]
+    family: int
+    interface: At[str] | None
+    version: int
+    version_why: str
+    interval: float
+    interval_why: str
+    priority: int
+    """Configured priority for keepvip: keepalived's base plus positive weights."""
+    priority_why: str
+    preempt: bool
+    preempt_why: str
+    preempt_delay: float
+    password: str | None
+    password_why: str | None
+    addresses: list[At[IPInterface]]
+    unicast: list[At[IPAddress]]
+    checks: list[CheckPlan]
+    notify: dict[str, tuple[list[str], str, Location]] = field(default_factory=dict)
+    announce: dict[str, Any] = field(default_factory=dict)
+    sources: list[Location] = field(default_factory=list)
+    excluded: bool = False
+    """Whether some addresses came from virtual_ipaddress_excluded."""
+
+
+@dataclass(frozen=True)
+class _Core:
+    """The election settings of one instance after keepalived's own rewrites."""
+
+    version: int
+    version_why: str
+    interval: float
+    interval_why: str
+    base: int
+    base_why: str
+    preempt: bool
+    preempt_why: str
+    preempt_delay: float
+    password: str | None
+    password_why: str | None
+    unicast: tuple[IPAddress, ...]
+
+
+def _family(inst: Instance) -> int:
+    return inst.addresses[0].address.version if inst.addresses else 4
+
+
+def _version(inst: Instance, node: NodeFile, f: Findings) -> tuple[int, str]:
+    family = _family(inst)
+    if inst.version is not None:
+        if inst.version.value == 2 and family == 6:
+            f.warn(
+                inst.version.where,
+                "version 2 with IPv6 addresses: VRRPv2 is IPv4-only (RFC 3768); converted to "
+                "version 3",
+                inst.name,
+            )
+            return 3, f"IPv6 needs VRRPv3 (version 2 at {inst.version.where})"
+        return inst.version.value, f"version {inst.version.value} ({inst.version.where})"
+    if family == 6:
+        return 3, "keepalived runs IPv6 instances as VRRPv3"
+    if node.vrrp_version is not None:
+        v = node.vrrp_version
+        return v.value, f"global_defs vrrp_version {v.value} ({v.where})"
+    return 2, "keepalived's default VRRP version (no vrrp_version or version given)"
+
+
+def _interval(inst: Instance, version: int, f: Findings) -> tuple[float, str]:
+    given = inst.advert_int
+    value = given.value if given else 1.0
+    micros = int(value * 1_000_000)  # keepalived: (int)(atof(s) * TIMER_HZ), truncating
+    if version == 2:
+        step, lo, hi = 1_000_000, 1_000_000, 255_000_000
+    else:
+        step, lo, hi = 10_000, 10_000, 40_950_000
+    rounded = min(hi, max(lo, (micros + step // 2) // step * step))
+    seconds = rounded / 1_000_000
+    text = format_duration(seconds)
+    if given is None:
+        return seconds, "keepalived's default advert_int 1"
+    if rounded != micros:
+        unit = "whole seconds" if version == 2 else "10 ms steps"
+        f.note(
+            given.where,
+            f"advert_int {given.value:g}: VRRPv{version} counts in {unit}; keepalived uses "
+            f"{text} and so does the conversion",
+            inst.name,
+        )
+    return seconds, f"advert_int {given.value:g} ({given.where})"
+
+
+def _base_priority(inst: Instance, f: Findings) -> tuple[int, str]:
+    if inst.priority is not None:
+        return inst.priority.value, f"priority {inst.priority.value} ({inst.priority.where})"
+    if inst.state is not None and inst.state.value == "MASTER":
+        f.warn(
+            inst.state.where,
+            "state MASTER without a priority: keepalived makes this node the address owner "
+            "(priority 255), which takes the VIP at once and is never preempted",
+            inst.name,
+        )
+        return OWNER, f"no priority with state MASTER ({inst.state.where}) means 255"
+    return 100, "keepalived's default priority 100"
+
+
+def _strict(inst: Instance, node: NodeFile) -> At[bool] | None:
+    chosen = inst.strict if inst.strict is not None else node.strict
+    return chosen if chosen is not None and chosen.value else None
+
+
+def _preempt(inst: Instance, base: int, node: NodeFile, f: Findings) -> tuple[bool, str, float]:
+    master = inst.state is not None and inst.state.value == "MASTER"
+    preempt, why = True, "keepalived preempts unless nopreempt is set"
+    if inst.nopreempt is not None:
+        if master:
+            f.warn(
+                inst.nopreempt,
+                "nopreempt with state MASTER: keepalived clears nopreempt ('nopreempt will not "
+                "work with initial state MASTER') and this node preempts; use state BACKUP on "
+                "every node for a sticky VIP",
+                inst.name,
+            )
+            why = f"nopreempt ({inst.nopreempt}) is cleared by state MASTER"
+        elif base == OWNER:
+            f.warn(
+                inst.nopreempt,
+                "nopreempt with priority 255: keepalived resets nopreempt (an address owner "
+                "always takes the VIP)",
+                inst.name,
+            )
+            why = f"nopreempt ({inst.nopreempt}) is reset by priority 255"
+        else:
+            preempt, why = False, f"nopreempt ({inst.nopreempt})"
+    delay = 0.0
+    if inst.preempt_delay is not None and inst.preempt_delay.value > 0:
+        d = inst.preempt_delay
+        strict = _strict(inst, node)
+        reason = (
+            "state MASTER"
+            if master
+            else "nopreempt"
+            if not preempt
+            else f"strict mode ({strict.where})"
+            if strict
+            else None
+        )
+        if reason:
+            f.warn(d.where, f"preempt_delay: keepalived clears it because of {reason}", inst.name)
+        else:
+            delay = d.value
+    return preempt, why, delay
+
+
+def _password(
+    inst: Instance, version: int, node: NodeFile, f: Findings
+) -> tuple[str | None, str | None]:
+    kind, secret = inst.auth_type, inst.auth_pass
+    if kind is None:
+        if secret is not None:
+            f.warn(
+                secret.where,
+                "auth_pass without auth_type: keepalived uses no authentication; dropped",
+                inst.name,
+            )
+        return None, None
+    strict = _strict(inst, node)
+    if strict is not None:
+        f.warn(
+            kind.where,
+            f"authentication in strict mode (vrrp_strict/strict_mode at {strict.where}): "
+            "keepalived ignores it ('Strict mode does not support authentication'); dropped",
+            inst.name,
+        )
+        return None, None
+    if version == 3:
+        f.warn(
+            kind.where,
+            f"auth_type {kind.value} with VRRP version 3: keepalived ignores it (VRRPv3 has no "
+            "authentication, RFC 9568); dropped",
+            inst.name,
+        )
+        return None, None
+    if kind.value == "AH":
+        f.unsupported(
+            kind.where,
+            "auth_type AH is not converted (keepvip speaks simple-text PASS only): the "
+            "VirtualIP has no authentication, so keepalived peers with AH will not accept it",
+            inst.name,
+        )
+        return None, None
+    if secret is None or not secret.value:
+        f.warn(kind.where, "auth_type PASS without auth_pass: keepalived ignores it", inst.name)
+        return None, None
+    if len(secret.value) > 8:
+        f.note(
+            secret.where,
+            f"auth_pass has {len(secret.value)} characters; keepalived uses the first 8 and so "
+            "does the conversion",
+            inst.name,
+        )
+    return secret.value[:8], f"auth_type PASS ({kind.where}); first 8 characters of auth_pass"
+
+
+def _core(inst: Instance, node: NodeFile, f: Findings) -> _Core:
+    version, version_why = _version(inst, node, f)
+    interval, interval_why = _interval(inst, version, f)
+    base, base_why = _base_priority(inst, f)
+    preempt, preempt_why, delay = _preempt(inst, base, node, f)
+    password, password_why = _password(inst, version, node, f)
+    unicast: tuple[IPAddress, ...] = ()
+    if inst.unicast_peers:
+        src = (inst.unicast_src.value,) if inst.unicast_src else ()
+        unicast = tuple(dict.fromkeys([*src, *(p.value for p in inst.unicast_peers)]))
+    return _Core(
+        version, version_why, interval, interval_why, base, base_why, preempt, preempt_why,
+        delay, password, password_why, unicast,
+    )  # fmt: skip
+
+
+# -- units -------------------------------------------------------------------------------
+
+
+def _groups(node: NodeFile, f: Findings) -> list[tuple[SyncGroup, list[Instance]]]:
+    taken: dict[str, str] = {}
+    out: list[tuple[SyncGroup, list[Instance]]] = []
+    for group in node.groups:
+        members: list[Instance] = []
+        for member in group.members:
+            inst = node.instance(member.value)
+            if inst is None:
+                f.warn(
+                    member.where,
+                    f"vrrp_sync_group {group.name}: there is no vrrp_instance {member.value}; "
+                    "keepalived ignores the name",
+                    group.name,
+                )
+            elif member.value in taken:
+                f.warn(
+                    member.where,
+                    f"{member.value} is already in vrrp_sync_group {taken[member.value]}; "
+                    "keepalived ignores it here",
+                    group.name,
+                )
+            else:
+                taken[member.value] = group.name
+                members.append(inst)
+        if not members:
+            f.warn(
+                group.where,
+                f"vrrp_sync_group {group.name} has no instances; keepalived removes it",
+                group.name,
+            )
+            continue
+        out.append((group, members))
+    return out
+
+
+def _mergeable(group: SyncGroup, members: list[Instance], node: NodeFile, f: Findings) -> bool:
+    if len(members) == 1:
+        return True
+    first = members[0]
+    core0 = _core(first, node, Findings())
+    iface0 = first.interface.value if first.interface else None
+    for other in members[1:]:
+        core = _core(other, node, Findings())
+        iface = other.interface.value if other.interface else None
+        differ = [
+            what
+            for what, a, b in (
+                ("interface", iface0, iface),
+                ("unicast peers", set(core0.unicast), set(core.unicast)),
+                ("VRRP version", core0.version, core.version),
+                ("advert interval", core0.interval, core.interval),
+                ("authentication", core0.password, core.password),
+                ("priority", core0.base, core.base),
+                (
+                    "preemption",
+                    (core0.preempt, core0.preempt_delay),
+                    (core.preempt, core.preempt_delay),
+                ),
+            )
+            if a != b
+        ]
+        if differ:
+            f.warn(
+                group.where,
+                f"vrrp_sync_group {group.name}: {first.name} and {other.name} differ in "
+                f"{', '.join(differ)}, so they cannot be one VirtualIP; keepvip has no sync "
+                "groups, so they were converted to separate VirtualIPs that fail over "
+                "independently (add a link check on each other's interface with onFailure "
+                "fault to make a failure of one take the other out as well)",
+                group.name,
+            )
+            return False
+    return True
+
+
+def resolve_node(node: NodeFile, name: str, f: Findings) -> list[NodeView]:
+    """Every unit of one host's file, in file order, with keepalived's rules applied."""
+    views: list[NodeView] = []
+    grouped: dict[str, tuple[SyncGroup, list[Instance], bool]] = {}
+    for group, members in _groups(node, f):
+        merge = _mergeable(group, members, node, f)
+        for inst in members:
+            grouped[inst.name] = (group, members, merge)
+    done: set[str] = set()
+    for inst in node.instances:
+        if inst.name in done:
+            continue
+        entry = grouped.get(inst.name)
+        if entry is not None and entry[2]:
+            group, members, _ = entry
+            done.update(m.name for m in members)
+            views.append(_view(node, name, members, group, f))
+        else:
+            done.add(inst.name)
+            views.append(_view(node, name, [inst], entry[0] if entry else None, f))
+    return views
+
+
+def _view(
+    node: NodeFile, name: str, members: list[Instance], group: SyncGroup | None, f: Findings
+) -> NodeView:
+    first = members[0]
+    merged = group is not None and len(members) > 1
+    subject = first.name
+    core = _core(first, node, f)
+    for other in members[1:]:
+        _core(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
+    interface = first.interface
+    if interface is None and node.default_interface is not None:
+        interface = node.default_interface
+        f.note(
+            interface.where,
+            f"{first.name} has no interface: keepalived uses default_interface {interface.value}",
+            subject,
+        )
+    if first.state is not None and first.state.value == "MASTER":
+        f.note(
+            first.state.where,
+            "state MASTER: keepvip has no initial state; the election (priority, then "
+            "address) decides who is master",
+            subject,
+        )
+    for inst in members:
+        if inst.mcast_src is not None:
+            f.note(
+                inst.mcast_src.where,
+                f"mcast_src_ip {inst.mcast_src.value}: keepvip sends from the interface's "
+                "primary address; make sure that is this address",
+                inst.name,
+            )
+        if inst.unicast_src is not None and not inst.unicast_peers:
+            f.note(
+                inst.unicast_src.where,
+                "unicast_src_ip without unicast_peer only sets the multicast source address; "
+                "keepvip sends from the interface's primary address",
+                inst.name,
+            )
+    addresses = _addresses(members, interface, f)
+    checks = _checks(node, members, group, core.base, interface, f)
+    bonus = sum(c.bonus for c in checks)
+    priority, priority_why = core.base, core.base_why
+    if core.base != OWNER and bonus:
+        parts = " + ".join(f"{c.bonus} ({c.name})" for c in checks if c.bonus)
+        priority = core.base + bonus
+        priority_why = f"{core.base_why} + {parts}: positive weights, see checks"
+        if priority > MAX_PRIORITY:
+            f.warn(
+                first.where,
+                f"priority {core.base} plus positive weights is {priority}; keepalived caps the "
+                f"sum at {MAX_PRIORITY}, keepvip cannot cap a sum, so this node is configured "
+                f"with {MAX_PRIORITY} and advertises {MAX_PRIORITY - bonus} (keepalived: "
+                f"{core.base}) when every weighted check fails",
+                subject,
+            )
+            priority = MAX_PRIORITY
+    kind = "vrrp_sync_group" if merged else "vrrp_instance"
+    assert first.vrid is not None  # the reader refuses instances without one
+    view = NodeView(
+        node=name,
+        path=node.path,
+        name=group.name if merged and group else first.name,
+        kind=kind,
+        where=group.where if merged and group else first.where,
+        subjects=tuple(
+            dict.fromkeys([*(m.name for m in members), *([group.name] if group else [])])
+        ),
+        vrid=first.vrid,
+        family=_family(first),
+        interface=interface,
+        version=core.version,
+        version_why=core.version_why,
+        interval=core.interval,
+        interval_why=core.interval_why,
+        priority=priority,
+        priority_why=priority_why,
+        preempt=core.preempt,
+        preempt_why=core.preempt_why,
+        preempt_delay=core.preempt_delay,
+        password=core.password,
+        password_why=core.password_why,
+        addresses=addresses,
+        unicast=[At(ip, first.where) for ip in core.unicast],
+        checks=checks,
+        sources=[m.where for m in members],
+        excluded=any(vip.excluded for m in members for vip in m.vips),
+    )
+    if merged and group is not None:
+        others = ", ".join(
+            f"{m.name} (VRID {m.vrid.value if m.vrid else '?'})" for m in members[1:]
+        )
+        f.note(
+            group.where,
+            f"vrrp_sync_group {group.name}: its instances move together, so they became one "
+            f"VirtualIP with all their addresses and the VRID of {first.name}; {others} "
+            "no longer run their own election",
+            group.name,
+        )
+    if group is not None and not merged:
+        for kind, cmd in group.notify.items():
+            f.unsupported(
+                cmd.where,
+                f"vrrp_sync_group {group.name}'s {'notify_' + kind if kind != 'notify' else 'notify'} "
+                "is not converted: the group's instances became separate VirtualIPs",
+                group.name,
+            )
+    view.notify = _notify(members, group if merged else None, f)
+    view.announce = _announce(first, node, f)
+    return view
+
+
+def _addresses(
+    members: list[Instance], interface: At[str] | None, f: Findings
+) -> list[At[IPInterface]]:
+    out: list[At[IPInterface]] = []
+    seen: dict[str, Location] = {}
+    family = _family(members[0])
+    for inst in members:
+        for vip in inst.addresses:
+            text = str(vip.address.ip)
+            if text in seen:
+                f.error(vip.where, f"{vip.address} is listed twice (also at {seen[text]})")
+                continue
+            if vip.dev is not None and interface is not None and vip.dev != interface.value:
+                f.unsupported(
+                    vip.where,
+                    f"{vip.address} dev {vip.dev}: keepvip binds every address of a VirtualIP "
+                    f"on its interface ({interface.value}); not converted (give {vip.dev}'s "
+                    "addresses their own VirtualIP if they must move too)",
+                    inst.name,
+                )
+                continue
+            seen[text] = vip.where
+            if vip.label is not None:
+                f.note(
+                    vip.where,
+                    f"{vip.address} label {vip.label}: keepvip sets no address labels",
+                    inst.name,
+                )
+            if vip.dropped_options:
+                f.note(
+                    vip.where,
+                    f"{vip.address}: {' '.join(vip.dropped_options)} not set by keepvip "
+                    "(it adds the address with its prefix only)",
+                    inst.name,
+                )
+            if vip.excluded and vip.address.version == family:
+                f.note(
+                    vip.where,
+                    f"{vip.address} is in virtual_ipaddress_excluded: keepvip carries every "
+                    "address of the election's family in its advertisements",
+                    inst.name,
+                )
+            out.append(At(vip.address, vip.where))
+    return out
+
+
+def _checks(
+    node: NodeFile,
+    members: list[Instance],
+    group: SyncGroup | None,
+    base: int,
+    interface: At[str] | None,
+    f: Findings,
+) -> list[CheckPlan]:
+    plans: dict[str, CheckPlan] = {}
+    in_group = group is not None and group.tracking_weight is None
+    own = interface.value if interface else None
+
+    def add(plan: CheckPlan | None, subject: str) -> None:
+        if plan is None:
+            return
+        old = plans.get(plan.name)
+        if old is not None:
+            if not old.same_as(plan):
+                f.warn(
+                    plan.where,
+                    f"{plan.source} is tracked twice with different settings; the first ({old.where}) is kept",
+                    subject,
+                )
+            return
+        plans[plan.name] = plan
+
+    tracked = [(inst.name, t, False) for inst in members for t in inst.track_scripts]
+    tracked += [(group.name, t, True) for t in group.track_scripts] if group else []
+    for subject, track, _ in tracked:
+        script = node.scripts.get(track.name)
+        if script is None:
+            f.warn(
+                track.where,
+                f"track_script {track.name}: there is no vrrp_script {track.name}; keepalived ignores it",
+                subject,
+            )
+            continue
+        plan = from_script(script, track, subject, f)
+        if plan is not None and plan.weight != 0 and (in_group or base == OWNER):
+            why = (
+                "the address owner (priority 255)"
+                if base == OWNER
+                else f"sync group {group.name if group else ''}"
+            )
+            f.warn(
+                track.where,
+                f"track_script {track.name} has weight {plan.weight}: keepalived ignores weighted "
+                f"scripts on {why}; not converted",
+                subject,
+            )
+            continue
+        add(plan, subject)
+    ifaces = [(inst.name, t) for inst in members for t in inst.track_interfaces]
+    ifaces += [(group.name, t) for t in group.track_interfaces] if group else []
+    for subject, track in ifaces:
+        plan = from_interface(track, own, subject, f)
+        if plan is not None and base == OWNER and plan.weight != 0:
+            f.warn(
+                track.where,
+                f"track_interface {track.name} has a weight: keepalived ignores it on the "
+                "address owner (priority 255); not converted",
+                subject,
+            )
+            continue
+        if plan is not None and plan.weight != 0 and in_group:
+            f.note(
+                track.where,
+                f"track_interface {track.name} in sync group {group.name if group else ''}: "
+                "keepalived 2.2.7 logs that it ignores the weight but applies it; converted "
+                "with the weight",
+                subject,
+            )
+        add(plan, subject)
+    return list(plans.values())
+
+
+def _notify(
+    members: list[Instance], group: SyncGroup | None, f: Findings
+) -> dict[str, tuple[list[str], str, Location]]:
+    owner_name = group.name if group else members[0].name
+    table = group.notify if group else members[0].notify
+    label = "GROUP" if group else "INSTANCE"
+    out: dict[str, tuple[list[str], str, Location]] = {}
+    for state in STATES:
+        if state in table:
+            cmd = table[state]
+            out[state] = (list(cmd.value), f"notify_{state} ({cmd.where})", cmd.where)
+    generic = table.get("notify")
+    if generic is not None:
+        for state in STATES:
+            if state in out:
+                f.unsupported(
+                    generic.where,
+                    f"notify for {state.upper()} is not converted: keepalived runs both notify_"
+                    f"{state} and notify, keepvip runs one command per state (notify_{state} kept)",
+                    owner_name,
+                )
+                continue
+            argv = [*generic.value, label, owner_name, state.upper()]
+            out[state] = (argv, f"notify ({generic.where}) with {label} NAME STATE", generic.where)
+        f.note(
+            generic.where,
+            "notify: keepvip runs it on entering MASTER, BACKUP and FAULT with the arguments "
+            f"{label} {owner_name} STATE; keepalived's 4th argument (the priority) is in "
+            "$KEEPVIP_PRIORITY instead, and there is no STOP call",
+            owner_name,
+        )
+    if group is not None:
+        for inst in members:
+            for kind, cmd in inst.notify.items():
+                f.unsupported(
+                    cmd.where,
+                    f"{inst.name}'s notify_{kind if kind != 'notify' else ''} is not converted: the "
+                    f"instance was merged into vrrp_sync_group {group.name}, whose hooks apply",
+                    inst.name,
+                )
+    return out
+
+
+def _announce(inst: Instance, node: NodeFile, f: Findings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    repeat = inst.garp_repeat or node.garp_repeat
+    if repeat is not None:
+        count = min(repeat.value, 100)
+        if count != repeat.value:
+            f.warn(
+                repeat.where,
+                f"garp_master_repeat {repeat.value}: keepvip sends at most 100; converted to 100",
+                inst.name,
+            )
+        out["count"] = count
+    refresh = inst.garp_refresh or node.garp_refresh
+    if refresh is not None and refresh.value > 0:
+        seconds = min(float(int(refresh.value)), 3600.0)
+        out["refresh"] = format_duration(seconds)
+    return out
