@@ -62,7 +62,15 @@ def _report(conv: Conversion, quiet: bool, err: TextIO) -> None:
         counts[finding.severity] += 1
         if not (quiet and finding.severity is Severity.NOTE):
             print(finding, file=err)
-    summary = ", ".join(f"{n} {s.value}" + ("s" if n != 1 else "") for s, n in counts.items())
+    words = {
+        Severity.NOTE: "note",
+        Severity.WARNING: "warning",
+        Severity.UNSUPPORTED: "unsupported",
+    }
+    summary = ", ".join(
+        f"{n} {words[s]}" + ("s" if n != 1 and s is not Severity.UNSUPPORTED else "")
+        for s, n in counts.items()
+    )
     print(f"keepvip convert: {len(conv.documents)} VirtualIP(s); {summary}", file=err)
 
 

@@ -50,8 +50,14 @@ class Planned:
         return self.views[0].where
 
 
-def node_names(files: Sequence[NodeFile], given: Sequence[str], f: Findings) -> list[str]:
-    """Each file's node name: ``--node`` in file order, else router_id, else the file name."""
+def node_names(
+    files: Sequence[NodeFile], given: Sequence[str], f: Findings, standalone: bool = True
+) -> list[str]:
+    """Each file's node name: ``--node`` in file order, else router_id, else the file name.
+
+    In the Kubernetes form the names must be node names, so names that cannot be one
+    (``LVS_DEVEL``) are reported.
+    """
     if given and len(given) != len(files):
         f.error(
             None,
@@ -80,6 +86,12 @@ def node_names(files: Sequence[NodeFile], given: Sequence[str], f: Findings) -> 
             )
         seen[name] = where
         names.append(name)
+        if not standalone and not NODE_NAME.fullmatch(name):
+            f.warn(
+                where,
+                f"'{name}' cannot be a Kubernetes node name, and nodes[].name must be the name of "
+                "the node the agent runs on: pass --node NAME once per file (or edit the output)",
+            )
     return names
 
 
@@ -313,12 +325,13 @@ def _notify(views: list[NodeView], standalone: bool, f: Findings) -> Map | None:
     if not first.notify:
         return None
     if not standalone:
-        for state, (_argv, why, where) in first.notify.items():
+        for why, where in dict.fromkeys(
+            (w.split(" (")[0], at) for _a, w, at in first.notify.values()
+        ):
             f.unsupported(
                 where,
-                f"{why.split(' (')[0]} (for {state.upper()}) is not in the Kubernetes form: agents "
-                "there run no hooks; watch the VirtualIP's status instead, or convert with "
-                "--standalone",
+                f"{why} is not in the Kubernetes form: agents there run no hooks; watch the "
+                "VirtualIP's status instead, or convert with --standalone",
                 first.subjects[0],
             )
         return None

@@ -54,14 +54,18 @@ def convert_files(
         except ConvertError as exc:
             f.errors += exc.problems
     f.raise_errors()
-    names = node_names(files, nodes, f)
+    names = node_names(files, nodes, f, standalone)
     f.raise_errors()
-    per_file = [resolve_node(node, name, f) for node, name in zip(files, names, strict=True)]
+    per_file = [
+        resolve_node(node, name, f, standalone) for node, name in zip(files, names, strict=True)
+    ]
     f.raise_errors()
     documents = plan_documents(per_file, standalone, f)
     f.raise_errors()
     _validate(documents, standalone)
-    findings = sorted(f.items, key=lambda x: (x.where.path, x.where.line, x.message))
+    # One finding may concern several instances (a script they share); report it once.
+    unique = {(x.where, x.severity, x.message): x for x in f.items}
+    findings = sorted(unique.values(), key=lambda x: (x.where.path, x.where.line, x.message))
     return Conversion(documents, findings, standalone)
 
 

@@ -40,6 +40,11 @@ NOTIFY_KINDS = {
     "notify": "notify",
 }
 TRUE_WORDS = frozenset({"on", "true", "yes"})
+STRICT = (
+    "strict mode: keepalived then ignores authentication, refuses unicast peers and, unless "
+    "'accept' is set, drops traffic addressed to the VIP with firewall rules; keepvip has no "
+    "strict mode and always accepts traffic to the VIP"
+)
 FALSE_WORDS = frozenset({"off", "false", "no"})
 
 
@@ -205,6 +210,8 @@ class _Reader:
             node.vrrp_version = _int(stmt, 2, 3)
         elif key == "vrrp_strict":
             node.strict = _bool(stmt)
+            if node.strict.value:
+                self.f.warn(stmt.where, STRICT)
         elif key == "default_interface":
             node.default_interface = At(_one(stmt, "interface name"), stmt.where)
         elif key == "vrrp_garp_master_repeat":
@@ -361,6 +368,12 @@ class _Reader:
             inst.nopreempt = None
             self.f.note(stmt.where, "preempt: keepalived's default, made explicit", inst.name)
 
+    def _strict_mode(self, stmt: Statement, inst: Instance) -> None:
+        self._no_block(stmt)
+        self._set_once(stmt, inst, "strict", _bool(stmt))
+        if inst.strict is not None and inst.strict.value:
+            self.f.warn(stmt.where, STRICT, inst.name)
+
     def _auth(self, stmt: Statement, inst: Instance) -> None:
         for child in self._block(stmt):
             self._no_block(child)
@@ -509,7 +522,7 @@ _INSTANCE_HANDLERS: dict[str, _Handler] = {
     "mcast_src_ip": _simple("mcast_src", _ip_of("mcast_src_ip")),
     "garp_master_repeat": _simple("garp_repeat", lambda s: _int(s, 1, 1_000_000)),
     "garp_master_refresh": _simple("garp_refresh", lambda s: _seconds(s, 0, 1_000_000)),
-    "strict_mode": _simple("strict", _bool),
+    "strict_mode": _Reader._strict_mode,
     "nopreempt": _Reader._nopreempt,
     "preempt": _Reader._nopreempt,
     "authentication": _Reader._auth,

@@ -263,7 +263,7 @@ def _password(
             "does the conversion",
             inst.name,
         )
-    return secret.value[:8], f"auth_type PASS ({kind.where}); first 8 characters of auth_pass"
+    return secret.value[:8], f"auth_type PASS ({kind.where}) and auth_pass ({secret.where})"
 
 
 def _core(inst: Instance, node: NodeFile, f: Findings) -> _Core:
@@ -360,8 +360,12 @@ def _mergeable(group: SyncGroup, members: list[Instance], node: NodeFile, f: Fin
     return True
 
 
-def resolve_node(node: NodeFile, name: str, f: Findings) -> list[NodeView]:
-    """Every unit of one host's file, in file order, with keepalived's rules applied."""
+def resolve_node(node: NodeFile, name: str, f: Findings, standalone: bool = True) -> list[NodeView]:
+    """Every unit of one host's file, in file order, with keepalived's rules applied.
+
+    ``standalone``: hooks are part of the output (the Kubernetes form has none),
+    so the notes on how they are called only make sense then.
+    """
     views: list[NodeView] = []
     grouped: dict[str, tuple[SyncGroup, list[Instance], bool]] = {}
     for group, members in _groups(node, f):
@@ -376,15 +380,20 @@ def resolve_node(node: NodeFile, name: str, f: Findings) -> list[NodeView]:
         if entry is not None and entry[2]:
             group, members, _ = entry
             done.update(m.name for m in members)
-            views.append(_view(node, name, members, group, f))
+            views.append(_view(node, name, members, group, f, standalone))
         else:
             done.add(inst.name)
-            views.append(_view(node, name, [inst], entry[0] if entry else None, f))
+            views.append(_view(node, name, [inst], entry[0] if entry else None, f, standalone))
     return views
 
 
 def _view(
-    node: NodeFile, name: str, members: list[Instance], group: SyncGroup | None, f: Findings
+    node: NodeFile,
+    name: str,
+    members: list[Instance],
+    group: SyncGroup | None,
+    f: Findings,
+    standalone: bool,
 ) -> NodeView:
     first = members[0]
     merged = group is not None and len(members) > 1
@@ -392,6 +401,14 @@ def _view(
     core = _core(first, node, f)
     for other in members[1:]:
         _core(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
+    strict = _strict(first, node)
+    if strict is not None and first.unicast_peers:
+        f.warn(
+            first.unicast_peers[0].where,
+            f"unicast_peer in strict mode ({strict.where}): keepalived refuses to run this "
+            "instance ('Unicast peers are not supported in strict mode'); converted as unicast",
+            subject,
+        )
     interface = first.interface
     if interface is None and node.default_interface is not None:
         interface = node.default_interface
@@ -490,7 +507,7 @@ def _view(
                 "is not converted: the group's instances became separate VirtualIPs",
                 group.name,
             )
-    view.notify = _notify(members, group if merged else None, f)
+    view.notify = _notify(members, group if merged else None, f, standalone)
     view.announce = _announce(first, node, f)
     return view
 
@@ -618,7 +635,7 @@ def _checks(
 
 
 def _notify(
-    members: list[Instance], group: SyncGroup | None, f: Findings
+    members: list[Instance], group: SyncGroup | None, f: Findings, standalone: bool
 ) -> dict[str, tuple[list[str], str, Location]]:
     owner_name = group.name if group else members[0].name
     table = group.notify if group else members[0].notify
@@ -641,6 +658,8 @@ def _notify(
                 continue
             argv = [*generic.value, label, owner_name, state.upper()]
             out[state] = (argv, f"notify ({generic.where}) with {label} NAME STATE", generic.where)
+        if not standalone:
+            return out
         f.note(
             generic.where,
             "notify: keepvip runs it on entering MASTER, BACKUP and FAULT with the arguments "
