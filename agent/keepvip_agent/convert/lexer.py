@@ -204,7 +204,7 @@ class _Context:
 
 
 def _include(
-    words: list[Token], line: str, where: Location, real_dir: Path, shown_dir: str
+    keyword: str, line: str, where: Location, real_dir: Path, shown_dir: str
 ) -> list[tuple[Path, str]]:
     """The files an include line names: (real path, path as shown in messages)."""
     m = re.match(r"\s*\S+\s+(.*?)\s*$", line.split("#", 1)[0])
@@ -212,7 +212,7 @@ def _include(
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
         raw = raw[1:-1]
     if not raw:
-        raise ConvertError.at(where, f"{words[0].text}: a file name or pattern is required")
+        raise ConvertError.at(where, f"{keyword}: a file name or pattern is required")
     matches: list[tuple[Path, str]] = []
     for pattern in expand_braces(raw):
         absolute = os.path.isabs(pattern)
@@ -225,7 +225,7 @@ def _include(
     if not matches:
         raise ConvertError.at(
             where,
-            f"{words[0].text} {raw}: no file matches (relative patterns are relative to "
+            f"{keyword} {raw}: no file matches (relative patterns are relative to "
             f"the directory of {where.path})",
         )
     return matches
@@ -263,14 +263,14 @@ def _tokens(
     yield from tokenize_text(
         text,
         shown,
-        include=lambda words, line, where: _included(
-            words, line, where, real, shown, depth, (*stack, real), ctx
+        include=lambda keyword, line, where: _included(
+            keyword, line, where, real, shown, depth, (*stack, real), ctx
         ),
     )
 
 
 def _included(
-    words: list[Token],
+    keyword: str,
     line: str,
     where: Location,
     real: Path,
@@ -281,30 +281,31 @@ def _included(
 ) -> Iterator[Token]:
     if depth >= MAX_INCLUDE_DEPTH:
         raise ConvertError.at(where, f"includes nested deeper than {MAX_INCLUDE_DEPTH} levels")
-    for target, target_shown in _include(words, line, where, real.parent, os.path.dirname(shown)):
+    for target, target_shown in _include(keyword, line, where, real.parent, os.path.dirname(shown)):
         if target.resolve() in stack:
             raise ConvertError.at(where, f"{target_shown} includes itself (through {shown})")
         yield from _tokens(target, target_shown, depth + 1, stack, ctx)
 
 
-IncludeFn = Callable[[list[Token], str, Location], Iterator[Token]]
+IncludeFn = Callable[[str, str, Location], Iterator[Token]]
 
 
 def tokenize_text(text: str, shown: str, include: IncludeFn | None = None) -> Iterator[Token]:
-    """Tokens of one file's text; ``include(words, line, where)`` yields an included file's tokens.
+    """Tokens of one file's text; ``include(keyword, line, where)`` yields an included file's tokens.
 
     Without ``include`` an include line is an error (text given directly has no directory).
     """
     for number, line in _lines(text, shown):
         where = Location(shown, number)
         _refuse_extensions(line, where)
-        words = _split_line(line, where)
-        if not words:
-            continue
-        if words[0].kind is Kind.WORD and not words[0].quoted and words[0].text in INCLUDE_WORDS:
+        head = line.split(None, 1)
+        if head and head[0] in INCLUDE_WORDS:  # before splitting: patterns may hold {a,b}
             if include is None:
                 raise ConvertError.at(where, "include is not possible in text without a file")
-            yield from include(words, line, where)
+            yield from include(head[0], line, where)
+            continue
+        words = _split_line(line, where)
+        if not words:
             continue
         yield from words
         yield Token(Kind.EOL, "", where)

@@ -157,7 +157,8 @@ class _Reader:
     def _unknown(self, stmt: Statement, context: str, known: set[str]) -> None:
         close = difflib.get_close_matches(stmt.keyword, sorted(known), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        self.f.error(stmt.where, f"unknown keyword '{stmt.keyword}' in {context}{hint}")
+        place = context if context.startswith("at ") else f"in {context}"
+        self.f.error(stmt.where, f"unknown keyword '{stmt.keyword}' {place}{hint}")
 
     def _ignored(
         self, stmt: Statement, reason: keywords.Reason, subject: str | None = None
@@ -199,7 +200,7 @@ class _Reader:
             self._ignored(stmt, keywords.TOP_LEVEL[key])
         else:
             known = {"global_defs", "vrrp_instance", "vrrp_script", "vrrp_sync_group"}
-            self._unknown(stmt, "the top level", known | set(keywords.TOP_LEVEL))
+            self._unknown(stmt, "at the top level", known | set(keywords.TOP_LEVEL))
 
     def _global(self, stmt: Statement) -> None:
         key, node = stmt.keyword, self.node
@@ -313,9 +314,9 @@ class _Reader:
         self.node.instances.append(inst)
         for child in block:
             self._guard(lambda c: self._instance_line(c, inst), child)
-        if inst.vrid is None:
+        if inst.vrid is None and "virtual_router_id" not in inst.seen:
             self.f.error(stmt.where, f"vrrp_instance {name}: virtual_router_id is missing")
-        if not inst.vips:
+        if not inst.vips and not inst.seen & {"virtual_ipaddress", "virtual_ipaddress_excluded"}:
             self.f.error(
                 stmt.where,
                 f"vrrp_instance {name}: no virtual_ipaddress; keepvip needs at least one "
@@ -325,6 +326,7 @@ class _Reader:
 
     def _instance_line(self, stmt: Statement, inst: Instance) -> None:
         key = stmt.keyword
+        inst.seen.add(key)
         handler = _INSTANCE_HANDLERS.get(key)
         if handler is not None:
             handler(self, stmt, inst)
@@ -394,6 +396,8 @@ class _Reader:
 
     def _vips(self, stmt: Statement, inst: Instance) -> None:
         excluded = stmt.keyword == "virtual_ipaddress_excluded"
+        if not self._block(stmt) and not excluded:
+            raise _Bad(stmt.where, f"{stmt.keyword}: the block is empty")
         for line in self._block(stmt):
             self._guard(lambda s: self._vip(s, inst, excluded), line)
 

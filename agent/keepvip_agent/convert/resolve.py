@@ -387,20 +387,10 @@ def resolve_node(node: NodeFile, name: str, f: Findings, standalone: bool = True
     return views
 
 
-def _view(
-    node: NodeFile,
-    name: str,
-    members: list[Instance],
-    group: SyncGroup | None,
-    f: Findings,
-    standalone: bool,
-) -> NodeView:
+def _notes(node: NodeFile, members: list[Instance], f: Findings) -> At[str] | None:
+    """Findings on per-host details keepvip handles differently; returns the interface used."""
     first = members[0]
-    merged = group is not None and len(members) > 1
     subject = first.name
-    core = _core(first, node, f)
-    for other in members[1:]:
-        _core(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
     strict = _strict(first, node)
     if strict is not None and first.unicast_peers:
         f.warn(
@@ -439,24 +429,74 @@ def _view(
                 "keepvip sends from the interface's primary address",
                 inst.name,
             )
+    return interface
+
+
+def _moved(
+    members: list[Instance], interface: At[str] | None, version: int, f: Findings
+) -> list[At[IPInterface]]:
+    """The addresses keepvip can move for these instances (what it cannot is reported)."""
+    first = members[0]
     addresses = _addresses(members, interface, f)
-    checks = _checks(node, members, group, core.base, interface, f)
-    bonus = sum(c.bonus for c in checks)
-    priority, priority_why = core.base, core.base_why
-    if core.base != OWNER and bonus:
-        parts = " + ".join(f"{c.bonus} ({c.name})" for c in checks if c.bonus)
-        priority = core.base + bonus
-        priority_why = f"{core.base_why} + {parts}: positive weights, see checks"
-        if priority > MAX_PRIORITY:
-            f.warn(
-                first.where,
-                f"priority {core.base} plus positive weights is {priority}; keepalived caps the "
-                f"sum at {MAX_PRIORITY}, keepvip cannot cap a sum, so this node is configured "
-                f"with {MAX_PRIORITY} and advertises {MAX_PRIORITY - bonus} (keepalived: "
-                f"{core.base}) when every weighted check fails",
-                subject,
+    if version == 2:
+        for a in [a for a in addresses if a.value.version == 6]:
+            f.unsupported(
+                a.where,
+                f"{a.value}: VRRPv2 carries IPv4 only and keepvip keeps a VirtualIP's addresses "
+                "in one VRRP version; not converted (put IPv6 addresses in a VRRPv3 VirtualIP of "
+                "their own)",
+                first.name,
             )
-            priority = MAX_PRIORITY
+        addresses = [a for a in addresses if a.value.version == 4]
+    if not addresses:
+        f.error(
+            first.where,
+            f"{first.name}: no address is left to move: each has a 'dev' other than the "
+            "instance's interface, and keepvip binds a VirtualIP's addresses on its interface",
+        )
+    return addresses
+
+
+def _priority(
+    core: _Core, checks: list[CheckPlan], first: Instance, f: Findings
+) -> tuple[int, str]:
+    """keepalived's base priority plus the positive weights (see :mod:`~.checks`)."""
+    bonus = sum(c.bonus for c in checks)
+    if core.base == OWNER or not bonus:
+        return core.base, core.base_why
+    parts = " + ".join(f"{c.bonus} ({c.name})" for c in checks if c.bonus)
+    priority = core.base + bonus
+    why = f"{core.base_why} + {parts}: positive weights, see checks"
+    if priority > MAX_PRIORITY:
+        f.warn(
+            first.where,
+            f"priority {core.base} plus positive weights is {priority}; keepalived caps the "
+            f"sum at {MAX_PRIORITY}, keepvip cannot cap a sum, so this node is configured "
+            f"with {MAX_PRIORITY} and advertises {MAX_PRIORITY - bonus} (keepalived: "
+            f"{core.base}) when every weighted check fails",
+            first.name,
+        )
+        priority = MAX_PRIORITY
+    return priority, why
+
+
+def _view(
+    node: NodeFile,
+    name: str,
+    members: list[Instance],
+    group: SyncGroup | None,
+    f: Findings,
+    standalone: bool,
+) -> NodeView:
+    first = members[0]
+    merged = group is not None and len(members) > 1
+    core = _core(first, node, f)
+    for other in members[1:]:
+        _core(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
+    interface = _notes(node, members, f)
+    addresses = _moved(members, interface, core.version, f)
+    checks = _checks(node, members, group, core.base, interface, f)
+    priority, priority_why = _priority(core, checks, first, f)
     kind = "vrrp_sync_group" if merged else "vrrp_instance"
     assert first.vrid is not None  # the reader refuses instances without one
     view = NodeView(

@@ -104,6 +104,8 @@ class Instance:
     garp_repeat: At[int] | None = None
     garp_refresh: At[float] | None = None
     strict: At[bool] | None = None
+    seen: set[str] = field(default_factory=set)
+    """Keywords present, valid or not (a bad value is one error, not also a missing one)."""
 
     @property
     def addresses(self) -> list[VipEntry]:
