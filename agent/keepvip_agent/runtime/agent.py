@@ -14,17 +14,17 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 
 from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import interface_for
 from keepvip_agent.runtime.port import Port
+from keepvip_agent.runtime.rtnl import LinkEvents
 from keepvip_agent.spec.model import VirtualIP
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,7 @@ class Agent:
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
         self._addresses = AddressManager(self._ipr)
-        self._events = AsyncIPRoute()
-        await self._events.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
-        self._spawn(self._watch_netlink())
+        self._events = LinkEvents(asyncio.get_running_loop(), self._on_netlink)
         self._spawn(self._safety_refresh())
         return self
 
@@ -141,32 +139,22 @@ class Agent:
 
     # -- netlink events ----------------------------------------------------------------
 
-    async def _watch_netlink(self) -> None:
-        while True:
-            try:
-                async for msg in self._events.get():
-                    self._on_netlink(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep watching; the safety refresh covers gaps
-                logger.warning("netlink event stream: %s", exc)
-                await asyncio.sleep(1.0)
-
-    def _on_netlink(self, msg: Any) -> None:
-        index = msg.get("index")
-        name = msg.get("IFLA_IFNAME")
-        raw = msg.get("IFA_ADDRESS")
-        address = ip_address(raw) if raw else None
+    def _on_netlink(
+        self, index: int | None, name: str | None, address: IPv4Address | IPv6Address | None
+    ) -> None:
+        """A link or address changed (all None: notifications were lost)."""
+        if address is not None and any(p.carries(address) for p in self.ports.values()):
+            # One of our own VIPs bound, renewed or released (on this port or on
+            # the other family's port of the same interface): it is never a
+            # source address and says nothing about the link. A master renews
+            # every VIP's lifetime, so with many instances these events would
+            # otherwise re-read the links all the time.
+            return
         for port in self.ports.values():
-            if (name is not None and name == port.ifname) or (
-                port.link is not None and index == port.link.index
+            if (index is None and name is None) or (
+                (name is not None and name == port.ifname)
+                or (port.link is not None and index == port.link.index)
             ):
-                if address is not None and port.carries(address):
-                    # Our own VIP bound, renewed or released: it is never the
-                    # source address and says nothing about the link. A master
-                    # renews every VIP's lifetime, so with many instances these
-                    # events would otherwise re-read the link all the time.
-                    continue
                 self._spawn(port.refresh())
 
     async def _safety_refresh(self) -> None:

@@ -42,6 +42,8 @@ class Port:
         self._lock = asyncio.Lock()
         self._asked = 0
         self._covered = 0
+        self._vips_key: tuple[int, ...] = ()
+        self._vips_cache: frozenset[IPAddress] = frozenset()
 
     @property
     def source(self) -> IPAddress | None:
@@ -56,7 +58,16 @@ class Port:
 
     def carries(self, address: IPAddress) -> bool:
         """Is this one of our instances' VIPs (which never count as the link's own address)?"""
-        return any(address == a.ip for inst in self.instances.values() for a in inst.spec.addresses)
+        return address in self._vips()
+
+    def _vips(self) -> frozenset[IPAddress]:
+        # Rebuilt only when the instances or their specs change (reconfigure
+        # replaces the spec object): this runs for every address notification.
+        key = tuple(id(inst.spec) for inst in self.instances.values())
+        if key != self._vips_key:
+            self._vips_key = key
+            self._vips_cache = frozenset(self.vip_addresses())
+        return self._vips_cache
 
     def attach(self, inst: InstanceRunner) -> None:
         self.instances[inst.vrid] = inst

@@ -1,4 +1,8 @@
-"""Add or renew an interface address with one rtnetlink request, synchronously.
+"""Two rtnetlink paths that pyroute2 makes too slow for the agent's hot loops.
+
+:class:`AddressWriter` adds or renews an interface address with one request,
+synchronously; :class:`LinkEvents` reads link and address notifications and
+parses only the three fields the agent looks at.
 
 pyroute2 stays the agent's netlink library for everything else (dumps, link
 state, deletes, events). This one request is special: it is the take-over hot
@@ -7,6 +11,11 @@ repeats it for every VIP every third of the address lifetime, which with 256
 VIPs is about 150 requests a second. Through pyroute2's asyncio machinery each
 costs milliseconds of Python; here it is one ``sendmsg`` of a prebuilt
 message and one ``recv`` of the acknowledgement.
+
+Notifications come at the same rate (every renewal is an RTM_NEWADDR), and
+pyroute2 decodes each into a full message object; the agent only needs the
+interface index, the interface name and the address to decide whether a port
+must re-read its link, so :class:`LinkEvents` reads just those.
 
 The kernel handles an rtnetlink request inside ``sendmsg`` (under the RTNL
 lock) and queues the acknowledgement before returning, so the ``recv`` after
@@ -24,14 +33,26 @@ Message layout (``include/uapi/linux/if_addr.h``, ``netlink.h``)::
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import os
 import socket
 import struct
-from ipaddress import IPv4Interface, IPv6Interface
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+logger = logging.getLogger(__name__)
 
 NETLINK_ROUTE = 0
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
 RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+IFLA_IFNAME = 3
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x001
 NLM_F_ACK = 0x004
@@ -49,6 +70,8 @@ _IFADDRMSG = struct.Struct("=BBBBI")
 _RTATTR = struct.Struct("=HH")
 _CACHEINFO = struct.Struct("=IIII")
 _ERROR = struct.Struct("=i")
+_IFINFOMSG = struct.Struct("=BxHiII")
+EVENTS_RCVBUF = 1 << 20
 
 
 def _attr(kind: int, value: bytes) -> bytes:
@@ -118,4 +141,88 @@ class AddressWriter:
             # -1: a stale answer to an earlier request that timed out; read on.
 
     def close(self) -> None:
+        self._sock.close()
+
+
+LinkEvent = Callable[[int | None, str | None, IPv4Address | IPv6Address | None], None]
+"""Called with (ifindex, ifname, address) per notification; all None after lost events."""
+
+
+def parse_events(data: bytes) -> list[tuple[int, str | None, IPv4Address | IPv6Address | None]]:
+    """(ifindex, ifname, address) of each link or address notification in one datagram."""
+    out: list[tuple[int, str | None, IPv4Address | IPv6Address | None]] = []
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size or offset + length > len(data):
+            break
+        body = offset + _NLMSGHDR.size
+        end = offset + length
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= end:
+            index = _IFINFOMSG.unpack_from(data, body)[2]
+            name = None
+            for kind_, value in _attrs(data, body + _IFINFOMSG.size, end):
+                if kind_ == IFLA_IFNAME:
+                    name = value.split(b"\x00", 1)[0].decode(errors="replace")
+            out.append((index, name, None))
+        elif kind in (RTM_NEWADDR, RTM_DELADDR) and body + _IFADDRMSG.size <= end:
+            family, _plen, _flags, _scope, index = _IFADDRMSG.unpack_from(data, body)
+            address: IPv4Address | IPv6Address | None = None
+            for kind_, value in _attrs(data, body + _IFADDRMSG.size, end):
+                if kind_ == IFA_ADDRESS:
+                    if family == socket.AF_INET and len(value) == 4:
+                        address = IPv4Address(value)
+                    elif family == socket.AF_INET6 and len(value) == 16:
+                        address = IPv6Address(value)
+            out.append((index, None, address))
+        offset += (length + 3) & ~3
+    return out
+
+
+def _attrs(data: bytes, offset: int, end: int) -> list[tuple[int, bytes]]:
+    out = []
+    while offset + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size or offset + length > end:
+            break
+        out.append((kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]))
+        offset += (length + 3) & ~3
+    return out
+
+
+class LinkEvents:
+    """Link and IPv4/IPv6 address notifications of this network namespace, on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: LinkEvent) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, EVENTS_RCVBUF)
+            self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+            self._sock.setblocking(False)
+        except OSError:
+            self._sock.close()
+            raise
+        loop.add_reader(self._sock.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    # The kernel dropped notifications: whatever they said is unknown.
+                    logger.warning("netlink notifications overran; re-reading every interface")
+                    self._callback(None, None, None)
+                    continue
+                logger.warning("netlink notifications: %s", exc)
+                return
+            for index, name, address in parse_events(data):
+                self._callback(index, name, address)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
