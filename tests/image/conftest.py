@@ -1,0 +1,105 @@
+"""Fixtures of the image tier: a Docker daemon, the image built from the Dockerfile, a ledger.
+
+``keepvip_image`` builds the image once per session with the CI build path
+(hack/image/build.sh: a daemon from Debian packages, a debootstrap base,
+the CA bundle as a BuildKit secret) under a tag unique to the session and
+removes that tag at the end; ``KEEPVIP_IMAGE=ref`` uses an existing image
+instead. ``docker`` is a per-test ledger: every container and network a test
+creates is removed by id at its end, also when it fails.
+
+Without root (the daemon is installed and started as root) the tier is
+skipped with the reason, or fails when ``KEEPVIP_REQUIRE_TIERS`` names
+``image``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from .dockerctl import Docker, DockerError, build_image, daemon, unavailable_reason
+
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+TIER = "image"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "image: the container image, built and run with Docker")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tests/conftest.py marks a test by the tier folder it lives in and falls back
+    # to "unit"; until it lists "image" among its tiers, these tests would be
+    # selected by `-m unit`. Mark them "image" and only "image".
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.own_markers[:] = [m for m in item.own_markers if m.name != "unit"]
+            item.add_marker(pytest.mark.image)
+
+
+def _root_conftest(config: pytest.Config) -> ModuleType:
+    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
+    if not isinstance(plugin, ModuleType):
+        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
+    return plugin
+
+
+def skip_or_fail(config: pytest.Config, reason: str) -> None:
+    """tests/conftest.py's skip_or_fail for the image tier."""
+    _root_conftest(config).skip_or_fail(TIER, reason)
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    built_in: float | None
+    """Seconds the session's build took; None for a given KEEPVIP_IMAGE."""
+
+
+@pytest.fixture(scope="session")
+def docker_cli(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A running Docker daemon for the session; the client path."""
+    reason = unavailable_reason()
+    if reason:
+        skip_or_fail(request.config, reason)
+    try:
+        with daemon() as cli:
+            yield cli
+    except DockerError as exc:
+        skip_or_fail(request.config, f"no Docker daemon: {exc}")
+
+
+@pytest.fixture(scope="session")
+def keepvip_image(docker_cli: str) -> Iterator[Image]:
+    """The image under test: built from the Dockerfile for this session, removed after."""
+    given = os.environ.get("KEEPVIP_IMAGE")
+    if given:
+        yield Image(given, None)
+        return
+    ledger = Docker(docker_cli)
+    tag = f"keepvip:image-test-{secrets.token_hex(4)}"
+    ref, seconds = build_image(tag)
+    ledger.own_image(ref)
+    try:
+        yield Image(ref, seconds)
+    finally:
+        ledger.cleanup()
+
+
+@pytest.fixture
+def docker(docker_cli: str) -> Iterator[Docker]:
+    """A ledger for one test: its containers and networks are removed by id at the end."""
+    ledger = Docker(docker_cli)
+    try:
+        yield ledger
+    finally:
+        problems = ledger.cleanup()
+        assert not problems, f"cleanup left objects behind: {problems}"
