@@ -224,5 +224,7 @@ class LinkEvents:
                 self._callback(index, name, address)
 
     def close(self) -> None:
-        self._loop.remove_reader(self._sock.fileno())
-        self._sock.close()
+        """Stop reading; safe to call again (the agent's shutdown may run twice)."""
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
