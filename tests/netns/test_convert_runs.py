@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 import yaml
 from agentlab import Agents
+
 from keepvip_agent.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[2]
