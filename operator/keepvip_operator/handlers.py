@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import kopf
 
 from keepvip_operator import names
-from keepvip_operator.allocate import claim_of
+from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
 from keepvip_operator.kube import ApiError, Kube, load_configuration
 from keepvip_operator.observed import Observed, observe
@@ -58,6 +59,9 @@ class Context:
     reconciler: Reconciler
     indices: dict[str, Any] = field(default_factory=dict)
     resync: Resync | None = None
+    claims_seen: dict[str, Claim] = field(default_factory=dict)
+    """Each VirtualIP's claim at its last event: did an event change addresses or VRID?"""
+    _view: View | None = None
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> Context:
@@ -65,19 +69,33 @@ class Context:
         return cls(settings=settings, kube=kube, reconciler=Reconciler(kube, settings))
 
     def view(self) -> View:
-        """A snapshot of the indices; call on the event loop."""
+        """A snapshot of the indices; call on the event loop.
+
+        Cached until an event handler says an index changed (every indexed
+        resource has one), so a sweep over all objects snapshots once.
+        """
+        if self._view is None:
+            self._view = self._snapshot()
+        return self._view
+
+    def changed(self) -> None:
+        self._view = None
+
+    def _snapshot(self) -> View:
         vips = cast(Mapping[str, Iterable[Observed]], self.indices.get("virtualips", {}))
         ports = cast(Mapping[str, Iterable[int]], self.indices.get("agent_daemonsets", {}))
         pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
         return View(
-            vips={k: max(s, key=lambda o: o.generation) for k, s in vips.items() if s},
-            ports={k: max(s) for k, s in ports.items() if s},
+            # One object per key: namespace/name is unique.
+            vips={k: next(iter(s)) for k, s in vips.items() if s},
+            ports={k: next(iter(s)) for k, s in ports.items() if s},
             agent_nodes={k: frozenset(s) for k, s in pods.items()},
         )
 
-    def poke(self, *keys: str) -> None:
+    def poke(self, *keys: str, rejudge: bool = True) -> None:
+        self.changed()
         if self.resync is not None:
-            self.resync.poke(*keys)
+            self.resync.poke(*keys, rejudge=rejudge)
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -97,7 +115,8 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.watching.connect_timeout = 10
     ks.watching.server_timeout = 300
     ks.watching.client_timeout = 330
-    ks.queueing.worker_limit = 32
+    # No queueing.worker_limit: with indices, kopf holds every object's worker until all
+    # are indexed, so a limit below the number of objects deadlocks a restart.
     return ks
 
 
@@ -120,14 +139,14 @@ def _api_trouble(exc: ApiError) -> kopf.TemporaryError | kopf.PermanentError:
     return kopf.PermanentError(f"the API refused a rendered object (a bug): {exc}")
 
 
-def _affected_by(obs: Observed, view: View) -> list[str]:
+def _affected_by(obs: Observed, view: View, claim: Callable[[Observed], Claim]) -> list[str]:
     """VirtualIPs whose conflict state may change because ``obs`` changed or went away."""
-    me = claim_of(obs)
+    me = claim(obs)
     out = []
     for key, other in view.vips.items():
         if key == obs.key:
             continue
-        theirs = claim_of(other)
+        theirs = claim(other)
         blocked = status_of(other.status.get("conditions") or (), CONFLICT) == "True"
         if blocked or (me.addresses & theirs.addresses) or (me.vrids & theirs.vrids):
             out.append(key)
@@ -185,11 +204,16 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     @on(kopf.on.startup)
     async def start(**kwargs: Any) -> None:
+        # Reconciliation waits on the API, not the CPU: more threads than asyncio's
+        # default (cores + 4), so a burst of new VirtualIPs is not serialised.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=16, thread_name_prefix="keepvip")
+        )
         ctx.indices = {k: kwargs[k] for k in ("virtualips", "agent_daemonsets", "agent_pods")}
 
-        async def refresh(key: str) -> None:
+        async def refresh(key: str, rejudge: bool) -> None:
             try:
-                await asyncio.to_thread(ctx.reconciler.refresh, key, ctx.view())
+                await asyncio.to_thread(ctx.reconciler.refresh, key, ctx.view(), rejudge=rejudge)
             except ApiError as exc:
                 logging.getLogger(__name__).warning("%s: refresh: %s", key, exc)
 
@@ -227,13 +251,23 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
     async def virtualip_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         assert ctx.resync is not None
         ctx.resync.arm()  # handlers run only once every index is complete
-        obs = observe(body)
+        ctx.changed()
         view = ctx.view()
+        fresh = observe(body)
+        obs = view.vips.get(fresh.key, fresh)  # the indexed one: its claim gets cached
+        claim = ctx.reconciler.claim(obs)
         if type == "DELETED":
-            ctx.reconciler.forget(obs.target)
-        else:
-            ctx.poke(obs.key)
-        ctx.poke(*_affected_by(obs, view))
+            ctx.poke(*_affected_by(obs, view, ctx.reconciler.claim))
+            ctx.reconciler.forget(fresh.target)
+            ctx.claims_seen.pop(obs.key, None)
+        elif type is None:  # the initial listing: the resume handlers judge everything anyway
+            ctx.claims_seen[obs.key] = claim
+            ctx.poke(obs.key, rejudge=False)
+        elif ctx.claims_seen.get(obs.key) != claim:  # addresses, VRID: others may be concerned
+            ctx.claims_seen[obs.key] = claim
+            ctx.poke(obs.key, *_affected_by(obs, view, ctx.reconciler.claim))
+        else:  # an agent's entry, most likely: only this object's status
+            ctx.poke(obs.key, rejudge=False)
 
     @on(kopf.on.delete, *RESOURCE, when=_tracks_other_namespace)
     async def delete_cross_namespace_rbac(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
@@ -250,7 +284,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
     async def agent_pod_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
         key = _vip_key(meta, namespace)
         if key:
-            ctx.poke(key)
+            ctx.poke(key, rejudge=False)  # which nodes run agents: status only
 
     @on(kopf.on.event, "apps", "v1", "daemonsets", labels=AGENT_LABELS)
     async def agent_daemonset_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:

@@ -19,13 +19,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from keepvip_operator import names
 from keepvip_operator.aggregate import Stale, aggregate
-from keepvip_operator.allocate import Conflict, choose_port, choose_vrid, claim_of, find_conflicts
+from keepvip_operator.allocate import (
+    Claim,
+    Conflict,
+    choose_port,
+    choose_vrid,
+    claim_of,
+    find_conflicts,
+)
 from keepvip_operator.kube import ApiError, Kube, path
 from keepvip_operator.names import Target
 from keepvip_operator.observed import Observed
@@ -75,6 +82,9 @@ class Reconciler:
         self._vrids: dict[str, int] = {}
         self._ports: dict[str, int] = {}
         self._converged: dict[str, tuple[bool, int | None, float]] = {}
+        self._claims: dict[str, tuple[Observed, Claim]] = {}
+        self._decisions: dict[str, tuple[Decision, int | None]] = {}
+        self._elsewhere: dict[str, bool] = {}
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -88,13 +98,14 @@ class Reconciler:
             raise InvalidSpec(decision.invalid)
         return decision
 
-    def refresh(self, key: str, view: View) -> None:
+    def refresh(self, key: str, view: View, *, rejudge: bool = True) -> None:
         """Re-judge an already reconciled VirtualIP against the current view.
 
         Writes status only if it changed; redoes the rollout only if the
         decision flipped (a conflict appeared or cleared, the DaemonSet went
         missing). Objects whose current generation is not reconciled yet are
-        left to the handlers, which retry them.
+        left to the handlers, which retry them. ``rejudge=False`` reuses the
+        last decision: only the agents' status is looked at.
         """
         obs = view.vips.get(key)
         if obs is None or obs.deleting:
@@ -103,7 +114,8 @@ class Reconciler:
             previous = self._previous(obs)
             if previous.observed_generation != obs.generation:
                 return
-            decision, port = self._decide(obs, view)
+            last = self._decisions.get(key)
+            decision, port = last if last and not rejudge else self._decide(obs, view)
             if not decision.invalid and self._drifted(key, decision, port, view):
                 logger.info(
                     "%s: %s",
@@ -135,6 +147,9 @@ class Reconciler:
             self._vrids.pop(t.key, None)
             self._ports.pop(t.key, None)
         self._converged.pop(t.key, None)
+        self._claims.pop(t.key, None)
+        self._decisions.pop(t.key, None)
+        self._elsewhere.pop(t.uid, None)
         with self._locks_guard:
             self._locks.pop(t.uid, None)
         self._written.pop(t.uid, None)
@@ -151,12 +166,14 @@ class Reconciler:
             return Decision(vrid=obs.status_vrid, invalid=obs.problems), None
         key = obs.key
         with self._alloc:
-            others = [
-                claim_of(o, status_vrid=self._vrids.get(k))
-                for k, o in view.vips.items()
-                if k != key
+            others = [self.claim(o) for k, o in view.vips.items() if k != key]
+            # VRIDs handed out to objects this (older) snapshot does not show yet.
+            others += [
+                Claim(k, datetime.max.replace(tzinfo=UTC), frozenset(), None, None, v)
+                for k, v in self._vrids.items()
+                if k != key and k not in view.vips
             ]
-            me = claim_of(obs, status_vrid=self._vrids.get(key))
+            me = self.claim(obs)
             vrid = choose_vrid(me, others)
             if vrid is not None and me.spec_vrid is None:
                 self._vrids[key] = vrid
@@ -176,7 +193,20 @@ class Reconciler:
                 self._ports.pop(key, None)
             else:
                 self._ports[key] = port
-        return Decision(vrid=vrid, conflicts=tuple(conflicts)), port
+        self._decisions[key] = (Decision(vrid=vrid, conflicts=tuple(conflicts)), port)
+        return self._decisions[key]
+
+    def claim(self, obs: Observed) -> Claim:
+        """claim_of(), cached per observed object (a sweep judges every object against all)."""
+        cached = self._claims.get(obs.key)
+        if cached is None or cached[0] is not obs:
+            cached = (obs, claim_of(obs))
+            self._claims[obs.key] = cached
+        claim = cached[1]
+        reserved = self._vrids.get(obs.key)
+        if claim.status_vrid is None and reserved is not None:
+            return replace(claim, status_vrid=reserved)
+        return claim
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -197,8 +227,13 @@ class Reconciler:
         wanted = render_cross_namespace_rbac(obs.vip, t)
         for obj in wanted:
             self.kube.apply(obj)
-        keep = {_ident(o) for o in wanted}
-        self.kube.delete_all(o for o in self._cross_namespace_objects(t) if _ident(o) not in keep)
+        # Look for leftovers elsewhere only when there may be some: after a start, or when
+        # this object had (or has) RBAC in another namespace.
+        if wanted or self._elsewhere.get(t.uid, True):
+            keep = {_ident(o) for o in wanted}
+            stale = [o for o in self._cross_namespace_objects(t) if _ident(o) not in keep]
+            self.kube.delete_all(stale)
+        self._elsewhere[t.uid] = bool(wanted)
 
     def _cross_namespace_objects(self, t: Target) -> list[dict[str, Any]]:
         labels = f"{names.OWNER_UID_LABEL}={t.uid}"

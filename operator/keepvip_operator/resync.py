@@ -4,8 +4,10 @@ kopf's change handlers fire on a VirtualIP's own spec; but a VirtualIP's
 status also depends on things that change without touching it: its agents'
 entries growing stale (no event at all), its agent pods going away, another
 VirtualIP releasing the address it was blocked on. Handlers "poke" the keys
-concerned; a sweep every ``interval`` seconds catches the rest. Work is
-in-memory unless something changed, so a sweep over every VirtualIP is cheap.
+concerned; a sweep every ``interval`` seconds ages out heartbeats. A poke
+says whether the object's decision (conflicts, VRID) may have changed or only
+its status; the sweep re-judges status only, so it costs O(objects), not
+O(objects^2). Work is in-memory unless something changed.
 
 One loop for the whole operator (not a kopf daemon or timer per object) so
 that no finalizer is needed on VirtualIPs: they can be deleted even when
@@ -25,23 +27,28 @@ logger = logging.getLogger(__name__)
 class Resync:
     def __init__(
         self,
-        work: Callable[[str], Awaitable[None]],
+        work: Callable[[str, bool], Awaitable[None]],
         keys: Callable[[], Iterable[str]],
         *,
         interval: float,
         concurrency: int = 4,
     ) -> None:
         self.work, self.keys, self.interval = work, keys, interval
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, bool] = {}
+        """Key -> whether its decision (conflicts, VRID) must be re-judged, not just its status."""
         self._wake = asyncio.Event()
         self._armed = False
         self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self, *keys: str) -> None:
-        """Re-judge these keys soon. Call on the event loop."""
+    def poke(self, *keys: str, rejudge: bool = True) -> None:
+        """Look at these keys soon; ``rejudge=False``: only their status can have changed.
+
+        Call on the event loop.
+        """
+        for key in keys:
+            self._dirty[key] = self._dirty.get(key, False) or rejudge
         if keys:
-            self._dirty.update(keys)
             self._wake.set()
 
     def arm(self) -> None:
@@ -67,14 +74,16 @@ class Resync:
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + self.interval
                 if self._armed:
-                    self._dirty.update(self.keys())
-            batch, self._dirty = sorted(self._dirty), set()
+                    # Ages out heartbeats; decisions change only with events.
+                    self.poke(*self.keys(), rejudge=False)
+                    self._wake.clear()
+            batch, self._dirty = sorted(self._dirty.items()), {}
             if batch:
-                await asyncio.gather(*(self._one(key) for key in batch))
+                await asyncio.gather(*(self._one(key, rejudge) for key, rejudge in batch))
 
-    async def _one(self, key: str) -> None:
+    async def _one(self, key: str, rejudge: bool) -> None:
         async with self._limit:
             try:
-                await self.work(key)
+                await self.work(key, rejudge)
             except Exception:  # one object's failure must not stop the loop
                 logger.exception("%s: resync failed; retrying on the next sweep", key)

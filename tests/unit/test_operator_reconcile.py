@@ -237,3 +237,15 @@ def test_a_deleted_daemonset_is_recreated_after_the_grace(
     monkeypatch.setattr(module, "CONVERGE_GRACE", 0.0)
     rec.refresh(web.key, View(vips={web.key: seen}))  # ...and never will: somebody deleted it
     assert ("apply", "DaemonSet", "keepvip-web") in kube.writes()
+
+
+def test_a_vrid_handed_out_is_respected_by_a_snapshot_that_predates_its_object(
+    kube: FakeKube, rec: Reconciler
+) -> None:
+    # Two handlers took their snapshots concurrently; the newer object's ran first.
+    older, newer = (
+        vip("a", {"addresses": ["192.0.2.1"]}),
+        vip("b", {"addresses": ["192.0.2.2"]}, age=1),
+    )
+    assert rec.reconcile(newer, View(vips={older.key: older, newer.key: newer})).vrid == 1
+    assert rec.reconcile(older, View(vips={older.key: older})).vrid == 2

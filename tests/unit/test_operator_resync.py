@@ -11,7 +11,7 @@ def test_pokes_sweeps_and_failures() -> None:
     async def scenario() -> list[str]:
         seen: list[str] = []
 
-        async def work(key: str) -> None:
+        async def work(key: str, rejudge: bool) -> None:
             seen.append(key)
             if key == "ns/bad":
                 raise RuntimeError("boom")
