@@ -1,11 +1,13 @@
 """Sticky (nopreempt) and delayed-preempt ownership when a higher-priority node returns.
 
 A node "returns" by an agent restart or by its link coming back: both make
-it rejoin as a backup. Two nodes: with preempt false, a third node of lower
-priority whose master-down timer happened to fire first would keep the VIP
-by the same rule, which would blur what these tests look at. (A bridge partition is different: the cut-off master
+it rejoin as a backup. A bridge partition is different: the cut-off master
 never stops being master, and two masters meeting resolve by priority, with
-or without preempt; see test_partition.py.)
+or without preempt (see test_partition.py).
+
+Two nodes only: with preempt false, a third node of lower priority whose
+master-down timer happened to fire first would keep the VIP by the very rule
+under test, and blur what these tests look at.
 """
 
 from __future__ import annotations
