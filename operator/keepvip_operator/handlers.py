@@ -37,7 +37,7 @@ import kopf
 from keepvip_operator import names
 from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
-from keepvip_operator.kube import ApiError, Kube, load_configuration
+from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
 from keepvip_operator.observed import Observed, observe
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
 from keepvip_operator.resync import Resync
@@ -207,7 +207,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         # Reconciliation waits on the API, not the CPU: more threads than asyncio's
         # default (cores + 4), so a burst of new VirtualIPs is not serialised.
         asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=16, thread_name_prefix="keepvip")
+            ThreadPoolExecutor(max_workers=CONNECTIONS, thread_name_prefix="keepvip")
         )
         ctx.indices = {k: kwargs[k] for k in ("virtualips", "agent_daemonsets", "agent_pods")}
 

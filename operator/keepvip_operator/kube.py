@@ -39,6 +39,7 @@ PLURALS = {
     ("keepvip.io/v1alpha1", "VirtualIP"): "virtualips",
 }
 EVENT_MESSAGE_MAX = 1024
+CONNECTIONS = 16
 
 
 class ApiError(Exception):
@@ -90,7 +91,9 @@ class Kube:
     def connect(cls, kubeconfig: str | None) -> Kube:
         from kubernetes import client
 
-        return cls(client.ApiClient(load_configuration(kubeconfig)))
+        cfg = load_configuration(kubeconfig)
+        cfg.connection_pool_maxsize = CONNECTIONS  # one per worker thread, see handlers.start
+        return cls(client.ApiClient(cfg))
 
     def close(self) -> None:
         self.api.close()

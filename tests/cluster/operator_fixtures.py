@@ -11,6 +11,7 @@ test module with ``from .operator_fixtures import *``-style explicit names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -34,8 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "keepvip.io_virtualips.yaml"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualips.keepvip.io"
 APPLY = "application/apply-patch+yaml"
-PORTS_PER_TEST = 16
-_PORT_BLOCKS = itertools.count(20000 + (os.getpid() % 1000) * PORTS_PER_TEST, PORTS_PER_TEST)
+PORTS_PER_TEST = 64
+_PORT_BLOCKS = itertools.count(20000 + (os.getpid() % 300) * PORTS_PER_TEST, PORTS_PER_TEST)
 TEST_SETTINGS = OperatorSettings(
     agent_image="keepvip/agent:test",
     extra_pod_labels={"keepvip.test/extra": "yes"},
@@ -177,29 +178,16 @@ def vips(control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namesp
     return Vips(control_plane.admin_rest(), kube_namespace)
 
 
-@pytest.fixture
-def keepvip_operator(
-    control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str
-) -> Iterator[RunningOperator]:
-    """keepvip-operator for the test's namespace, running until the test ends."""
-    # Agents of all tests share the fake nodes' ports (host network, hostPort): each
-    # test's operator gets its own port range, so pods of a test whose namespace is
-    # still terminating never block the next test's agents.
-    first = next(_PORT_BLOCKS)
-    settings = replace(
-        TEST_SETTINGS,
-        kubeconfig=str(control_plane.admin_kubeconfig),
-        watch_namespaces=(kube_namespace,),
-        agent_metrics_port=first,
-        agent_metrics_ports=PORTS_PER_TEST,
-    )
+@contextlib.contextmanager
+def running_operator(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
+    """keepvip-operator in a thread until the block ends (it must stop within 30 s)."""
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def main() -> None:
         try:
             asyncio.run(run(settings, stop_flag=stop, ready_flag=ready))
-        except BaseException as exc:  # reported by the fixture, not lost in the thread
+        except BaseException as exc:  # reported here, not lost in the thread
             errors.append(exc)
 
     thread = threading.Thread(target=main, name="keepvip-operator", daemon=True)
@@ -208,9 +196,32 @@ def keepvip_operator(
         stop.set()
         pytest.fail(f"the operator did not become ready in 30s: {errors!r}")
     try:
-        yield RunningOperator(settings, kube_namespace, thread, stop, errors)
+        yield RunningOperator(settings, namespace, thread, stop, errors)
     finally:
         stop.set()
         thread.join(30)
     assert not thread.is_alive(), "the operator did not stop within 30s"
     assert not errors, f"the operator failed: {errors!r}"
+
+
+def operator_settings(control_plane: ControlPlane, namespace: str) -> OperatorSettings:
+    # Agents of all tests share the fake nodes' ports (host network, hostPort): each
+    # test's operator gets its own port range, so pods of a test whose namespace is
+    # still terminating never block the next test's agents.
+    return replace(
+        TEST_SETTINGS,
+        kubeconfig=str(control_plane.admin_kubeconfig),
+        watch_namespaces=(namespace,),
+        agent_metrics_port=next(_PORT_BLOCKS),
+        agent_metrics_ports=PORTS_PER_TEST,
+    )
+
+
+@pytest.fixture
+def keepvip_operator(
+    control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str
+) -> Iterator[RunningOperator]:
+    """keepvip-operator for the test's namespace, running until the test ends."""
+    settings = operator_settings(control_plane, kube_namespace)
+    with running_operator(settings, kube_namespace) as op:
+        yield op

@@ -23,7 +23,9 @@ from .operator_fixtures import (
     RunningOperator,
     Vips,
     keepvip_operator,
+    operator_settings,
     rfc3339,
+    running_operator,
     vips,
     virtualip_crd,
     wait_for,
@@ -589,3 +591,29 @@ def test_status_aggregates_the_agents_entries(
         ),
     )
     assert [e["type"] for e in vips.events("web", "MasterChanged")][-1] == "Warning"
+
+
+def test_a_restarted_operator_resumes_every_virtualip(
+    control_plane: ControlPlane, virtualip_crd: dict[str, Any], vips: Vips
+) -> None:
+    ns = vips.namespace
+    settings = operator_settings(control_plane, ns)
+    names = [f"v{i:02d}" for i in range(40)]  # more objects than kopf would run at once
+    with running_operator(settings, ns):
+        for i, name in enumerate(names):
+            vips.create(name, addresses=[f"192.0.2.{150 + i}"])
+        wait_for(
+            "every VirtualIP reconciled",
+            lambda: all(vips.status(n).get("observedGeneration") == 1 for n in names),
+            timeout=60,
+        )
+    vrids = {n: vrid(vips, n) for n in names}
+    assert sorted(vrids.values()) == list(range(1, 41))
+    assert {cond(vips, n, "Conflict") for n in names} == {("False", "NoConflict")}
+    # While it is away: a DaemonSet is deleted and an entry goes stale.
+    control_plane.admin_rest().delete(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-v00")
+    vips.report("v01", "kv-node-9", "Master")
+    with running_operator(settings, ns):
+        wait_for("the DaemonSet back", lambda: daemonset(control_plane, ns, "v00"))
+        wait_for("the stale entry pruned", lambda: not vips.status("v01").get("nodes"))
+        assert {n: vrid(vips, n) for n in names} == vrids  # nobody's VRID moved
