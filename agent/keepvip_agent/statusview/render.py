@@ -19,14 +19,24 @@ MAX_REASON = 80
 
 
 def age(then: datetime | None, now: datetime) -> str:
-    """``45s``, ``12m``, ``3h``, ``2d`` (kubectl's rounding: the largest whole unit)."""
+    """A duration the way kubectl prints ages: ``95s``, ``5m30s``, ``42m``, ``3h10m``, ``2d``."""
     if then is None:
         return "-"
-    seconds = max(0, int((now - then).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "m" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    s = max(0, int((now - then).total_seconds()))
+    m, h, d = s // 60, s // 3600, s // 86400
+    if s < 120:
+        return f"{s}s"
+    if s < 600:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if h < 3:
+        return f"{m}m"
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
 
 
 def _priority(node: NodeRow) -> str:
