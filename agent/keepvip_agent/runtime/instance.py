@@ -60,6 +60,10 @@ logger = logging.getLogger("keepvip_agent.transitions")
 log = logging.getLogger(__name__)
 UNSET_SOURCE = IPv4Address("0.0.0.0")
 HISTORY = 10
+HANDOVER_GRACE = 0.02
+"""How long a stopping master keeps its VIP after hearing its successor: the
+successor's gratuitous ARP follows its first advertisement within a millisecond
+or two, and until it lands clients still send here."""
 _ADDRESS_FAULT = OnFailure(action="fault")
 
 
@@ -122,6 +126,8 @@ class InstanceRunner:
         )
         self._payloads: dict[tuple[int, IPAddress], bytes] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._successor: asyncio.Future[IPAddress] | None = None
+        """While a stopping master hands over: resolved by the new master's first advertisement."""
         self._timer_at = math.inf
         self._want_bound = False
         self.bound = False
@@ -157,8 +163,32 @@ class InstanceRunner:
         self.started = True
 
     async def stop(self) -> None:
-        """Graceful: a master sends priority 0 and removes the VIP before we return."""
-        self._apply(self.router.shutdown(self._loop.time()))
+        """Graceful: a master sends priority 0, hands over, and removes the VIP before we return.
+
+        Make before break: after the priority-0 advertisement the VIP stays bound
+        until the successor's first advertisement is heard (plus
+        :data:`HANDOVER_GRACE` for its gratuitous ARP to land), or until any
+        backup must have taken over (a Skew_Time is below one advertisement
+        interval; version 2: one second). Clients are still answered here while
+        the backups count down their skew, so a drain costs them next to
+        nothing instead of Skew_Time plus a take-over. The router has already
+        left Master, so nothing is advertised, renewed or announced meanwhile.
+        """
+        actions = self.router.shutdown(self._loop.time())
+        release: list[Action] = [a for a in actions if isinstance(a, ReleaseAddresses)]
+        if release and self.bound:
+            self._successor = self._loop.create_future()
+            self._apply([a for a in actions if not isinstance(a, ReleaseAddresses)])
+            longest = self.router.advert_interval if self.spec.version == 3 else 1.0
+            try:
+                await asyncio.wait_for(self._successor, longest + HANDOVER_GRACE)
+                await asyncio.sleep(HANDOVER_GRACE)
+            except TimeoutError:
+                log.info("%s: no successor heard; releasing the VIP", self.name)
+            self._successor = None
+            self._apply(release)
+        else:
+            self._apply(actions)
         self._cancel_timer()
         if self._addr_task is not None:
             await self._addr_task
@@ -270,6 +300,8 @@ class InstanceRunner:
                 sock.count_drop(exc.reason, exc.detail, source)
             return
         self.metrics.received.inc()
+        if self._successor is not None and adv.priority and not self._successor.done():
+            self._successor.set_result(source)
         if adv.interval_cs != self.router.config.interval_cs:
             self.metrics.interval_mismatch.inc()
         if actions:
