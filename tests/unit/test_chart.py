@@ -1,0 +1,326 @@
+"""The Helm chart and the kubectl bundle made from it, rendered with the pinned helm (no cluster).
+
+Checked here: every copy of the CRD is the model's; ``helm lint --strict``
+is clean; the operator accepts the configuration the chart gives it (its
+Deployment's environment goes through the operator's own settings parser);
+wrong values fail at install with a message naming the value; the
+operator's ClusterRole holds every permission the operator grants the
+agents (RBAC refuses to grant more than the granter holds); and
+deploy/keepvip.yaml is exactly what hack/image/bundle.sh renders. The chart
+installed on a real control plane is tests/cluster/test_chart.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from keepvip_agent.spec import parse_virtualip
+from keepvip_agent.spec.crd import render as render_crd
+from keepvip_operator import names
+from keepvip_operator.names import Target
+from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac
+from keepvip_operator.settings import OperatorSettings, parse
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "keepvip"
+CRD = REPO / "crds" / "keepvip.io_virtualips.yaml"
+BUNDLE = REPO / "deploy" / "keepvip.yaml"
+KUBE_VERSION = "1.29.0"  # the chart's minimum (helm template needs one without a cluster)
+
+
+def _root_conftest(config: pytest.Config) -> ModuleType:
+    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
+    assert isinstance(plugin, ModuleType)
+    return plugin
+
+
+def find_helm() -> str | None:
+    """The helm of the control-plane tier's build (pinned), else helm on PATH."""
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    out = subprocess.run(
+        ["bash", str(REPO / "hack" / "controlplane" / "build.sh"), "bin-dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if out and (Path(out) / "helm").exists():
+        return str(Path(out) / "helm")
+    from shutil import which
+
+    return which("helm")
+
+
+@pytest.fixture(scope="module")
+def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Run helm with its state in a throwaway directory; the completed process."""
+    binary = find_helm()
+    if binary is None:
+        _root_conftest(request.config).skip_or_fail(
+            "unit", "no helm: run `make controlplane-build` (it builds the pinned helm)"
+        )
+    home = tmp_path_factory.mktemp("helm")
+    env = {
+        **os.environ,
+        **{f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(binary), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)}: {proc.stderr}")
+        return proc
+
+    yield run
+
+
+def template(helm: Any, *args: str, check: bool = True) -> Any:
+    return helm(
+        "template", "kv", str(CHART), "--namespace", "keepvip-system",
+        "--kube-version", KUBE_VERSION, *args, check=check,
+    )  # fmt: skip
+
+
+def objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
+    """Rendered objects by kind (one of each kind in this chart, two for RBAC kinds' names)."""
+    docs = [d for d in yaml.safe_load_all(template(helm, *args).stdout) if d]
+    return {d["kind"]: d for d in docs}
+
+
+def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
+    """What keepvip-operator makes of the Deployment's command and environment."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["keepvip-operator"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    return parse(container.get("args", []), environ=env)
+
+
+# -- one source of truth ------------------------------------------------------------------------
+
+
+def test_every_crd_copy_is_the_models() -> None:
+    generated = render_crd()
+    assert CRD.read_text() == generated, "crds/ is stale: python -m keepvip_agent.spec.crd"
+    chart_copy = CHART / "crds" / CRD.name
+    assert chart_copy.read_text() == generated, f"copy crds/{CRD.name} to {chart_copy}"
+    bundled = [
+        d
+        for d in yaml.safe_load_all(BUNDLE.read_text())
+        if d and d["kind"] == "CustomResourceDefinition"
+    ]
+    assert bundled == [yaml.safe_load(generated)], "deploy/keepvip.yaml is stale: make bundle"
+
+
+def test_bundle_is_the_charts_output() -> None:
+    helm = find_helm()
+    if helm is None:
+        pytest.skip("no helm")
+    out = subprocess.run(
+        [str(REPO / "hack" / "image" / "bundle.sh")],
+        capture_output=True, text=True, check=True, env={**os.environ, "HELM": helm},
+    ).stdout  # fmt: skip
+    assert BUNDLE.read_text() == out, "deploy/keepvip.yaml is stale: run `make bundle`"
+    kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
+    assert kinds == [
+        "Namespace", "CustomResourceDefinition", "PriorityClass", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Deployment",
+    ]  # fmt: skip
+
+
+# -- lint and defaults -------------------------------------------------------------------------
+
+
+def test_helm_lint_is_clean(helm: Any) -> None:
+    out = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in out.stdout
+    assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout
+
+
+def test_defaults_run_one_locked_down_operator_with_the_charts_image(helm: Any) -> None:
+    objs = objects(helm)
+    assert set(objs) == {
+        "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+    }  # fmt: skip
+    deploy = objs["Deployment"]
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == objs["ServiceAccount"]["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532  # the image's operator user
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/keepvip/keepvip:0.1.0"
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+    settings = operator_settings(deploy)
+    assert settings.agent_image == container["image"]  # one image for both processes
+    assert settings.priority_class_name == objs["PriorityClass"]["metadata"]["name"]
+    assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
+    assert settings.watch_namespaces == ()
+    assert settings == OperatorSettings(
+        agent_image=settings.agent_image,
+        priority_class_name=settings.priority_class_name,
+        liveness_endpoint=settings.liveness_endpoint,
+    ), "every other chart default is the operator's own default"
+    assert objs["PriorityClass"]["value"] == 1_000_000_000
+
+
+def test_values_reach_the_operators_settings(helm: Any) -> None:
+    digest = "sha256:" + "ab" * 32
+    objs = objects(
+        helm,
+        "--set", "operator.watchNamespaces={prod,staging}",
+        "--set", f"image.digest={digest}",
+        "--set", "agents.image.repository=registry.example/keepvip-agent",
+        "--set", "agents.image.tag=0.1.0-debug",
+        "--set", "agents.logLevel=debug",
+        "--set", "agents.resources.limits.cpu=200m",
+        "--set", "agents.resources.requests.memory=",
+        "--set", "agents.priorityClass.create=false",
+        "--set", "agents.priorityClass.name=system-node-critical",
+        "--set", "agents.podLabels.team=net",
+        "--set", "agents.metricsPort=19650",
+        "--set", "agents.metricsPorts=64",
+    )  # fmt: skip
+    assert "PriorityClass" not in objs
+    image = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/keepvip/keepvip@{digest}"
+    s = operator_settings(objs["Deployment"])
+    assert s.watch_namespaces == ("prod", "staging")
+    assert s.agent_image == "registry.example/keepvip-agent:0.1.0-debug"
+    assert s.agent_log_level == "debug"
+    assert (s.agent_resources.cpu_limit, s.agent_resources.memory_request) == ("200m", None)
+    assert s.priority_class_name == "system-node-critical"
+    assert dict(s.extra_pod_labels) == {"team": "net"}
+    assert (s.agent_metrics_port, s.agent_metrics_ports) == (19650, 64)
+    # Watching named namespaces, kopf follows them coming and going.
+    rules = objs["ClusterRole"]["rules"]
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in rules
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("operator.logLevel=verbose", "value must be one of 'debug', 'info', 'warning', 'error'"),
+        ("agents.logLevel=trace", "/agents/logLevel"),
+        ("operator.replicas=2", "/operator/replicas': maximum: got 2, want 1"),
+        ("operator.replica=1", "additional properties 'replica' not allowed"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("image.digest=sha256:abc", "/image/digest"),
+        ("image.repository=", "/image/repository"),
+        ("agents.metricsPort=0", "/agents/metricsPort"),
+        ("agents.metricsPort=65500", "the agents' port range must end at 65535 or below"),
+        ("agents.metricsPorts=5000", "/agents/metricsPorts"),
+        ("agents.resources.requests.cpu=lots", "/agents/resources/requests/cpu"),
+        ("agents.resources.requests.gpu=1", "additional properties 'gpu' not allowed"),
+        ("agents.priorityClass.value=2000000000", "/agents/priorityClass/value"),
+        ("agents.podAnnotations.note=a\\,b", "/agents/podAnnotations/note"),
+        ("agents.terminationGracePeriodSeconds=0", "/agents/terminationGracePeriodSeconds"),
+        ("operator.watchNamespaces={Prod}", "/operator/watchNamespaces/0"),
+        ("metrics.podMonitor.interval=often", "/metrics/podMonitor/interval"),
+        ("serviceAccount.create=false", "serviceAccount.name: required"),
+    ],
+)
+def test_wrong_values_fail_at_install(helm: Any, value: str, message: str) -> None:
+    out = template(helm, "--set", value, check=False)
+    assert out.returncode != 0, f"{value} was accepted"
+    assert message in out.stderr
+
+
+def test_pod_monitor_selects_the_agents_metrics_port(helm: Any) -> None:
+    refused = template(helm, "--set", "metrics.podMonitor.enabled=true", check=False)
+    assert "no monitoring.coreos.com/v1 PodMonitor" in refused.stderr
+    objs = objects(
+        helm,
+        "--set", "metrics.podMonitor.enabled=true",
+        "--set", "metrics.podMonitor.labels.release=prometheus",
+        "--api-versions", "monitoring.coreos.com/v1/PodMonitor",
+    )  # fmt: skip
+    pm = objs["PodMonitor"]
+    assert pm["metadata"]["labels"]["release"] == "prometheus"
+    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    # The labels and the port name the operator gives every agent pod.
+    selector = ",".join(f"{k}={v}" for k, v in pm["spec"]["selector"]["matchLabels"].items())
+    assert selector == names.agent_pods_selector()
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+
+
+# -- RBAC: the operator holds what it grants -------------------------------------------------
+
+
+def covers(held: list[dict[str, Any]], wanted: dict[str, Any]) -> list[str]:
+    """The (group, resource, verb) of ``wanted`` that no rule of ``held`` grants.
+
+    A held rule without resourceNames covers a wanted rule with or without them;
+    a held rule with resourceNames never covers more than those names.
+    """
+    missing = []
+    for group in wanted["apiGroups"]:
+        for resource in wanted["resources"]:
+            for verb in wanted["verbs"]:
+                if not any(
+                    group in rule["apiGroups"]
+                    and resource in rule["resources"]
+                    and verb in rule["verbs"]
+                    and (
+                        "resourceNames" not in rule
+                        or (
+                            "resourceNames" in wanted
+                            and set(wanted["resourceNames"]) <= set(rule["resourceNames"])
+                        )
+                    )
+                    for rule in held
+                ):
+                    missing.append(f"{group or 'core'}/{resource}:{verb}")
+    return missing
+
+
+def test_cluster_role_holds_every_permission_the_operator_grants_agents(helm: Any) -> None:
+    held = objects(helm)["ClusterRole"]["rules"]
+    target = Target("prod", "web", "1111")
+    for track in (
+        None,
+        {"selector": {"matchLabels": {"app": "web"}}, "onFailure": {"action": "fault"}},
+        {
+            "selector": {"matchLabels": {"app": "web"}},
+            "onFailure": {"action": "fault"},
+            "roleLabel": True,
+        },
+        {
+            "namespace": "apps",
+            "selector": {"matchLabels": {"app": "web"}},
+            "onFailure": {"action": "demote", "weight": 50},
+            "roleLabel": True,
+        },
+    ):
+        spec: dict[str, Any] = {"addresses": ["192.0.2.50/24"]}
+        if track:
+            spec["trackPods"] = track
+        vip = parse_virtualip(
+            {
+                "apiVersion": "keepvip.io/v1alpha1",
+                "kind": "VirtualIP",
+                "metadata": {"name": "web", "namespace": "prod"},
+                "spec": spec,
+            }
+        )
+        granted = list(agent_rules(vip, target))
+        for obj in render_cross_namespace_rbac(vip, target):
+            granted += obj.get("rules", [])
+        for rule in granted:
+            assert covers(held, rule) == [], f"the ClusterRole cannot grant {rule}"
