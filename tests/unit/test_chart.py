@@ -101,7 +101,7 @@ def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
     """What keepvip-operator makes of the Deployment's command and environment."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["keepvip-operator"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
     return parse(container.get("args", []), environ=env)
 
 
