@@ -23,12 +23,17 @@ def parse_virtualip(
     obj: Mapping[str, Any], *, prefix: str = "", standalone: bool = False
 ) -> VirtualIP:
     """Validate one document (a mapping); raise :class:`SpecError` listing every problem."""
+    spec = obj.get("spec")
+    missing_vrid = standalone and isinstance(spec, Mapping) and spec.get("virtualRouterID") is None
+    required = [f"{prefix}spec.virtualRouterID: required in standalone mode (1..255)"]
     try:
         vip = VirtualIP.model_validate_json(json.dumps(obj, default=str))
     except ValidationError as exc:
-        raise SpecError(problems_of(exc, prefix)) from None
-    if standalone and vip.spec.virtual_router_id is None:
-        raise SpecError([f"{prefix}spec.virtualRouterID: required in standalone mode (1..255)"])
+        # Report the standalone-only rule together with the model's findings,
+        # so the user sees every problem in one run.
+        raise SpecError(problems_of(exc, prefix) + (required if missing_vrid else [])) from None
+    if missing_vrid:
+        raise SpecError(required)
     return vip
 
 
