@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
-from typing import Protocol
+from typing import Any, Protocol
 
 from keepvip_agent.vrrp.packet import (
     VRRP_GROUP_V4,
@@ -45,6 +45,8 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IP_MULTICAST_ALL = 49
 MAX_DRAIN = 256
+DECODED_CACHE = 4096
+"""Distinct IPv4 packets remembered as decoded (a few per VRID is typical)."""
 RCVBUF = 1 << 20
 
 
@@ -86,6 +88,8 @@ class VrrpSocket:
         self._on_drop = on_drop
         self._loop = loop
         self._log = _RateLimitedLog()
+        self._decoded: dict[bytes, tuple[Advertisement, IPAddress]] = {}
+        self._routes: dict[tuple[IPAddress, IPAddress], Any] = {}
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
         try:
@@ -139,12 +143,26 @@ class VrrpSocket:
         if len(data) < 20 or data[0] >> 4 != 4:
             self._drop(DropReason.MALFORMED, "short or non-IPv4 datagram", "?")
             return
-        ihl = (data[0] & 0x0F) * 4
-        src = IPv4Address(data[12:16])
         if data[8] != VRRP_TTL:
-            self._drop(DropReason.TTL, f"TTL {data[8]}", src)
+            self._drop(DropReason.TTL, f"TTL {data[8]}", IPv4Address(data[12:16]))
             return
-        self._dispatch(data[ihl:], src, IPv4Address(data[16:20]))
+        ihl = (data[0] & 0x0F) * 4
+        # A master sends the same bytes every interval: the source, destination
+        # and VRRP payload name a decoded advertisement we can reuse (decode is
+        # a pure function of exactly these), skipping the checksum and the
+        # address objects. Only packets that decoded are remembered.
+        key = data[12:20] + data[ihl:]
+        known = self._decoded.get(key)
+        if known is not None:
+            self._deliver(*known)
+            return
+        src = IPv4Address(data[12:16])
+        adv = self._decode(data[ihl:], src, IPv4Address(data[16:20]))
+        if adv is not None:
+            if len(self._decoded) >= DECODED_CACHE:
+                self._decoded.clear()
+            self._decoded[key] = (adv, src)
+            self._deliver(adv, src)
 
     def _handle_v6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
         src = IPv6Address(addr[0].split("%", 1)[0])  # type: ignore[index]
@@ -160,13 +178,21 @@ class VrrpSocket:
         self._dispatch(data, src, dst)
 
     def _dispatch(self, payload: bytes, src: IPAddress, dst: IPAddress) -> None:
+        adv = self._decode(payload, src, dst)
+        if adv is not None:
+            self._deliver(adv, src)
+
+    def _decode(self, payload: bytes, src: IPAddress, dst: IPAddress) -> Advertisement | None:
+        try:
+            return decode(payload, src, dst)
+        except PacketError as exc:
+            if src not in self.local:
+                self._drop(exc.reason, exc.detail, src)
+            return None
+
+    def _deliver(self, adv: Advertisement, src: IPAddress) -> None:
         if src in self.local:
             return  # our own advertisement, looped back through a unicast peer list
-        try:
-            adv = decode(payload, src, dst)
-        except PacketError as exc:
-            self._drop(exc.reason, exc.detail, src)
-            return
         handler = self.handlers.get(adv.vrid)
         if handler is None:
             self._drop(DropReason.UNKNOWN_VRID, f"VRID {adv.vrid}", src)
@@ -184,24 +210,25 @@ class VrrpSocket:
     # -- send ------------------------------------------------------------------------
 
     def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
+        route = self._routes.get((src, dst))
+        if route is None:
+            route = self._routes[(src, dst)] = self._route(src, dst)
         try:
-            if self.family == 4:
-                pktinfo = struct.pack("@i4s4s", self.ifindex, src.packed, b"\x00" * 4)
-                self._sock.sendmsg(
-                    [payload], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (str(dst), 0)
-                )
-            else:
-                pktinfo = src.packed + struct.pack("@I", self.ifindex)
-                self._sock.sendmsg(
-                    [payload],
-                    [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)],
-                    0,
-                    (str(dst), 0, 0, self.ifindex),
-                )
+            self._sock.sendmsg([payload], *route)
         except OSError as exc:
             self._log("send", "send on %s to %s failed: %s", self.ifname, dst, exc)
             return False
         return True
+
+    def _route(
+        self, src: IPAddress, dst: IPAddress
+    ) -> tuple[list[tuple[int, int, bytes]], int, Any]:
+        """sendmsg's ancillary data, flags and address for one (source, destination)."""
+        if self.family == 4:
+            pktinfo = struct.pack("@i4s4s", self.ifindex, src.packed, b"\x00" * 4)
+            return [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (str(dst), 0)
+        pktinfo = src.packed + struct.pack("@I", self.ifindex)
+        return [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0, 0, self.ifindex)
 
     def close(self) -> None:
         self._loop.remove_reader(self._sock.fileno())
