@@ -1,24 +1,11 @@
-"""keepalived's rules, applied to one host's instances: what each one really does on that host.
+"""One host's file as units to convert: its instances, with sync groups merged where they can be.
 
-keepalived silently rewrites a good part of what a file says, and the
-conversion must follow what keepalived *does*, not what the file seems to
-say. Each rule here was checked against keepalived 2.2.7 (its source and,
-where noted, by running it):
-
-* the default VRRP version is 2 (``vrrp_version`` in global_defs changes it);
-  IPv6 instances use version 3;
-* ``advert_int`` is rounded to whole seconds in v2 and to 10 ms in v3;
-* no ``priority`` means 100, or 255 (address owner) with ``state MASTER``;
-* ``nopreempt`` is cleared with ``state MASTER`` and with priority 255;
-  ``preempt_delay`` is cleared with ``state MASTER``, with ``nopreempt`` and
-  in strict mode;
-* authentication is ignored in VRRPv3 and in strict mode; ``auth_pass`` keeps
-  its first 8 characters;
-* weighted scripts are ignored on an address owner and inside a sync group
-  (see :mod:`~.checks`).
-
-Every such rewrite becomes a finding at the line that triggered it, and the
-value keepalived really uses becomes the value in the VirtualIP.
+The per-instance rules (version, interval, priority, preemption,
+authentication) are in :mod:`~.rules` and the check rules in :mod:`~.checks`;
+this module puts them together per unit and adds what concerns the unit as
+a whole: which addresses can move, the tracked scripts and interfaces, the
+hooks, the announcements, and how a host's details (source addresses, the
+initial state) differ from keepvip's.
 
 A ``vrrp_sync_group`` whose members share interface, peers, version,
 interval, authentication and priority becomes one unit (one VirtualIP with
@@ -34,20 +21,19 @@ from typing import Any
 
 from keepvip_agent.convert.checks import CheckPlan, from_interface, from_script
 from keepvip_agent.convert.errors import Findings, Location
-from keepvip_agent.convert.source import (
-    At,
-    Instance,
-    IPAddress,
-    IPInterface,
-    NodeFile,
-    SyncGroup,
+from keepvip_agent.convert.rules import (
+    MAX_PRIORITY,
+    OWNER,
+    Election,
+    address_family,
+    election,
+    strict_mode,
 )
+from keepvip_agent.convert.source import At, Instance, IPAddress, IPInterface, NodeFile, SyncGroup
 from keepvip_agent.spec.types import format_duration
 
 __all__ = ["NodeView", "resolve_node"]
 
-OWNER = 255
-MAX_PRIORITY = 254
 STATES = ("master", "backup", "fault")
 
 
@@ -86,200 +72,6 @@ class NodeView:
     sources: list[Location] = field(default_factory=list)
     excluded: bool = False
     """Whether some addresses came from virtual_ipaddress_excluded."""
-
-
-@dataclass(frozen=True)
-class _Core:
-    """The election settings of one instance after keepalived's own rewrites."""
-
-    version: int
-    version_why: str
-    interval: float
-    interval_why: str
-    base: int
-    base_why: str
-    preempt: bool
-    preempt_why: str
-    preempt_delay: float
-    password: str | None
-    password_why: str | None
-    unicast: tuple[IPAddress, ...]
-
-
-def _family(inst: Instance) -> int:
-    return inst.addresses[0].address.version if inst.addresses else 4
-
-
-def _version(inst: Instance, node: NodeFile, f: Findings) -> tuple[int, str]:
-    family = _family(inst)
-    if inst.version is not None:
-        if inst.version.value == 2 and family == 6:
-            f.warn(
-                inst.version.where,
-                "version 2 with IPv6 addresses: VRRPv2 is IPv4-only (RFC 3768); converted to "
-                "version 3",
-                inst.name,
-            )
-            return 3, f"IPv6 needs VRRPv3 (version 2 at {inst.version.where})"
-        return inst.version.value, f"version {inst.version.value} ({inst.version.where})"
-    if family == 6:
-        return 3, "keepalived runs IPv6 instances as VRRPv3"
-    if node.vrrp_version is not None:
-        v = node.vrrp_version
-        return v.value, f"global_defs vrrp_version {v.value} ({v.where})"
-    return 2, "keepalived's default VRRP version (no vrrp_version or version given)"
-
-
-def _interval(inst: Instance, version: int, f: Findings) -> tuple[float, str]:
-    given = inst.advert_int
-    value = given.value if given else 1.0
-    micros = int(value * 1_000_000)  # keepalived: (int)(atof(s) * TIMER_HZ), truncating
-    if version == 2:
-        step, lo, hi = 1_000_000, 1_000_000, 255_000_000
-    else:
-        step, lo, hi = 10_000, 10_000, 40_950_000
-    rounded = min(hi, max(lo, (micros + step // 2) // step * step))
-    seconds = rounded / 1_000_000
-    text = format_duration(seconds)
-    if given is None:
-        return seconds, "keepalived's default advert_int 1"
-    if rounded != micros:
-        unit = "whole seconds" if version == 2 else "10 ms steps"
-        f.note(
-            given.where,
-            f"advert_int {given.value:g}: VRRPv{version} counts in {unit}; keepalived uses "
-            f"{text} and so does the conversion",
-            inst.name,
-        )
-    return seconds, f"advert_int {given.value:g} ({given.where})"
-
-
-def _base_priority(inst: Instance, f: Findings) -> tuple[int, str]:
-    if inst.priority is not None:
-        return inst.priority.value, f"priority {inst.priority.value} ({inst.priority.where})"
-    if inst.state is not None and inst.state.value == "MASTER":
-        f.warn(
-            inst.state.where,
-            "state MASTER without a priority: keepalived makes this node the address owner "
-            "(priority 255), which takes the VIP at once and is never preempted",
-            inst.name,
-        )
-        return OWNER, f"no priority with state MASTER ({inst.state.where}) means 255"
-    return 100, "keepalived's default priority 100"
-
-
-def _strict(inst: Instance, node: NodeFile) -> At[bool] | None:
-    chosen = inst.strict if inst.strict is not None else node.strict
-    return chosen if chosen is not None and chosen.value else None
-
-
-def _preempt(inst: Instance, base: int, node: NodeFile, f: Findings) -> tuple[bool, str, float]:
-    master = inst.state is not None and inst.state.value == "MASTER"
-    preempt, why = True, "keepalived preempts unless nopreempt is set"
-    if inst.nopreempt is not None:
-        if master:
-            f.warn(
-                inst.nopreempt,
-                "nopreempt with state MASTER: keepalived clears nopreempt ('nopreempt will not "
-                "work with initial state MASTER') and this node preempts; use state BACKUP on "
-                "every node for a sticky VIP",
-                inst.name,
-            )
-            why = f"nopreempt ({inst.nopreempt}) is cleared by state MASTER"
-        elif base == OWNER:
-            f.warn(
-                inst.nopreempt,
-                "nopreempt with priority 255: keepalived resets nopreempt (an address owner "
-                "always takes the VIP)",
-                inst.name,
-            )
-            why = f"nopreempt ({inst.nopreempt}) is reset by priority 255"
-        else:
-            preempt, why = False, f"nopreempt ({inst.nopreempt})"
-    delay = 0.0
-    if inst.preempt_delay is not None and inst.preempt_delay.value > 0:
-        d = inst.preempt_delay
-        strict = _strict(inst, node)
-        reason = (
-            "state MASTER"
-            if master
-            else "nopreempt"
-            if not preempt
-            else f"strict mode ({strict.where})"
-            if strict
-            else None
-        )
-        if reason:
-            f.warn(d.where, f"preempt_delay: keepalived clears it because of {reason}", inst.name)
-        else:
-            delay = d.value
-    return preempt, why, delay
-
-
-def _password(
-    inst: Instance, version: int, node: NodeFile, f: Findings
-) -> tuple[str | None, str | None]:
-    kind, secret = inst.auth_type, inst.auth_pass
-    if kind is None:
-        if secret is not None:
-            f.warn(
-                secret.where,
-                "auth_pass without auth_type: keepalived uses no authentication; dropped",
-                inst.name,
-            )
-        return None, None
-    strict = _strict(inst, node)
-    if strict is not None:
-        f.warn(
-            kind.where,
-            f"authentication in strict mode (vrrp_strict/strict_mode at {strict.where}): "
-            "keepalived ignores it ('Strict mode does not support authentication'); dropped",
-            inst.name,
-        )
-        return None, None
-    if version == 3:
-        f.warn(
-            kind.where,
-            f"auth_type {kind.value} with VRRP version 3: keepalived ignores it (VRRPv3 has no "
-            "authentication, RFC 9568); dropped",
-            inst.name,
-        )
-        return None, None
-    if kind.value == "AH":
-        f.unsupported(
-            kind.where,
-            "auth_type AH is not converted (keepvip speaks simple-text PASS only): the "
-            "VirtualIP has no authentication, so keepalived peers with AH will not accept it",
-            inst.name,
-        )
-        return None, None
-    if secret is None or not secret.value:
-        f.warn(kind.where, "auth_type PASS without auth_pass: keepalived ignores it", inst.name)
-        return None, None
-    if len(secret.value) > 8:
-        f.note(
-            secret.where,
-            f"auth_pass has {len(secret.value)} characters; keepalived uses the first 8 and so "
-            "does the conversion",
-            inst.name,
-        )
-    return secret.value[:8], f"auth_type PASS ({kind.where}) and auth_pass ({secret.where})"
-
-
-def _core(inst: Instance, node: NodeFile, f: Findings) -> _Core:
-    version, version_why = _version(inst, node, f)
-    interval, interval_why = _interval(inst, version, f)
-    base, base_why = _base_priority(inst, f)
-    preempt, preempt_why, delay = _preempt(inst, base, node, f)
-    password, password_why = _password(inst, version, node, f)
-    unicast: tuple[IPAddress, ...] = ()
-    if inst.unicast_peers:
-        src = (inst.unicast_src.value,) if inst.unicast_src else ()
-        unicast = tuple(dict.fromkeys([*src, *(p.value for p in inst.unicast_peers)]))
-    return _Core(
-        version, version_why, interval, interval_why, base, base_why, preempt, preempt_why,
-        delay, password, password_why, unicast,
-    )  # fmt: skip
 
 
 # -- units -------------------------------------------------------------------------------
@@ -324,10 +116,10 @@ def _mergeable(group: SyncGroup, members: list[Instance], node: NodeFile, f: Fin
     if len(members) == 1:
         return True
     first = members[0]
-    core0 = _core(first, node, Findings())
+    core0 = election(first, node, Findings())
     iface0 = first.interface.value if first.interface else None
     for other in members[1:]:
-        core = _core(other, node, Findings())
+        core = election(other, node, Findings())
         iface = other.interface.value if other.interface else None
         differ = [
             what
@@ -391,7 +183,7 @@ def _notes(node: NodeFile, members: list[Instance], f: Findings) -> At[str] | No
     """Findings on per-host details keepvip handles differently; returns the interface used."""
     first = members[0]
     subject = first.name
-    strict = _strict(first, node)
+    strict = strict_mode(first, node)
     if strict is not None and first.unicast_peers:
         f.warn(
             first.unicast_peers[0].where,
@@ -458,7 +250,7 @@ def _moved(
 
 
 def _priority(
-    core: _Core, checks: list[CheckPlan], first: Instance, f: Findings
+    core: Election, checks: list[CheckPlan], first: Instance, f: Findings
 ) -> tuple[int, str]:
     """keepalived's base priority plus the positive weights (see :mod:`~.checks`)."""
     bonus = sum(c.bonus for c in checks)
@@ -490,9 +282,9 @@ def _view(
 ) -> NodeView:
     first = members[0]
     merged = group is not None and len(members) > 1
-    core = _core(first, node, f)
+    core = election(first, node, f)
     for other in members[1:]:
-        _core(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
+        election(other, node, f)  # its findings (rounding, auth, ...) belong to the merged unit
     interface = _notes(node, members, f)
     addresses = _moved(members, interface, core.version, f)
     checks = _checks(node, members, group, core.base, interface, f)
@@ -509,7 +301,7 @@ def _view(
             dict.fromkeys([*(m.name for m in members), *([group.name] if group else [])])
         ),
         vrid=first.vrid,
-        family=_family(first),
+        family=address_family(first),
         interface=interface,
         version=core.version,
         version_why=core.version_why,
@@ -557,7 +349,7 @@ def _addresses(
 ) -> list[At[IPInterface]]:
     out: list[At[IPInterface]] = []
     seen: dict[str, Location] = {}
-    family = _family(members[0])
+    family = address_family(members[0])
     for inst in members:
         for vip in inst.addresses:
             text = str(vip.address.ip)
