@@ -364,7 +364,9 @@ def test_sync_group_across_interfaces_stays_apart_and_says_so(tmp_path: Path) ->
     conf = host("a", "    priority 100", GROUP + second).replace("router_id a", V3)
     conv = convert(tmp_path, {"a.conf": conf})
     assert sorted(d.name for d in conv.documents) == ["vi-1", "vi-2"]
-    assert "differ in interface, so they cannot be one VirtualIP" in said(conv, Severity.WARNING)
+    assert "differ(s) from VI_1, so the group cannot be one VirtualIP" in said(
+        conv, Severity.WARNING
+    )
     assert "notify_master is not converted" in said(conv, Severity.UNSUPPORTED)
 
 

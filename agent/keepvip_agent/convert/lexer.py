@@ -71,7 +71,7 @@ _ESCAPES = {
 }
 
 
-def _lines(text: str, path: str) -> Iterator[tuple[int, str]]:
+def _lines(text: str) -> Iterator[tuple[int, str]]:
     """Logical lines with their first physical line number; a trailing backslash joins lines."""
     pending: list[str] = []
     start = 0
@@ -295,7 +295,7 @@ def tokenize_text(text: str, shown: str, include: IncludeFn | None = None) -> It
 
     Without ``include`` an include line is an error (text given directly has no directory).
     """
-    for number, line in _lines(text, shown):
+    for number, line in _lines(text):
         where = Location(shown, number)
         _refuse_extensions(line, where)
         head = line.split(None, 1)

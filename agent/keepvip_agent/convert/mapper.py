@@ -377,6 +377,6 @@ def plan_documents(per_file: list[list[NodeView]], standalone: bool, f: Findings
         doc.add("metadata", Map([Entry("name", name)]))
         doc.add("spec", spec)
         subjects = {s for v in views for s in v.subjects}
-        planned.append(Planned(name, "", plain(doc), views))
-        planned[-1].text = write(doc, _header(views, name, f.about(subjects)))
+        text = write(doc, _header(views, name, f.about(subjects)))
+        planned.append(Planned(name, text, plain(doc), views))
     return planned

@@ -113,43 +113,42 @@ def _groups(node: NodeFile, f: Findings) -> list[tuple[SyncGroup, list[Instance]
 
 
 def _mergeable(group: SyncGroup, members: list[Instance], node: NodeFile, f: Findings) -> bool:
+    """Whether the members can be one VirtualIP (one election); says why not if they cannot."""
     if len(members) == 1:
         return True
     first = members[0]
-    core0 = election(first, node, Findings())
+    e0 = election(first, node, Findings())
     iface0 = first.interface.value if first.interface else None
+    differences: list[str] = []
     for other in members[1:]:
-        core = election(other, node, Findings())
+        e = election(other, node, Findings())
         iface = other.interface.value if other.interface else None
         differ = [
             what
             for what, a, b in (
                 ("interface", iface0, iface),
-                ("unicast peers", set(core0.unicast), set(core.unicast)),
-                ("VRRP version", core0.version, core.version),
-                ("advert interval", core0.interval, core.interval),
-                ("authentication", core0.password, core.password),
-                ("priority", core0.base, core.base),
-                (
-                    "preemption",
-                    (core0.preempt, core0.preempt_delay),
-                    (core.preempt, core.preempt_delay),
-                ),
+                ("unicast peers", set(e0.unicast), set(e.unicast)),
+                ("VRRP version", e0.version, e.version),
+                ("advert interval", e0.interval, e.interval),
+                ("authentication", e0.password, e.password),
+                ("priority", e0.base, e.base),
+                ("preemption", (e0.preempt, e0.preempt_delay), (e.preempt, e.preempt_delay)),
             )
             if a != b
         ]
         if differ:
-            f.warn(
-                group.where,
-                f"vrrp_sync_group {group.name}: {first.name} and {other.name} differ in "
-                f"{', '.join(differ)}, so they cannot be one VirtualIP; keepvip has no sync "
-                "groups, so they were converted to separate VirtualIPs that fail over "
-                "independently (add a link check on each other's interface with onFailure "
-                "fault to make a failure of one take the other out as well)",
-                group.name,
-            )
-            return False
-    return True
+            differences.append(f"{other.name} ({', '.join(differ)})")
+    if not differences:
+        return True
+    f.warn(
+        group.where,
+        f"vrrp_sync_group {group.name}: {', '.join(differences)} differ(s) from {first.name}, "
+        "so the group cannot be one VirtualIP; keepvip has no sync groups, so its instances "
+        "were converted to separate VirtualIPs that fail over independently (a link check on "
+        "the other interface with onFailure fault makes a failure of one take the other out)",
+        group.name,
+    )
+    return False
 
 
 def resolve_node(node: NodeFile, name: str, f: Findings, standalone: bool = True) -> list[NodeView]:
