@@ -188,7 +188,9 @@ def test_delete_garbage_collects_everything_owned(
             return exc.status == 404
         return False
 
-    wait_for("the owned objects to be collected", lambda: all(gone(p) for p in owned))
+    # The garbage collector rediscovers resources every 30 s: right after the CRD
+    # is created (a fresh control plane) it may not know VirtualIPs as owners yet.
+    wait_for("the owned objects to be collected", lambda: all(gone(p) for p in owned), timeout=90)
     wait_for("the agent pods to be collected", lambda: agent_pods(control_plane, ns, "gone") == [])
 
 
