@@ -105,6 +105,10 @@ class Docker:
             raise DockerError(f"docker {' '.join(args)}: exit {proc.returncode}: {proc.stderr}")
         return proc.stdout.strip()
 
+    def succeeds(self, *args: str) -> bool:
+        """Whether ``docker ARGS`` exits 0 (output discarded)."""
+        return self._quiet(*args).returncode == 0
+
     def _quiet(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.cli, *args], check=False, capture_output=True, text=True, timeout=120

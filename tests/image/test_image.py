@@ -135,7 +135,7 @@ def addresses_inside(docker: Docker, container: str) -> set[str]:
 def who_answers(vip: str) -> str | None:
     """The node name of the agent that answers on the VIP (its /status), or None."""
     status = http_json(f"http://{vip}:{METRICS_PORT}/status", timeout=0.2)
-    return status.get("node") if status else None
+    return str(status["node"]) if status and status.get("node") else None
 
 
 @dataclass

@@ -1,0 +1,252 @@
+"""Fixtures of the e2e tier: the image in a 3-worker kind cluster, installed with the Helm chart.
+
+One cluster for the session (about two minutes to create), reached only
+through Docker: kubectl runs inside the control-plane node, the client is a
+container on the cluster's network. The session builds the image (the CI
+build path), loads it into the nodes, installs charts/keepvip with the
+pinned helm, and deploys the workload the tests act on: an app of one
+hostNetwork pod per worker (it answers with its node's name on port 8080)
+and a VirtualIP that tracks the app's Ready pods.
+
+Where kind cannot run the tier is skipped with the reason found by trying
+(kindctl.why_kind_cannot_run), or fails when ``KEEPVIP_REQUIRE_TIERS``
+names ``e2e`` (``make e2e`` does). Everything made here is removed at the
+end, also after a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from image.dockerctl import HACK, REPO, Docker, DockerError, build_image, daemon, unavailable_reason
+
+from .kindctl import KindCluster, kind_binary, node_image, wait_until, why_kind_cannot_run
+
+NAMESPACE = "keepvip-e2e"
+APP_PORT = 8080
+ADVERT_INTERVAL = 0.1
+
+
+def _skip_or_fail(config: pytest.Config, reason: str) -> None:
+    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
+    assert isinstance(plugin, ModuleType)
+    plugin.skip_or_fail("e2e", reason)
+
+
+@dataclass
+class E2E:
+    cluster: KindCluster
+    docker: Docker
+    image: str
+    vip: str
+    client: str
+
+    def virtualip(self) -> dict[str, Any]:
+        return self.cluster.get("virtualip", "web", "-n", NAMESPACE)
+
+    def master(self) -> str | None:
+        status = self.virtualip().get("status") or {}
+        ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
+        master = status.get("master")
+        return str(master) if master and ready and ready[0]["status"] == "True" else None
+
+    def app_pod_on(self, node: str) -> str:
+        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", "app=web")["items"]
+        (pod,) = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node]
+        return str(pod)
+
+    def probe(self, duration: float) -> subprocess.Popen[str]:
+        """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
+        return subprocess.Popen(
+            [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_agent.lab.probe",
+             self.vip, "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1",
+             "--duration", str(duration)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def answer(self) -> str | None:
+        out = self.docker(
+            "exec", self.client, "python", "-m", "keepvip_agent.lab.probe", self.vip,
+            "--port", str(APP_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
+        )  # fmt: skip
+        who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+        return who[-1] if who and who[-1] != "-" else None
+
+
+def app(image: str) -> dict[str, Any]:
+    """One pod per worker (the host port keeps two off one node), Ready while /tmp/ready exists."""
+    labels = {"app": "web"}
+    serve = (
+        f'touch /tmp/ready && exec python -m keepvip_agent.lab.responder "$NODE_NAME" {APP_PORT}'
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", serve],
+                            "env": [
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                                }
+                            ],
+                            "ports": [{"containerPort": APP_PORT, "hostPort": APP_PORT}],
+                            "readinessProbe": {
+                                "exec": {"command": ["test", "-f", "/tmp/ready"]},
+                                "periodSeconds": 1,
+                                "failureThreshold": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def virtualip(vip: str, prefix: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "keepvip.io/v1alpha1",
+        "kind": "VirtualIP",
+        "metadata": {"name": "web", "namespace": NAMESPACE},
+        "spec": {
+            "addresses": [f"{vip}/{prefix}"],
+            "advertInterval": f"{round(ADVERT_INTERVAL * 1000)}ms",
+            "trackPods": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "onFailure": {"action": "fault"},
+                "roleLabel": True,
+            },
+        },
+    }
+
+
+def find_helm() -> str:
+    """The pinned helm of the control-plane tier's build, else helm on PATH."""
+    bin_dir = subprocess.run(
+        [str(REPO / "hack" / "controlplane" / "build.sh"), "bin-dir"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    if bin_dir and (Path(bin_dir) / "helm").exists():
+        return str(Path(bin_dir) / "helm")
+    from shutil import which
+
+    found = which("helm")
+    if found is None:
+        raise RuntimeError("no helm: run `make controlplane-build` (it builds the pinned helm)")
+    return found
+
+
+def helm_install(cluster: KindCluster, image: str, workdir: Path) -> None:
+    helm = find_helm()
+    repository, _, tag = image.rpartition(":")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.workdir / "kubeconfig"),
+        **{
+            f"HELM_{k}_HOME": str(workdir / f"helm-{k.lower()}")
+            for k in ("CACHE", "CONFIG", "DATA")
+        },
+    }
+    subprocess.run(
+        [helm, "install", "keepvip", str(REPO / "charts" / "keepvip"), "--namespace", "keepvip-system",
+         "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+         "--wait", "--timeout", "180s"],
+        check=True, capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def e2e(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    reason = unavailable_reason()
+    if reason:
+        _skip_or_fail(request.config, reason)
+    workdir = tmp_path_factory.mktemp("kind")
+    try:
+        with daemon() as cli:
+            ledger = Docker(cli)
+            cluster: KindCluster | None = None
+            try:
+                base = subprocess.run(
+                    [str(HACK / "base.sh")], check=True, capture_output=True, text=True, timeout=900,
+                    env={**os.environ, "DOCKER": cli},
+                ).stdout.strip()  # fmt: skip
+                image = node_image()
+                reasons = why_kind_cannot_run(ledger, image, base)
+                if reasons:
+                    _skip_or_fail(request.config, "; ".join(reasons))
+                ref, _ = build_image(f"keepvip:e2e-{secrets.token_hex(4)}")
+                ledger.own_image(ref)
+                cluster = KindCluster(ledger, kind_binary(), image, workdir)
+                cluster.create()
+                cluster.load(ref)
+                helm_install(cluster, ref, workdir)
+                assert cluster.subnet is not None
+                vip = cluster.vip()
+                cluster.kubectl("create", "namespace", NAMESPACE)
+                cluster.apply(app(ref))
+                wait_until(
+                    "3 Ready app pods",
+                    lambda: (
+                        cluster.get("deployment", "web", "-n", NAMESPACE)["status"].get(
+                            "readyReplicas"
+                        )
+                        == 3
+                    ),
+                    180,
+                )
+                cluster.apply(virtualip(vip, cluster.subnet.prefixlen))
+                client = ledger.run("--network", cluster.network, ref, "sleep", "infinity")
+                found = E2E(cluster, ledger, ref, vip, client)
+                wait_until("the VirtualIP Ready with a master", found.master, 120)
+                yield found
+            finally:
+                if cluster is not None:
+                    cluster.delete()
+                ledger.cleanup()
+    except (DockerError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"e2e setup failed: {exc}\n{detail[-4000:]}")
+
+
+def outage(lines: str, since: float, old: str) -> tuple[float, float]:
+    """From the probe's output: seconds from ``since`` to the first answer by another node,
+    and the longest stretch without any answer after ``since``."""
+    takeover, gap, last_ok = None, 0.0, since
+    for line in lines.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        at, who = float(parts[0]), parts[1]
+        if at < since:
+            continue
+        if who != "-":
+            gap = max(gap, at - last_ok)
+            last_ok = at
+            if takeover is None and who != old:
+                takeover = at - since
+    if takeover is None:
+        raise AssertionError(f"no other node answered on the VIP after the event (was {old})")
+    return takeover, gap
