@@ -76,18 +76,6 @@ RUN set -eu; \
 
 FROM ${BASE}
 ARG BASE
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-LABEL org.opencontainers.image.title="keepvip" \
-      org.opencontainers.image.description="VRRP virtual-IP failover: the keepvip agent and the Kubernetes operator" \
-      org.opencontainers.image.source="https://github.com/keepvip/keepvip" \
-      org.opencontainers.image.documentation="https://github.com/keepvip/keepvip/blob/main/docs/install.md" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="${BASE}"
 ENV DEBIAN_FRONTEND=noninteractive
 # Only the interpreter: no pip, no compiler, no package lists. Docs, man pages
 # and translations stay out (the slim base's dpkg excludes). The standard
@@ -110,3 +98,17 @@ ENV PATH=/opt/keepvip/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
     PYTHONUNBUFFERED=1
 USER 65532:65532
 CMD ["keepvip-operator"]
+# Last: these change with every build and would otherwise invalidate the layers above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="keepvip" \
+      org.opencontainers.image.description="VRRP virtual-IP failover: the keepvip agent and the Kubernetes operator" \
+      org.opencontainers.image.source="https://github.com/keepvip/keepvip" \
+      org.opencontainers.image.documentation="https://github.com/keepvip/keepvip/blob/main/docs/install.md" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${BASE}"
+
