@@ -160,3 +160,96 @@ def test_the_whole_conversion_raises_only_conversion_errors(texts: list[str]) ->
                 convert_files(paths, standalone=standalone)
             except ConvertError as exc:
                 assert exc.problems
+
+
+# Whole configurations with random but well-formed values: these get past the parser and
+# exercise keepalived's rules, the merge of hosts and the writer; every outcome must be a
+# valid document set or a ConvertError.
+
+ADDRESSES = ["192.0.2.1", "192.0.2.2/24", "198.51.100.3", "2001:db8::1", "2001:db8::2/64"]
+
+
+@st.composite
+def host_conf(draw: st.DrawFn, index: int) -> str:
+    out = [f"global_defs {{\n router_id {draw(st.sampled_from(['a', 'b', f'h{index}']))}"]
+    if draw(st.booleans()):
+        out.append(f" vrrp_version {draw(st.sampled_from([2, 3]))}")
+    if draw(st.booleans()):
+        out.append(" vrrp_strict")
+    out.append("}")
+    scripts = draw(st.lists(st.sampled_from(["s1", "s2", "s3"]), unique=True, max_size=3))
+    for name in scripts:
+        weight = draw(st.one_of(st.none(), st.integers(-253, 253)))
+        command = draw(st.sampled_from(['"/bin/true"', '"</dev/tcp/127.0.0.1/80"', "a || b"]))
+        out.append(f"vrrp_script {name} {{\n script {command}")
+        if weight is not None:
+            out.append(f" weight {weight}" + draw(st.sampled_from(["", " reverse"])))
+        out.append(f" interval {draw(st.sampled_from(['0.05', '1', '2.5']))}")
+        out.append(f" rise {draw(st.integers(0, 200))}\n fall {draw(st.integers(0, 3))}\n}}")
+    names = draw(
+        st.lists(st.sampled_from(["VI_1", "VI_2", "VI_3"]), unique=True, min_size=1, max_size=3)
+    )
+    for name in names:
+        out.append(f"vrrp_instance {name} {{")
+        out.append(f" interface {draw(st.sampled_from(['eth0', 'eth1']))}")
+        out.append(f" virtual_router_id {draw(st.integers(1, 3))}")
+        for line in draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "state MASTER", "state BACKUP", "nopreempt", "preempt_delay 5",
+                        "version 2", "version 3", "advert_int 0.3", "advert_int 3",
+                        "priority 255", "priority 1", "priority 200",
+                        "authentication {\n auth_type PASS\n auth_pass secret99\n }",
+                        "authentication {\n auth_type AH\n auth_pass x\n }",
+                        "unicast_src_ip 192.0.2.10\n unicast_peer {\n 192.0.2.11\n }",
+                        "mcast_src_ip 192.0.2.10", 'notify "/bin/n"', "notify_master /bin/m",
+                        "track_interface {\n eth0\n eth2 weight 3\n eth3 weight -3 reverse\n }",
+                        "garp_master_repeat 500", "garp_master_refresh 7",
+                    ]
+                ),
+                unique=True,
+                max_size=6,
+            )
+        ):  # fmt: skip
+            out.append(f" {line}")
+        vips = draw(st.lists(st.sampled_from(ADDRESSES), unique=True, min_size=1, max_size=3))
+        dev = draw(st.sampled_from(["", " dev eth0", " dev eth9", " label x:1"]))
+        out.append(" virtual_ipaddress {\n" + "\n".join(f"  {v}{dev}" for v in vips) + "\n }")
+        if scripts and draw(st.booleans()):
+            tracked = draw(st.lists(st.sampled_from([*scripts, "missing"]), unique=True))
+            weights = [
+                draw(st.sampled_from(["", " weight 0", " weight 10", " weight -10"]))
+                for _ in tracked
+            ]
+            out.append(
+                " track_script {\n"
+                + "\n".join(f"  {t}{w}" for t, w in zip(tracked, weights, strict=True))
+                + "\n }"
+            )
+        out.append("}")
+    if len(names) > 1 and draw(st.booleans()):
+        group = "\n".join(f"  {n}" for n in names[:2])
+        out.append(f'vrrp_sync_group G {{\n group {{\n{group}\n }}\n notify "/bin/g"\n}}')
+    return "\n".join(out) + "\n"
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_wellformed_configurations_convert_or_fail_cleanly(data: st.DataObject) -> None:
+    count = data.draw(st.integers(1, 3))
+    texts = [data.draw(host_conf(i)) for i in range(count)]
+    nodes = [f"n{i}" for i in range(count)] if data.draw(st.booleans()) else []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, text in enumerate(texts):
+            path = Path(tmp, f"h{i}.conf")
+            path.write_text(text)
+            paths.append(str(path))
+        for standalone in (False, True):
+            try:
+                conv = convert_files(paths, nodes, standalone=standalone)
+            except ConvertError as exc:
+                assert exc.problems
+                continue
+            assert conv.documents

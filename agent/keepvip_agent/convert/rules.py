@@ -212,16 +212,33 @@ def _password(
     return secret.value[:8], f"auth_type PASS ({kind.where}) and auth_pass ({secret.where})"
 
 
+def _unicast(inst: Instance, f: Findings) -> tuple[IPAddress, ...]:
+    """The unicast addresses of the election's family (keepalived skips the others)."""
+    if not inst.unicast_peers:
+        return ()
+    family = address_family(inst)
+    given = ([inst.unicast_src] if inst.unicast_src else []) + inst.unicast_peers
+    kept: list[IPAddress] = []
+    for peer in given:
+        if peer.value.version != family:
+            f.warn(
+                peer.where,
+                f"{peer.value} is IPv{peer.value.version} but {inst.name} elects over "
+                f"IPv{family} (its first address): keepalived skips it, and so does the conversion",
+                inst.name,
+            )
+        else:
+            kept.append(peer.value)
+    return tuple(dict.fromkeys(kept))
+
+
 def election(inst: Instance, node: NodeFile, f: Findings) -> Election:
     version, version_why = _version(inst, node, f)
     interval, interval_why = _interval(inst, version, f)
     base, base_why = _base_priority(inst, f)
     preempt, preempt_why, delay = _preempt(inst, base, node, f)
     password, password_why = _password(inst, version, node, f)
-    unicast: tuple[IPAddress, ...] = ()
-    if inst.unicast_peers:
-        src = (inst.unicast_src.value,) if inst.unicast_src else ()
-        unicast = tuple(dict.fromkeys([*src, *(p.value for p in inst.unicast_peers)]))
+    unicast = _unicast(inst, f)
     return Election(
         version, version_why, interval, interval_why, base, base_why, preempt, preempt_why,
         delay, password, password_why, unicast,
