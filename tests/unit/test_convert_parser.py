@@ -234,7 +234,7 @@ def host_conf(draw: st.DrawFn, index: int) -> str:
     return "\n".join(out) + "\n"
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_wellformed_configurations_convert_or_fail_cleanly(data: st.DataObject) -> None:
     count = data.draw(st.integers(1, 3))
