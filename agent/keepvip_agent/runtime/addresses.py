@@ -32,17 +32,15 @@ class AddressManager:
 
     def __init__(self, ipr: Any) -> None:
         self._ipr = ipr
-        self._writer: AddressWriter | None = None
+        self._writer = AddressWriter()  # opened now: the first take-over must not wait for it
 
     async def bind(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None:
-        """Add or renew every address with the given lifetime (seconds).
+        """Add or renew every address with the given lifetime (seconds)."""
+        self.bind_now(index, addresses, lifetime)
 
-        Synchronous underneath (one netlink round trip each, tens of
-        microseconds): the address is bound when this returns, so the caller's
-        gratuitous ARP follows at once.
-        """
-        if self._writer is None:
-            self._writer = AddressWriter()
+    def bind_now(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None:
+        """:meth:`bind` without the coroutine: one netlink round trip per address
+        (tens of microseconds), bound on return, so a gratuitous ARP can follow."""
         for a in addresses:
             self._writer.replace(index, a, lifetime)
 

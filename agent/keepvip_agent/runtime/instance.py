@@ -60,6 +60,11 @@ logger = logging.getLogger("keepvip_agent.transitions")
 log = logging.getLogger(__name__)
 UNSET_SOURCE = IPv4Address("0.0.0.0")
 HISTORY = 10
+TAKEOVER_LEAD = 0.001
+"""A backup's master-down timer is armed this early and the rest waited out exactly
+(see ``_on_timer``): with 20 ms adverts the skews of neighbouring priorities
+differ by fractions of a millisecond, and epoll's millisecond rounding would
+let the lower one win some races and delay every take-over."""
 HANDOVER_GRACE = 0.02
 """How long a stopping master keeps its VIP after hearing its successor: the
 successor's gratuitous ARP follows its first advertisement within a millisecond
@@ -101,8 +106,8 @@ class InstanceRunner:
         self.notifier = Notifier(self.name, self.spec.notify)
         self._static_peers: frozenset[IPAddress] = frozenset(self.spec.unicast_peers)
         self._discovered_peers: frozenset[IPAddress] | None = None
-        self.last_heard_master = -math.inf
-        """Loop time of the last advertisement (priority > 0) from an allowed peer, in any state."""
+        self.last_heard: dict[IPAddress, float] = {}
+        """Loop time of the last advertisement (priority > 0) from each allowed peer, in any state."""
         self._checks: dict[str, tuple[Check, asyncio.Task[None]]] = {}
         self.history: deque[TransitionRecord] = deque(maxlen=HISTORY)
         self.listeners: list[TransitionListener] = []
@@ -292,7 +297,7 @@ class InstanceRunner:
             return
         now = self._loop.time()
         if adv.priority:
-            self.last_heard_master = now
+            self.last_heard[source] = now
         try:
             actions = self.router.advertisement_received(adv, source, now)
         except PacketError as exc:
@@ -312,7 +317,15 @@ class InstanceRunner:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = math.inf
-        self._apply(self.router.timer_expired(self._loop.time()))
+        now = self._loop.time()
+        deadline = self.router.deadline
+        if deadline is not None and 0 < deadline - now <= TAKEOVER_LEAD:
+            # A backup's master-down timer, armed TAKEOVER_LEAD early: wait out
+            # the last stretch here rather than in epoll, which sleeps whole
+            # milliseconds (asyncio rounds up). Only a real expiry gets here.
+            while (now := self._loop.time()) < deadline:
+                pass
+        self._apply(self.router.timer_expired(now))
 
     def _check_report(self, check: Check, healthy: bool, detail: str) -> None:
         self.metrics.check(check.name, healthy)
@@ -335,6 +348,9 @@ class InstanceRunner:
     # -- actions -----------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
+        # Transitions are bookkeeping (log, metrics, notify, listeners): they run
+        # after the packets and addresses, which clients are waiting for.
+        transitions: list[Transition] = []
         for action in actions:
             if isinstance(action, SendAdvertisement):
                 self._send(action.priority)
@@ -348,7 +364,9 @@ class InstanceRunner:
                 # take-over burst, and the client must hear us last.
                 self._announce_burst()
             elif isinstance(action, Transition):
-                self._transition(action)
+                transitions.append(action)
+        for t in transitions:
+            self._transition(t)
         self._rearm()
 
     def _transition(self, t: Transition) -> None:
@@ -408,7 +426,8 @@ class InstanceRunner:
             self._cancel_timer()
         elif deadline < self._timer_at:
             self._cancel_timer()
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            lead = TAKEOVER_LEAD if self.router.state is State.BACKUP else 0.0
+            self._timer = self._loop.call_at(deadline - lead, self._on_timer)
             self._timer_at = deadline
         # A later deadline leaves the armed timer alone: it fires, finds nothing
         # due, and re-arms at the new deadline.
@@ -424,7 +443,31 @@ class InstanceRunner:
     def _want(self, bound: bool) -> None:
         self._want_bound = bound
         if self._addr_task is None or self._addr_task.done():
-            self._addr_task = self._loop.create_task(self._converge())
+            if bound:
+                # Binding is one synchronous netlink request per address: do it
+                # now, so the gratuitous ARP leaves right behind the
+                # advertisement instead of a loop iteration later.
+                if not self.bound:
+                    self._bind()
+            else:
+                self._addr_task = self._loop.create_task(self._converge())
+
+    def _bind(self) -> None:
+        """Bind (or renew) the VIPs now, announce them and keep renewing them."""
+        link = self.port.link
+        if link is None:
+            self.bound = False
+            return
+        lifetime = math.ceil(self.spec.address_lifetime)
+        try:
+            self._addresses.bind_now(link.index, self.spec.addresses, lifetime)
+        except Exception as exc:
+            self._address_problem(exc)
+            return
+        self.bound = True
+        self.metrics.bound.set(1)
+        self._announce_burst()
+        self._renew_task = self._spawn(self._renew(link.index, lifetime))
 
     async def _converge(self) -> None:
         while self.bound != self._want_bound:
@@ -432,30 +475,30 @@ class InstanceRunner:
             if link is None:
                 self.bound = False
                 return
-            lifetime = math.ceil(self.spec.address_lifetime)
+            if self._want_bound:
+                self._bind()
+                if not self.bound:
+                    return
+                continue
+            if self._renew_task is not None:
+                self._renew_task.cancel()
+                self._renew_task = None
             try:
-                if self._want_bound:
-                    await self._addresses.bind(link.index, self.spec.addresses, lifetime)
-                    self.bound = True
-                    self.metrics.bound.set(1)
-                    self._announce_burst()
-                    self._renew_task = self._spawn(self._renew(link.index, lifetime))
-                else:
-                    if self._renew_task is not None:
-                        self._renew_task.cancel()
-                        self._renew_task = None
-                    await self._addresses.unbind(link.index, self.spec.addresses)
-                    self.bound = False
-                    self.metrics.bound.set(0)
+                await self._addresses.unbind(link.index, self.spec.addresses)
             except Exception as exc:
-                # Master without its VIP is worse than no master: leave the
-                # election so a backup takes over, and say why.
-                self.problem = f"cannot {'bind' if self._want_bound else 'unbind'} addresses: {exc}"
-                log.error("%s: %s", self.name, self.problem)
-                if self._want_bound:
-                    self.board.report("addresses", False, _ADDRESS_FAULT, self.problem)
-                    self._spawn(self._clear_address_fault(10.0))
+                self._address_problem(exc)
                 return
+            self.bound = False
+            self.metrics.bound.set(0)
+
+    def _address_problem(self, exc: Exception) -> None:
+        # Master without its VIP is worse than no master: leave the election so
+        # a backup takes over, and say why.
+        self.problem = f"cannot {'bind' if self._want_bound else 'unbind'} addresses: {exc}"
+        log.error("%s: %s", self.name, self.problem)
+        if self._want_bound:
+            self.board.report("addresses", False, _ADDRESS_FAULT, self.problem)
+            self._spawn(self._clear_address_fault(10.0))
 
     async def _clear_address_fault(self, after: float) -> None:
         await asyncio.sleep(after)
