@@ -9,9 +9,9 @@ it cannot express is reported with file and line, never dropped.
 
 Stages, one module each: :mod:`~.lexer` and :mod:`~.parser` (syntax and
 includes), :mod:`~.reader` and :mod:`~.keywords` (vocabulary),
-:mod:`~.resolve` and :mod:`~.checks` (keepalived's semantics),
-:mod:`~.mapper` and :mod:`~.render` (documents), :mod:`~.pipeline` (the
-whole path), :mod:`~.command` (the CLI).
+:mod:`~.rules`, :mod:`~.resolve` and :mod:`~.checks` (keepalived's semantics),
+:mod:`~.mapper` and :mod:`~.render` (documents), :mod:`~.report` (the
+findings), :mod:`~.pipeline` (the whole path), :mod:`~.command` (the CLI).
 """
 
 from keepvip_agent.convert.errors import ConvertError, Finding, Location, Severity

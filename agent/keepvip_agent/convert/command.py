@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from keepvip_agent.convert.errors import ConvertError, Severity
+from keepvip_agent.convert.errors import ConvertError
 from keepvip_agent.convert.pipeline import Conversion, convert_files
+from keepvip_agent.convert.report import error_lines, finding_lines, inexact
 
 __all__ = ["EXIT_INEXACT", "EXIT_INVALID", "add_arguments", "run"]
 
@@ -56,24 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and worse")
 
 
-def _report(conv: Conversion, quiet: bool, err: TextIO) -> None:
-    counts = dict.fromkeys(Severity, 0)
-    for finding in conv.findings:
-        counts[finding.severity] += 1
-        if not (quiet and finding.severity is Severity.NOTE):
-            print(finding, file=err)
-    words = {
-        Severity.NOTE: "note",
-        Severity.WARNING: "warning",
-        Severity.UNSUPPORTED: "unsupported",
-    }
-    summary = ", ".join(
-        f"{n} {words[s]}" + ("s" if n != 1 and s is not Severity.UNSUPPORTED else "")
-        for s, n in counts.items()
-    )
-    print(f"keepvip convert: {len(conv.documents)} VirtualIP(s); {summary}", file=err)
-
-
 def _write(conv: Conversion, directory: Path, err: TextIO) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if conv.standalone:
@@ -93,14 +76,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         conv = convert_files(args.files, args.node, standalone=args.standalone)
     except ConvertError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        print(f"keepvip convert: {len(exc.problems)} error(s); nothing written", file=err)
+        print("\n".join(error_lines(exc)), file=err)
         return EXIT_INVALID
     if args.output:
         _write(conv, Path(args.output), err)
     else:
         out.write(conv.text())
-    _report(conv, args.quiet, err)
-    inexact = any(f.severity is not Severity.NOTE for f in conv.findings)
-    return EXIT_INEXACT if args.strict and inexact else 0
+    print("\n".join(finding_lines(conv.findings, len(conv.documents), args.quiet)), file=err)
+    return EXIT_INEXACT if args.strict and inexact(conv.findings) else 0
