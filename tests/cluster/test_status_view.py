@@ -188,7 +188,7 @@ def test_status_table_from_the_api(control_plane: ControlPlane, published: str) 
         "STATE",
         "PRIORITY",
         "LAST",
-        "CHANGE",
+        "TRANSITION",
         "REASON",
     ]
     first, second, third = rows(result.stdout)[1:]

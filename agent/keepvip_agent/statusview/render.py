@@ -74,7 +74,7 @@ def table(rows: Sequence[VipRow], now: datetime, namespaces: bool = False) -> st
         "NODE",
         "STATE",
         "PRIORITY",
-        "LAST CHANGE",
+        "LAST TRANSITION",
         "REASON",
     ]
     if namespaces:
