@@ -124,6 +124,9 @@ def vip_config(vip: str, prefix: int) -> dict[str, Any]:
             "virtualRouterID": 51,
             "advertInterval": f"{round(INTERVAL * 1000)}ms",
             "nodes": [{"name": "n1", "priority": 150}, {"name": "n2", "priority": 100}],
+            # n1 must end up master whichever container starts first (the default,
+            # preempt: false, would leave the VIP with n2 if n2 came up first).
+            "preempt": True,
         },
     }
 
@@ -196,8 +199,9 @@ def test_two_agent_containers_elect_bind_and_fail_over(pair: Pair, docker: Docke
     assert wait_for("the VIP to answer", lambda: who_answers(pair.vip), 10) == "n1"
 
     # The master's container dies outright: no priority-0 advertisement, no cleanup.
-    docker("kill", pair.containers["n1"])
+    # Timed from before the call: `docker kill` returns only once the container is gone.
     killed = time.monotonic()
+    docker("kill", pair.containers["n1"])
     wait_for("n2 to answer on the VIP", lambda: who_answers(pair.vip) == "n2", 15, every=0.01)
     outage = time.monotonic() - killed
     print(f"VIP answered by n2 {outage:.2f} s after `docker kill` of the master")
