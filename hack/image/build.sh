@@ -46,7 +46,8 @@ daemon=$("$here/dockerd.sh" ensure)
 if [[ $daemon == started && ${KEEPVIP_KEEP_DOCKERD:-} != 1 ]]; then
 	trap '"$here/dockerd.sh" stop' EXIT
 fi
-read -r docker mode <<<"$("$here/dockerd.sh" client)"
+client=$("$here/dockerd.sh" client)
+read -r docker mode <<<"$client"
 export DOCKER=$docker
 
 args=()
