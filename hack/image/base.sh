@@ -23,7 +23,6 @@ SUITE=${KEEPVIP_BASE_SUITE:-bookworm}
 MIRROR=${KEEPVIP_BASE_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${KEEPVIP_BASE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 DOCKER=${DOCKER:-docker}
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { echo "image/base.sh: $*" >&2; }
 die() {
