@@ -1,0 +1,202 @@
+"""Memory and CPU of one agent: keepvip against keepalived carrying the same instances.
+
+``python benchmarks/resources.py [--duration 20] [--counts 1,256] [--interval 0.1]``
+(``--quick``: 5 s windows). Needs root and keepalived.
+
+Two nodes on the lab bridge; node 1 runs every instance at priority 150
+(master), node 2 at 120 (backup), both with 100 ms adverts. Scenarios:
+
+* one instance (VRID 51, one IPv4 VIP);
+* 256 instances in one process: VRIDs 1..255 over IPv4 and, for
+  the 256th, VRID 1 over IPv6 (a separate VRID space, RFC 9568 5.2.3),
+  one VIP each.
+
+Once both sides have settled (every instance master on n1, none on n2) the
+CPU time (``utime + stime`` from ``/proc/<pid>/stat``) of each daemon is read
+over ``--duration`` seconds and given in percent of one core; the resident
+set (``VmRSS``) is read at the end of the window. keepalived is counted as its
+parent plus its VRRP child (both run for as long as it does). Implementations
+run one after the other in the same lab, keepvip first.
+
+Results go to ``benchmarks/results/resources.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    IMPLEMENTATIONS,
+    KEEPALIVED,
+    Daemon,
+    Instance,
+    machine,
+    proc_cpu_seconds,
+    proc_rss_bytes,
+    start,
+)
+from keepvip_agent.lab.topology import Lab
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MASTER, BACKUP = 150, 120
+MiB = 1024 * 1024
+
+
+def instances(count: int, priority: int, interval: float) -> list[Instance]:
+    if count == 1:
+        return [Instance(vrid=51, priority=priority, interval=interval)]
+    out = []
+    for k in range(1, min(count, 255) + 1):
+        address = f"198.51.100.{k}/32" if k < 255 else "203.0.113.1/32"
+        out.append(Instance(vrid=k, priority=priority, interval=interval, addresses=(address,)))
+    for k in range(1, count - 255 + 1):
+        out.append(
+            Instance(
+                vrid=k, priority=priority, interval=interval, addresses=(f"2001:db8:1::{k}/128",)
+            )
+        )
+    return out
+
+
+def ka_state_counts(d: Daemon) -> tuple[int, int]:
+    """(instances whose last logged state is MASTER, those whose last is BACKUP) for keepalived."""
+    last: dict[str, str] = {}
+    for line in d.log_text().splitlines():
+        if "Entering MASTER STATE" in line or "Entering BACKUP STATE" in line:
+            name = line.split("(", 1)[1].split(")", 1)[0]
+            last[name] = "MASTER" if "MASTER" in line else "BACKUP"
+    values = list(last.values())
+    return values.count("MASTER"), values.count("BACKUP")
+
+
+def settled(d: Daemon, want_master: bool, count: int) -> bool:
+    if d.impl == "keepvip":
+        states = [i["state"] for i in d.status()["instances"]]
+        want = "Master" if want_master else "Backup"
+        return len(states) == count and all(s == want for s in states)
+    m, b = ka_state_counts(d)
+    return (m == count and b == 0) if want_master else (b == count and m == 0)
+
+
+def measure(lab: Lab, impl: str, count: int, interval: float, duration: float) -> dict[str, Any]:
+    tag = f"-{impl}-{count}"
+    daemons = [
+        start(lab, impl, 1, instances(count, MASTER, interval), tag=tag),
+        start(lab, impl, 2, instances(count, BACKUP, interval), tag=tag),
+    ]
+    try:
+        for d in daemons:
+            d.wait_ready(120)
+        # Both sides start as backups; n1 wins after a master-down interval.
+        lab.wait_for(lambda: settled(daemons[0], True, count), 120, 0.5)
+        lab.wait_for(lambda: settled(daemons[1], False, count), 60, 0.5)
+        time.sleep(2.0)  # start-up work (purges, first announcements) is over
+        pids = [d.pids() for d in daemons]
+        before = [sum(proc_cpu_seconds(p) for p in ps) for ps in pids]
+        t0 = time.monotonic()
+        time.sleep(duration)
+        elapsed = time.monotonic() - t0
+        after = [sum(proc_cpu_seconds(p) for p in ps) for ps in pids]
+        rss = [sum(proc_rss_bytes(p) for p in ps) for ps in pids]
+        if not (settled(daemons[0], True, count) and settled(daemons[1], False, count)):
+            raise RuntimeError(f"{impl} x{count}: states changed during the window")
+        out: dict[str, Any] = {"impl": impl, "instances": count, "window": elapsed}
+        for role, i in (("master", 0), ("backup", 1)):
+            out[role] = {
+                "cpu_percent": 100 * (after[i] - before[i]) / elapsed,
+                "rss_mib": rss[i] / MiB,
+                "processes": len(pids[i]),
+            }
+        return out
+    finally:
+        for d in daemons:
+            d.kill()
+
+
+def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    by = {(r["impl"], r["instances"]): r for r in results}
+    counts = sorted({r["instances"] for r in results})
+    out = [
+        "# Resources: keepvip vs keepalived",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Date: {m['date']}  ",
+        f"Machine: {m['nproc']} cores, kernel {m['kernel']}, Python {m['python']}, "
+        f"{m['keepalived']}  ",
+        f"Advert interval {meta['interval'] * 1000:g} ms, VRRPv3; CPU over {meta['duration']:g} s "
+        "windows (utime+stime from /proc), % of one core; RSS = VmRSS at the end of the window. "
+        "keepalived = parent + VRRP child process.",
+        "",
+        "| instances | role | keepvip CPU % | keepalived CPU % | keepvip RSS MiB "
+        "| keepalived RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in counts:
+        for role in ("master", "backup"):
+            cells = []
+            for key, fmt in (("cpu_percent", "{:.2f}"), ("rss_mib", "{:.1f}")):
+                for impl in IMPLEMENTATIONS:
+                    r = by.get((impl, n))
+                    cells.append("-" if r is None else fmt.format(r[role][key]))
+            out.append(f"| {n} | {role} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Targets for keepvip: RSS <= 50 MiB; <= 1 % of a core per instance at 100 ms; "
+        f"{counts[-1]} instances < 5 % of a core.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration", type=float, default=20.0, help="CPU window, seconds")
+    p.add_argument("--counts", default="1,256", help="instance counts to measure")
+    p.add_argument("--interval", type=float, default=0.1, help="advert interval, seconds")
+    p.add_argument("--impl", default=",".join(IMPLEMENTATIONS), help="keepvip,keepalived")
+    p.add_argument("--quick", action="store_true", help="5 s windows")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration = 5.0
+    if os.geteuid() != 0 or KEEPALIVED is None:
+        print("needs root and keepalived (apt-get install keepalived)", file=sys.stderr)
+        return 2
+    meta = {
+        "command": "python " + " ".join([os.path.relpath(__file__), *sys.argv[1:]]),
+        "machine": machine(),
+        "duration": args.duration,
+        "interval": args.interval,
+    }
+    results = []
+    with Lab(nodes=2) as lab:
+        for count in [int(c) for c in args.counts.split(",")]:
+            for impl in args.impl.split(","):
+                r = measure(lab, impl, count, args.interval, args.duration)
+                results.append(r)
+                print(
+                    f"{impl:10} x{count:<4} master {r['master']['cpu_percent']:6.2f} % "
+                    f"{r['master']['rss_mib']:6.1f} MiB | backup {r['backup']['cpu_percent']:6.2f} % "
+                    f"{r['backup']['rss_mib']:6.1f} MiB",
+                    flush=True,
+                )
+    text = markdown(results, meta)
+    print()
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "resources.json").write_text(
+        json.dumps({**meta, "results": results}, indent=2) + "\n"
+    )
+    (args.out / "resources.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
