@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT
 from keepvip_agent.spec.status import NodeStatus
 from keepvip_operator.conditions import DEGRADED, READY, SPLIT_BRAIN, Cond
 from keepvip_operator.observed import parse_time
 
-SPLIT_BRAIN_FAULT = "split brain"
 """Agents report a Lease-arbitrated step-down with a fault containing this (keepvip_agent.kube.lease)."""
 
 

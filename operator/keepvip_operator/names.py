@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from keepvip_agent.kube.pods import AGENT_LABEL, ROLE_LABEL
 from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_agent.spec.names import lease_name as shared_lease_name
 
 __all__ = [
     "AGENT_LABEL",
@@ -64,8 +65,8 @@ def cross_namespace_name(t: Target) -> str:
 
 
 def lease_name(name: str) -> str:
-    """The Lease the master holds (keepvip_agent.kube.lease.LeaseArbiter spells it too)."""
-    return f"keepvip-{name}"
+    """The Lease the master holds (the agent's LeaseArbiter uses the same function)."""
+    return shared_lease_name(name)
 
 
 def agent_selector(name: str) -> dict[str, str]:

@@ -1,17 +1,20 @@
-"""The agent's Kubernetes mode, end to end on the real control plane and the real kernel.
+"""keepvip on the real control plane and the real kernel: operator, agents, status, VIP.
 
-Agents run as the DaemonSet's pods: the pod launcher starts each pod's
-command inside a lab node namespace (the same bridge topology as the netns
-tier), with the pod's ServiceAccount token, so the agents see exactly the
-RBAC written here. The objects are rendered by hand to the operator's
-contract (docs/operator.md); the operator's own tests render them for real.
+The operator runs in-process and renders the agents' ServiceAccount, Role and
+DaemonSet; the pod launcher runs the DaemonSet's pods (the real
+``keepvip-agent`` command with the operator's arguments) inside lab node
+namespaces on one bridge, each with its ServiceAccount's token, so the agents
+have exactly the RBAC the operator grants. Only the container runtime is
+left out (the kind suite covers it).
 
-Proven here: agents read their VirtualIP and write their status entries;
-the highest priority wins and the client reaches the VIP; pod readiness
-gates the node (the VIP moves when the app's pod turns not Ready); a
-partition of the node network with the API still reachable is settled by
-the Lease (one master steps down with a split-brain fault, and rejoins after
-healing); deleting the VirtualIP releases the VIP everywhere.
+Proven here: agents read their VirtualIP and write their status entries and
+the operator turns them into ``master`` and conditions; the highest priority
+wins and the client reaches the VIP; pod readiness gates the node (the VIP
+moves when the app's pod turns not Ready); a spec change is applied without
+moving the VIP; a partition of the node network with the API still reachable
+is settled by the Lease (one master steps down, ``SplitBrain`` is set, and
+cleared after healing); with the API server frozen the VIP stays and failover
+still works; deleting the VirtualIP releases the VIP everywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ import yaml
 from keepvip_agent.lab.topology import VIP4, Lab
 
 from .controlplane import LAUNCH_LABEL, ControlPlane
+from .operator_fixtures import operator_settings, running_operator
 from .podlauncher import PodLauncher
 from .rest import ApiError
 
@@ -64,115 +69,6 @@ def ensure_crd(cp: ControlPlane) -> None:
 
 def field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-
-
-def owner(vip: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "keepvip.io/v1alpha1",
-            "kind": "VirtualIP",
-            "name": vip["metadata"]["name"],
-            "uid": vip["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
-
-
-def agent_objects(ns: str, vip: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """ServiceAccount, Role, RoleBinding and DaemonSet as the operator renders them."""
-    sa = f"keepvip-agent-{NAME}"
-    meta = {"namespace": ns, "ownerReferences": owner(vip)}
-    labels = {"app.kubernetes.io/name": "keepvip-agent", "keepvip.io/virtualip": NAME}
-    rules = [
-        {
-            "apiGroups": ["keepvip.io"],
-            "resources": ["virtualips"],
-            "resourceNames": [NAME],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "apiGroups": ["keepvip.io"],
-            "resources": ["virtualips/status"],
-            "resourceNames": [NAME],
-            "verbs": ["get", "patch"],
-        },
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "resourceNames": [f"keepvip-{NAME}"],
-            "verbs": ["get", "update", "patch"],
-        },
-    ]
-    container = {
-        "name": "agent",
-        "image": "keepvip:test",
-        "command": ["keepvip-agent"],
-        "args": [
-            "--virtualip",
-            f"$(POD_NAMESPACE)/{NAME}",
-            "--node",
-            "$(NODE_NAME)",
-            "--metrics-port",
-            str(METRICS_PORT),
-        ],
-        "env": [
-            field_env("NODE_NAME", "spec.nodeName"),
-            field_env("NODE_IP", "status.hostIP"),
-            field_env("POD_NAME", "metadata.name"),
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-        ],
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": METRICS_PORT},
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-        },
-    }
-    ds = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": f"keepvip-{NAME}", **meta, "labels": labels},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": {**labels, LAUNCH_LABEL: "true"}},
-                "spec": {
-                    "serviceAccountName": sa,
-                    "hostNetwork": True,
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [container],
-                },
-            },
-        },
-    }
-    return [
-        (
-            f"/api/v1/namespaces/{ns}/serviceaccounts",
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, **meta}},
-        ),
-        (
-            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": sa, **meta},
-                "rules": rules,
-            },
-        ),
-        (
-            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": sa, **meta},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-            },
-        ),
-        (f"/apis/apps/v1/namespaces/{ns}/daemonsets", ds),
-    ]
 
 
 def app_daemonset(ns: str, flags: Path) -> dict[str, Any]:
@@ -259,31 +155,50 @@ def deployed(
     cluster_lab: tuple[Lab, dict[str, int]],
     spec: dict[str, Any],
     app: dict[str, Any] | None = None,
-) -> Iterator[tuple[dict[str, Any], PodLauncher]]:
-    """The VirtualIP, its agents (and optionally an app) running in the lab; logs on failure."""
+) -> Iterator[dict[str, Any]]:
+    """The operator, the VirtualIP and its agents (and optionally an app) in the lab.
+
+    The operator renders the agents' ServiceAccount, Role and DaemonSet (with the
+    launcher's label added through its settings), so the agents run with exactly
+    the RBAC the operator grants. Logs of every pod are printed on the way out.
+    """
     lab, index = cluster_lab
     api = cp.admin_rest()
     ensure_crd(cp)
-    vip = api.post(
-        f"{GROUP_PATH}/namespaces/{ns}/virtualips",
-        {
-            "apiVersion": "keepvip.io/v1alpha1",
-            "kind": "VirtualIP",
-            "metadata": {"name": NAME},
-            "spec": spec,
-        },
+    settings = replace(
+        operator_settings(cp, ns), extra_pod_labels={LAUNCH_LABEL: "true"}, agent_log_level="info"
     )
     mapping = {n: lab.node_ns(i) for n, i in index.items()}
-    with PodLauncher(cp, mapping) as launcher:
+    with running_operator(settings, ns), PodLauncher(cp, mapping) as launcher:
         if app is not None:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app)
-        for path, body in agent_objects(ns, vip):
-            api.post(path, body)
+        vip = api.post(
+            f"{GROUP_PATH}/namespaces/{ns}/virtualips",
+            {
+                "apiVersion": "keepvip.io/v1alpha1",
+                "kind": "VirtualIP",
+                "metadata": {"name": NAME},
+                "spec": spec,
+            },
+        )
         try:
-            wait_for("3 status entries", lambda: len(status_nodes(cp, ns)) == 3, 60)
-            yield vip, launcher
+            wait_for("3 status entries", lambda: len(status_nodes(cp, ns)) == 3, 90)
+            yield vip
         finally:
             dump_logs(cp, launcher, ns)
+
+
+def condition(cp: ControlPlane, ns: str, kind: str) -> str | None:
+    vip = cp.admin_rest().get(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}")
+    for c in (vip.get("status") or {}).get("conditions", []):
+        if c["type"] == kind:
+            return str(c["status"])
+    return None
+
+
+def events(cp: ControlPlane, ns: str, reason: str) -> list[str]:
+    items = cp.admin_rest().get(f"/api/v1/namespaces/{ns}/events")["items"]
+    return [e["message"] for e in items if e.get("reason") == reason]
 
 
 def base_spec(nodes: list[str], **extra: Any) -> dict[str, Any]:
@@ -323,6 +238,17 @@ def test_agents_elect_gate_on_readiness_and_release_on_delete(
         assert wait_for("the client", lambda: client_answer(lab), 10) == nodes[0]
         entry = status_nodes(control_plane, ns)[nodes[0]]
         assert entry["effectivePriority"] == 150 and entry["address"] == str(lab.node_v4(1))
+        wait_for(
+            "Ready and status.master",
+            lambda: (
+                condition(control_plane, ns, "Ready") == "True"
+                and api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}")["status"].get(
+                    "master"
+                )
+                == nodes[0]
+            ),
+            20,
+        )
         # The role label follows mastership.
         wait_for(
             "role labels",
@@ -344,6 +270,11 @@ def test_agents_elect_gate_on_readiness_and_release_on_delete(
         assert wait_for("the client", lambda: client_answer(lab) == nodes[1], 10)
         assert status_nodes(control_plane, ns)[nodes[0]]["state"] == "Fault"
         assert lab.holders() == [index[nodes[1]]]
+        wait_for(
+            "a MasterChanged event naming the new master",
+            lambda: any(nodes[1] in m for m in events(control_plane, ns, "MasterChanged")),
+            20,
+        )
         # Back to Ready: preempt is on, so the preferred node takes it back.
         (flags / nodes[0]).touch()
         wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 15)
@@ -383,6 +314,9 @@ def test_split_brain_is_settled_by_the_lease(
 
         wait_for("the backups to step down for the lease holder", settled, 30)
         settle_time = time.monotonic() - cut_at
+        wait_for(
+            "SplitBrain=True", lambda: condition(control_plane, ns, "SplitBrain") == "True", 20
+        )
         assert lab.holders() == [index[nodes[0]]], "only the lease holder keeps the VIP"
         print(f"split brain settled {settle_time:.1f}s after the partition")
         lab.heal(index[nodes[0]])
@@ -429,3 +363,62 @@ def test_data_plane_does_not_depend_on_the_api(
             time.sleep(2)
         wait_for("status to catch up", lambda: masters(control_plane, ns) == [nodes[1]], 30)
         lab.link_up(index[nodes[0]])
+
+
+def test_spec_changes_move_the_vip_at_most_once(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """Spec edits apply in place: no pod restart, and the VIP moves at most once.
+
+    Changes that keep the master the best node (interval, checks, higher
+    priorities) leave it master; lowering the master below a backup moves the
+    VIP once (the backup sees the master's priority fall) and it stays there.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    path = f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}"
+
+    def priorities(*ps: int) -> list[dict[str, Any]]:
+        return [{"name": n, "priority": p} for n, p in zip(nodes, ps, strict=True)]
+
+    # Preempt on at first so the preferred node wins whatever order the pods start in.
+    with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
+        wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
+        before = status_nodes(control_plane, ns)[nodes[0]]["lastTransitionTime"]
+        ds_path = f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-{NAME}"
+        generation = api.get(ds_path)["metadata"]["generation"]
+        check = {"name": "always", "exec": {"command": ["true"]}, "onFailure": {"action": "fault"}}
+        api.merge_patch(
+            path,
+            {
+                "spec": {
+                    "advertInterval": "200ms",
+                    "nodes": priorities(160, 130, 100),
+                    "checks": [check],
+                }
+            },
+        )
+        wait_for(
+            "the new priorities in status",
+            lambda: status_nodes(control_plane, ns)[nodes[1]]["configuredPriority"] == 130,
+            20,
+        )
+        time.sleep(2)  # several advertisement intervals at the new rate
+        assert masters(control_plane, ns) == [nodes[0]]
+        assert status_nodes(control_plane, ns)[nodes[0]]["lastTransitionTime"] == before
+        assert lab.holders() == [index[nodes[0]]]
+
+        # The master is now configured below a backup: the VIP moves, once.
+        api.merge_patch(path, {"spec": {"nodes": priorities(110, 140, 100)}})
+        wait_for(f"{nodes[1]} master", lambda: masters(control_plane, ns) == [nodes[1]], 20)
+        moved = status_nodes(control_plane, ns)[nodes[1]]["lastTransitionTime"]
+        time.sleep(3)
+        entries = status_nodes(control_plane, ns)
+        assert masters(control_plane, ns) == [nodes[1]]
+        assert entries[nodes[1]]["lastTransitionTime"] == moved, "no flapping after the move"
+        assert entries[nodes[0]]["state"] == "Backup"
+        assert lab.holders() == [index[nodes[1]]]
+        assert api.get(ds_path)["metadata"]["generation"] == generation, "no pod was restarted"

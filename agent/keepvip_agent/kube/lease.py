@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,9 @@ from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.spec.cluster import OnFailure
+from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
+from keepvip_agent.spec.names import lease_name
+from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
 
 if TYPE_CHECKING:
@@ -41,7 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 FAULT = OnFailure(action="fault")
-SPLIT_BRAIN = "split brain"
 API_FENCE = "api fencing"
 NOT_FOUND, CONFLICT = 404, 409
 
@@ -53,6 +57,8 @@ class _Seen:
     since: float
     advanced: bool
     """The holder's renewTime changed while we watched: it is alive."""
+    renewals_while_master: int = 0
+    """Renewals seen since this node became master: proof the holder still thinks it is one."""
 
 
 class LeaseArbiter:
@@ -60,15 +66,20 @@ class LeaseArbiter:
         self, kube: Kube, namespace: str, name: str, node: str, *, renew: float = 2.0
     ) -> None:
         self.kube, self.namespace, self.node = kube, namespace, node
-        self.lease_name = f"keepvip-{name}"
+        self.lease_name = lease_name(name)
         self.renew = renew
         self.duration = 3 * renew
         self.inst: InstanceRunner | None = None
         self.fencing = "none"
+        self.holder_address: Callable[[str], IPAddress | None] = lambda node: None
+        """Where the named node's advertisements come from (Kubernetes: its agent pod's host IP)."""
         self._seen: _Seen | None = None
         self._fenced: str | None = None
+        self._fenced_at = 0.0
+        self._master_since: float | None = None
         self._api_fenced = False
         self._task: asyncio.Task[None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
         self._warned = False
 
     def start(self) -> None:
@@ -101,55 +112,87 @@ class LeaseArbiter:
         inst = self.inst
         if inst is None:
             return
+        master = inst.router.state is State.MASTER
+        if not master:
+            self._master_since = None
+        elif self._master_since is None:
+            self._master_since = time.monotonic()
         lease = await self._read()
         now = time.monotonic()
-        master = inst.router.state is State.MASTER
         if lease is None:
             if master:
                 await self._create()
             self._seen = None
             self._maybe_unfence(now, holder_alive=False)
             return
-        spec = lease.spec
-        holder, renew = spec.holder_identity, spec.renew_time
+        holder = lease.spec.holder_identity
+        seen = self._observe(holder, lease.spec.renew_time, now, master)
+        alive = bool(holder) and holder != self.node and now - seen.since < self.duration
+        if master:
+            await self._as_master(lease, holder, alive, seen)
+        elif holder == self.node:
+            await self._release_lease(lease)
+        self._maybe_unfence(now, holder_alive=alive and seen.advanced)
+
+    def _observe(self, holder: str | None, renew: Any, now: float, master: bool) -> _Seen:
+        """Track the holder's renewals on our own clock."""
         seen = self._seen
         if seen is None or seen.holder != holder:
             self._seen = seen = _Seen(holder, renew, now, advanced=False)
         elif seen.renew != renew:
             seen.renew, seen.since, seen.advanced = renew, now, True
-        alive = bool(holder) and holder != self.node and now - seen.since < self.duration
-        if master:
-            if holder == self.node:
-                await self._write(lease, renew_only=True)
-            elif not alive:
-                logger.info(
-                    "taking over lease %s from %s (not renewed)",
-                    self.lease_name,
-                    holder or "nobody",
-                )
-                await self._write(lease, renew_only=False)
-            elif seen.advanced:
-                self._fence(f"{SPLIT_BRAIN}: {holder} holds lease {self.lease_name} and renews it")
-        elif holder == self.node:
-            await self._release_lease(lease)
-        self._maybe_unfence(now, holder_alive=alive and seen.advanced)
+            if master:
+                seen.renewals_while_master += 1
+        if not master:
+            seen.renewals_while_master = 0
+        return seen
 
-    def _fence(self, reason: str) -> None:
+    async def _as_master(self, lease: Any, holder: str | None, alive: bool, seen: _Seen) -> None:
+        if holder == self.node:
+            await self._write(lease, renew_only=True)
+        elif not alive:
+            logger.info(
+                "taking over lease %s from %s (not renewed)", self.lease_name, holder or "nobody"
+            )
+            await self._write(lease, renew_only=False)
+        elif seen.renewals_while_master >= 2:
+            # A holder that stepped down releases the Lease at once, and one
+            # renewal may have been in flight as we took over: two renewals
+            # seen while we are master mean it really still serves.
+            self._fence(str(holder), f"{holder} holds lease {self.lease_name} and renews it")
+
+    def _fence(self, holder: str, reason: str) -> None:
         if self._fenced is None and self.inst is not None:
-            logger.warning("%s: stepping down: %s", self.inst.name, reason)
-            self._fenced = reason
+            logger.warning("%s: stepping down (%s): %s", self.inst.name, SPLIT_BRAIN, reason)
+            self._fenced = holder
+            self._fenced_at = time.monotonic()
             self.inst.board.report(SPLIT_BRAIN, False, FAULT, reason)
 
     def _maybe_unfence(self, now: float, holder_alive: bool) -> None:
         inst = self.inst
         if self._fenced is None or inst is None:
             return
-        heard = now - _loop_to_mono(inst.last_heard_master) < 3 * inst.router.advert_interval + 0.5
+        # Only the holder's own advertisements prove the partition healed: the
+        # other nodes on our side of it are advertising too.
+        address = self.holder_address(self._fenced)
+        last = inst.last_heard.get(address, -math.inf) if address is not None else -math.inf
+        heard = _loop_to_mono(last) > self._fenced_at
         if heard or not holder_alive:
-            why = "hearing the master again" if heard else "the lease holder stopped renewing"
+            why = f"hearing {self._fenced} again" if heard else f"{self._fenced} stopped renewing"
             logger.info("%s: split brain over (%s); rejoining", inst.name, why)
             self._fenced = None
             inst.board.report(SPLIT_BRAIN, True, FAULT, why)
+
+    def left_master(self) -> None:
+        """The instance stopped being master: release the Lease now, not at the next round."""
+        if self._release_task is None or self._release_task.done():
+            self._release_task = asyncio.get_running_loop().create_task(self._release_quietly())
+
+    async def _release_quietly(self) -> None:
+        try:
+            await self._release()
+        except Exception as exc:  # the next round releases it anyway
+            logger.info("lease release deferred: %s", exc)
 
     def _check_api_fence(self) -> None:
         inst = self.inst

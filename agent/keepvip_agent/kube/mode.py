@@ -17,6 +17,7 @@ from keepvip_agent.kube.lease import LeaseArbiter
 from keepvip_agent.kube.pods import (
     AGENT_LABEL,
     ROLE_LABEL,
+    node_addresses,
     peer_addresses,
     readiness,
     selector_string,
@@ -28,6 +29,7 @@ from keepvip_agent.spec import SpecError, parse_virtualip
 from keepvip_agent.spec.cluster import TrackPods
 from keepvip_agent.spec.crd import GROUP, PLURAL, VERSION
 from keepvip_agent.spec.model import VirtualIP
+from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class KubeController:
         self.loop = asyncio.get_running_loop()
         self.status = StatusWriter(kube, namespace, name, node)
         self.lease = LeaseArbiter(kube, namespace, name, node)
+        self.lease.holder_address = self._address_of
         self.inst: InstanceRunner | None = None
         self.vip: VirtualIP | None = None
         self.problem: str | None = "waiting for the VirtualIP"
@@ -143,6 +146,11 @@ class KubeController:
         self._peer_pods = pods
         self._push_peers()
 
+    def _address_of(self, node: str) -> IPAddress | None:
+        if self.inst is None or self._peer_pods is None:
+            return None
+        return node_addresses(self._peer_pods, self.inst.port.family).get(node)
+
     def _push_peers(self) -> None:
         inst = self.inst
         if inst is not None and self._peer_pods is not None:
@@ -204,6 +212,8 @@ class KubeController:
     def _on_transition(self, inst: InstanceRunner, record: TransitionRecord) -> None:
         self.status.changed()
         self._label_roles()
+        if record.old is State.MASTER:
+            self.lease.left_master()
 
     def _label_roles(self) -> None:
         inst, track = self.inst, self._track

@@ -7,10 +7,10 @@ from ipaddress import ip_address
 from typing import Any
 
 from keepvip_agent.spec.cluster import LabelSelector
+from keepvip_agent.spec.names import AGENT_LABEL, ROLE_LABEL
 from keepvip_agent.vrrp.packet import IPAddress
 
-AGENT_LABEL = "keepvip.io/virtualip"
-ROLE_LABEL = "keepvip.io/role"
+__all__ = ["AGENT_LABEL", "ROLE_LABEL", "is_ready", "node_addresses", "peer_addresses", "readiness"]
 
 
 def peer_addresses(
@@ -32,6 +32,19 @@ def peer_addresses(
             if addr.version == family:
                 out.add(addr)
     return frozenset(out)
+
+
+def node_addresses(pods: Iterable[dict[str, Any]], family: int) -> dict[str, IPAddress]:
+    """Node name -> host IP (of the election's family) of each agent pod."""
+    out: dict[str, IPAddress] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        status = pod.get("status") or {}
+        raws = [h.get("ip") for h in status.get("hostIPs") or []] or [status.get("hostIP")]
+        for raw in raws:
+            if node and raw and ip_address(raw).version == family:
+                out[node] = ip_address(raw)
+    return out
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -204,8 +204,16 @@ class InstanceRunner:
         await self.notifier.close()
         self.metrics.remove()
 
-    def _start_check(self, check: Check) -> None:
-        self.board.expect(check.name)
+    def _start_check(self, check: Check, *, expect: bool = True) -> None:
+        """Run a check; with ``expect`` it counts as failing until its first result.
+
+        That is right at start-up (never become master untested) and wrong for a
+        check added to a running instance: a serving master must not fault while
+        a new check has not answered yet, so such a check counts from its first
+        result on.
+        """
+        if expect:
+            self.board.expect(check.name)
         runner = CheckRunner(check, self._check_report)
         self._checks[check.name] = (check, self._spawn(runner.run()))
 
@@ -261,7 +269,7 @@ class InstanceRunner:
                 self._stop_check(name)
         for name, check in new_checks.items():
             if name not in self._checks:
-                self._start_check(check)
+                self._start_check(check, expect=False)
         configured = new.priority_for(self.node)
         self.metrics.configured.set(configured)
         self.board.set_configured(configured)
