@@ -13,7 +13,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NAMESPACE=keepvip-system
 RELEASE=keepvip
 # The chart's minimum; helm template without a cluster must be told a version.
-KUBE_VERSION=1.29.0
+KUBE_VERSION=1.31.0
 
 helm=${HELM:-}
 if [[ -z $helm ]]; then

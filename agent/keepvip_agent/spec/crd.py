@@ -117,6 +117,14 @@ def virtualip_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A virtual IP kept on one healthy node by VRRP.",
                             "required": ["spec"],
+                            # The agents' pods carry the name as a label value.
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": "self.metadata.name.size() <= 63",
+                                    "message": "metadata.name: at most 63 characters "
+                                    "(it labels the agent pods)",
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

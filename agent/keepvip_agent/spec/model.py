@@ -313,7 +313,7 @@ class VirtualIPSpec(Model):
 
 class Metadata(Model):
     model_config = ConfigDict(extra="ignore")
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     namespace: str | None = None
 
 
