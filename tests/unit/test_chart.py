@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "keepvip"
 CRD = REPO / "crds" / "keepvip.io_virtualips.yaml"
 BUNDLE = REPO / "deploy" / "keepvip.yaml"
-KUBE_VERSION = "1.29.0"  # the chart's minimum (helm template needs one without a cluster)
+KUBE_VERSION = "1.31.0"  # the chart's minimum (helm template needs one without a cluster)
 
 
 def _root_conftest(config: pytest.Config) -> ModuleType:
