@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,28 +35,13 @@ import yaml
 from keepvip_agent.lab.topology import VIP4, Lab
 
 from .controlplane import LAUNCH_LABEL, ControlPlane
-from .operator_fixtures import operator_settings, running_operator
+from .operator_fixtures import operator_settings, running_operator, wait_for
 from .podlauncher import PodLauncher
 from .rest import ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP_PATH = "/apis/keepvip.io/v1alpha1"
 NAME = "web"
-METRICS_PORT = 9650
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except ApiError as exc:
-            last = exc
-        if last and not isinstance(last, ApiError):
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def ensure_crd(cp: ControlPlane) -> None:

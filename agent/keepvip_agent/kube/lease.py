@@ -251,20 +251,15 @@ class LeaseArbiter:
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
             spec.lease_duration_seconds = int(self.duration)
         spec.renew_time = now
-        try:
-            await self.kube.call(
-                self.kube.coordination.replace_namespaced_lease,
-                self.lease_name,
-                self.namespace,
-                lease,
-            )
-        except ApiException as exc:
-            if exc.status != CONFLICT:  # changed under us: next round re-reads
-                raise
+        await self._replace(lease)
 
     async def _release_lease(self, lease: Any) -> None:
         lease.spec.holder_identity = None
         lease.spec.renew_time = None
+        await self._replace(lease)
+
+    async def _replace(self, lease: Any) -> None:
+        """Write the Lease back; a conflict means it changed under us: the next round re-reads."""
         try:
             await self.kube.call(
                 self.kube.coordination.replace_namespaced_lease,
