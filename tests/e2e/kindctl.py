@@ -98,6 +98,9 @@ class KindCluster:
             {"role": "worker"},
             {"role": "worker"},
         ],
+        # Kubelets since 1.35 refuse cgroup v1 hosts unless told otherwise, and
+        # CI machines like this project's still run cgroup v1.
+        "kubeadmConfigPatches": ["kind: KubeletConfiguration\nfailCgroupV1: false\n"],
     }
 
     def create(self) -> None:
