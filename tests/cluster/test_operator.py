@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from keepvip_agent.spec import parse_virtualip
 from keepvip_operator.names import Target
 from keepvip_operator.render import render_namespaced
@@ -472,17 +474,16 @@ def test_same_vrid_blocks_the_newer_and_a_new_vrid_releases_it(
     assert len(ports) == 2
 
 
-def test_a_spec_the_operator_cannot_run_is_reported_not_rolled_out(
+def test_a_name_too_long_to_label_agent_pods_is_refused_by_the_api(
     control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
 ) -> None:
-    # The CRD cannot bound metadata.name; a label value (the agents' selector) can hold 63.
+    # The agents' pods carry the name as a label value (at most 63 characters): the
+    # CRD's root CEL rule refuses a longer name when it is applied, before any agent.
     name = "a" * 64
-    vips.create(name, addresses=["192.0.2.99"])
-    ready = wait_for("Ready=False InvalidSpec", lambda: vips.condition(name, "Ready"))
-    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
-    assert "metadata.name: at most 63 characters" in ready["message"]
-    event = wait_for("the InvalidSpec Event", lambda: vips.events(name, "InvalidSpec"))
-    assert event[0]["type"] == "Warning"
+    with pytest.raises(ApiError) as refused:
+        vips.create(name, addresses=["192.0.2.99"])
+    assert refused.value.status == 422
+    assert "metadata.name: at most 63 characters" in str(refused.value)
     assert no_daemonset(control_plane, vips.namespace, name)
 
 

@@ -37,8 +37,18 @@ def records(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+DOCUMENTED = {
+    "KEEPVIP_NAME",
+    "KEEPVIP_STATE",
+    "KEEPVIP_OLD_STATE",
+    "KEEPVIP_PRIORITY",
+    "KEEPVIP_REASON",
+}
+
+
 def env_of(log: Path) -> list[dict[str, str]]:
-    return [r["env"] for r in records(log)]
+    """The documented variables each hook saw (hooks also inherit the agent's environment)."""
+    return [{k: v for k, v in r["env"].items() if k in DOCUMENTED} for r in records(log)]
 
 
 @pytest.mark.nodes(2)

@@ -66,6 +66,8 @@ def list_virtualips(
             api_client = client.ApiClient()
             default_ns = IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
         else:
+            # The client reads KUBECONFIG once, when it is imported: pass it explicitly.
+            kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
             api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
             default_ns = _namespace_of_context(kubeconfig, context)
     except (config.ConfigException, OSError, ValueError, TypeError) as exc:
