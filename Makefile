@@ -28,7 +28,7 @@ lint: deps
 # failure, so CI cannot pass by skipping. The control plane is built from source
 # on first use (about 11 minutes cold, cached afterwards: see docs/testing.md).
 test: lint cluster-deps controlplane-build
-	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-unit,netns,cluster} $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-unit,netns,cluster,image} $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: deps
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
@@ -40,8 +40,11 @@ test-netns: deps
 lab: deps
 	$(VENV)/bin/keepvip lab
 
-bench: deps
+# Benchmarks (not tests; never gate CI): results and commands in benchmarks/results/.
+bench: deps controlplane-build
 	$(PY) benchmarks/failover.py
+	$(PY) benchmarks/resources.py
+	$(PY) benchmarks/cluster.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

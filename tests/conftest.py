@@ -1,4 +1,4 @@
-"""Test tiers, chosen by folder: unit, netns, cluster, e2e.
+"""Test tiers, chosen by folder: unit, netns, cluster, image, e2e.
 
 Each test is marked with its tier from the folder it lives in, so a tier can
 be selected with ``-m``. A tier that cannot run on this machine is skipped
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "netns", "cluster", "e2e")
+TIERS = ("unit", "netns", "cluster", "e2e", "image")
 
 
 def _tier_of(path: Path) -> str:

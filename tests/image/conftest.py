@@ -29,15 +29,6 @@ ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 TIER = "image"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "image: the container image, built and run with Docker")
-    # Transitional, until tests/conftest.py lists "image" among its TIERS: without
-    # it these tests would be marked (and selected by -m) as "unit".
-    root = _root_conftest(config)
-    if TIER not in root.TIERS:
-        root.TIERS = (*root.TIERS, TIER)
-
-
 def _root_conftest(config: pytest.Config) -> ModuleType:
     plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
     if not isinstance(plugin, ModuleType):
