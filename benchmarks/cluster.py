@@ -1,0 +1,605 @@
+"""keepvip on the real control plane: readiness gating, apply-to-master, 200 VirtualIPs.
+
+``PYTHONPATH=tests .venv/bin/python benchmarks/cluster.py [--runs 10] [--apply-runs 5]
+[--count 200] [--quick] [--only gating,apply,scale]`` (root; needs the control-plane
+binaries from ``make controlplane-build``).
+
+It starts its own control plane (``tests/cluster``'s harness) and tears it down,
+also on failure. Gating and apply-to-master run the operator in-process and the
+agents as real ``keepvip-agent`` processes (the pod launcher) in lab node
+namespaces on one bridge, as ``tests/cluster/test_agent_kubernetes.py`` does;
+times compare with the client probe's because CLOCK_MONOTONIC is shared by all
+namespaces. The scale part runs ``keepvip-operator`` as its own process (so its
+CPU and RSS can be read from /proc); 600 real agents do not fit on this machine,
+so the benchmark writes the agents' status entries itself, by server-side apply
+with each agent's field manager. Medians are printed; nothing here gates CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# This file is itself named cluster.py and its folder comes first on sys.path:
+# put tests/ ahead of it so ``cluster`` is the control-plane harness package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from _common import machine, median, proc_cpu_seconds, proc_rss_bytes, read_probe
+from cluster.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
+from cluster.operator_fixtures import apply, operator_settings, rfc3339, running_operator
+from cluster.podlauncher import PodLauncher
+from cluster.rest import ApiError, Rest
+from cluster.test_agent_kubernetes import (
+    GROUP_PATH,
+    NAME,
+    app_daemonset,
+    base_spec,
+    client_answer,
+    ensure_crd,
+)
+from keepvip_agent.lab.topology import VIP4, Lab
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except ApiError as exc:
+            last = exc
+        if last and not isinstance(last, ApiError):
+            return last
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@contextlib.contextmanager
+def namespace(cp: ControlPlane) -> Iterator[str]:
+    api, name = cp.admin_rest(), f"kvb-{secrets.token_hex(4)}"
+    api.post(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
+    wait(
+        "the default ServiceAccount",
+        lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        30,
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiError):
+            api.delete(f"/api/v1/namespaces/{name}")
+
+
+def vip_path(ns: str, name: str = NAME) -> str:
+    return f"{GROUP_PATH}/namespaces/{ns}/virtualips/{name}"
+
+
+def masters(api: Rest, ns: str) -> list[str]:
+    nodes = (api.get(vip_path(ns)).get("status") or {}).get("nodes", [])
+    return sorted(n["name"] for n in nodes if n["state"] == "Master")
+
+
+class Probe:
+    """The lab client probe writing ``<monotonic> <node|->`` lines to a file."""
+
+    def __init__(self, lab: Lab, path: Path) -> None:
+        self.path = path
+        self.out = path.open("wb")
+        argv = [sys.executable, "-m", "keepvip_agent.lab.probe", str(VIP4), "--every", "0.005"]
+        self.proc = lab.spawn(lab.client_ns, argv, stdout=self.out)
+
+    def first(self, after: float, who: Callable[[str], bool]) -> float | None:
+        return next((t for t, w in read_probe(self.path) if t >= after and who(w)), None)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(10)
+        self.out.close()
+
+
+class ReadyWatch:
+    """Receipt times (monotonic) of the app pods' Ready condition, per node."""
+
+    def __init__(self, cp: ControlPlane, ns: str) -> None:
+        self.api, self.ns = cp.admin_rest(), ns
+        self.events: list[tuple[float, str, bool]] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        path = f"/api/v1/namespaces/{self.ns}/pods"
+        while not self.stopped.is_set():
+            with contextlib.suppress(ApiError, OSError):
+                rv = self.api.get(path, labelSelector="app=web")["metadata"]["resourceVersion"]
+                for ev in self.api.watch(path, labelSelector="app=web", resourceVersion=rv):
+                    now = time.monotonic()
+                    pod = ev.get("object", {})
+                    node = pod.get("spec", {}).get("nodeName")
+                    conds = (pod.get("status") or {}).get("conditions") or []
+                    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+                    if node and ev.get("type") in ("ADDED", "MODIFIED"):
+                        self.events.append((now, node, ready))
+            time.sleep(0.05)
+
+    def first_not_ready(self, node: str, after: float) -> float | None:
+        return next(
+            (t for t, n, r in list(self.events) if n == node and t >= after and not r), None
+        )
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.api.close()
+        self.thread.join(5)
+
+
+@contextlib.contextmanager
+def lab_cluster(cp: ControlPlane) -> Iterator[tuple[Lab, list[str], str, Path]]:
+    """A lab, node addresses pointed at it, a namespace, the operator, the launcher, the app."""
+    nodes = [n.name for n in cp.nodes]
+    originals = {n.name: n.internal_ip for n in cp.nodes}
+    flags = Path(tempfile.mkdtemp(prefix="keepvip-bench-ready-"))
+    for n in nodes:
+        (flags / n).touch()
+    with Lab(nodes=len(nodes)) as lab, namespace(cp) as ns:
+        try:
+            for i, name in enumerate(nodes, start=1):
+                cp.set_node_address(name, str(lab.node_v4(i)))
+            ensure_crd(cp)
+            settings = replace(
+                operator_settings(cp, ns),
+                extra_pod_labels={LAUNCH_LABEL: "true"},
+                agent_log_level="warning",
+            )
+            mapping = {n: lab.node_ns(i) for i, n in enumerate(nodes, start=1)}
+            with running_operator(settings, ns), PodLauncher(cp, mapping):
+                cp.admin_rest().post(
+                    f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags)
+                )
+                wait("the app answering on every node", lambda: _app_ready(cp, ns) == 3, 60, 0.2)
+                yield lab, nodes, ns, flags
+        finally:
+            for name, ip in originals.items():
+                cp.set_node_address(name, ip)
+            for f in flags.iterdir():
+                f.unlink()
+            flags.rmdir()
+
+
+def _app_ready(cp: ControlPlane, ns: str) -> int:
+    pods = cp.admin_rest().get(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")["items"]
+    return sum(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+        for p in pods
+    )
+
+
+def create_vip(api: Rest, ns: str, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "keepvip.io/v1alpha1",
+        "kind": "VirtualIP",
+        "metadata": {"name": NAME},
+        "spec": spec,
+    }
+    api.post(f"{GROUP_PATH}/namespaces/{ns}/virtualips", body)
+
+
+def delete_vip(api: Rest, ns: str, lab: Lab) -> None:
+    """Delete and wait until the VIP, its agents (their host ports) and the address are gone."""
+    api.delete(vip_path(ns), {"propagationPolicy": "Foreground"})
+
+    def gone() -> bool:
+        try:
+            api.get(vip_path(ns))
+            return False
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        pods = api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
+        agents = [p for p in pods if p["metadata"].get("labels", {}).get("app") != "web"]
+        return not agents and lab.holders() == []
+
+    wait("the VirtualIP and its agents gone", gone, 60, 0.2)
+
+
+# -- 1. readiness gating ----------------------------------------------------------
+
+
+def bench_gating(cp: ControlPlane, runs: int, actions: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with lab_cluster(cp) as (lab, nodes, ns, flags):
+        api = cp.admin_rest()
+        watch = ReadyWatch(cp, ns)
+        try:
+            for action in actions:
+                on_failure: dict[str, Any] = {"action": action}
+                if action == "demote":
+                    on_failure["weight"] = 100
+                track = {"selector": {"matchLabels": {"app": "web"}}, "onFailure": on_failure}
+                create_vip(api, ns, base_spec(nodes, trackPods=track))
+                samples = []
+                for run in range(runs):
+                    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
+                    wait(
+                        "the client answered by the master",
+                        lambda: client_answer(lab) == nodes[0],
+                        20,
+                        0.1,
+                    )
+                    time.sleep(1.0)  # settle: adverts, status writes, role labels
+                    probe = Probe(lab, lab.workdir / f"gating-{action}-{run}.probe")  # type: ignore[operator]
+                    try:
+                        time.sleep(0.3)
+                        failed_at = time.monotonic()
+                        (flags / nodes[0]).unlink()
+                        answered = wait(
+                            "an answer from another node",
+                            lambda p=probe, t=failed_at: p.first(
+                                t, lambda w: w not in ("-", nodes[0])
+                            ),
+                            20,
+                            0.05,
+                        )
+                    finally:
+                        probe.stop()
+                    seen = watch.first_not_ready(nodes[0], failed_at)
+                    sample = {
+                        "api_not_ready_to_answer": None if seen is None else answered - seen,
+                        "app_failed_to_answer": answered - failed_at,
+                        "app_failed_to_api_not_ready": None if seen is None else seen - failed_at,
+                    }
+                    print(f"gating {action} run {run + 1}: " + json.dumps(sample), flush=True)
+                    samples.append(sample)
+                    (flags / nodes[0]).touch()
+                out[action] = summarize(samples)
+                delete_vip(api, ns, lab)
+        finally:
+            watch.stop()
+    return out
+
+
+# -- 2. apply to master ------------------------------------------------------------
+
+
+def bench_apply(cp: ControlPlane, runs: int) -> dict[str, Any]:
+    samples = []
+    with lab_cluster(cp) as (lab, nodes, ns, _flags):
+        api = cp.admin_rest()
+        for run in range(runs):
+            probe = Probe(lab, lab.workdir / f"apply-{run}.probe")  # type: ignore[operator]
+            try:
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                create_vip(api, ns, base_spec(nodes))
+                wait(
+                    "status.master",
+                    lambda: (api.get(vip_path(ns)).get("status") or {}).get("master"),
+                    90,
+                )
+                master_at = time.monotonic()
+                answered = wait(
+                    "the client answered",
+                    lambda p=probe, t=t0: p.first(t, lambda w: w != "-"),
+                    60,
+                    0.05,
+                )
+            finally:
+                probe.stop()
+            sample = {
+                "apply_to_status_master": master_at - t0,
+                "apply_to_client_answer": answered - t0,
+            }
+            print(f"apply run {run + 1}: " + json.dumps(sample), flush=True)
+            samples.append(sample)
+            delete_vip(api, ns, lab)
+    return summarize(samples)
+
+
+# -- 3. many VirtualIPs at once ----------------------------------------------------
+
+
+def vip_address(i: int) -> str:
+    return f"198.51.100.{100 + i}/24" if i < 100 else f"203.0.113.{28 + i}/24"
+
+
+def peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_scale(cp: ControlPlane, count: int, idle: float) -> dict[str, Any]:
+    assert count <= 200, "addresses: 100 in 198.51.100.0/24, 100 in 203.0.113.0/24"
+    nodes = [n.name for n in cp.nodes]
+    api = cp.admin_rest()
+    # The fake nodes admit 110 pods each, as a kubelet does; 3 agents per VirtualIP
+    # on 3 nodes need more than that for 200 VirtualIPs.
+    capacity = {"status": {"capacity": {"pods": "1000"}, "allocatable": {"pods": "1000"}}}
+    for n in nodes:
+        api.merge_patch(f"/api/v1/nodes/{n}/status", capacity)
+    with namespace(cp) as ns:
+        ensure_crd(cp)
+        log = Path(tempfile.mkstemp(prefix="keepvip-bench-operator-", suffix=".log")[1])
+        argv = [
+            str(Path(sys.executable).with_name("keepvip-operator")),
+            f"--kubeconfig={cp.admin_kubeconfig}",
+            f"--watch-namespaces={ns}",
+            "--agent-image=keepvip/agent:bench",
+            "--log-level=warning",
+        ]
+        with log.open("wb") as out:
+            op = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            return _scale(cp, ns, nodes, op, count, idle)
+        finally:
+            op.terminate()
+            try:
+                op.wait(30)
+            except subprocess.TimeoutExpired:
+                op.kill()
+                op.wait()
+            print(f"operator log: {log}")
+
+
+def _scale(
+    cp: ControlPlane, ns: str, nodes: list[str], op: subprocess.Popen[Any], count: int, idle: float
+) -> dict[str, Any]:
+    api = cp.admin_rest()
+    base = f"{GROUP_PATH}/namespaces/{ns}/virtualips"
+    # Started once its CPU use stops climbing (imports, first list and watch).
+    last = -1.0
+    for _ in range(60):
+        time.sleep(0.5)
+        cpu = proc_cpu_seconds(op.pid)
+        if op.poll() is not None:
+            raise RuntimeError("keepvip-operator exited")
+        if cpu == last and cpu > 0:
+            break
+        last = cpu
+    start_cpu, start_rss = proc_cpu_seconds(op.pid), proc_rss_bytes(op.pid)
+    names = [f"vip-{i:03d}" for i in range(count)]
+
+    def create(i: int) -> None:
+        spec = {
+            "addresses": [vip_address(i)],
+            "advertInterval": "1s",
+            "nodes": [
+                {"name": n, "priority": p} for n, p in zip(nodes, (150, 120, 100), strict=True)
+            ],
+        }
+        body = {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": names[i]},
+            "spec": spec,
+        }
+        Rest.request(api_for(), "POST", base, body)
+
+    local = threading.local()
+
+    def api_for() -> Rest:
+        if not hasattr(local, "api"):
+            local.api = cp.admin_rest()
+        return local.api  # type: ignore[no-any-return]
+
+    rss_peak_sampled = start_rss
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, range(count)))
+    applied = time.monotonic()
+    marks: dict[str, float] = {}
+
+    def vips() -> list[dict[str, Any]]:
+        return list(api.get(base)["items"])
+
+    def poll(key: str, done: Callable[[], bool], timeout: float) -> None:
+        nonlocal rss_peak_sampled
+        deadline = time.monotonic() + timeout
+        while not done():
+            rss_peak_sampled = max(rss_peak_sampled, proc_rss_bytes(op.pid))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{key} not reached in {timeout:.0f}s")
+            time.sleep(0.2)
+        marks[key] = time.monotonic() - t0
+        print(f"scale: {key} after {marks[key]:.1f}s", flush=True)
+
+    wanted = {f"keepvip-{n}" for n in names}
+
+    def daemonsets() -> bool:
+        have = {
+            d["metadata"]["name"]
+            for d in api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets")["items"]
+        }
+        return wanted <= have
+
+    def vrids() -> bool:
+        got = [(v.get("status") or {}).get("virtualRouterID") for v in vips()]
+        return len(got) == count and all(isinstance(x, int) for x in got) and len(set(got)) == count
+
+    poll("all_daemonsets", daemonsets, 600)
+    poll("all_vrids", vrids, 600)
+
+    # The agents' part, written by the benchmark: one Master, two Backups per VirtualIP.
+    def report(job: tuple[str, int]) -> None:
+        name, k = job
+        node = nodes[k]
+        now = rfc3339(datetime.now(UTC))
+        entry = {
+            "name": node,
+            "state": "Master" if k == 0 else "Backup",
+            "configuredPriority": (150, 120, 100)[k],
+            "effectivePriority": (150, 120, 100)[k],
+            "faults": [],
+            "heartbeatTime": now,
+            "lastTransitionTime": now,
+            "reason": "benchmark: written as the agent would",
+        }
+        body = {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": name, "namespace": ns},
+            "status": {"nodes": [entry]},
+        }
+        apply(api_for(), f"{base}/{name}/status", body, f"keepvip-agent-{node}")
+
+    def pods_running() -> bool:
+        # An agent reports only once its pod runs (kwok runs these pods), and the
+        # operator prunes entries of nodes without an agent pod of the VirtualIP.
+        pods = api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+        return len(running) >= 3 * count
+
+    poll("all_agent_pods_running", pods_running, 600)
+
+    def write_all(which: list[str]) -> None:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(report, [(n, k) for n in which for k in range(3)]))
+
+    status_from = time.monotonic() - t0
+    write_all(names)
+    marks["status_entries_written"] = time.monotonic() - t0
+    last_beat = time.monotonic()
+
+    def ready() -> bool:
+        nonlocal last_beat
+        ok, lost = 0, []
+        for v in vips():
+            st = v.get("status") or {}
+            conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
+            ok += conds.get("Ready") == "True" and st.get("master") == nodes[0]
+            if len(st.get("nodes") or []) < 3:
+                lost.append(v["metadata"]["name"])
+        if lost and time.monotonic() - last_beat > 10:  # the agents' heartbeat period
+            print(f"re-reporting {len(lost)} VirtualIPs missing entries", flush=True)
+            write_all(lost)
+            last_beat = time.monotonic()
+        return ok == count
+
+    poll("all_ready", ready, 600)
+    busy_cpu = proc_cpu_seconds(op.pid) - start_cpu
+    idle_from = proc_cpu_seconds(op.pid)
+    time.sleep(idle)
+    idle_cpu = proc_cpu_seconds(op.pid) - idle_from
+    agent_pods = len(api.get(f"/api/v1/namespaces/{ns}/pods")["items"])
+    return {
+        "count": count,
+        "apply_seconds": applied - t0,
+        "seconds_from_apply_start": {**marks, "status_writes_started": status_from},
+        "operator_cpu_seconds_until_ready": busy_cpu,
+        "operator_rss_before_bytes": start_rss,
+        "operator_peak_rss_bytes": max(peak_rss_bytes(op.pid), rss_peak_sampled),
+        "operator_rss_after_bytes": proc_rss_bytes(op.pid),
+        "idle_seconds": idle,
+        "operator_idle_cpu_percent": 100 * idle_cpu / idle,
+        "agent_pods_faked_by_kwok": agent_pods,
+    }
+
+
+# -- summary and report ------------------------------------------------------------
+
+
+def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"samples": samples}
+    for key in samples[0] if samples else []:
+        vals = [s[key] for s in samples if s[key] is not None]
+        out[key] = {"median": median(vals), "worst": max(vals) if vals else None, "n": len(vals)}
+    return out
+
+
+def versions(cp: ControlPlane) -> dict[str, str]:
+    def run(*argv: str) -> str:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return (
+            (out.stdout + out.stderr).strip().splitlines()[0]
+            if (out.stdout + out.stderr).strip()
+            else "?"
+        )
+
+    return {
+        "kube-apiserver": run(str(cp.binary("kube-apiserver")), "--version"),
+        "keepvip-operator": run(
+            str(Path(sys.executable).with_name("keepvip-operator")), "--version"
+        ),
+        "kopf": run(
+            sys.executable, "-c", "import kopf, importlib.metadata as m; print(m.version('kopf'))"
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=10, help="readiness-gating runs per action")
+    p.add_argument("--apply-runs", type=int, default=5)
+    p.add_argument("--count", type=int, default=200, help="VirtualIPs applied at once")
+    p.add_argument("--idle", type=float, default=30.0, help="seconds of operator idle CPU measured")
+    p.add_argument("--actions", default="fault,demote", help="trackPods onFailure actions to time")
+    p.add_argument("--only", default="gating,apply,scale")
+    p.add_argument(
+        "--quick", action="store_true", help="3 runs, 2 applies, 20 VirtualIPs, 5 s idle"
+    )
+    p.add_argument("--out", type=Path, default=RESULTS / "cluster.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.runs, args.apply_runs, args.count, args.idle = 3, 2, 20, 5.0
+    bin_dir, reason = find_bin_dir()
+    if bin_dir is None:
+        print(f"no control-plane binaries: {reason}", file=sys.stderr)
+        return 2
+    parts = args.only.split(",")
+    result: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": machine(),
+        "uptime_before": subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    # SIGTERM unwinds like Ctrl-C, so the control plane, lab and operator are torn down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cp = ControlPlane(bin_dir=bin_dir)
+    with cp.running():
+        result["versions"] = versions(cp)
+        if "apply" in parts:
+            result["apply_to_master"] = bench_apply(cp, args.apply_runs)
+        if "gating" in parts:
+            result["readiness_gating"] = bench_gating(cp, args.runs, args.actions.split(","))
+        if "scale" in parts:
+            result["scale"] = bench_scale(cp, args.count, args.idle)
+    result["uptime_after"] = subprocess.run(
+        ["uptime"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
