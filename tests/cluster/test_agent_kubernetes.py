@@ -407,3 +407,30 @@ def test_spec_changes_move_the_vip_at_most_once(
         assert entries[nodes[0]]["state"] == "Backup"
         assert lab.holders() == [index[nodes[1]]]
         assert api.get(ds_path)["metadata"]["generation"] == generation, "no pod was restarted"
+
+
+def test_strict_fencing_drops_the_vip_when_the_api_is_gone(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """fencing: strict: a master cut off from the API longer than the Lease (6 s) drops the VIP.
+
+    With every agent cut off, each one that becomes master fences itself in turn,
+    so no node keeps the VIP: two writers are worse than none. When the API
+    answers again, the election resumes and a node takes the VIP back.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    with deployed(control_plane, ns, cluster_lab, base_spec(nodes, fencing="strict")):
+        wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
+        with api_server_frozen(control_plane):
+            time.sleep(3)
+            assert lab.holders() == [index[nodes[0]]], "within the Lease duration it keeps serving"
+            lab.wait_for(lambda: lab.holders() == [] or None, 20)
+        wait_for(
+            "the VIP back on the preferred node", lambda: lab.holders() == [index[nodes[0]]], 30
+        )
+        wait_for(
+            f"{nodes[0]} master in status", lambda: masters(control_plane, ns) == [nodes[0]], 30
+        )

@@ -79,16 +79,20 @@ class LeaseArbiter:
         self._master_since: float | None = None
         self._api_fenced = False
         self._task: asyncio.Task[None] | None = None
+        self._fence_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
         self._warned = False
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._fence_task = loop.create_task(self._watch_api())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._fence_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         try:
             await asyncio.wait_for(self._release(), 3.0)
         except Exception as exc:  # best effort on the way out
@@ -97,14 +101,23 @@ class LeaseArbiter:
     async def _run(self) -> None:
         while True:
             try:
-                await self.round()
+                # Bounded: against a hung API server a call blocks for its timeout
+                # times the client's retries; the next round simply tries again.
+                await asyncio.wait_for(self.round(), self.duration)
                 self._warned = False
             except Exception as exc:
                 if not self._warned:
-                    logger.warning("lease %s/%s: %s", self.namespace, self.lease_name, exc)
+                    logger.warning(
+                        "lease %s/%s: %s", self.namespace, self.lease_name, exc or "timed out"
+                    )
                     self._warned = True
-            self._check_api_fence()
             await asyncio.sleep(self.renew)
+
+    async def _watch_api(self) -> None:
+        """Judge the API's reachability on its own clock, never behind a hung request."""
+        while True:
+            await asyncio.sleep(self.renew / 2)
+            self._check_api_fence()
 
     # -- one round ---------------------------------------------------------------------
 
