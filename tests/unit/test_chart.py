@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from keepvip_agent.spec import parse_virtualip
+from keepvip_agent.spec.crd import CRDS
 from keepvip_agent.spec.crd import render as render_crd
 from keepvip_operator import names
 from keepvip_operator.names import Target
@@ -31,7 +32,6 @@ from keepvip_operator.settings import OperatorSettings, parse
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "keepvip"
-CRD = REPO / "crds" / "keepvip.io_virtualips.yaml"
 BUNDLE = REPO / "deploy" / "keepvip.yaml"
 KUBE_VERSION = "1.31.0"  # the chart's minimum (helm template needs one without a cluster)
 
@@ -108,17 +108,27 @@ def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
 # -- one source of truth ------------------------------------------------------------------------
 
 
-def test_every_crd_copy_is_the_models() -> None:
-    generated = render_crd()
-    assert CRD.read_text() == generated, "crds/ is stale: python -m keepvip_agent.spec.crd"
-    chart_copy = CHART / "crds" / CRD.name
-    assert chart_copy.read_text() == generated, f"copy crds/{CRD.name} to {chart_copy}"
+@pytest.mark.parametrize("plural", sorted(CRDS))
+def test_every_crd_copy_is_the_models(plural: str) -> None:
+    generated = render_crd(plural)
+    crd = REPO / "crds" / f"keepvip.io_{plural}.yaml"
+    assert crd.read_text() == generated, (
+        f"crds/ is stale: python -m keepvip_agent.spec.crd {plural}"
+    )
+    chart_copy = CHART / "crds" / crd.name
+    assert chart_copy.read_text() == generated, f"copy crds/{crd.name} to {chart_copy}"
     bundled = [
         d
         for d in yaml.safe_load_all(BUNDLE.read_text())
-        if d and d["kind"] == "CustomResourceDefinition"
+        if d and d["kind"] == "CustomResourceDefinition" and d["spec"]["names"]["plural"] == plural
     ]
     assert bundled == [yaml.safe_load(generated)], "deploy/keepvip.yaml is stale: make bundle"
+
+
+def test_crds_directory_holds_exactly_the_generated_crds() -> None:
+    expected = {f"keepvip.io_{p}.yaml" for p in CRDS}
+    assert {p.name for p in (REPO / "crds").glob("*.yaml")} == expected
+    assert {p.name for p in (CHART / "crds").glob("*.yaml")} == expected
 
 
 def test_bundle_is_the_charts_output() -> None:
@@ -132,7 +142,8 @@ def test_bundle_is_the_charts_output() -> None:
     assert BUNDLE.read_text() == out, "deploy/keepvip.yaml is stale: run `make bundle`"
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
     assert kinds == [
-        "Namespace", "CustomResourceDefinition", "PriorityClass", "ServiceAccount",
+        "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
+        "ServiceAccount",
         "ClusterRole", "ClusterRoleBinding", "Deployment",
     ]  # fmt: skip
 

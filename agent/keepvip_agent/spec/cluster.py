@@ -1,11 +1,11 @@
-"""Fields of a VirtualIP that only the Kubernetes mode reads: placement, pod tracking, fencing.
+"""Fields of a VirtualIP that only the Kubernetes mode reads: placement, pod and Service tracking.
 
 Standalone agents accept and ignore them, so one file can serve both modes.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -82,3 +82,54 @@ class Toleration(Model):
     value: str | None = Field(default=None, max_length=63)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = None
+
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+
+
+class ServiceRef(Model):
+    """The Service (same namespace) this VirtualIP fronts.
+
+    The operator adds the addresses to the Service (``status.loadBalancer.ingress``
+    for type LoadBalancer, ``spec.externalIPs`` otherwise) and removes them when
+    the VirtualIP goes; the agents gate each node on the Service's endpoints.
+    """
+
+    name: ServiceName
+    """The Service's name."""
+    shared_with: tuple[ServiceName, ...] = Field(default=(), max_length=16)
+    """More Services of the namespace on the same addresses (on other ports): a shared address."""
+    track_endpoints: bool = True
+    """Gate each node on the Services' Ready endpoints. externalTrafficPolicy Local: a Ready
+    endpoint on the node; Cluster: a Ready endpoint anywhere (kube-proxy forwards)."""
+    on_failure: OnFailure = OnFailure(action="fault")
+    """What happens on a node that cannot serve the Service (default: fault)."""
+
+    @model_validator(mode="after")
+    def _names(self) -> ServiceRef:
+        everyone = [self.name, *self.shared_with]
+        problems = [
+            ("sharedWith", f"{n!r} is listed more than once")
+            for n in sorted({n for n in everyone if everyone.count(n) > 1})
+        ]
+        if problems:
+            raise field_problems(problems)
+        return self
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every Service on these addresses, the named one first."""
+        return (self.name, *self.shared_with)
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.sharedWith) || (self.sharedWith.all(n, n != self.name && "
+                    "self.sharedWith.exists_one(m, m == n)))",
+                    "message": "sharedWith: a Service is listed more than once",
+                },
+            ]
+        }
+    }

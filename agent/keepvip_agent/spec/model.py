@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, JsonValue, model_validator
 from pydantic.config import JsonDict
 
 from keepvip_agent.spec.base import Model
-from keepvip_agent.spec.cluster import OnFailure, Toleration, TrackPods
+from keepvip_agent.spec.cluster import OnFailure, ServiceRef, Toleration, TrackPods
 from keepvip_agent.spec.errors import field_problems
 from keepvip_agent.spec.types import (
     Address,
@@ -38,6 +38,7 @@ __all__ = [
     "NodePriority",
     "Notify",
     "OnFailure",
+    "ServiceRef",
     "TCPSocketCheck",
     "Toleration",
     "TrackPods",
@@ -241,6 +242,9 @@ class VirtualIPSpec(Model):
     """Kubernetes: taints the agents tolerate."""
     track_pods: TrackPods | None = None
     """Kubernetes: gate each node on the readiness of these pods on it."""
+    service_ref: ServiceRef | None = None
+    """Kubernetes: front this Service: the operator publishes the addresses on it and the
+    agents gate each node on its endpoints."""
     fencing: Literal["none", "strict"] = "none"
     """Kubernetes: none keeps serving when the API server is unreachable (as keepalived would);
     strict drops the VIP once a master has been cut off from the API longer than its lease."""

@@ -19,7 +19,16 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, SHORT_NAMES, VERSION, virtualip_crd
+from keepvip_agent.spec.crd import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    VERSION,
+    pool_crd,
+    virtualip_crd,
+)
+from keepvip_agent.spec.pool import POOL_KIND, POOL_PLURAL
 from keepvip_agent.spec.types import DURATION_PATTERN
 
 __all__ = ["render"]
@@ -115,8 +124,8 @@ def _rules(node: dict[str, Any], path: str) -> Iterator[tuple[str, str]]:
         yield from _rules(child, f"{path}{suffix}.{name}")
 
 
-def _section(title: str, schema: dict[str, Any], prefix: str) -> list[str]:
-    lines = [f"## {title}", "", _cell(schema.get("description", "")), ""]
+def _section(title: str, schema: dict[str, Any], prefix: str, level: str = "##") -> list[str]:
+    lines = [f"{level} {title}", "", _cell(schema.get("description", "")), ""]
     lines += ["| Field | Type | Default | Constraints | Description |", "|---|---|---|---|---|"]
     needed = set(schema.get("required", []))
     for name, child in schema.get("properties", {}).items():
@@ -152,14 +161,32 @@ def render() -> str:
         "operator write it, users write `spec`.",
         "",
         "Standalone agents (`keepvip-agent --config`) read the same documents and ignore the "
-        "Kubernetes-only fields (`nodeSelector`, `tolerations`, `trackPods`, `fencing`). "
+        "Kubernetes-only fields (`nodeSelector`, `tolerations`, `trackPods`, `serviceRef`, "
+        "`fencing`). "
         "Durations are strings such as `100ms`, `1s`, `1m30s`; values are strictly typed "
         '(`virtualRouterID: "51"` is an error).',
         "",
     ]
     lines += _section("spec", root["properties"]["spec"], "spec")
     lines += _section("status", root["properties"]["status"], "status")
+    lines += _pool()
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _pool() -> list[str]:
+    root = pool_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    lines = [
+        f"## {POOL_KIND} ({GROUP}/{VERSION})",
+        "",
+        f"{_cell(root['description'])} Kind `{POOL_KIND}`, cluster-scoped; resource "
+        f"`{POOL_PLURAL}`, short name `vippool`. A LoadBalancer Service of class "
+        "`keepvip.io/vrrp` gets an address from a pool and a VirtualIP built from the pool's "
+        "fields (see docs/services.md).",
+        "",
+    ]
+    lines += _section("VirtualIPPool spec", root["properties"]["spec"], "spec", "###")
+    lines += _section("VirtualIPPool status", root["properties"]["status"], "status", "###")
+    return lines
 
 
 if __name__ == "__main__":
