@@ -148,6 +148,12 @@ BAD: list[tuple[str, dict[str, Any], list[str], str, bool]] = [
     ("toleration-operator", {**BASE, "tolerations": [{"key": "x", "operator": "Maybe"}]},
      ['spec.tolerations[0].operator: Unsupported value: "Maybe"'],
      "spec.tolerations[0].operator: 'Maybe' is not allowed", False),
+    ("service-name", {**BASE, "serviceRef": {"name": "Web"}},
+     ["spec.serviceRef.name in body should match"],
+     "spec.serviceRef.name: 'Web' has the wrong form", False),
+    ("service-shared-twice", {**BASE, "serviceRef": {"name": "web", "sharedWith": ["dns", "web"]}},
+     ["spec.serviceRef", "sharedWith: a Service is listed more than once"],
+     "spec.serviceRef.sharedWith: 'web' is listed more than once", True),
 ]  # fmt: skip
 
 
