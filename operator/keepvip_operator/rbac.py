@@ -4,12 +4,14 @@ Each grant is there because the agent makes that exact request
 (keepvip_agent.kube): it list-watches its own VirtualIP by field selector
 (so ``resourceNames`` can restrict list and watch too), applies its entry of
 the status, lists the DaemonSet's pods for peers, watches the tracked pods,
-labels them with the role when asked to, and holds one Lease.
+labels them with the role when asked to, holds one Lease, and with
+``serviceRef.trackEndpoints`` list-watches the fronted Services by field
+selector (so ``resourceNames`` names them) and their EndpointSlices.
 
-Two grants cannot be narrowed further, and the table in docs/operator.md
+Three grants cannot be narrowed further, and the table in docs/operator.md
 says so: ``create`` on leases and events cannot name the object (the
-authorizer sees no name on create), and pods are listed namespace-wide
-(a label selector is not an authorization attribute).
+authorizer sees no name on create), and pods and EndpointSlices are listed
+namespace-wide (a label selector is not an authorization attribute).
 
 A Role cannot reach into another namespace and an object cannot be owned
 across namespaces, so tracking pods elsewhere gets a Role and RoleBinding in
@@ -44,6 +46,16 @@ def _pod_rules(role_label: bool) -> list[Rule]:
     return rules
 
 
+def _service_rules(vip: VirtualIP) -> list[Rule]:
+    ref = vip.spec.service_ref
+    if ref is None or not ref.track_endpoints:
+        return []
+    return [
+        _rule("", ["services"], ["get", "list", "watch"], *ref.services),
+        _rule("discovery.k8s.io", ["endpointslices"], ["list", "watch"]),
+    ]
+
+
 def tracked_namespace(vip: VirtualIP, namespace: str) -> str | None:
     """The namespace of the tracked pods, if it is not the VirtualIP's own."""
     track = vip.spec.track_pods
@@ -63,6 +75,7 @@ def agent_rules(vip: VirtualIP, t: Target) -> list[Rule]:
         _rule(names.GROUP, [names.PLURAL], ["get", "list", "watch"], t.name),
         _rule(names.GROUP, [f"{names.PLURAL}/status"], ["get", "patch"], t.name),
         *_pod_rules(role_label_here),
+        *_service_rules(vip),
         _rule("coordination.k8s.io", ["leases"], ["create"]),
         _rule(
             "coordination.k8s.io", ["leases"], ["get", "list", "watch", "update", "patch"], lease

@@ -93,8 +93,9 @@ def plan(
             if port is None:
                 continue
             for ep in sl.get("endpoints") or []:
-                if not (ep.get("conditions") or {}).get("ready"):
-                    continue
+                cond = ep.get("conditions") or {}
+                if cond.get("ready") is False or cond.get("terminating"):
+                    continue  # absent "ready" means ready (the API's rule)
                 if local and ep.get("nodeName") != node:
                     continue
                 backends |= {Backend(ip, int(port)) for ip in ep.get("addresses") or []}

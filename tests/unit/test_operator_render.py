@@ -327,6 +327,25 @@ def test_pods_are_patched_only_for_role_labels_where_they_live(
     assert [r for r in rules if r != POD_PATCH] == BASE_RULES
 
 
+SERVICE_RULES = [
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"],
+     "resourceNames": ["web", "web-udp"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+     "verbs": ["list", "watch"]},
+]  # fmt: skip
+
+
+def test_service_ref_grants_the_named_services_and_endpointslices() -> None:
+    ref = {"name": "web", "sharedWith": ["web-udp"]}
+    assert agent_rules(vip(serviceRef=ref), TARGET) == [
+        *BASE_RULES[:3],
+        *SERVICE_RULES,
+        *BASE_RULES[3:],
+    ]
+    untracked = {**ref, "trackEndpoints": False}  # the operator publishes; agents read nothing
+    assert agent_rules(vip(serviceRef=untracked), TARGET) == BASE_RULES
+
+
 def test_role_binding_binds_the_agents_service_account() -> None:
     role, binding = render_rbac(vip(), TARGET)
     assert role["kind"] == "Role" and binding["kind"] == "RoleBinding"

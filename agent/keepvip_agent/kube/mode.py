@@ -2,17 +2,19 @@
 
 Wiring only: the VirtualIP comes from a watch (spec changes apply in place),
 peers from the agent pods' host IPs, node health from the tracked pods on
-this node, status goes out through :class:`StatusWriter`, split brain is
+this node and from the fronted Services' endpoints (``serviceRef``), status goes out through :class:`StatusWriter`, split brain is
 arbitrated by :class:`LeaseArbiter`, and the role label follows the state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 from keepvip_agent.kube.api import Kube, ListWatch
+from keepvip_agent.kube.endpoints import SERVICE_NAME_LABEL, judge
 from keepvip_agent.kube.lease import LeaseArbiter
 from keepvip_agent.kube.pods import (
     AGENT_LABEL,
@@ -26,7 +28,7 @@ from keepvip_agent.kube.status import StatusWriter
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner, TransitionRecord
 from keepvip_agent.spec import SpecError, parse_virtualip
-from keepvip_agent.spec.cluster import TrackPods
+from keepvip_agent.spec.cluster import ServiceRef, TrackPods
 from keepvip_agent.spec.crd import GROUP, PLURAL, VERSION
 from keepvip_agent.spec.model import VirtualIP
 from keepvip_agent.vrrp.packet import IPAddress
@@ -34,6 +36,7 @@ from keepvip_agent.vrrp.router import State
 
 logger = logging.getLogger(__name__)
 TRACK = "trackPods"
+SERVICE = "serviceRef"
 FIRST_PEERS_WAIT = 5.0
 
 
@@ -68,6 +71,13 @@ class KubeController:
         self._tracked_pods: list[dict[str, Any]] = []
         self._track: TrackPods | None = None
         self._track_watch: ListWatch | None = None
+        self._service_ref: ServiceRef | None = None
+        self._service_watches: list[ListWatch] = []
+        self._services: dict[str, dict[str, Any] | None] = {}
+        """Each fronted Service as last listed (None: absent); a name is here once listed."""
+        self._slices: list[dict[str, Any]] | None = None
+        self._service_generation = 0
+        """Bumped when the watches are replaced: late deliveries of stopped ones are ignored."""
         self._applying = asyncio.Lock()
         self._watches: list[ListWatch] = []
         agent.instance_hooks.append(self._wire)
@@ -109,6 +119,8 @@ class KubeController:
             w.stop()
         if self._track_watch is not None:
             self._track_watch.stop()
+        for w in self._service_watches:
+            w.stop()
         await self.lease.stop()
         await self.status.stop()
 
@@ -140,6 +152,8 @@ class KubeController:
             self.vip = vip
             self.lease.fencing = vip.spec.fencing
             self._follow_tracked_pods(vip.spec.track_pods)
+            ref = vip.spec.service_ref
+            self._follow_services(ref if ref is not None and ref.track_endpoints else None)
             await self.agent.apply([vip])
 
     def _on_peer_pods(self, pods: list[dict[str, Any]]) -> None:
@@ -195,6 +209,73 @@ class KubeController:
         healthy, detail = readiness(self._tracked_pods, self.node)
         inst.board.report(TRACK, healthy, track.on_failure, detail)
 
+    def _follow_services(self, ref: ServiceRef | None) -> None:
+        """Watch the fronted Services (by name: RBAC names them) and their EndpointSlices."""
+        if ref == self._service_ref:
+            return
+        for w in self._service_watches:
+            w.stop()
+        self._service_watches = []
+        self._service_ref = ref
+        self._services, self._slices = {}, None
+        self._service_generation += 1
+        gen = self._service_generation
+        if self.inst is not None:
+            if ref is None:
+                self.inst.board.forget(SERVICE)
+            else:
+                self.inst.board.expect(SERVICE)
+        if ref is None:
+            return
+        from kubernetes import client
+
+        for name in ref.services:
+            self._service_watches.append(
+                ListWatch(
+                    self.kube,
+                    f"service-{name}",
+                    self.kube.core.list_namespaced_service,
+                    functools.partial(self._on_service, gen, name),
+                    self.loop,
+                    namespace=self.namespace,
+                    field_selector=f"metadata.name={name}",
+                )
+            )
+        self._service_watches.append(
+            ListWatch(
+                self.kube,
+                "endpointslices",
+                client.DiscoveryV1Api(self.kube.api).list_namespaced_endpoint_slice,
+                functools.partial(self._on_slices, gen),
+                self.loop,
+                namespace=self.namespace,
+                label_selector=f"{SERVICE_NAME_LABEL} in ({','.join(ref.services)})",
+            )
+        )
+        for w in self._service_watches:
+            w.start()
+
+    def _on_service(self, gen: int, name: str, items: list[dict[str, Any]]) -> None:
+        if gen != self._service_generation:
+            return  # a stopped watch's last delivery
+        self._services[name] = items[0] if items else None
+        self._report_service()
+
+    def _on_slices(self, gen: int, slices: list[dict[str, Any]]) -> None:
+        if gen != self._service_generation:
+            return
+        self._slices = slices
+        self._report_service()
+
+    def _report_service(self) -> None:
+        inst, ref = self.inst, self._service_ref
+        if inst is None or ref is None or self._slices is None:
+            return
+        if any(n not in self._services for n in ref.services):
+            return  # not every Service listed yet: stays "not checked yet"
+        healthy, detail = judge(ref.services, self._services, self._slices, self.node)
+        inst.board.report(SERVICE, healthy, ref.on_failure, detail)
+
     # -- instance wiring -------------------------------------------------------------------
 
     def _wire(self, inst: InstanceRunner) -> None:
@@ -207,6 +288,9 @@ class KubeController:
             inst.board.expect(TRACK)
             if self._track_watch is not None and self._track_watch.healthy:
                 self._report_readiness()
+        if self._service_ref is not None:
+            inst.board.expect(SERVICE)
+            self._report_service()
         self.status.changed()
 
     def _on_transition(self, inst: InstanceRunner, record: TransitionRecord) -> None:
