@@ -91,6 +91,23 @@ class OperatorSettings:
     """kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``; None for none."""
     log_level: LogLevel = "info"
     """The operator's own log level."""
+    leader_election: bool = False
+    """Run kopf only while holding a Lease, so that several replicas are safe (one reconciles,
+    the others wait as standby). On the command line the default is on inside a cluster
+    (``KUBERNETES_SERVICE_HOST`` set) and off elsewhere; embedded (``main.run``), off."""
+    leader_election_namespace: str | None = None
+    """Namespace of the Lease; default ``$POD_NAMESPACE``, else the in-cluster service
+    account's namespace."""
+    leader_election_lease_name: str = "keepvip-operator"
+    """Name of the Lease (coordination.k8s.io/v1)."""
+    leader_election_lease_duration: int = 15
+    """Seconds a standby waits, after it last saw the Lease change, before taking it over."""
+    leader_election_renew_deadline: float = 10.0
+    """Seconds the leader keeps trying to renew before it stops and exits (non-zero)."""
+    leader_election_retry_period: float = 2.0
+    """Seconds between attempts to acquire or renew."""
+    leader_election_identity: str | None = None
+    """holderIdentity in the Lease; default ``$POD_NAME``, else ``<hostname>_<pid>``."""
 
 
 # -- parsing, at the process edge only ------------------------------------------------------
@@ -115,6 +132,15 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
     "agent_metrics_port": int,
     "agent_metrics_ports": int,
@@ -128,7 +154,15 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "kubeconfig": _optional,
     "peering_name": _optional,
     "liveness_endpoint": _optional,
+    "leader_election": _bool,
+    "leader_election_namespace": _optional,
+    "leader_election_lease_duration": int,
+    "leader_election_renew_deadline": float,
+    "leader_election_retry_period": float,
+    "leader_election_identity": _optional,
 }
+# The in-cluster service account's namespace (the kubelet mounts it in every pod).
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _CHOICES = {
     "agent_image_pull_policy": get_args(PullPolicy),
     "agent_log_level": get_args(LogLevel),
@@ -189,7 +223,37 @@ def parse(
             parser.error(f"{name.replace('_', '-')}: {exc}")
     if resources:
         values["agent_resources"] = AgentResources(**resources)
+    values.update(_leader_election_defaults(values, env))
     settings = OperatorSettings(**values)  # type: ignore[arg-type]
     if not 1 <= settings.agent_metrics_port <= 65535 - settings.agent_metrics_ports + 1:
         parser.error("agent-metrics-port: the range must fit in 1..65535")
+    if settings.leader_election:
+        if not settings.leader_election_namespace:
+            parser.error(
+                "leader-election-namespace: unknown (set it, or POD_NAMESPACE from the downward API)"
+            )
+        s = settings
+        retry, renew = s.leader_election_retry_period, s.leader_election_renew_deadline
+        if not 0 < retry < renew < s.leader_election_lease_duration:
+            parser.error("leader election: need 0 < retry period < renew deadline < lease duration")
     return settings
+
+
+def _leader_election_defaults(
+    values: Mapping[str, object], env: Mapping[str, str]
+) -> dict[str, object]:
+    """What the pod says about itself, for settings not given: in a cluster, and which pod."""
+    in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
+    out: dict[str, object] = {}
+    if "leader_election" not in values:
+        out["leader_election"] = in_cluster
+    if values.get("leader_election_identity") is None and env.get("POD_NAME"):
+        out["leader_election_identity"] = env["POD_NAME"]
+    if values.get("leader_election_namespace") is None:
+        namespace = env.get("POD_NAMESPACE")
+        if not namespace and in_cluster and os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
+            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+                namespace = f.read().strip()
+        if namespace:
+            out["leader_election_namespace"] = namespace
+    return out
