@@ -12,8 +12,13 @@
   ``status.nodes``; a field handler on it would make kopf store a diff base
   on every agent heartbeat, so status is handled level-based instead.
 * ``on.delete`` only for VirtualIPs tracking pods in another namespace (the
-  only objects garbage collection cannot remove); kopf adds its finalizer
-  to those alone.
+  only objects garbage collection cannot remove) and VirtualIPs with a
+  ``serviceRef`` (their addresses come off the Services); kopf adds its
+  finalizer to those alone.
+* ``on.event`` for Services that a VirtualIP's ``serviceRef`` names (an
+  in-memory filter on the index: no Service of anyone else gets a handler
+  run) -> :meth:`Reconciler.publish_for`: a Service appearing gets the
+  addresses, a user's apply that dropped them gets them back.
 
 Blocking work runs in threads (``asyncio.to_thread``) on a :class:`View`
 snapshot taken here, on the event loop that owns the indices.
@@ -34,7 +39,7 @@ from typing import Any, TypeVar, cast
 
 import kopf
 
-from keepvip_operator import names
+from keepvip_operator import names, services
 from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
 from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
@@ -129,6 +134,20 @@ def _tracks_other_namespace(spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> bool:
     track = spec.get("trackPods") or {}
     other = track.get("namespace") if isinstance(track, Mapping) else None
     return bool(other) and other != meta.get("namespace")
+
+
+def _has_service_ref(spec: kopf.Spec, **_: Any) -> bool:
+    return isinstance(spec.get("serviceRef"), Mapping)
+
+
+def _referencing(view: View, namespace: str | None, name: str | None) -> list[str]:
+    """Keys of the VirtualIPs whose serviceRef names this Service."""
+    out = []
+    for key, obs in view.vips.items():
+        ref = obs.vip.spec.service_ref if obs.vip is not None else None
+        if ref is not None and obs.target.namespace == namespace and name in ref.services:
+            out.append(key)
+    return out
 
 
 def _api_trouble(exc: ApiError) -> kopf.TemporaryError | kopf.PermanentError:
@@ -277,6 +296,31 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         except ApiError as exc:
             raise _api_trouble(exc) from None
         logger.info("removed the agents' RBAC in the tracked pods' namespace")
+
+    @on(kopf.on.delete, *RESOURCE, when=_has_service_ref)
+    async def withdraw_from_services(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        target = observe(body).target
+        try:  # a Service that is gone is fine: only labelled ones are listed
+            await asyncio.to_thread(ctx.reconciler.withdraw, target)
+        except ApiError as exc:
+            raise _api_trouble(exc) from None
+        logger.info("removed the addresses from the Services")
+
+    def _fronted(namespace: str | None, name: str | None, **_: Any) -> bool:
+        return bool(_referencing(ctx.view(), namespace, name))
+
+    @on(kopf.on.event, "v1", "services", when=_fronted)
+    async def fronted_service_event(namespace: str | None, name: str | None, **_: Any) -> None:
+        view = ctx.view()
+        for key in _referencing(view, namespace, name):
+            try:
+                await asyncio.to_thread(ctx.reconciler.publish_for, key, view)
+            except ApiError as exc:
+                logging.getLogger(__name__).warning("%s: publishing on %s: %s", key, name, exc)
+
+    # -- LoadBalancer Services and VirtualIPPools (services.py) -----------------------------------
+
+    services.register(registry, ctx.kube, ctx.settings, on)
 
     # -- the agents' objects -------------------------------------------------------------------
 

@@ -76,6 +76,10 @@ class OperatorSettings:
     watch_namespaces: tuple[str, ...] = ()
     """Namespaces whose VirtualIPs this operator reconciles; empty means the whole cluster.
     VRID allocation and conflict detection see only these namespaces."""
+    default_load_balancer: bool = False
+    """Also serve LoadBalancer Services that name no ``loadBalancerClass`` (as the cluster's
+    default load balancer), not only those of class ``keepvip.io/vrrp``. Leave off when another
+    load balancer (a cloud's, MetalLB) serves the class-less ones."""
     kubeconfig: str | None = None
     """A kubeconfig file; default: in-cluster service account, else ``$KUBECONFIG``."""
     peering_name: str | None = None
@@ -154,6 +158,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "kubeconfig": _optional,
     "peering_name": _optional,
     "liveness_endpoint": _optional,
+    "default_load_balancer": _bool,
     "leader_election": _bool,
     "leader_election_namespace": _optional,
     "leader_election_lease_duration": int,

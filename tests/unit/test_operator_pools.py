@@ -1,0 +1,342 @@
+"""Address allocation for LoadBalancer Services (pools.plan) and the objects it reads and renders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import ip_address
+from typing import Any
+
+import pytest
+
+from keepvip_agent.spec import parse_virtualip
+from keepvip_operator import pools
+from keepvip_operator.lbmodel import (
+    LBService,
+    Pool,
+    read_pool,
+    read_service,
+    read_virtualip,
+    vip_name,
+)
+
+NS = "shop"
+
+
+def pool(name: str, *addresses: str, **spec: Any) -> Pool:
+    got = read_pool(
+        {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIPPool",
+            "metadata": {"name": name},
+            "spec": {"addresses": list(addresses), **spec},
+        }
+    )
+    assert isinstance(got, Pool), got
+    return got
+
+
+def service(
+    name: str,
+    minute: int = 0,
+    *,
+    ns: str = NS,
+    ips: str | None = None,
+    share: str | None = None,
+    ports: Iterable[int] = (80,),
+    families: tuple[str, ...] = ("IPv4",),
+    cls: str | None = "keepvip.io/vrrp",
+    default: bool = False,
+    **annotations: str,
+) -> LBService:
+    ann = dict(annotations)
+    if ips is not None:
+        ann["keepvip.io/load-balancer-ips"] = ips
+    if share is not None:
+        ann["keepvip.io/allow-shared-ip"] = share
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "ipFamilies": list(families),
+        "ports": [{"port": p, "protocol": "TCP"} for p in ports],
+    }
+    if cls:
+        spec["loadBalancerClass"] = cls
+    svc = read_service(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "uid": f"uid-{name}",
+                "creationTimestamp": f"2026-01-01T00:{minute:02d}:00Z",
+                "annotations": ann,
+            },
+            "spec": spec,
+        },
+        default_load_balancer=default,
+    )
+    assert svc is not None
+    return svc
+
+
+def as_vips(plan: pools.Plan, *others: Any) -> list[Any]:
+    """The cluster after the plan is applied: its VirtualIPs, read back."""
+    out = [read_virtualip(w.body) for w in plan.wanted if w.body is not None]
+    return [*out, *others]
+
+
+def outcome(plan: pools.Plan, name: str, ns: str = NS) -> tuple[str, str]:
+    o = plan.outcomes[f"{ns}/{name}"]
+    return o.status, o.reason
+
+
+def addresses(plan: pools.Plan, name: str, ns: str = NS) -> list[str]:
+    return [str(a) for a in plan.outcomes[f"{ns}/{name}"].addresses]
+
+
+POOL = pool("web", "192.0.2.10-192.0.2.11", advertInterval="100ms", fencing="strict",
+            nodeSelector={"vip": "yes"}, nodes=[{"name": "n1", "priority": 200}])  # fmt: skip
+
+
+def test_a_service_gets_the_first_address_and_a_virtualip_with_the_pools_defaults() -> None:
+    p = pools.plan([service("web")], [POOL], [])
+    assert outcome(p, "web") == ("True", "AddressAssigned")
+    assert addresses(p, "web") == ["192.0.2.10"]
+    (w,) = p.wanted
+    body = dict(w.body or {})
+    assert body["metadata"]["name"] == "lb-web"
+    assert body["metadata"]["labels"]["keepvip.io/pool"] == "web"
+    assert body["metadata"]["labels"]["keepvip.io/service"] == "web"
+    assert body["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "uid-web", "controller": True}
+    ]
+    spec = parse_virtualip(body).spec
+    assert spec.advert_interval == 0.1 and spec.fencing == "strict"
+    assert spec.node_selector == {"vip": "yes"} and spec.nodes[0].priority == 200
+    assert spec.service_ref is not None and spec.service_ref.services == ("web",)
+    assert p.pools["web"] == pools.PoolStatus(1, 1, ("shop/web",))
+
+
+def test_the_virtualips_are_the_source_of_truth_across_restarts_and_pool_edits() -> None:
+    first = pools.plan([service("a", 1)], [POOL], [])
+    # A restart with a new, older Service: the existing VirtualIP keeps a's address.
+    grown = pool("web", "192.0.2.9-192.0.2.11")
+    again = pools.plan([service("b", 0), service("a", 1)], [grown], as_vips(first))
+    assert addresses(again, "a") == ["192.0.2.10"]
+    assert addresses(again, "b") == ["192.0.2.9"]
+    assert again.delete == ()
+
+
+def test_exhausted_then_freed_without_an_edit() -> None:
+    one = pool("tiny", "192.0.2.10")
+    p = pools.plan([service("a", 1), service("b", 2)], [one], [])
+    assert outcome(p, "b") == ("False", "PoolExhausted")
+    assert "tiny (1 addresses)" in p.outcomes[f"{NS}/b"].message
+    # a is deleted: garbage collection removes its VirtualIP; the next round gives b the address.
+    p2 = pools.plan([service("b", 2)], [one], [])
+    assert outcome(p2, "b") == ("True", "AddressAssigned")
+    assert addresses(p2, "b") == ["192.0.2.10"]
+
+
+def test_a_virtualip_being_deleted_still_holds_its_address() -> None:
+    one = pool("tiny", "192.0.2.10")
+    first = pools.plan([service("a", 1)], [one], [])
+    body = dict(first.wanted[0].body or {})
+    body["metadata"] = {**body["metadata"], "deletionTimestamp": "2026-01-01T01:00:00Z"}
+    deleting = read_virtualip(body)
+    assert deleting.deleting
+    p = pools.plan([service("b", 2)], [one], [deleting])
+    assert outcome(p, "b") == ("False", "PoolExhausted")
+    assert p.delete == ()  # not deleted twice
+
+
+def test_requested_addresses_checked_against_the_pools() -> None:
+    p = pools.plan(
+        [service("in", ips="192.0.2.11"), service("out", ips="198.51.100.7")], [POOL], []
+    )
+    assert addresses(p, "in") == ["192.0.2.11"]
+    assert outcome(p, "out") == ("False", "AddressNotInPool")
+    assert "198.51.100.7" in p.outcomes[f"{NS}/out"].message
+    # The deprecated spec.loadBalancerIP is read too; autoAssign: false pools serve requests only.
+    manual = pool("manual", "198.51.100.7", autoAssign=False)
+    p2 = pools.plan([service("out", ips="198.51.100.7"), service("auto", 1)], [manual], [])
+    assert addresses(p2, "out") == ["198.51.100.7"]
+    assert outcome(p2, "auto") == ("False", "NoPool")
+
+
+def test_the_deprecated_load_balancer_ip_field() -> None:
+    svc = read_service(
+        {
+            "metadata": {"name": "old", "namespace": NS},
+            "spec": {
+                "type": "LoadBalancer",
+                "loadBalancerClass": "keepvip.io/vrrp",
+                "loadBalancerIP": "192.0.2.11",
+            },
+        },
+        default_load_balancer=False,
+    )
+    assert svc is not None and svc.requested == (ip_address("192.0.2.11"),)
+
+
+def test_namespaces_filter() -> None:
+    only = pool("only-prod", "192.0.2.10", namespaces=["prod"])
+    p = pools.plan([service("a"), service("b", ns="prod")], [only], [])
+    assert outcome(p, "a") == ("False", "NoPool")
+    assert outcome(p, "b", ns="prod") == ("True", "AddressAssigned")
+    p2 = pools.plan([service("a", ips="192.0.2.10")], [only], [])
+    assert outcome(p2, "a") == ("False", "AddressNotInPool")
+
+
+def test_a_taken_address_is_refused_with_who_holds_it() -> None:
+    user_vip = read_virtualip(
+        {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": "manual", "namespace": "other"},
+            "spec": {"addresses": ["192.0.2.10/24"]},
+        }
+    )
+    p = pools.plan([service("a", ips="192.0.2.10"), service("b")], [POOL], [user_vip])
+    assert outcome(p, "a") == ("False", "AddressInUse")
+    assert "VirtualIP other/manual" in p.outcomes[f"{NS}/a"].message
+    assert addresses(p, "b") == ["192.0.2.11"]  # auto-assignment skips it too
+    p2 = pools.plan([service("a", 0), service("c", 1, ips="192.0.2.10")], [POOL], [])
+    assert outcome(p2, "c") == ("False", "AddressInUse")
+    assert "allow-shared-ip" in p2.outcomes[f"{NS}/c"].message
+
+
+def test_pool_shrunk_under_a_live_service_keeps_serving() -> None:
+    first = pools.plan([service("a")], [POOL], [])
+    shrunk = pool("web", "192.0.2.11")
+    p = pools.plan([service("a"), service("b", 1)], [shrunk], as_vips(first))
+    assert outcome(p, "a") == ("True", "AddressOutsidePool")
+    assert addresses(p, "a") == ["192.0.2.10"]
+    assert p.outcomes[f"{NS}/a"].warning
+    (kept,) = [w for w in p.wanted if w.name == "lb-a"]
+    assert kept.body is None  # left exactly as it is
+    assert p.delete == ()
+    assert addresses(p, "b") == ["192.0.2.11"]
+    # Its VirtualIP deleted: the Service gets an address of the pool again (b has it: exhausted).
+    p2 = pools.plan([service("a"), service("b", 1)], [shrunk], as_vips(p))
+    assert outcome(p2, "a") == ("False", "PoolExhausted")
+
+
+def test_a_changed_request_moves_the_virtualip_in_place() -> None:
+    first = pools.plan([service("a")], [POOL], [])
+    p = pools.plan([service("a", ips="192.0.2.11")], [POOL], as_vips(first))
+    assert addresses(p, "a") == ["192.0.2.11"]
+    assert [w.name for w in p.wanted] == ["lb-a"]
+    assert p.delete == ()
+
+
+def test_a_service_that_left_the_class_loses_its_virtualip() -> None:
+    first = pools.plan([service("a")], [POOL], [])
+    p = pools.plan([], [POOL], as_vips(first))
+    assert p.delete == (f"{NS}/lb-a",)
+    assert p.pools["web"] == pools.PoolStatus(0, 2, ())
+
+
+def test_class_and_default_load_balancer() -> None:
+    body = {"metadata": {"name": "x", "namespace": NS}, "spec": {"type": "LoadBalancer"}}
+    assert read_service(body, default_load_balancer=False) is None
+    assert read_service(body, default_load_balancer=True) is not None
+    other = {**body, "spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/lb"}}
+    assert read_service(other, default_load_balancer=True) is None
+    cluster_ip = {**body, "spec": {"type": "ClusterIP"}}
+    assert read_service(cluster_ip, default_load_balancer=True) is None
+
+
+def test_dual_stack_gets_one_address_per_family_in_one_virtualip() -> None:
+    dual = pool("dual", "192.0.2.10", "2001:db8::10-2001:db8::11")
+    p = pools.plan([service("a", families=("IPv6", "IPv4"))], [dual], [])
+    assert addresses(p, "a") == ["2001:db8::10", "192.0.2.10"]  # primary family first
+    only_v4 = pools.plan([service("a", families=("IPv6", "IPv4"))], [POOL], [])
+    assert outcome(only_v4, "a") == ("False", "NoPool")
+    bad = pools.plan([service("a", ips="192.0.2.10", families=("IPv4", "IPv6"))], [dual], [])
+    assert outcome(bad, "a") == ("False", "InvalidRequest")
+
+
+def test_names_fit_63_characters_deterministically() -> None:
+    long = "s" * 63
+    assert vip_name("web") == "lb-web"
+    assert len(vip_name(long)) <= 63 and vip_name(long) == vip_name(long)
+    assert vip_name(long) != vip_name("s" * 62 + "t")
+    p = pools.plan([service(long)], [POOL], [])
+    assert parse_virtualip(p.wanted[0].body).metadata.name == vip_name(long)  # type: ignore[arg-type]
+
+
+def test_a_name_taken_by_someone_elses_virtualip_is_not_overwritten() -> None:
+    theirs = read_virtualip(
+        {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": "lb-web", "namespace": NS},
+            "spec": {"addresses": ["198.51.100.1"]},
+        }
+    )
+    p = pools.plan([service("web")], [POOL], [theirs])
+    (w,) = p.wanted
+    assert w.name != "lb-web" and w.name.startswith("lb-web-")
+    assert p.delete == ()
+
+
+# -- sharing ----------------------------------------------------------------------------------
+
+
+def test_services_with_one_key_and_distinct_ports_share_one_virtualip() -> None:
+    a = service("b-svc", 0, ips="192.0.2.10", share="k", ports=(80,))
+    b = service("a-svc", 1, ips="192.0.2.10", share="k", ports=(443,))
+    p = pools.plan([a, b], [POOL], [])
+    assert outcome(p, "a-svc") == outcome(p, "b-svc") == ("True", "AddressAssigned")
+    (w,) = p.wanted
+    body = dict(w.body or {})
+    ref = body["spec"]["serviceRef"]
+    assert ref == {"name": "a-svc", "sharedWith": ["b-svc"]}  # the first by name
+    assert w.name == "lb-a-svc"  # the first by name when it was made; kept for its life
+    assert {o["name"]: o["controller"] for o in body["metadata"]["ownerReferences"]} == {
+        "a-svc": False,
+        "b-svc": False,
+    }
+    assert p.pools["web"].services == ("shop/a-svc", "shop/b-svc")
+    assert p.pools["web"].assigned == 1
+    # A Service with the key and no request joins the share (MetalLB does the same).
+    c = service("c-svc", 2, share="k", ports=(8080,))
+    p2 = pools.plan([a, b, c], [POOL], as_vips(p))
+    assert addresses(p2, "c-svc") == ["192.0.2.10"]
+    # One leaves: it is removed from sharedWith; the VirtualIP stays, with the others.
+    p3 = pools.plan([a, c], [POOL], as_vips(p2))
+    (w3,) = p3.wanted
+    assert w3.name == "lb-a-svc"  # although a-svc left
+    assert dict(w3.body or {})["spec"]["serviceRef"] == {"name": "b-svc", "sharedWith": ["c-svc"]}
+    # The last one leaves: the VirtualIP goes.
+    p4 = pools.plan([], [POOL], as_vips(pools.plan([a], [POOL], as_vips(p3))))
+    assert p4.delete == (f"{NS}/lb-a-svc",)
+
+
+@pytest.mark.parametrize(
+    ("second", "why"),
+    [
+        (dict(share="k", ports=(80,)), "port 80/TCP overlaps"),
+        (dict(share="other", ports=(443,)), "sharing key 'k', not 'other'"),
+        (dict(share=None, ports=(443,)), "allow-shared-ip"),
+        (dict(share="k", ports=(443,), ns="elsewhere"), "another namespace"),
+    ],
+)
+def test_sharing_refused_says_why(second: dict[str, Any], why: str) -> None:
+    a = service("a", 0, ips="192.0.2.10", share="k", ports=(80,))
+    b = service("b", 1, ips="192.0.2.10", **second)
+    p = pools.plan([a, b], [POOL], [])
+    assert outcome(p, "a") == ("True", "AddressAssigned")
+    o = p.outcomes[b.key]
+    assert (o.status, o.reason) == ("False", "AddressInUse")
+    assert why in o.message
+
+
+def test_a_share_whose_ports_came_to_overlap_keeps_the_older_service() -> None:
+    a = service("a", 0, ips="192.0.2.10", share="k", ports=(80,))
+    b = service("b", 1, ips="192.0.2.10", share="k", ports=(443,))
+    first = pools.plan([a, b], [POOL], [])
+    b2 = service("b", 1, ips="192.0.2.10", share="k", ports=(80,))
+    p = pools.plan([a, b2], [POOL], as_vips(first))
+    assert outcome(p, "a") == ("True", "AddressAssigned")
+    assert outcome(p, "b") == ("False", "AddressInUse")
+    assert dict(p.wanted[0].body or {})["spec"]["serviceRef"] == {"name": "a"}
