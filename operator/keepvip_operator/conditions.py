@@ -60,6 +60,18 @@ def merge(
     return out
 
 
+def put(
+    conditions: Sequence[Mapping[str, Any]],
+    cond: Cond,
+    previous: Sequence[Mapping[str, Any]],
+    generation: int | None,
+    now: datetime,
+) -> tuple[dict[str, Any], ...]:
+    """``conditions`` with ``cond`` added or replaced (merged against ``previous``), last."""
+    kept = [dict(x) for x in conditions if x.get("type") != cond.type]
+    return (*kept, *merge(previous, [cond], generation or 0, now))
+
+
 def status_of(conditions: Sequence[Mapping[str, Any]], kind: str) -> str | None:
     c = by_type(conditions).get(kind)
     return str(c.get("status")) if c else None

@@ -3,7 +3,10 @@
 No kopf here: the handlers call :meth:`Reconciler.reconcile` (on create,
 update and resume, with kopf's retries) and :meth:`Reconciler.refresh`
 (from the resync loop: agent status changes, stale heartbeats, another
-VirtualIP going away). Both work on a :class:`View`, a snapshot of the
+VirtualIP going away). With ``spec.serviceRef`` both also publish the
+addresses on the Services (decided by :mod:`publish`; a Service that is not
+there yet is a condition, not an error), and :meth:`Reconciler.publish_for`
+does it again when one of those Services changes. Both work on a :class:`View`, a snapshot of the
 operator's indices taken on the event loop, so the worker threads never read
 a structure the loop is changing.
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from keepvip_operator import names
+from keepvip_operator import names, publish
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import (
     Claim,
@@ -33,6 +36,7 @@ from keepvip_operator.allocate import (
     claim_of,
     find_conflicts,
 )
+from keepvip_operator.conditions import Cond, put
 from keepvip_operator.kube import ApiError, Kube, path
 from keepvip_operator.names import Target
 from keepvip_operator.observed import Observed
@@ -43,6 +47,7 @@ from keepvip_operator.statusplan import Decision, OperatorStatus, plan
 
 logger = logging.getLogger(__name__)
 RBAC = "rbac.authorization.k8s.io/v1"
+MERGE_PATCH = "application/merge-patch+json"
 CONVERGE_GRACE = 10.0
 
 
@@ -85,15 +90,24 @@ class Reconciler:
         self._claims: dict[str, tuple[Observed, Claim]] = {}
         self._decisions: dict[str, tuple[Decision, int | None]] = {}
         self._elsewhere: dict[str, bool] = {}
+        self._published: dict[str, Cond | None] = {}
+        """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
 
     # -- entry points -------------------------------------------------------------------------
 
     def reconcile(self, obs: Observed, view: View) -> Decision:
         """Bring the agents' objects and the status in line with the spec; raises InvalidSpec."""
+        failure: ApiError | None = None
         with self._lock(obs.target.uid):
             decision, port = self._decide(obs, view)
             self._converge(obs, decision, port)
+            try:
+                self._publish(obs, decision)
+            except ApiError as exc:  # status still written; the handler retries
+                failure = exc
             self._write_status(obs, decision, view, observed_generation=obs.generation)
+        if failure is not None:
+            raise failure
         if decision.invalid:
             raise InvalidSpec(decision.invalid)
         return decision
@@ -123,7 +137,18 @@ class Reconciler:
                     "rolling out agents" if decision.rollout else "withdrawing agents",
                 )
                 self._converge(obs, decision, port)
+                self._publish(obs, decision)
             self._write_status(obs, decision, view, observed_generation=obs.generation)
+
+    def publish_for(self, key: str, view: View) -> None:
+        """One of the VirtualIP's Services changed (or appeared, or went): publish again."""
+        obs = view.vips.get(key)
+        last = self._decisions.get(key)
+        if obs is None or obs.deleting or last is None:
+            return  # not reconciled yet: the handler publishes
+        with self._lock(obs.target.uid):
+            self._publish(obs, last[0])
+        self.refresh(key, view, rejudge=False)
 
     def _drifted(self, key: str, decision: Decision, port: int | None, view: View) -> bool:
         """The deployed agents (per the DaemonSet index) differ from the decision.
@@ -154,10 +179,115 @@ class Reconciler:
             self._locks.pop(t.uid, None)
         self._written.pop(t.uid, None)
         self._last_master.pop(t.uid, None)
+        self._published.pop(t.uid, None)
 
     def cleanup(self, t: Target) -> None:
         """Remove what garbage collection cannot: RBAC in other namespaces."""
         self.kube.delete_all(self._cross_namespace_objects(t))
+
+    def withdraw(self, t: Target) -> None:
+        """The VirtualIP is being deleted: take its addresses off every Service it published on."""
+        for svc in self._labelled_services(t):
+            self._write_service(t, svc, ())
+
+    # -- publishing on Services (decisions in publish.py) ---------------------------------------
+
+    def _publish(self, obs: Observed, decision: Decision) -> None:
+        """Publish on the serviceRef Services (withdraw if not rolled out), sweep the others."""
+        t, vip = obs.target, obs.vip
+        if vip is None:
+            return  # invalid spec: leave everything as it is
+        ref = vip.spec.service_ref
+        if ref is None and not self._may_have_published(obs):
+            return  # no Service requests at all for VirtualIPs that never had a serviceRef
+        wanted = ref.services if ref is not None else ()
+        addresses = publish.addresses_of(vip) if decision.rollout else ()
+        for svc in self._labelled_services(t):
+            if svc["metadata"]["name"] not in wanted:
+                self._write_service(t, svc, ())
+        published: dict[str, str] = {}
+        missing: list[str] = []
+        for name in wanted:
+            got = self._write_service(t, self._service(t.namespace, name), addresses)
+            if got is None:
+                missing.append(name)
+            else:
+                published[name] = publish.where(got)
+        cond = None
+        if ref is not None:
+            withheld = None if decision.rollout else "not rolled out: see Ready and Conflict"
+            cond = publish.condition(
+                publish.addresses_of(vip), published, missing, namespace=t.namespace,
+                withheld=withheld,
+            )  # fmt: skip
+        self._published_changed(obs, cond)
+
+    def _may_have_published(self, obs: Observed) -> bool:
+        """A ServicePublished condition (kept until the addresses are withdrawn) says so."""
+        if self._published.get(obs.target.uid) is not None:
+            return True
+        return OperatorStatus.read(obs.status).condition(publish.SERVICE_PUBLISHED) is not None
+
+    def _published_changed(self, obs: Observed, cond: Cond | None) -> None:
+        t = obs.target
+        if t.uid in self._published:
+            before = self._published[t.uid]
+        else:  # after a restart: what the status says
+            old = OperatorStatus.read(obs.status).condition(publish.SERVICE_PUBLISHED)
+            before = Cond(publish.SERVICE_PUBLISHED, old.get("status", "Unknown"),
+                          old.get("reason", ""), old.get("message", "")) if old else None  # fmt: skip
+        self._published[t.uid] = cond
+        if cond is None or cond == before:
+            return
+        if cond.reason == "ServiceNotFound":
+            logger.info("%s: %s", t.key, cond.message)
+            self.kube.post_event(t, "Warning", cond.reason, cond.message)
+        elif cond.true and not (before is not None and before.true):
+            logger.info("%s: published: %s", t.key, cond.message)
+            self.kube.post_event(t, "Normal", publish.SERVICE_PUBLISHED, cond.message)
+
+    def _service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            got: dict[str, Any] = self.kube.request(
+                "GET", f"/api/v1/namespaces/{namespace}/services/{name}"
+            )
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return got
+
+    def _labelled_services(self, t: Target) -> list[dict[str, Any]]:
+        answer = self.kube.request(
+            "GET",
+            f"/api/v1/namespaces/{t.namespace}/services",
+            query=[("labelSelector", publish.claim_key(t.name))],
+        )
+        return list(answer.get("items") or [])
+
+    def _write_service(
+        self, t: Target, svc: dict[str, Any] | None, addresses: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Write ``publish.next_step`` until done; the Service as written (None: not there)."""
+        for _attempt in range(8):
+            if svc is None:
+                return None
+            step = publish.next_step(svc, t.name, addresses)
+            if step is None:
+                return svc
+            name = svc["metadata"]["name"]
+            url = f"/api/v1/namespaces/{t.namespace}/services/{name}"
+            url += f"/{step.subresource}" if step.subresource else ""
+            try:
+                svc = self.kube.request(
+                    "PATCH", url, step.body, query=[("fieldManager", names.FIELD_MANAGER)],
+                    content_type=MERGE_PATCH,
+                )  # fmt: skip
+            except ApiError as exc:
+                if exc.status != 409:  # 409: it changed since we read it
+                    raise
+                svc = self._service(t.namespace, name)
+        raise ApiError(409, f"{t.key}: Service kept changing while publishing the addresses")
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -267,6 +397,12 @@ class Reconciler:
             now=self.clock(),
             last_master=self._last_master.get(t.uid),
         )
+        published = self._published.get(t.uid)
+        if published is not None:  # the plan knows nothing of Services
+            p = replace(p, status=replace(p.status, conditions=put(
+                p.status.conditions, published, previous.conditions,
+                observed_generation, self.clock(),
+            )))  # fmt: skip
         if p.prune:
             self._prune(t, p.prune)
         if p.status.body() != OperatorStatus.read(obs.status).body():
