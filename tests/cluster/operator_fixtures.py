@@ -225,3 +225,26 @@ def keepvip_operator(
     settings = operator_settings(control_plane, kube_namespace)
     with running_operator(settings, kube_namespace) as op:
         yield op
+
+
+POOL_CRD_FILE = REPO / "crds" / "keepvip.io_virtualippools.yaml"
+POOL_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualippools.keepvip.io"
+
+
+@pytest.fixture(scope="session")
+def virtualippool_crd(control_plane: ControlPlane) -> dict[str, Any]:
+    """The VirtualIPPool CRD from crds/, applied and Established (pools are cluster-scoped)."""
+    api = control_plane.admin_rest()
+    crd = yaml.safe_load(POOL_CRD_FILE.read_text())
+    apply(api, POOL_CRD_PATH, crd, "keepvip-tests")
+
+    def established() -> bool:
+        conds = api.get(POOL_CRD_PATH).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    wait_for("the VirtualIPPool CRD to be established", established)
+    wait_for(
+        "the VirtualIPPool API to be served",
+        lambda: api.get("/apis/keepvip.io/v1alpha1/virtualippools") is not None,
+    )
+    return crd

@@ -109,13 +109,15 @@ def masters(cp: ControlPlane, ns: str) -> list[str]:
     return sorted(n for n, e in status_nodes(cp, ns).items() if e["state"] == "Master")
 
 
-def client_answer(lab: Lab) -> str | None:
+def client_answer(lab: Lab, port: int = 80) -> str | None:
     out = lab.exec(
         lab.client_ns,
         sys.executable,
         "-m",
         "keepvip_agent.lab.probe",
         str(VIP4),
+        "--port",
+        str(port),
         "--duration",
         "0.01",
         check=False,

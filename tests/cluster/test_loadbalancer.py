@@ -1,0 +1,378 @@
+"""LoadBalancer Services of class keepvip.io/vrrp on a real control plane: addresses from
+VirtualIPPools, VirtualIPs owned by the Services, errors as Events and conditions, sharing.
+
+The operator runs in-process (operator_fixtures.py) watching only the test's
+namespace; the garbage collector of the real kube-controller-manager removes
+a deleted Service's VirtualIP. Pools are cluster-scoped: each test's pools
+are named uniquely, serve only the test's namespace and are deleted after it.
+No agent runs here (kwok plays the agent pods): what is asserted is the API.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .controlplane import ControlPlane
+from .operator_fixtures import (
+    RunningOperator,
+    Vips,
+    operator_settings,
+    running_operator,
+    virtualip_crd,
+    virtualippool_crd,
+    wait_for,
+)
+from .rest import ApiError, Rest
+
+__all__ = ["virtualip_crd", "virtualippool_crd"]  # fixtures, imported for pytest
+
+POOLS = "/apis/keepvip.io/v1alpha1/virtualippools"
+CLASS = "keepvip.io/vrrp"
+CONDITION = "keepvip.io/AddressAssigned"
+
+
+@dataclass
+class Lab:
+    """The test's namespace, its pools and Services, through the admin's REST client."""
+
+    api: Rest
+    namespace: str
+    vips: Vips
+    pools: list[str] = field(default_factory=list)
+
+    # -- pools --
+
+    def pool(self, addresses: list[str], **spec: Any) -> str:
+        name = f"kvt-lb-{secrets.token_hex(4)}"
+        body = {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIPPool",
+            "metadata": {"name": name},
+            "spec": {"addresses": addresses, "namespaces": [self.namespace], **spec},
+        }
+        self.api.post(POOLS, body)
+        self.pools.append(name)
+        return name
+
+    def patch_pool(self, name: str, spec: dict[str, Any]) -> None:
+        self.api.merge_patch(f"{POOLS}/{name}", {"spec": spec})
+
+    def pool_status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.api.get(f"{POOLS}/{name}").get("status") or {}
+        return status
+
+    # -- Services --
+
+    @property
+    def services(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/services"
+
+    def service(
+        self,
+        name: str,
+        *,
+        ports: tuple[int, ...] = (80,),
+        cls: str | None = CLASS,
+        type_: str = "LoadBalancer",
+        **annotations: str,
+    ) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "type": type_,
+            "selector": {"app": name},
+            "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP"} for p in ports],
+        }
+        if cls:
+            spec["loadBalancerClass"] = cls
+        body = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": spec,
+        }
+        created: dict[str, Any] = self.api.post(self.services, body)
+        return created
+
+    def get_service(self, name: str) -> dict[str, Any]:
+        got: dict[str, Any] = self.api.get(f"{self.services}/{name}")
+        return got
+
+    def delete_service(self, name: str) -> None:
+        self.api.delete(f"{self.services}/{name}")
+
+    def condition(self, name: str) -> tuple[str, str, str] | None:
+        for c in self.get_service(name).get("status", {}).get("conditions") or []:
+            if c["type"] == CONDITION:
+                return c["status"], c["reason"], c["message"]
+        return None
+
+    def reason(self, name: str) -> str | None:
+        c = self.condition(name)
+        return c[1] if c else None
+
+    def events(self, name: str, reason: str) -> list[dict[str, Any]]:
+        selector = f"involvedObject.name={name},involvedObject.kind=Service,reason={reason}"
+        items: list[dict[str, Any]] = self.api.get(
+            f"/api/v1/namespaces/{self.namespace}/events", fieldSelector=selector
+        )["items"]
+        return items
+
+    def vip(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.vips.get(name)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def vip_names(self) -> set[str]:
+        items = self.api.get(self.vips.base)["items"]
+        return {i["metadata"]["name"] for i in items}
+
+
+@pytest.fixture
+def lab(
+    control_plane: ControlPlane,
+    virtualip_crd: dict[str, Any],
+    virtualippool_crd: dict[str, Any],
+    kube_namespace: str,
+) -> Iterator[Lab]:
+    api = control_plane.admin_rest()
+    lab = Lab(api, kube_namespace, Vips(api, kube_namespace))
+    yield lab
+    for name in lab.pools:
+        try:
+            api.delete(f"{POOLS}/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture
+def operator(control_plane: ControlPlane, lab: Lab) -> Iterator[RunningOperator]:
+    settings = operator_settings(control_plane, lab.namespace)
+    with running_operator(settings, lab.namespace) as op:
+        yield op
+
+
+def assigned(lab: Lab, name: str) -> str:
+    """Wait for the Service's address; the address."""
+    seen: list[Any] = []
+
+    def check() -> Any:
+        seen[:] = [lab.condition(name), sorted(lab.vip_names())]
+        c = seen[0]
+        return c and c[0] == "True" and c
+
+    try:
+        cond = wait_for(f"{name} to get an address", check)
+    except pytest.fail.Exception:
+        pytest.fail(f"{name} got no address; its condition and the VirtualIPs: {seen}")
+    vip = lab.vip(cond[2].rsplit("VirtualIP ", 1)[1].rstrip(")"))
+    assert vip is not None
+    address: str = vip["spec"]["addresses"][0]
+    return address
+
+
+def waiting(lab: Lab, name: str, reason: str) -> str:
+    """Wait for the Service's failure condition and its Warning Event; the message."""
+    cond = wait_for(
+        f"{name}: {reason}", lambda: (c := lab.condition(name)) and c[1] == reason and c
+    )
+    assert cond[0] == "False"
+    events = wait_for(f"a {reason} Event on {name}", lambda: lab.events(name, reason))
+    assert events[0]["type"] == "Warning"
+    assert events[0]["message"] == cond[2]
+    message: str = cond[2]
+    return message
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+
+def test_a_service_of_the_class_gets_an_address_and_a_virtualip_with_the_pools_defaults(
+    control_plane: ControlPlane, lab: Lab, operator: RunningOperator
+) -> None:
+    pool = lab.pool(
+        ["192.0.2.20-192.0.2.21"],
+        advertInterval="100ms",
+        priority=90,
+        nodes=[{"name": "kv-node-1", "priority": 150}],
+        preempt=True,
+        fencing="strict",
+    )
+    svc = lab.service("web", ports=(80, 443))
+    assert assigned(lab, "web") == "192.0.2.20"
+    vip = lab.vip("lb-web")
+    assert vip is not None
+    assert vip["spec"]["addresses"] == ["192.0.2.20"]
+    for key, value in {
+        "advertInterval": "100ms",
+        "priority": 90,
+        "nodes": [{"name": "kv-node-1", "priority": 150}],
+        "preempt": True,
+        "fencing": "strict",
+        "serviceRef": {"name": "web", "sharedWith": None},
+    }.items():
+        got = vip["spec"][key]
+        if isinstance(value, dict):
+            got = {k: got.get(k) for k in value}
+        assert got == value, key
+    meta = vip["metadata"]
+    assert meta["labels"]["keepvip.io/pool"] == pool
+    assert meta["labels"]["keepvip.io/service"] == "web"
+    (owner,) = meta["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "Service",
+        "web",
+        svc["metadata"]["uid"],
+        True,
+    )
+    events = wait_for("an AddressAssigned Event", lambda: lab.events("web", "AddressAssigned"))
+    assert events[0]["type"] == "Normal" and "192.0.2.20" in events[0]["message"]
+    # The VirtualIP is an ordinary one for the rest of the operator: agents are rolled out.
+    wait_for(
+        "the agents' DaemonSet",
+        lambda: lab.api.get(f"/apis/apps/v1/namespaces/{lab.namespace}/daemonsets/keepvip-lb-web"),
+    )
+    status = wait_for(
+        "the pool's status", lambda: (s := lab.pool_status(pool)).get("assigned") == 1 and s
+    )
+    assert status == {"assigned": 1, "available": 1, "services": [f"{lab.namespace}/web"]}
+    # Published on the Service by the VirtualIP's serviceRef (issue 7 part 1).
+    wait_for(
+        "the address in status.loadBalancer.ingress",
+        lambda: [i.get("ip") for i in lab.get_service("web")["status"]
+                 .get("loadBalancer", {}).get("ingress") or []] == ["192.0.2.20"],
+    )  # fmt: skip
+
+
+def test_other_classes_and_types_are_ignored(lab: Lab, operator: RunningOperator) -> None:
+    lab.pool(["192.0.2.30-192.0.2.39"])
+    lab.service("theirs", cls="example.com/other-lb")
+    lab.service("classless", cls=None)  # we are not the default load balancer here
+    lab.service("internal", cls=None, type_="ClusterIP")
+    lab.service("ours")  # created last: once it has its address, the others were judged
+    assigned(lab, "ours")
+    time.sleep(1.0)
+    assert lab.vip_names() == {"lb-ours"}
+    for name in ("theirs", "classless", "internal"):
+        assert lab.condition(name) is None, name
+
+
+def test_exhausted_pool_then_the_freed_address_goes_to_the_waiting_service(
+    lab: Lab, operator: RunningOperator
+) -> None:
+    pool = lab.pool(["192.0.2.40"])
+    lab.service("first")
+    assert assigned(lab, "first") == "192.0.2.40"
+    lab.service("second")
+    message = waiting(lab, "second", "PoolExhausted")
+    assert pool in message and "in use" in message
+    assert lab.vip("lb-second") is None
+    # Deleting the first Service frees the address (the garbage collector deletes its
+    # VirtualIP); the waiting Service gets it without any edit of its own.
+    lab.delete_service("first")
+    assert assigned(lab, "second") == "192.0.2.40"
+    wait_for("lb-first to be gone", lambda: lab.vip("lb-first") is None)
+    assert lab.vip_names() == {"lb-second"}
+    assert lab.pool_status(pool)["services"] == [f"{lab.namespace}/second"]
+
+
+def test_requested_addresses_outside_the_pools_or_taken_are_refused(
+    lab: Lab, operator: RunningOperator
+) -> None:
+    lab.pool(["192.0.2.50-192.0.2.52"])
+    lab.service("outside", **{"keepvip.io/load-balancer-ips": "198.51.100.200"})
+    message = waiting(lab, "outside", "AddressNotInPool")
+    assert "198.51.100.200" in message
+    # An address of the pool held by a VirtualIP written by hand.
+    lab.vips.create("manual", addresses=["192.0.2.50/24"])
+    lab.service("wants-manual", **{"keepvip.io/load-balancer-ips": "192.0.2.50"})
+    message = waiting(lab, "wants-manual", "AddressInUse")
+    assert f"VirtualIP {lab.namespace}/manual" in message
+    # Requested and free: granted; automatic assignment skips what is taken.
+    lab.service("requested", **{"keepvip.io/load-balancer-ips": "192.0.2.52"})
+    assert assigned(lab, "requested") == "192.0.2.52"
+    lab.service("auto")
+    assert assigned(lab, "auto") == "192.0.2.51"
+    # Taken by another Service that does not share.
+    lab.service("copycat", ports=(8080,), **{"keepvip.io/load-balancer-ips": "192.0.2.52"})
+    message = waiting(lab, "copycat", "AddressInUse")
+    assert f"Service {lab.namespace}/requested" in message and "allow-shared-ip" in message
+    # The hand-written VirtualIP goes: the Service waiting for its address gets it.
+    lab.vips.delete("manual")
+    assert assigned(lab, "wants-manual") == "192.0.2.50"
+
+
+def test_a_pool_shrunk_under_a_live_service(lab: Lab, operator: RunningOperator) -> None:
+    pool = lab.pool(["192.0.2.60-192.0.2.61"])
+    lab.service("live")
+    assert assigned(lab, "live") == "192.0.2.60"
+    before = lab.vip("lb-live")
+    assert before is not None
+    lab.patch_pool(pool, {"addresses": ["192.0.2.61"]})
+    cond = wait_for(
+        "AddressOutsidePool",
+        lambda: (c := lab.condition("live")) and c[1] == "AddressOutsidePool" and c,
+    )
+    assert cond[0] == "True"  # it keeps serving
+    events = wait_for("a Warning Event", lambda: lab.events("live", "AddressOutsidePool"))
+    assert events[0]["type"] == "Warning"
+    after = lab.vip("lb-live")
+    assert after is not None and after["spec"] == before["spec"]
+    wait_for("pool status without it", lambda: lab.pool_status(pool).get("assigned") == 0)
+    # Deleting its VirtualIP re-allocates from the pool as it is now.
+    lab.vips.delete("lb-live")
+    wait_for("a new address", lambda: (c := lab.condition("live")) and c[1] == "AddressAssigned")
+    assert assigned(lab, "live") == "192.0.2.61"
+
+
+def test_services_share_one_virtualip_on_distinct_ports(
+    lab: Lab, operator: RunningOperator
+) -> None:
+    lab.pool(["192.0.2.70-192.0.2.71"])
+    share = {"keepvip.io/allow-shared-ip": "team-a", "keepvip.io/load-balancer-ips": "192.0.2.70"}
+    http = lab.service("http", ports=(80,), **share)
+    dns = lab.service("dns", ports=(53, 8053), **share)
+    assert assigned(lab, "http") == assigned(lab, "dns") == "192.0.2.70"
+    vip = wait_for(
+        "one VirtualIP for both",
+        lambda: (
+            (v := lab.vip("lb-http") or lab.vip("lb-dns"))
+            and v["spec"]["serviceRef"].get("sharedWith")
+            and v
+        ),
+    )
+    name = vip["metadata"]["name"]
+    assert lab.vip_names() == {name}
+    assert {k: vip["spec"]["serviceRef"].get(k) for k in ("name", "sharedWith")} == {
+        "name": "dns",
+        "sharedWith": ["http"],
+    }
+    owners = {o["uid"]: o["controller"] for o in vip["metadata"]["ownerReferences"]}
+    assert owners == {http["metadata"]["uid"]: False, dns["metadata"]["uid"]: False}
+    # Overlapping ports, or another key, are refused with the reason.
+    lab.service("web", ports=(80,), **share)
+    assert "port 80/TCP overlaps" in waiting(lab, "web", "AddressInUse")
+    other = {**share, "keepvip.io/allow-shared-ip": "team-b"}
+    lab.service("other", ports=(9000,), **other)
+    assert "sharing key" in waiting(lab, "other", "AddressInUse")
+    lab.delete_service("other")  # created in the same second as web, and first by name
+    # One leaves: the VirtualIP stays for the other, which is no longer shared.
+    lab.delete_service("dns")
+    wait_for(
+        "serviceRef without dns",
+        lambda: (v := lab.vip(name)) and v["spec"]["serviceRef"] == {
+            **v["spec"]["serviceRef"], "name": "http"} and "sharedWith" not in v["spec"]["serviceRef"],
+    )  # fmt: skip
+    assert lab.vip(name)["spec"]["addresses"] == ["192.0.2.70"]  # type: ignore[index]
+    # http (80) and web (80) overlap: web still waits; the last sharer leaving frees it for web.
+    lab.delete_service("http")
+    assert assigned(lab, "web") == "192.0.2.70"
+    wait_for(f"{name} gone, lb-web alone", lambda: lab.vip_names() == {"lb-web"})
