@@ -43,7 +43,8 @@ from .rest import ApiError
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "keepvip"
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+EXAMPLES = sorted(p for p in (REPO / "examples").glob("*.yaml") if p.name != "virtualippool.yaml")
+POOL_EXAMPLE = REPO / "examples" / "virtualippool.yaml"
 GROUP_PATH = "/apis/keepvip.io/v1alpha1"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualips.keepvip.io"
 
@@ -261,6 +262,7 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
                 ),
                 20,
             )
+            lb_service_from_a_pool(api, ns)
         except BaseException:
             with contextlib.suppress(ApiError):
                 for pod in api.get(f"/api/v1/namespaces/{ns}/pods")["items"]:
@@ -276,3 +278,33 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
             if "403" in r or "Forbidden" in r or "permission" in r.lower()
         ]
         assert refused == [], refused
+
+
+def lb_service_from_a_pool(api: Any, ns: str) -> None:
+    """examples/virtualippool.yaml under the chart's RBAC: the Service gets its address and a
+    VirtualIP whose agents are rolled out (their Role reads Services and EndpointSlices)."""
+    pool, service = list(yaml.safe_load_all(POOL_EXAMPLE.read_text()))
+    pool["metadata"]["name"] = f"kvt-chart-{ns}"
+    pool["spec"]["namespaces"] = [ns]  # cluster-scoped: keep other tests' Services out
+    pools = f"{GROUP_PATH}/virtualippools"
+    api.post(pools, pool)
+    try:
+        api.post(f"/api/v1/namespaces/{ns}/services", service)
+        name = service["metadata"]["name"]
+
+        def assigned() -> bool:
+            svc = api.get(f"/api/v1/namespaces/{ns}/services/{name}")
+            return any(
+                c["type"] == "keepvip.io/AddressAssigned" and c["status"] == "True"
+                for c in svc.get("status", {}).get("conditions") or []
+            )
+
+        wait_for(f"{name} to get an address from the pool", assigned, 30)
+        wait_for(
+            f"the agents of lb-{name}",
+            lambda: api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-lb-{name}"),
+            30,
+        )
+    finally:
+        with contextlib.suppress(ApiError):
+            api.delete(f"{pools}/{pool['metadata']['name']}")

@@ -11,11 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from keepvip_agent.spec.load import load_documents
+from keepvip_agent.spec.pool import parse_pool
+from keepvip_operator.lbmodel import read_service
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+ALL = sorted((REPO / "examples").glob("*.yaml"))
+# LoadBalancer Services from a pool: a VirtualIPPool and a Service, no VirtualIP.
+POOL_EXAMPLES = [p for p in ALL if p.name.startswith("virtualippool")]
+EXAMPLES = [p for p in ALL if p not in POOL_EXAMPLES]
 KUBERNETES = [p for p in EXAMPLES if not p.name.startswith("standalone-")]
 
 
@@ -58,3 +64,25 @@ def test_the_examples_show_what_their_names_promise() -> None:
     assert track is not None and track.selector.match_labels
     sticky = by_file["virtualip-sticky.yaml"].spec
     assert sticky.preempt and sticky.preempt_delay >= 60
+
+
+@pytest.mark.parametrize("path", POOL_EXAMPLES, ids=lambda p: p.name)
+def test_pool_example_is_a_valid_pool_and_a_service_of_the_class(path: Path) -> None:
+    text = path.read_text()
+    assert text.startswith("#") and "kubectl apply -f " + path.name in text
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    pools = [parse_pool(d) for d in docs if d["kind"] == "VirtualIPPool"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    assert pools and services
+    for svc in services:
+        assert read_service(svc, default_load_balancer=False) is not None, "not of the class"
+    # Its addresses are not those of the VirtualIP examples (they are applied together).
+    vips = [v for p in KUBERNETES for v in load_documents(p.read_text(), standalone=False)]
+    taken = {a.ip for v in vips for a in v.spec.addresses}
+    assert not [a for a in taken if any(p.spec.contains(a) for p in pools)]
+
+
+def test_pool_examples_are_listed_in_the_readme() -> None:
+    readme = (REPO / "examples" / "README.md").read_text()
+    for path in ALL:
+        assert f"({path.name})" in readme, path.name
