@@ -1,7 +1,7 @@
-"""keepvip on the real control plane: readiness gating, apply-to-master, 200 VirtualIPs.
+"""keepvip on the real control plane: readiness gating, Service endpoints, apply-to-master, 200 VirtualIPs.
 
 ``PYTHONPATH=tests .venv/bin/python benchmarks/cluster.py [--runs 10] [--apply-runs 5]
-[--count 200] [--quick] [--only gating,apply,scale]`` (root; needs the control-plane
+[--count 200] [--quick] [--only gating,service,apply,scale]`` (root; needs the control-plane
 binaries from ``make controlplane-build``).
 
 It starts its own control plane (``tests/cluster``'s harness) and tears it down,
@@ -44,6 +44,7 @@ from cluster.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
 from cluster.operator_fixtures import apply, operator_settings, rfc3339, running_operator
 from cluster.podlauncher import PodLauncher
 from cluster.rest import ApiError, Rest
+from cluster.servicenet import ServiceNet
 from cluster.test_agent_kubernetes import (
     GROUP_PATH,
     NAME,
@@ -52,6 +53,7 @@ from cluster.test_agent_kubernetes import (
     client_answer,
     ensure_crd,
 )
+from cluster.test_service_vip import PORT, SliceWatch, service
 from keepvip_agent.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,10 +104,11 @@ def masters(api: Rest, ns: str) -> list[str]:
 class Probe:
     """The lab client probe writing ``<monotonic> <node|->`` lines to a file."""
 
-    def __init__(self, lab: Lab, path: Path) -> None:
+    def __init__(self, lab: Lab, path: Path, port: int = 80) -> None:
         self.path = path
         self.out = path.open("wb")
         argv = [sys.executable, "-m", "keepvip_agent.lab.probe", str(VIP4), "--every", "0.005"]
+        argv += ["--port", str(port)]
         self.proc = lab.spawn(lab.client_ns, argv, stdout=self.out)
 
     def first(self, after: float, who: Callable[[str], bool]) -> float | None:
@@ -280,6 +283,63 @@ def bench_gating(cp: ControlPlane, runs: int, actions: list[str]) -> dict[str, A
         finally:
             watch.stop()
     return out
+
+
+# -- 1b. Service endpoints (serviceRef, externalTrafficPolicy Local) ----------------
+
+
+def bench_service(cp: ControlPlane, runs: int) -> dict[str, Any]:
+    """As gating, but the agents read the Service's EndpointSlices; the client goes through
+    the kube-proxy stand-in (tests/cluster/servicenet.py) on VIP:8080."""
+    samples = []
+    with lab_cluster(cp) as (lab, nodes, ns, flags):
+        api = cp.admin_rest()
+        api.post(
+            f"/api/v1/namespaces/{ns}/services",
+            service(type_="NodePort", externalTrafficPolicy="Local"),
+        )
+        netns = {n: lab.node_ns(i) for i, n in enumerate(nodes, start=1)}
+        watch = SliceWatch(cp, ns)
+        try:
+            with ServiceNet(api, ns, ["web"], netns):
+                create_vip(api, ns, base_spec(nodes, serviceRef={"name": "web"}))
+                for run in range(runs):
+                    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
+                    wait(
+                        "the client answered by the master through VIP:8080",
+                        lambda: client_answer(lab, PORT) == nodes[0],
+                        20,
+                        0.1,
+                    )
+                    time.sleep(1.0)  # settle: adverts, status writes
+                    probe = Probe(lab, lab.workdir / f"service-{run}.probe", PORT)  # type: ignore[operator]
+                    try:
+                        time.sleep(0.3)
+                        failed_at = time.monotonic()
+                        (flags / nodes[0]).unlink()
+                        answered = wait(
+                            "an answer from another node",
+                            lambda p=probe, t=failed_at: p.first(
+                                t, lambda w: w not in ("-", nodes[0])
+                            ),
+                            20,
+                            0.05,
+                        )
+                    finally:
+                        probe.stop()
+                    seen = watch.first_not_ready(nodes[0], failed_at)
+                    sample = {
+                        "slice_not_ready_to_answer": None if seen is None else answered - seen,
+                        "app_failed_to_answer": answered - failed_at,
+                        "app_failed_to_slice_not_ready": None if seen is None else seen - failed_at,
+                    }
+                    print(f"service run {run + 1}: " + json.dumps(sample), flush=True)
+                    samples.append(sample)
+                    (flags / nodes[0]).touch()
+                delete_vip(api, ns, lab)
+        finally:
+            watch.stop()
+    return summarize(samples)
 
 
 # -- 2. apply to master ------------------------------------------------------------
@@ -560,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=200, help="VirtualIPs applied at once")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of operator idle CPU measured")
     p.add_argument("--actions", default="fault,demote", help="trackPods onFailure actions to time")
-    p.add_argument("--only", default="gating,apply,scale")
+    p.add_argument("--only", default="gating,service,apply,scale")
     p.add_argument(
         "--quick", action="store_true", help="3 runs, 2 applies, 20 VirtualIPs, 5 s idle"
     )
@@ -590,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
             result["apply_to_master"] = bench_apply(cp, args.apply_runs)
         if "gating" in parts:
             result["readiness_gating"] = bench_gating(cp, args.runs, args.actions.split(","))
+        if "service" in parts:
+            result["service_endpoints"] = bench_service(cp, args.runs)
         if "scale" in parts:
             result["scale"] = bench_scale(cp, args.count, args.idle)
     result["uptime_after"] = subprocess.run(

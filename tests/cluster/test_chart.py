@@ -181,6 +181,16 @@ def tracked_app(ns: str) -> dict[str, Any]:
     }
 
 
+def fronted_service() -> dict[str, Any]:
+    """The Service virtualip-service.yaml fronts: the same app's pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web-frontend"},
+        "spec": {"selector": {"app": "web-frontend"}, "ports": [{"name": "http", "port": 80}]},
+    }
+
+
 def condition(vip: dict[str, Any], kind: str) -> str | None:
     for c in (vip.get("status") or {}).get("conditions") or []:
         if c["type"] == kind:
@@ -219,6 +229,7 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
 
     with PodLauncher(control_plane, lab_nodes) as launcher, operator_as(as_chart_sa) as warnings:
         api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", tracked_app(ns))
+        api.post(f"/api/v1/namespaces/{ns}/services", fronted_service())
         for doc in kubernetes.values():
             api.post(f"{GROUP_PATH}/namespaces/{ns}/virtualips", doc)
         vip_names = [d["metadata"]["name"] for d in kubernetes.values()]
@@ -259,6 +270,17 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
                         )["items"]
                     }
                     == {n: ("master" if n == master else "backup") for n in lab_nodes}
+                ),
+                20,
+            )
+            # virtualip-service.yaml: its address published on the Service.
+            wait_for(
+                "192.0.2.53 in the fronted Service's externalIPs",
+                lambda: (
+                    api.get(f"/api/v1/namespaces/{ns}/services/web-frontend")["spec"].get(
+                        "externalIPs"
+                    )
+                    == ["192.0.2.53"]
                 ),
                 20,
             )
