@@ -230,7 +230,7 @@ def test_one_leads_the_other_waits_and_takes_over_a_lease_duration_after_a_crash
         holding.cancel()
         await asyncio.gather(holding, return_exceptions=True)
         await clock.run_for(60.0, until=waiting.done)
-        await waiting
+        assert waiting.done(), "b did not take over within a minute"
         # At most a retry period to see the last renewal, and one more to see it expire.
         took = clock.now - last_renewal
         assert TIMING.lease_duration <= took <= TIMING.lease_duration + 2 * TIMING.retry_period
@@ -274,6 +274,7 @@ def test_a_leader_cut_off_from_the_api_gives_up_at_the_renew_deadline() -> None:
         assert last_renewal is not None
         api.down = True
         await clock.run_for(60.0, until=holding.done)
+        assert holding.done(), "still leading a minute after the API went away"
         assert "renew deadline" in await holding
         assert TIMING.renew_deadline < clock.now - last_renewal
         assert clock.now - last_renewal <= TIMING.renew_deadline + TIMING.retry_period
@@ -296,6 +297,7 @@ def test_a_leader_gives_up_at_once_when_another_holder_appears() -> None:
         }
         stolen = clock.now
         await clock.run_for(60.0, until=holding.done)
+        assert holding.done(), "still leading a minute after another holder appeared"
         assert await holding == "the Lease is now held by 'intruder'"
         assert clock.now - stolen <= TIMING.retry_period
 
