@@ -13,12 +13,16 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .controlplane import ControlPlane
+from keepvip_agent.lab.topology import VIP4
+from keepvip_agent.lab.topology import Lab as NetLab
+
+from .controlplane import LAUNCH_LABEL, ControlPlane
 from .operator_fixtures import (
     RunningOperator,
     Vips,
@@ -28,9 +32,12 @@ from .operator_fixtures import (
     virtualippool_crd,
     wait_for,
 )
+from .podlauncher import PodLauncher
 from .rest import ApiError, Rest
+from .servicenet import ServiceNet
+from .test_agent_kubernetes import app_daemonset, client_answer, cluster_lab, dump_logs
 
-__all__ = ["virtualip_crd", "virtualippool_crd"]  # fixtures, imported for pytest
+__all__ = ["cluster_lab", "virtualip_crd", "virtualippool_crd"]  # fixtures, imported for pytest
 
 POOLS = "/apis/keepvip.io/v1alpha1/virtualippools"
 CLASS = "keepvip.io/vrrp"
@@ -80,12 +87,14 @@ class Lab:
         ports: tuple[int, ...] = (80,),
         cls: str | None = CLASS,
         type_: str = "LoadBalancer",
+        target_port: int | None = None,
         **annotations: str,
     ) -> dict[str, Any]:
+        target = {"targetPort": target_port} if target_port else {}
         spec: dict[str, Any] = {
             "type": type_,
             "selector": {"app": name},
-            "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP"} for p in ports],
+            "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP", **target} for p in ports],
         }
         if cls:
             spec["loadBalancerClass"] = cls
@@ -233,6 +242,12 @@ def test_a_service_of_the_class_gets_an_address_and_a_virtualip_with_the_pools_d
         svc["metadata"]["uid"],
         True,
     )
+    # A hand edit of the operator's VirtualIP is put back (the pool's settings rule).
+    lab.vips.patch_spec("lb-web", {"priority": 10})
+    wait_for(
+        "the pool's priority back on lb-web",
+        lambda: (v := lab.vip("lb-web")) and v["spec"].get("priority") == 90,
+    )
     events = wait_for("an AddressAssigned Event", lambda: lab.events("web", "AddressAssigned"))
     assert events[0]["type"] == "Normal" and "192.0.2.20" in events[0]["message"]
     # The VirtualIP is an ordinary one for the rest of the operator: agents are rolled out.
@@ -376,3 +391,64 @@ def test_services_share_one_virtualip_on_distinct_ports(
     lab.delete_service("http")
     assert assigned(lab, "web") == "192.0.2.70"
     wait_for(f"{name} gone, lb-web alone", lambda: lab.vip_names() == {"lb-web"})
+
+
+# -- end to end: agents, the kube-proxy stand-in, a client ----------------------------------------
+
+
+def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
+    control_plane: ControlPlane,
+    lab: Lab,
+    cluster_lab: tuple[NetLab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """A LoadBalancer Service gets the lab's VIP from a pool; the operator's agents (real
+    processes in the lab's node namespaces, via the pod launcher) elect a master, which holds
+    the address; the client reaches the app behind the Service through VIP:8080.
+
+    kube-proxy cannot run here: servicenet.ServiceNet DNATs each node namespace's traffic
+    for the Service's status.loadBalancer.ingress address and port 8080 to the Service's
+    Ready endpoints, the way kube-proxy would. The app answers on port 80 only, so an
+    answer on 8080 went through that DNAT.
+    """
+    netlab, index = cluster_lab
+    ns, api, nodes = lab.namespace, lab.api, list(index)
+    lab.pool(
+        [str(VIP4)],
+        advertInterval="100ms",
+        preempt=True,
+        nodes=[{"name": n, "priority": p} for n, p in zip(nodes, (150, 120, 100), strict=True)],
+    )
+    flags = tmp_path / "ready"
+    flags.mkdir()
+    for n in nodes:
+        (flags / n).touch()
+    settings = replace(
+        operator_settings(control_plane, ns), extra_pod_labels={LAUNCH_LABEL: "true"}
+    )
+    mapping = {n: netlab.node_ns(i) for n, i in index.items()}
+    with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
+        try:
+            api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
+            lab.service("web", ports=(8080,), target_port=80)
+            assert assigned(lab, "web") == str(VIP4)
+            with ServiceNet(api, ns, ["web"], mapping):
+                wait_for(
+                    "the VIP in status.loadBalancer.ingress",
+                    lambda: [i.get("ip") for i in lab.get_service("web")["status"]
+                             .get("loadBalancer", {}).get("ingress") or []] == [str(VIP4)],
+                )  # fmt: skip
+
+                def masters() -> list[str]:
+                    vip = lab.vip("lb-web") or {}
+                    entries = (vip.get("status") or {}).get("nodes") or []
+                    return sorted(e["name"] for e in entries if e["state"] == "Master")
+
+                wait_for(f"{nodes[0]} master", lambda: masters() == [nodes[0]], 90)
+                assert netlab.holders() == [index[nodes[0]]]
+                answer = wait_for(
+                    "the client through VIP:8080", lambda: client_answer(netlab, 8080), 20
+                )
+                assert answer in nodes, answer
+        finally:
+            dump_logs(control_plane, launcher, ns)

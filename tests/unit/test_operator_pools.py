@@ -340,3 +340,31 @@ def test_a_share_whose_ports_came_to_overlap_keeps_the_older_service() -> None:
     assert outcome(p, "a") == ("True", "AddressAssigned")
     assert outcome(p, "b") == ("False", "AddressInUse")
     assert dict(p.wanted[0].body or {})["spec"]["serviceRef"] == {"name": "a"}
+
+
+def test_a_pool_named_by_annotation_even_without_auto_assign() -> None:
+    manual = pool("manual", "198.51.100.7", autoAssign=False)
+    p = pools.plan(
+        [service("a", **{"keepvip.io/address-pool": "manual"}), service("b", 1)],
+        [POOL, manual],
+        [],
+    )
+    assert addresses(p, "a") == ["198.51.100.7"]
+    assert addresses(p, "b") == ["192.0.2.10"]
+    other = pools.plan([service("a", **{"keepvip.io/address-pool": "nope"})], [POOL], [])
+    assert outcome(other, "a") == ("False", "NoPool")
+
+
+def test_a_hand_written_virtualip_for_the_service_serves_it() -> None:
+    theirs = read_virtualip(
+        {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": "mine", "namespace": NS},
+            "spec": {"addresses": ["198.51.100.1/24"], "serviceRef": {"name": "web"}},
+        }
+    )
+    p = pools.plan([service("web")], [POOL], [theirs])
+    assert outcome(p, "web") == ("True", "ServedByVirtualIP")
+    assert not p.outcomes[f"{NS}/web"].warning
+    assert p.wanted == () and p.delete == ()
