@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -72,6 +73,8 @@ class LoadBalancers:
     _task: asyncio.Task[None] | None = None
     _pending: dict[str, tuple[Holding, float]] = field(default_factory=dict)
     _conds: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    _served: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """uid -> (namespace, name) of the Services that have our condition (this process's view)."""
     _pool_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seen: dict[str, Holding] = field(default_factory=dict)
 
@@ -146,29 +149,78 @@ class LoadBalancers:
     def round(
         self, services: list[LBService], pool_list: list[Pool], holdings: list[Holding]
     ) -> None:
+        """Apply one plan. A failed write does not stop the others; the first is raised at the
+        end, and the loop tries again."""
         p = pools.plan(services, pool_list, holdings)
         live = {h.key: h for h in holdings}
+        errors: list[ApiError] = []
+
+        def attempt(what: str, call: Callable[[], object]) -> None:
+            try:
+                call()
+            except ApiError as exc:
+                logger.warning("%s: %s", what, exc)
+                errors.append(exc)
+
         for key in p.delete:
-            ns, name = key.split("/", 1)
-            if self.kube.delete(names.API_VERSION, names.KIND, ns, name):
-                logger.info("%s: deleted: it serves no Service any more", key)
+            attempt(key, partial(self._delete, key))
         # Existing objects first: an address moving between two of ours is released first.
         for w in sorted(p.wanted, key=lambda w: w.key not in live):
-            if w.body is None or _up_to_date(live.get(w.key), w.body):
-                continue
-            applied = self.kube.apply(dict(w.body))
-            self._pending[w.key] = (read_virtualip(applied), time.monotonic() + PENDING_FOR)
-            logger.info(
-                "%s: %s for %s", w.key, "updated" if w.key in live else "created",
-                ", ".join(s.key for s in w.services),
-            )  # fmt: skip
+            if w.body is not None and not _up_to_date(live.get(w.key), w.body):
+                attempt(w.key, partial(self._apply, w, w.key in live))
         for svc in services:
             outcome = p.outcomes.get(svc.key)
             if outcome is not None:
-                self._condition(svc, outcome)
+                attempt(svc.key, partial(self._condition, svc, outcome))
+        current = {svc.uid for svc in services}
+        for uid, (ns, name) in list(self._served.items()):
+            if uid not in current:  # no longer of the class (or gone): take our condition back
+                attempt(f"{ns}/{name}", partial(self._withdraw_condition, ns, name))
+                self._served.pop(uid, None)
+                self._conds.pop(uid, None)
         by_name = {pool.name: pool for pool in pool_list}
         for name, status in p.pools.items():
-            self._write_pool_status(by_name[name], status)
+            attempt(name, partial(self._write_pool_status, by_name[name], status))
+        if errors:
+            raise errors[0]
+
+    def _delete(self, key: str) -> None:
+        ns, name = key.split("/", 1)
+        if self.kube.delete(names.API_VERSION, names.KIND, ns, name):
+            logger.info("%s: deleted: it serves no Service any more", key)
+
+    def _apply(self, w: pools.Wanted, existed: bool) -> None:
+        assert w.body is not None
+        applied = self.kube.apply(dict(w.body))
+        self._pending[w.key] = (read_virtualip(applied), time.monotonic() + PENDING_FOR)
+        logger.info(
+            "%s: %s for %s", w.key, "updated" if existed else "created",
+            ", ".join(s.key for s in w.services),
+        )  # fmt: skip
+
+    def _status_apply(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+        """Server-side apply of a Service's status under our manager; False if it is gone.
+
+        An apply to the status of a missing Service tries to create it and is refused as
+        invalid (422), not 404: look whether it still exists before raising.
+        """
+        url = f"/api/v1/namespaces/{namespace}/services/{name}"
+        try:
+            self.kube.request(
+                "PATCH", url + "/status", body,
+                query=[("fieldManager", FIELD_MANAGER), ("force", "true")], content_type=APPLY,
+            )  # fmt: skip
+        except ApiError as exc:
+            if exc.status not in (404, 422):
+                raise
+            try:
+                self.kube.request("GET", url)
+            except ApiError as gone:
+                if gone.not_found:
+                    return False
+                raise
+            raise
+        return True
 
     def _condition(self, svc: LBService, outcome: pools.Outcome) -> None:
         now = (outcome.status, outcome.reason, outcome.message)
@@ -180,6 +232,7 @@ class LoadBalancers:
                 if old
                 else None
             )
+        self._served[svc.uid] = (svc.namespace, svc.name)
         if previous == now:
             self._conds[svc.uid] = now
             return
@@ -192,16 +245,8 @@ class LoadBalancers:
                 "conditions": merge(svc.conditions, [cond], svc.generation, datetime.now(UTC))
             },
         }
-        url = f"/api/v1/namespaces/{svc.namespace}/services/{svc.name}/status"
-        try:
-            self.kube.request(
-                "PATCH", url, body, query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-                content_type=APPLY,
-            )  # fmt: skip
-        except ApiError as exc:
-            if exc.not_found:  # the Service is gone
-                return
-            raise
+        if not self._status_apply(svc.namespace, svc.name, body):
+            return
         self._conds[svc.uid] = now
         if previous is not None and previous[:2] == now[:2] and not outcome.warning:
             return  # the same assignment, reworded (say, another Service joined the share)
@@ -209,6 +254,16 @@ class LoadBalancers:
         self._event(
             svc, "Warning" if outcome.warning else "Normal", outcome.reason, outcome.message
         )
+
+    def _withdraw_condition(self, namespace: str, name: str) -> None:
+        """Apply no condition under our field manager: the API removes the one we owned."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {"conditions": []},
+        }
+        self._status_apply(namespace, name, body)
 
     def _event(self, svc: LBService, type_: str, reason: str, message: str) -> None:
         stamp = format_time(datetime.now(UTC))
@@ -331,7 +386,7 @@ def register(
         spec = body.get("spec") or {}
         if (
             spec.get("type") == "LoadBalancer"
-            or (body.get("metadata") or {}).get("uid") in lb._conds
+            or (body.get("metadata") or {}).get("uid") in lb._served
         ):
             lb.poke()
 

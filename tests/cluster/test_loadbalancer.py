@@ -278,6 +278,10 @@ def test_other_classes_and_types_are_ignored(lab: Lab, operator: RunningOperator
     assert lab.vip_names() == {"lb-ours"}
     for name in ("theirs", "classless", "internal"):
         assert lab.condition(name) is None, name
+    # A Service that stops being a LoadBalancer loses its VirtualIP and the condition.
+    lab.api.merge_patch(f"{lab.services}/ours", {"spec": {"type": "ClusterIP"}})
+    wait_for("lb-ours gone", lambda: lab.vip_names() == set())
+    wait_for("the condition withdrawn", lambda: lab.condition("ours") is None)
 
 
 def test_exhausted_pool_then_the_freed_address_goes_to_the_waiting_service(
@@ -296,7 +300,10 @@ def test_exhausted_pool_then_the_freed_address_goes_to_the_waiting_service(
     assert assigned(lab, "second") == "192.0.2.40"
     wait_for("lb-first to be gone", lambda: lab.vip("lb-first") is None)
     assert lab.vip_names() == {"lb-second"}
-    assert lab.pool_status(pool)["services"] == [f"{lab.namespace}/second"]
+    wait_for(
+        "the pool's status",
+        lambda: lab.pool_status(pool).get("services") == [f"{lab.namespace}/second"],
+    )
 
 
 def test_requested_addresses_outside_the_pools_or_taken_are_refused(
