@@ -368,3 +368,19 @@ def test_a_hand_written_virtualip_for_the_service_serves_it() -> None:
     assert outcome(p, "web") == ("True", "ServedByVirtualIP")
     assert not p.outcomes[f"{NS}/web"].warning
     assert p.wanted == () and p.delete == ()
+
+
+def test_a_long_pool_name_is_a_hashed_label() -> None:
+    long = pool("p" * 100, "192.0.2.10")
+    p = pools.plan([service("a")], [long], [])
+    label = dict(p.wanted[0].body or {})["metadata"]["labels"]["keepvip.io/pool"]
+    assert len(label) <= 63 and label.startswith("p" * 40)
+    assert p.pools["p" * 100].services == (f"{NS}/a",)
+
+
+def test_an_unreadable_request_is_an_invalid_request() -> None:
+    p = pools.plan([service("a", ips="192.0.2.10, web")], [POOL], [])
+    assert outcome(p, "a") == ("False", "InvalidRequest")
+    assert "'web'" in p.outcomes[f"{NS}/a"].message
+    two = pools.plan([service("a", ips="192.0.2.10,192.0.2.11")], [POOL], [])
+    assert outcome(two, "a") == ("False", "InvalidRequest")
