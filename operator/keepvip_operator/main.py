@@ -244,7 +244,14 @@ async def _standby_health(endpoint: str | None, elector: LeaderElector) -> Async
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, url.hostname, url.port or 80, reuse_address=True)
+    try:
+        server = await asyncio.start_server(
+            answer, url.hostname, url.port or 80, reuse_address=True
+        )
+    except OSError as exc:  # as kopf does with its endpoint: say so, and run on
+        logger.error("standby liveness endpoint %s: %s", endpoint, exc)
+        yield
+        return
     try:
         yield
     finally:

@@ -104,9 +104,18 @@ def chart_settings(release: Release) -> OperatorSettings:
     """keepvip-operator's settings from the installed Deployment's command and environment."""
     (container,) = release.deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["keepvip-operator"]
-    return parse(
-        container.get("args", []), environ={e["name"]: e.get("value", "") for e in container["env"]}
-    )
+    # The downward API's fields as the kubelet would resolve them for one of its pods.
+    fields = {
+        "metadata.name": f"{release.name}-keepvip-pod",
+        "metadata.namespace": release.namespace,
+    }
+    env = {
+        e["name"]: fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        if "valueFrom" in e
+        else e.get("value", "")  # the API server drops empty values
+        for e in container["env"]
+    }
+    return parse(container.get("args", []), environ=env)
 
 
 class Warnings(logging.Handler):
@@ -300,6 +309,10 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
             if "403" in r or "Forbidden" in r or "permission" in r.lower()
         ]
         assert refused == [], refused
+        # It ran as the chart runs it: elected, holding the release's Lease.
+        leases = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+        lease = api.get(f"{leases}/{settings.leader_election_lease_name}")
+        assert lease["spec"]["holderIdentity"] == settings.leader_election_identity
 
 
 def lb_service_from_a_pool(api: Any, ns: str) -> None:

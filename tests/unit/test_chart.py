@@ -97,12 +97,26 @@ def objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in docs}
 
 
+POD_NAME = "kv-keepvip-5d8f7c9b4-x2x7q"
+
+
+def pod_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The container's environment as the kubelet gives it (downward API fields resolved)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    fields = {"metadata.name": POD_NAME, "metadata.namespace": deployment["metadata"]["namespace"]}
+    return {
+        e["name"]: fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        if "valueFrom" in e
+        else e["value"]
+        for e in container["env"]
+    }
+
+
 def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
     """What keepvip-operator makes of the Deployment's command and environment."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["keepvip-operator"]
-    env = {e["name"]: e.get("value", "") for e in container["env"]}
-    return parse(container.get("args", []), environ=env)
+    return parse(container.get("args", []), environ=pod_env(deployment))
 
 
 # -- one source of truth ------------------------------------------------------------------------
@@ -144,7 +158,7 @@ def test_bundle_is_the_charts_output() -> None:
     assert kinds == [
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
         "ServiceAccount",
-        "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
     ]  # fmt: skip
 
 
@@ -157,14 +171,21 @@ def test_helm_lint_is_clean(helm: Any) -> None:
     assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout
 
 
-def test_defaults_run_one_locked_down_operator_with_the_charts_image(helm: Any) -> None:
+def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_image(
+    helm: Any,
+) -> None:
     objs = objects(helm)
     assert set(objs) == {
-        "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+        "RoleBinding", "Deployment",
     }  # fmt: skip
     deploy = objs["Deployment"]
-    assert deploy["spec"]["replicas"] == 1
-    assert deploy["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    assert deploy["spec"]["replicas"] == 2
+    # A new pod is standby until the old leader releases the Lease: never two reconciling.
+    assert deploy["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deploy["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == objs["ServiceAccount"]["metadata"]["name"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -183,10 +204,20 @@ def test_defaults_run_one_locked_down_operator_with_the_charts_image(helm: Any) 
     assert settings.priority_class_name == objs["PriorityClass"]["metadata"]["name"]
     assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
     assert settings.watch_namespaces == ()
+    # Leader election: the pod's name and namespace, the release's Lease (the one the
+    # Role names), client-go's durations.
+    assert settings.leader_election is True
+    assert settings.leader_election_identity == POD_NAME
+    assert settings.leader_election_namespace == "keepvip-system"
+    assert settings.leader_election_lease_name == "kv-keepvip-operator"
     assert settings == OperatorSettings(
         agent_image=settings.agent_image,
         priority_class_name=settings.priority_class_name,
         liveness_endpoint=settings.liveness_endpoint,
+        leader_election=True,
+        leader_election_identity=POD_NAME,
+        leader_election_namespace="keepvip-system",
+        leader_election_lease_name="kv-keepvip-operator",
     ), "every other chart default is the operator's own default"
     assert objs["PriorityClass"]["value"] == 1_000_000_000
 
@@ -229,7 +260,11 @@ def test_values_reach_the_operators_settings(helm: Any) -> None:
     [
         ("operator.logLevel=verbose", "value must be one of 'debug', 'info', 'warning', 'error'"),
         ("agents.logLevel=trace", "/agents/logLevel"),
-        ("operator.replicas=2", "/operator/replicas': maximum: got 2, want 1"),
+        ("operator.replicas=-1", "/operator/replicas"),
+        ("operator.leaderElection.enabled=false", "more than 1 needs operator.leaderElection"),
+        ("operator.leaderElection.renewDeadlineSeconds=15", "need retryPeriodSeconds <"),
+        ("operator.leaderElection.leaseDurationSeconds=1.5", "/operator/leaderElection"),
+        ("operator.leaderElection.leaseName=Lease", "/operator/leaderElection/leaseName"),
         ("operator.replica=1", "additional properties 'replica' not allowed"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("image.digest=sha256:abc", "/image/digest"),
@@ -335,3 +370,57 @@ def test_cluster_role_holds_every_permission_the_operator_grants_agents(helm: An
             granted += obj.get("rules", [])
         for rule in granted:
             assert covers(held, rule) == [], f"the ClusterRole cannot grant {rule}"
+
+
+# -- leader election -------------------------------------------------------------------------
+
+
+def test_the_lease_role_allows_exactly_what_the_election_does(helm: Any) -> None:
+    objs = objects(helm)
+    role, binding = objs["Role"], objs["RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "keepvip-system"
+    # leader.py reads (GET), creates (POST) and replaces (PUT, guarded by resourceVersion)
+    # its one Lease; only create cannot name it.
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [operator_settings(objs["Deployment"]).leader_election_lease_name],
+            "verbs": ["get", "update"],
+        },
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"],
+    }  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": objs["ServiceAccount"]["metadata"]["name"],
+         "namespace": "keepvip-system"},
+    ]  # fmt: skip
+
+
+def test_leader_election_values_reach_the_operator_and_off_means_one_replica(helm: Any) -> None:
+    objs = objects(
+        helm,
+        "--set", "operator.replicas=3",
+        "--set", "operator.leaderElection.leaseName=ops-lease",
+        "--set", "operator.leaderElection.leaseDurationSeconds=30",
+        "--set", "operator.leaderElection.renewDeadlineSeconds=20",
+        "--set", "operator.leaderElection.retryPeriodSeconds=4",
+    )  # fmt: skip
+    assert objs["Deployment"]["spec"]["replicas"] == 3
+    s = operator_settings(objs["Deployment"])
+    assert s.leader_election_lease_name == "ops-lease"
+    assert (
+        s.leader_election_lease_duration,
+        s.leader_election_renew_deadline,
+        s.leader_election_retry_period,
+    ) == (30, 20.0, 4.0)
+    assert objs["Role"]["rules"][1]["resourceNames"] == ["ops-lease"]
+
+    off = objects(
+        helm, "--set", "operator.leaderElection.enabled=false", "--set", "operator.replicas=1"
+    )
+    assert "Role" not in off and "RoleBinding" not in off
+    assert off["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    assert operator_settings(off["Deployment"]).leader_election is False

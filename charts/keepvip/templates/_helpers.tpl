@@ -78,3 +78,8 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- join "," $out }}
 {{- end }}
+
+{{/* The operator's leader-election Lease (in the release namespace). */}}
+{{- define "keepvip.leaseName" -}}
+{{- default (printf "%s-operator" (include "keepvip.fullname" .)) .Values.operator.leaderElection.leaseName }}
+{{- end }}
