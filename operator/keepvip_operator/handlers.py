@@ -23,9 +23,9 @@
 Blocking work runs in threads (``asyncio.to_thread``) on a :class:`View`
 snapshot taken here, on the event loop that owns the indices.
 
-Several replicas: kopf peering (``--peering-name``) pauses the handlers of
-all but one replica; the resync loop is not a kopf handler, so issue 5's
-leader election must gate it too (``Resync`` is started and stopped here).
+Several replicas: only the holder of the leader-election Lease runs kopf
+at all (main.py, leader.py), so neither these handlers nor the resync loop
+(started and stopped here, on kopf's startup and cleanup) run in a standby.
 """
 
 from __future__ import annotations

@@ -97,6 +97,20 @@ class Cluster:
         except ApiError:
             return ""
 
+    def take_lease(self, holder: str, duration: int) -> None:
+        """Write the Lease as another elector would (read, then replace: retried on 409)."""
+        for _ in range(20):
+            lease = self.lease()
+            lease["spec"].update(holderIdentity=holder, leaseDurationSeconds=duration)
+            try:
+                self.api.request("PUT", self.lease_path, lease)
+                return
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                # 409: the leader renewed in between; read again.
+        pytest.fail("could not write the Lease: 20 conflicts in a row")
+
     def rendered_by(self, vip: str) -> str | None:
         try:
             ds = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/daemonsets/keepvip-{vip}")
@@ -255,10 +269,8 @@ def test_a_leader_that_sees_another_holder_stops_kopf_and_exits_non_zero(
     wait_for("op-a's DaemonSet", lambda: cluster.rendered_by("web") == "op-a", 30)
 
     # Someone else takes the Lease (a split the API server settled against us).
-    lease = cluster.lease()
-    lease["spec"].update(holderIdentity="intruder", leaseDurationSeconds=3600)
     t0 = time.monotonic()
-    cluster.api.request("PUT", cluster.lease_path, lease)
+    cluster.take_lease("intruder", 3600)
     assert wait_exit(a, 15) == 1
     print(f"another holder: the leader exited {time.monotonic() - t0:.2f}s after")
     out = a.output()
@@ -267,9 +279,7 @@ def test_a_leader_that_sees_another_holder_stops_kopf_and_exits_non_zero(
     # The standby respects the intruder's Lease, and takes over once it is released.
     time.sleep(2)
     assert b.health() == (200, {"leader": False, "holder": "intruder"})
-    lease = cluster.lease()
-    lease["spec"].update(holderIdentity="", leaseDurationSeconds=1)
-    cluster.api.request("PUT", cluster.lease_path, lease)
+    cluster.take_lease("", 1)
     wait_for("op-b to reconcile", lambda: cluster.rendered_by("web") == "op-b", 30)
 
 
