@@ -235,8 +235,15 @@ def test_a_killed_leader_is_replaced_after_the_lease_duration(
 ) -> None:
     a = start_operator("op-a")
     wait_for("op-a to lead", lambda: cluster.holder() == "op-a", 30)
-    b = start_operator("op-b")
-    wait_for("op-b standby", lambda: b.health() == (200, {"leader": False, "holder": "op-a"}), 30)
+    b, c = start_operator("op-b"), start_operator("op-c")
+    expected = (200, {"leader": False, "holder": "op-a"})
+    for standby in (b, c):
+        wait_for(f"{standby.identity} standby", lambda s=standby: s.health() == expected, 30)
+    # A standby stopped (SIGTERM) just leaves: at once, status 0, the Lease untouched.
+    c.proc.send_signal(signal.SIGTERM)
+    assert wait_exit(c, 5) == 0
+    assert cluster.holder() == "op-a"
+    assert "released" not in c.output() and "acquired" not in c.output()
     cluster.vips.create("web", addresses=["192.0.2.51/24"])
     wait_for("op-a's DaemonSet", lambda: cluster.rendered_by("web") == "op-a", 30)
 
