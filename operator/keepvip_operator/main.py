@@ -48,7 +48,15 @@ class LeadershipLost(Exception):
 
 # Event handlers that only poke the resync loop run on every watch event (agents'
 # heartbeats included); kopf logs each success at INFO, which would drown the log.
-QUIET_HANDLERS = ("virtualip_event", "agent_pod_event", "agent_daemonset_event")
+QUIET_HANDLERS = (
+    "virtualip_event",
+    "agent_pod_event",
+    "agent_daemonset_event",
+    "fronted_service_event",
+    "lb_service_event",
+    "lb_pool_event",
+    "lb_virtualip_event",
+)
 
 
 class _QuietPokes(logging.Filter):
