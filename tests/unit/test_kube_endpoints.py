@@ -48,14 +48,14 @@ def test_ready_follows_the_api_defaults() -> None:
 def test_local_needs_a_ready_endpoint_on_the_node_cluster_anywhere(
     policy: str | None, node: str, ok: bool
 ) -> None:
-    slices = [slice_("web", endpoint("n1", "10.0.0.1", ready=False), endpoint("n2", "10.0.0.2"))]
+    slices = [slice_("web", endpoint("n1", "192.0.2.1", ready=False), endpoint("n2", "192.0.2.2"))]
     healthy, detail = serves("web", service(policy=policy), slices, node)
     assert healthy is ok
     assert "Service web" in detail and "1/2" in detail
 
 
 def test_no_ready_endpoint_anywhere_fails_cluster_too() -> None:
-    slices = [slice_("web", endpoint("n1", "10.0.0.1", terminating=True, ready=False))]
+    slices = [slice_("web", endpoint("n1", "192.0.2.1", terminating=True, ready=False))]
     assert serves("web", service(), slices, "n1") == (
         False,
         "Service web: 0/1 endpoint(s) Ready (externalTrafficPolicy Cluster)",
@@ -64,9 +64,9 @@ def test_no_ready_endpoint_anywhere_fails_cluster_too() -> None:
 
 def test_slices_of_other_services_and_duplicates_do_not_count() -> None:
     slices = [
-        slice_("other", endpoint("n1", "10.0.0.9")),
-        slice_("web", endpoint("n1", "10.0.0.1"), name="web-a"),
-        slice_("web", endpoint("n1", "10.0.0.1"), name="web-b"),  # moving between slices
+        slice_("other", endpoint("n1", "192.0.2.9")),
+        slice_("web", endpoint("n1", "192.0.2.1"), name="web-a"),
+        slice_("web", endpoint("n1", "192.0.2.1"), name="web-b"),  # moving between slices
     ]
     ok, detail = serves("web", service(policy="Local"), slices, "n1")
     assert ok and "1 Ready endpoint(s) on n1, 1/1 in all" in detail

@@ -334,7 +334,7 @@ def test_replace_keeps_what_others_put_on_the_lease() -> None:
 
 def test_on_by_default_in_a_cluster_with_the_pods_name_and_namespace() -> None:
     assert parse([], environ={}).leader_election is False  # a laptop, or embedded
-    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_NAME": "kv-7d9-x", "POD_NAMESPACE": "kv"}
+    pod = {"KUBERNETES_SERVICE_HOST": "192.0.2.10", "POD_NAME": "kv-7d9-x", "POD_NAMESPACE": "kv"}
     s = parse([], environ=pod)
     assert s.leader_election is True
     assert (s.leader_election_namespace, s.leader_election_identity) == ("kv", "kv-7d9-x")
