@@ -232,6 +232,53 @@ def delete_vip(api: Rest, ns: str, lab: Lab) -> None:
 # -- 1. readiness gating ----------------------------------------------------------
 
 
+def fail_master_app(
+    api: Rest,
+    ns: str,
+    lab: Lab,
+    nodes: list[str],
+    flags: Path,
+    watch: Any,
+    probe_name: str,
+    seen_as: str,
+    port: int = 80,
+) -> dict[str, float | None]:
+    """One run: fail the app on the master (nodes[0]) and time another node answering.
+
+    ``watch`` says when the API first showed the failure (``first_not_ready``);
+    ``seen_as`` names that moment in the sample (api: the pod, slice: the
+    EndpointSlice). The app is made healthy again before returning.
+    """
+    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
+    wait(
+        f"the client answered by the master through VIP:{port}",
+        lambda: client_answer(lab, port) == nodes[0],
+        20,
+        0.1,
+    )
+    time.sleep(1.0)  # settle: adverts, status writes, role labels
+    probe = Probe(lab, lab.workdir / f"{probe_name}.probe", port)  # type: ignore[operator]
+    try:
+        time.sleep(0.3)
+        failed_at = time.monotonic()
+        (flags / nodes[0]).unlink()
+        answered = wait(
+            "an answer from another node",
+            lambda: probe.first(failed_at, lambda w: w not in ("-", nodes[0])),
+            20,
+            0.05,
+        )
+    finally:
+        probe.stop()
+    seen = watch.first_not_ready(nodes[0], failed_at)
+    (flags / nodes[0]).touch()
+    return {
+        f"{seen_as}_not_ready_to_answer": None if seen is None else answered - seen,
+        "app_failed_to_answer": answered - failed_at,
+        f"app_failed_to_{seen_as}_not_ready": None if seen is None else seen - failed_at,
+    }
+
+
 def bench_gating(cp: ControlPlane, runs: int, actions: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with lab_cluster(cp) as (lab, nodes, ns, flags):
@@ -246,38 +293,11 @@ def bench_gating(cp: ControlPlane, runs: int, actions: list[str]) -> dict[str, A
                 create_vip(api, ns, base_spec(nodes, trackPods=track))
                 samples = []
                 for run in range(runs):
-                    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
-                    wait(
-                        "the client answered by the master",
-                        lambda: client_answer(lab) == nodes[0],
-                        20,
-                        0.1,
+                    sample = fail_master_app(
+                        api, ns, lab, nodes, flags, watch, f"gating-{action}-{run}", "api"
                     )
-                    time.sleep(1.0)  # settle: adverts, status writes, role labels
-                    probe = Probe(lab, lab.workdir / f"gating-{action}-{run}.probe")  # type: ignore[operator]
-                    try:
-                        time.sleep(0.3)
-                        failed_at = time.monotonic()
-                        (flags / nodes[0]).unlink()
-                        answered = wait(
-                            "an answer from another node",
-                            lambda p=probe, t=failed_at: p.first(
-                                t, lambda w: w not in ("-", nodes[0])
-                            ),
-                            20,
-                            0.05,
-                        )
-                    finally:
-                        probe.stop()
-                    seen = watch.first_not_ready(nodes[0], failed_at)
-                    sample = {
-                        "api_not_ready_to_answer": None if seen is None else answered - seen,
-                        "app_failed_to_answer": answered - failed_at,
-                        "app_failed_to_api_not_ready": None if seen is None else seen - failed_at,
-                    }
                     print(f"gating {action} run {run + 1}: " + json.dumps(sample), flush=True)
                     samples.append(sample)
-                    (flags / nodes[0]).touch()
                 out[action] = summarize(samples)
                 delete_vip(api, ns, lab)
         finally:
@@ -304,38 +324,11 @@ def bench_service(cp: ControlPlane, runs: int) -> dict[str, Any]:
             with ServiceNet(api, ns, ["web"], netns):
                 create_vip(api, ns, base_spec(nodes, serviceRef={"name": "web"}))
                 for run in range(runs):
-                    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
-                    wait(
-                        "the client answered by the master through VIP:8080",
-                        lambda: client_answer(lab, PORT) == nodes[0],
-                        20,
-                        0.1,
+                    sample = fail_master_app(
+                        api, ns, lab, nodes, flags, watch, f"service-{run}", "slice", PORT
                     )
-                    time.sleep(1.0)  # settle: adverts, status writes
-                    probe = Probe(lab, lab.workdir / f"service-{run}.probe", PORT)  # type: ignore[operator]
-                    try:
-                        time.sleep(0.3)
-                        failed_at = time.monotonic()
-                        (flags / nodes[0]).unlink()
-                        answered = wait(
-                            "an answer from another node",
-                            lambda p=probe, t=failed_at: p.first(
-                                t, lambda w: w not in ("-", nodes[0])
-                            ),
-                            20,
-                            0.05,
-                        )
-                    finally:
-                        probe.stop()
-                    seen = watch.first_not_ready(nodes[0], failed_at)
-                    sample = {
-                        "slice_not_ready_to_answer": None if seen is None else answered - seen,
-                        "app_failed_to_answer": answered - failed_at,
-                        "app_failed_to_slice_not_ready": None if seen is None else seen - failed_at,
-                    }
                     print(f"service run {run + 1}: " + json.dumps(sample), flush=True)
                     samples.append(sample)
-                    (flags / nodes[0]).touch()
                 delete_vip(api, ns, lab)
         finally:
             watch.stop()
