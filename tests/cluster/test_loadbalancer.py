@@ -88,11 +88,13 @@ class Lab:
         cls: str | None = CLASS,
         type_: str = "LoadBalancer",
         target_port: int | None = None,
+        traffic_policy: str | None = None,
         **annotations: str,
     ) -> dict[str, Any]:
         target = {"targetPort": target_port} if target_port else {}
         spec: dict[str, Any] = {
             "type": type_,
+            **({"externalTrafficPolicy": traffic_policy} if traffic_policy else {}),
             "selector": {"app": name},
             "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP", **target} for p in ports],
         }
@@ -437,7 +439,7 @@ def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
     with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
         try:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
-            lab.service("web", ports=(8080,), target_port=80)
+            lab.service("web", ports=(8080,), target_port=80, traffic_policy="Local")
             assert assigned(lab, "web") == str(VIP4)
             with ServiceNet(api, ns, ["web"], mapping):
                 wait_for(
@@ -453,9 +455,26 @@ def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
 
                 wait_for(f"{nodes[0]} master", lambda: masters() == [nodes[0]], 90)
                 assert netlab.holders() == [index[nodes[0]]]
+                # Local: the master's node serves from its own endpoint.
                 answer = wait_for(
                     "the client through VIP:8080", lambda: client_answer(netlab, 8080), 20
                 )
-                assert answer in nodes, answer
+                assert answer == nodes[0], answer
+
+                # The master's node loses its only Ready endpoint: the VIP moves to a node
+                # that has one, and comes back (preempt) when it is Ready again.
+                failed_at = time.monotonic()
+                (flags / nodes[0]).unlink()
+                moved = wait_for(
+                    f"{nodes[1]} answering through VIP:8080",
+                    lambda: client_answer(netlab, 8080) == nodes[1] and time.monotonic(),
+                    20,
+                )
+                print(f"app not Ready on {nodes[0]} -> {nodes[1]} answering: "
+                      f"{moved - failed_at:.2f}s (includes the 1 s readiness probe)")  # fmt: skip
+                assert netlab.holders() == [index[nodes[1]]]
+                (flags / nodes[0]).touch()
+                wait_for(f"{nodes[0]} master again", lambda: masters() == [nodes[0]], 30)
+                assert wait_for("the client", lambda: client_answer(netlab, 8080) == nodes[0], 15)
         finally:
             dump_logs(control_plane, launcher, ns)
