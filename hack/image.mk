@@ -2,23 +2,17 @@
 #   make image        build the image ($(IMAGE)) the CI way: Docker from Debian if missing,
 #                     a debootstrap base cached by content key, the host's CA bundle for pip
 #   make test-image   the image tier (tests/image): entry points, two agent containers failing over
-#   make e2e          the kind tier (tests/e2e); fails with the reason where kind cannot run
-#                     (override with KEEPVIP_REQUIRE_TIERS= to only skip)
 #   make bundle       regenerate deploy/keepvip.yaml from charts/keepvip (commit the result)
 #   make image-lock   re-pin the image's Python packages (hack/image/constraints.txt)
 IMAGE ?= keepvip:dev
 
-.PHONY: image test-image e2e bundle image-lock
+.PHONY: image test-image bundle image-lock
 
 image:
 	hack/image/build.sh --tag $(IMAGE)
 
 test-image: deps
 	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-image} $(PY) -m pytest -rs tests/image $(PYTEST_ARGS)
-
-# The pinned helm comes from the control-plane build; kind is built from source (Go proxy).
-e2e: deps controlplane-build
-	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-e2e} $(PY) -m pytest -rs tests/e2e $(PYTEST_ARGS)
 
 bundle: controlplane-build
 	hack/image/bundle.sh deploy/keepvip.yaml

@@ -1,35 +1,42 @@
-"""Fixtures of the e2e tier: the image in a 3-worker kind cluster, installed with the Helm chart.
+"""Fixtures of the e2e tier: keepvip on a real kind cluster (a control plane, three workers).
 
-One cluster for the session (about two minutes to create), reached only
-through Docker: kubectl runs inside the control-plane node, the client is a
-container on the cluster's network. The session builds the image (the CI
-build path), loads it into the nodes, installs charts/keepvip with the
-pinned helm, and deploys the workload the tests act on: an app of one
-hostNetwork pod per worker (it answers with its node's name on port 8080)
-and a VirtualIP that tracks the app's Ready pods.
+The cluster is the one of `make kind-up` (tests/e2e/kindctl.py): created by
+pytest-kind's ``KindCluster`` from the node image hack/kind/build.sh
+assembles here (no registry is needed), on the kind tier's own Docker daemon
+and a Docker network on 198.51.100.0/24. If `make kind-up` left one running,
+the session reuses it (and leaves it running, its dead nodes restarted);
+otherwise the session creates it and removes it at the end, with the network
+and the daemon it started, also after a failure.
 
-Where kind cannot run the tier is skipped with the reason found by trying
-(kindctl.why_kind_cannot_run), or fails when ``KEEPVIP_REQUIRE_TIERS``
-names ``e2e`` (``make e2e`` does). Everything made here is removed at the
-end, also after a failure.
+On it, with the real kubelet, containerd, runc and kube-proxy: the image
+built the CI way and loaded into the nodes, charts/keepvip installed with the
+pinned helm, and the workload the tests act on: an app of one hostNetwork
+pod per worker (it answers with its node's name on port 8080, Ready while
+/tmp/ready exists) and a VirtualIP that tracks the app's Ready pods. The
+client is a container on the cluster's network that asks the VIP who answers.
+
+The tier runs when ``KEEPVIP_REQUIRE_TIERS`` names ``e2e`` (``make e2e``) or
+``KEEPVIP_E2E=1``; otherwise it is skipped, since the first build of the node
+image takes about 15 minutes (see docs/testing.md). Where it cannot run
+(not root, no Docker engine to install), it is skipped with the reason, or
+fails when required.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from image.dockerctl import HACK, REPO, Docker, DockerError, build_image, daemon, unavailable_reason
+from image.dockerctl import REPO, Docker, DockerError, unavailable_reason
 
-from .kindctl import KindCluster, kind_binary, node_image, wait_until, why_kind_cannot_run
+from . import kindctl
+from .kindctl import Cluster, wait_until
 
 NAMESPACE = "keepvip-e2e"
 APP_PORT = 8080
@@ -42,19 +49,25 @@ def _skip_or_fail(config: pytest.Config, reason: str) -> None:
     plugin.skip_or_fail("e2e", reason)
 
 
+def _wanted(config: pytest.Config) -> bool:
+    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
+    assert isinstance(plugin, ModuleType)
+    return "e2e" in plugin.required_tiers() or os.environ.get("KEEPVIP_E2E") == "1"
+
+
 @dataclass
 class E2E:
-    cluster: KindCluster
+    cluster: Cluster
     docker: Docker
     image: str
     vip: str
     client: str
 
-    def virtualip(self) -> dict[str, Any]:
-        return self.cluster.get("virtualip", "web", "-n", NAMESPACE)
+    def virtualip(self, name: str = "web") -> dict[str, Any]:
+        return self.cluster.get("virtualip", name, "-n", NAMESPACE)
 
-    def master(self) -> str | None:
-        status = self.virtualip().get("status") or {}
+    def master(self, name: str = "web") -> str | None:
+        status = self.virtualip(name).get("status") or {}
         ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
         master = status.get("master")
         return str(master) if master and ready and ready[0]["status"] == "True" else None
@@ -64,19 +77,19 @@ class E2E:
         (pod,) = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node]
         return str(pod)
 
-    def probe(self, duration: float) -> subprocess.Popen[str]:
+    def probe(self, duration: float, address: str | None = None, port: int = APP_PORT) -> subprocess.Popen[str]:
         """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
         return subprocess.Popen(
             [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_agent.lab.probe",
-             self.vip, "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1",
+             address or self.vip, "--port", str(port), "--every", "0.02", "--timeout", "0.1",
              "--duration", str(duration)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
 
-    def answer(self) -> str | None:
+    def answer(self, address: str | None = None, port: int = APP_PORT) -> str | None:
         out = self.docker(
-            "exec", self.client, "python", "-m", "keepvip_agent.lab.probe", self.vip,
-            "--port", str(APP_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
+            "exec", self.client, "python", "-m", "keepvip_agent.lab.probe", address or self.vip,
+            "--port", str(port), "--duration", "0.01", "--timeout", "0.5", check=False,
         )  # fmt: skip
         who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
         return who[-1] if who and who[-1] != "-" else None
@@ -143,92 +156,55 @@ def virtualip(vip: str, prefix: int) -> dict[str, Any]:
     }
 
 
-def find_helm() -> str:
-    """The pinned helm of the control-plane tier's build, else helm on PATH."""
-    bin_dir = subprocess.run(
-        [str(REPO / "hack" / "controlplane" / "build.sh"), "bin-dir"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    if bin_dir and (Path(bin_dir) / "helm").exists():
-        return str(Path(bin_dir) / "helm")
-    from shutil import which
-
-    found = which("helm")
-    if found is None:
-        raise RuntimeError("no helm: run `make controlplane-build` (it builds the pinned helm)")
-    return found
-
-
-def helm_install(cluster: KindCluster, image: str, workdir: Path) -> None:
-    helm = find_helm()
-    repository, _, tag = image.rpartition(":")
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.workdir / "kubeconfig"),
-        **{
-            f"HELM_{k}_HOME": str(workdir / f"helm-{k.lower()}")
-            for k in ("CACHE", "CONFIG", "DATA")
-        },
-    }
-    subprocess.run(
-        [helm, "install", "keepvip", str(REPO / "charts" / "keepvip"), "--namespace", "keepvip-system",
-         "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-         "--wait", "--timeout", "180s"],
-        check=True, capture_output=True, text=True, env=env, timeout=240,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="session")
-def e2e(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
+    if not _wanted(request.config):
+        pytest.skip(
+            "the e2e tier runs with `make e2e` (KEEPVIP_REQUIRE_TIERS=e2e) or KEEPVIP_E2E=1: "
+            "its first node-image build takes about 15 minutes"
+        )
     reason = unavailable_reason()
     if reason:
         _skip_or_fail(request.config, reason)
-    workdir = tmp_path_factory.mktemp("kind")
+    _, started_daemon = kindctl.docker_daemon()
+    docker = Docker("/usr/bin/docker")
+    cluster: Cluster | None = None
     try:
-        with daemon() as cli:
-            ledger = Docker(cli)
-            cluster: KindCluster | None = None
-            try:
-                base = subprocess.run(
-                    [str(HACK / "base.sh")], check=True, capture_output=True, text=True, timeout=900,
-                    env={**os.environ, "DOCKER": cli},
-                ).stdout.strip()  # fmt: skip
-                image = node_image()
-                reasons = why_kind_cannot_run(ledger, image, base)
-                if reasons:
-                    _skip_or_fail(request.config, "; ".join(reasons))
-                ref, _ = build_image(f"keepvip:e2e-{secrets.token_hex(4)}")
-                ledger.own_image(ref)
-                cluster = KindCluster(ledger, kind_binary(), image, workdir)
-                cluster.create()
-                cluster.load(ref)
-                helm_install(cluster, ref, workdir)
-                assert cluster.subnet is not None
-                vip = cluster.vip()
-                cluster.kubectl("create", "namespace", NAMESPACE)
-                cluster.apply(app(ref))
-                wait_until(
-                    "3 Ready app pods",
-                    lambda: (
-                        cluster.get("deployment", "web", "-n", NAMESPACE)["status"].get(
-                            "readyReplicas"
-                        )
-                        == 3
-                    ),
-                    180,
-                )
-                cluster.apply(virtualip(vip, cluster.subnet.prefixlen))
-                client = ledger.run("--network", cluster.network, ref, "sleep", "infinity")
-                found = E2E(cluster, ledger, ref, vip, client)
-                wait_until("the VirtualIP Ready with a master", found.master, 120)
-                yield found
-            finally:
-                if cluster is not None:
-                    cluster.delete()
-                ledger.cleanup()
-    except (DockerError, subprocess.CalledProcessError) as exc:
+        cluster = kindctl.up(docker)
+        ref = _deployed_image(cluster)
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180)
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        cluster.apply(app(ref))
+        wait_until(
+            "3 Ready app pods",
+            lambda: cluster.get("deployment", "web", "-n", NAMESPACE)["status"].get("readyReplicas") == 3,
+            180,
+        )
+        vip = str(cluster.subnet.broadcast_address - 10)
+        cluster.apply(virtualip(vip, cluster.subnet.prefixlen))
+        client = docker.run("--network", cluster.network, ref, "sleep", "infinity")
+        found = E2E(cluster, docker, ref, vip, client)
+        wait_until("the VirtualIP Ready with a master", found.master, 120)
+        yield found
+    except (DockerError, RuntimeError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         pytest.fail(f"e2e setup failed: {exc}\n{detail[-4000:]}")
+    finally:
+        docker.cleanup()
+        if cluster is not None and cluster.created and os.environ.get("KEEPVIP_KEEP_KIND") != "1":
+            kindctl.down(docker)
+        elif cluster is not None:
+            # A cluster of `make kind-up`: left as found, less what the tests made and broke.
+            cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", check=False, timeout=180)
+            cluster.revive()
+        if started_daemon and (cluster is None or cluster.created):
+            subprocess.run([str(kindctl.KIND_HACK / "dockerd.sh"), "stop"], check=False)
+
+
+def _deployed_image(cluster: Cluster) -> str:
+    """The keepvip image the operator Deployment runs (the one up() loaded)."""
+    dep = cluster.get("deployment", "-n", kindctl.CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip")
+    return str(dep["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 def outage(lines: str, since: float, old: str) -> tuple[float, float]:

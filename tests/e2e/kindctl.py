@@ -1,161 +1,137 @@
-"""A kind cluster for the e2e tier: what it needs, made and removed by this session.
+"""The kind cluster of `make kind-up` and of the e2e tier, made from what builds here.
 
-Why it cannot run, found by really trying (never guessed from the
-environment): kind's node image is looked for locally and then pulled, and
-a ``--privileged`` container (kind's nodes are privileged) is started. Each
-failure becomes part of the skip reason with Docker's own words.
+pytest-kind's ``KindCluster`` creates (or reuses, by name) the cluster with
+the kind and kubectl built here (``hack/image/kind.sh``, ``hack/kind/build.sh``)
+and the node image assembled by ``hack/kind/build.sh``; kind's nodes run on
+the kind tier's own Docker daemon (``hack/kind/dockerd.sh``, which lets
+``--privileged`` work where CAP_SYS_RESOURCE is outside the bounding set).
+What kind cannot do here is done around it: the Docker network on a
+documentation subnet is made first (``KIND_EXPERIMENTAL_DOCKER_NETWORK``), and
+pod networking comes from Debian's CNI plugins (``hack/kind/net.sh``) since
+kindnetd cannot be built.
 
-The cluster runs on a Docker network this session creates, on a
-documentation subnet (``KIND_EXPERIMENTAL_DOCKER_NETWORK``), so the VIP is
-an address the session owns and the network is removed by id at the end,
-with the cluster (``kind delete cluster`` by its unique name), the client
-container and the image.
+One cluster, ``keepvip``, on network ``keepvip-kind`` (198.51.100.0/24; nodes
+and clients get addresses from the lower half, VIPs come from the upper half).
+``up()`` is idempotent: a second call reuses the cluster, rebuilds the keepvip
+image (Docker's cache makes that quick when nothing changed), reloads it and
+upgrades the chart. ``down()`` removes the cluster, the network and the daemon,
+each by name, and only what this module made.
 
-kubectl runs inside the control-plane node (the node image ships it), so the
-host needs only Docker, kind and helm.
+    python -m e2e.kindctl up | down | net     (PYTHONPATH=tests; `make kind-up`)
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
-import secrets
+import os
 import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image.dockerctl import HACK, Docker
+from image.dockerctl import REPO, Docker, build_image
 
-KIND_NODE_ADMIN = "/etc/kubernetes/admin.conf"
-# Documentation addresses (RFC 5737), away from the image tier's 192.0.2.128/25.
-SUBNETS = ["198.51.100.0/24"]
+KIND_HACK = REPO / "hack" / "kind"
+NAME = "keepvip"
+NETWORK = "keepvip-kind"
+SUBNET = ipaddress.IPv4Network("198.51.100.0/24")
+# Docker's IPAM hands out node and client addresses from here only.
+NODE_RANGE = "198.51.100.0/25"
+STATE = Path(
+    os.environ.get("KEEPVIP_KIND_DIR") or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
+)
+KUBECONFIG = STATE / "kubeconfig"
+CHART_NAMESPACE = "keepvip-system"
+RELEASE = "keepvip"
 
 
-def kind_binary() -> str:
-    return subprocess.run(
-        [str(HACK / "kind.sh")], check=True, capture_output=True, text=True, timeout=900
-    ).stdout.strip()
+def _script(path: Path, *args: str, timeout: float = 3600) -> str:
+    proc = subprocess.run(
+        [str(path), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path.relative_to(REPO)} {' '.join(args)} failed:\n{proc.stderr[-6000:]}")
+    return proc.stdout.strip()
+
+
+def docker_daemon() -> tuple[str, bool]:
+    """The kind tier's Docker daemon, started if it does not answer; (DOCKER_HOST, started by us).
+
+    DOCKER_HOST is set in this process's environment, so kind, the docker CLI
+    and the image build (hack/image/build.sh) all use that daemon.
+    """
+    host = _script(KIND_HACK / "dockerd.sh", "env").split("=", 1)[1]
+    answered = (
+        subprocess.run(
+            ["/usr/bin/docker", "-H", host, "info"], capture_output=True, timeout=30, check=False
+        ).returncode
+        == 0
+        if Path("/usr/bin/docker").exists()
+        else False
+    )
+    if not answered:
+        _script(KIND_HACK / "dockerd.sh", "ensure", timeout=900)
+    os.environ["DOCKER_HOST"] = host
+    return host, not answered
 
 
 def node_image() -> str:
-    return subprocess.run(
-        [str(HACK / "kind.sh"), "image"], check=True, capture_output=True, text=True, timeout=300
-    ).stdout.strip()
+    """The node image (built once, ~15 min cold; cached by content key)."""
+    return _script(KIND_HACK / "build.sh", "build").splitlines()[-1]
 
 
-def error_line(text: str) -> str:
-    """Docker's error line from a failed command's stderr (not its usage hint)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if "rror" in line]
-    return (errors or lines or [text.strip()])[0].removeprefix("docker: ")
+def kind_binary() -> str:
+    return _script(REPO / "hack" / "image" / "kind.sh", timeout=900)
 
 
-def why_kind_cannot_run(docker: Docker, image: str, probe_image: str) -> list[str]:
-    """Everything that stops kind on this machine, each in Docker's own words; [] if nothing."""
-    reasons = []
-    if not docker.succeeds("image", "inspect", image):
-        pulled = subprocess.run(
-            [docker.cli, "pull", image], capture_output=True, text=True, timeout=900, check=False
-        )
-        if pulled.returncode != 0:
-            reasons.append(
-                f"kind needs the node image {image}, which cannot be pulled: "
-                f"{error_line(pulled.stderr)}"
-            )
-    privileged = subprocess.run(
-        [docker.cli, "run", "--rm", "--privileged", "--label", "keepvip.test=1", probe_image, "true"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if privileged.returncode != 0:
-        reasons.append(
-            "kind runs its nodes as --privileged containers, which this Docker engine refuses: "
-            f"{error_line(privileged.stderr)}"
-        )
-    return reasons
+def kubectl_binary() -> str:
+    return str(Path(_script(KIND_HACK / "build.sh", "bin-dir")) / "kubectl")
+
+
+def helm_binary() -> str:
+    """The pinned helm of the control-plane tier's build."""
+    bin_dir = _script(REPO / "hack" / "controlplane" / "build.sh", "bin-dir")
+    helm = Path(bin_dir) / "helm"
+    if not helm.exists():
+        raise RuntimeError("no helm: run `make controlplane-build` (it builds the pinned helm)")
+    return str(helm)
 
 
 @dataclass
-class KindCluster:
-    """A kind cluster of one control plane and three workers on a network of our own."""
+class Cluster:
+    """The running cluster: pytest-kind's KindCluster plus the pieces kind cannot do here."""
 
     docker: Docker
-    kind: str
-    node_image: str
-    workdir: Path
-    name: str = field(default_factory=lambda: f"kv-e2e-{secrets.token_hex(3)}")
-    network: str = ""
-    subnet: ipaddress.IPv4Network | None = None
-    created: bool = False
+    kind: Any  # pytest_kind.KindCluster (untyped package)
+    kubectl_bin: str
+    created: bool = False  # by this call of up(): then its caller removes it
 
-    CONFIG = {
-        "kind": "Cluster",
-        "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "nodes": [
-            {"role": "control-plane"},
-            {"role": "worker"},
-            {"role": "worker"},
-            {"role": "worker"},
-        ],
-        # Kubelets since 1.35 refuse cgroup v1 hosts unless told otherwise, and
-        # CI machines like this project's still run cgroup v1.
-        "kubeadmConfigPatches": ["kind: KubeletConfiguration\nfailCgroupV1: false\n"],
-    }
+    @property
+    def name(self) -> str:
+        return NAME
 
-    def create(self) -> None:
-        self.network, self.subnet = self.docker.network("kv-e2e", candidates=SUBNETS)
-        config = self.workdir / "kind.yaml"
-        config.write_text(json.dumps(self.CONFIG))
-        self.created = True  # from here on, delete() has something to remove
-        self._kind(
-            "create", "cluster", "--name", self.name, "--image", self.node_image,
-            "--config", str(config), "--kubeconfig", str(self.workdir / "kubeconfig"),
-            "--wait", "300s",
-            env={"KIND_EXPERIMENTAL_DOCKER_NETWORK": self.docker.inspect(self.network)["Name"]},
-            timeout=900,
-        )  # fmt: skip
+    @property
+    def network(self) -> str:
+        return NETWORK
 
-    def delete(self) -> None:
-        if self.created:
-            self._kind("delete", "cluster", "--name", self.name, check=False, timeout=300)
-            self.created = False
-
-    def load(self, image: str) -> None:
-        self._kind("load", "docker-image", image, "--name", self.name, timeout=600)
-
-    def _kind(
-        self,
-        *args: str,
-        env: dict[str, str] | None = None,
-        check: bool = True,
-        timeout: float = 300,
-    ) -> str:
-        import os
-
-        proc = subprocess.run(
-            [self.kind, *args], capture_output=True, text=True, timeout=timeout, check=False,
-            env={**os.environ, **(env or {})},
-        )  # fmt: skip
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"kind {' '.join(args)}: {proc.stderr[-4000:]}")
-        return proc.stdout
-
-    # -- the nodes ----------------------------------------------------------------------------
+    @property
+    def subnet(self) -> ipaddress.IPv4Network:
+        return SUBNET
 
     @property
     def control_plane(self) -> str:
-        return f"{self.name}-control-plane"
+        return f"{NAME}-control-plane"
+
+    # -- the nodes ----------------------------------------------------------------------------
 
     def node_containers(self) -> list[str]:
-        """Names of the node containers (node name == container name in kind)."""
+        """Names of the node containers (node name == container name in kind), dead ones too."""
         out = self.docker(
-            "ps",
-            "-a",
-            "--filter",
-            f"label=io.x-k8s.kind.cluster={self.name}",
-            "--format",
-            "{{.Names}}",
+            "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={NAME}", "--format", "{{.Names}}"
         )
         return sorted(out.split())
 
@@ -170,18 +146,37 @@ class KindCluster:
         out = self.docker("exec", node, "ip", "-4", "-o", "addr", "show")
         return {line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3}
 
-    def vip(self) -> str:
-        """An address of the cluster's network that Docker's IPAM will not hand out soon."""
-        assert self.subnet is not None
-        return str(self.subnet.broadcast_address - 10)
+    def net(self) -> None:
+        """Pod networking on every running node (again after a node restarted)."""
+        _script(KIND_HACK / "net.sh", NAME, self.kubectl_bin, str(KUBECONFIG), timeout=300)
 
-    # -- the API, through kubectl in the control-plane node ---------------------------------
+    def revive(self) -> None:
+        """Start node containers that were killed, and wait for every node Ready again."""
+        dead = [n for n in self.node_containers() if not self.running(n)]
+        for node in dead:
+            self.docker("start", node)
+        if dead:
+            wait_until("the restarted nodes' kubelets to register", self._all_registered, 180)
+            self.net()
+        wait_until("every node Ready", self.all_ready, 300)
+
+    def _all_registered(self) -> bool:
+        return len(self.get("nodes")["items"]) == len(self.node_containers())
+
+    def all_ready(self) -> bool:
+        nodes = self.get("nodes")["items"]
+        return len(nodes) == len(self.node_containers()) and all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+            for n in nodes
+        )
+
+    # -- the API ------------------------------------------------------------------------------
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
     ) -> str:
         proc = subprocess.run(
-            [self.docker.cli, "exec", "-i", self.control_plane, "kubectl", "--kubeconfig", KIND_NODE_ADMIN, *args],
+            [self.kubectl_bin, "--kubeconfig", str(KUBECONFIG), *args],
             input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if check and proc.returncode != 0:
@@ -190,16 +185,107 @@ class KindCluster:
 
     def apply(self, *objects: dict[str, Any]) -> None:
         self.kubectl(
-            "apply",
-            "--server-side",
-            "-f",
-            "-",
+            "apply", "--server-side", "--force-conflicts", "-f", "-",
             stdin="\n---\n".join(json.dumps(o) for o in objects),
-        )
+        )  # fmt: skip
 
     def get(self, *args: str) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
         return doc
+
+    # -- keepvip ------------------------------------------------------------------------------
+
+    def install_keepvip(self) -> str:
+        """Build the image the CI way, load it into the nodes, install or upgrade the chart.
+
+        The tag names the image id, so a changed build rolls the operator (and,
+        through it, the agents); an unchanged one leaves everything as it is.
+        """
+        built, _ = build_image("keepvip:kind")
+        image_id = self.docker("image", "inspect", "-f", "{{.Id}}", built).split(":")[-1][:12]
+        ref = f"keepvip:kind-{image_id}"
+        self.docker("tag", built, ref)
+        self.kind.load_docker_image(ref)
+        repository, _, tag = ref.rpartition(":")
+        helm_home = STATE / "helm"
+        subprocess.run(
+            [helm_binary(), "upgrade", "--install", RELEASE, str(REPO / "charts" / "keepvip"),
+             "--namespace", CHART_NAMESPACE, "--create-namespace",
+             "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+             "--wait", "--timeout", "300s"],
+            check=True, capture_output=True, text=True, timeout=400,
+            env={**os.environ, "KUBECONFIG": str(KUBECONFIG),
+                 **{f"HELM_{k}_HOME": str(helm_home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}},
+        )  # fmt: skip
+        return ref
+
+    def operator_ready(self) -> bool:
+        dep = self.get("deployment", "-n", CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip")
+        return bool(dep["items"]) and all(
+            (d["status"].get("readyReplicas") or 0) == d["spec"]["replicas"] for d in dep["items"]
+        )
+
+
+def _kind_cluster(kind: str, kubectl: str, image: str) -> Any:
+    from pytest_kind import KindCluster  # type: ignore[import-untyped]
+
+    STATE.mkdir(parents=True, exist_ok=True)
+    # KindCluster makes ./.pytest-kind/<name> when constructed: keep it out of the work tree.
+    with contextlib.chdir(STATE):
+        return KindCluster(
+            NAME, kubeconfig=KUBECONFIG, image=image, kind_path=Path(kind), kubectl_path=Path(kubectl)
+        )
+
+
+def _exists(docker: Docker) -> bool:
+    return bool(
+        docker("ps", "-a", "-q", "--filter", f"label=io.x-k8s.kind.cluster={NAME}").strip()
+    )
+
+
+def up(docker: Docker) -> Cluster:
+    """The cluster, created if missing, with keepvip installed and its operator Ready."""
+    image = node_image()
+    kind, kubectl = kind_binary(), kubectl_binary()
+    existed = _exists(docker)
+    if not docker.succeeds("network", "inspect", NETWORK):
+        docker(
+            "network", "create", "--driver", "bridge", "--label", "keepvip.kind=1",
+            "--subnet", str(SUBNET), "--ip-range", NODE_RANGE,
+            "--gateway", str(SUBNET.network_address + 1),
+            "-o", "com.docker.network.bridge.name=keepvipkind1", NETWORK,
+        )  # fmt: skip
+    os.environ["KIND_EXPERIMENTAL_DOCKER_NETWORK"] = NETWORK
+    kc = _kind_cluster(kind, kubectl, image)
+    cluster = Cluster(docker, kc, kubectl, created=not existed)
+    started = time.monotonic()
+    kc.create(config_file=KIND_HACK / "cluster.yaml")
+    if existed:
+        # kind wrote the kubeconfig when it created the cluster; write it again
+        # in case this is another state dir, and bring back killed nodes.
+        KUBECONFIG.write_text(
+            subprocess.run(
+                [kind, "get", "kubeconfig", "--name", NAME],
+                check=True, capture_output=True, text=True,
+            ).stdout
+        )  # fmt: skip
+        cluster.revive()
+    else:
+        cluster.net()
+        wait_until("every node Ready", cluster.all_ready, 300)
+        print(f"kind cluster {NAME} up in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    cluster.install_keepvip()
+    wait_until("the operator Ready", cluster.operator_ready, 300)
+    return cluster
+
+
+def down(docker: Docker) -> None:
+    """Remove the cluster and the network, by name (nothing else is touched)."""
+    if _exists(docker):
+        subprocess.run([kind_binary(), "delete", "cluster", "--name", NAME], check=True, timeout=300)
+    if docker.succeeds("network", "inspect", NETWORK):
+        docker("network", "rm", NETWORK)
+    KUBECONFIG.unlink(missing_ok=True)
 
 
 def wait_until(what: str, check: Any, timeout: float, every: float = 0.2) -> Any:
@@ -214,3 +300,26 @@ def wait_until(what: str, check: Any, timeout: float, every: float = 0.2) -> Any
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else ""
+    if command not in {"up", "down", "net"}:
+        print("usage: python -m e2e.kindctl up|down|net", file=sys.stderr)
+        return 2
+    host, _ = docker_daemon()
+    docker = Docker("/usr/bin/docker")
+    if command == "up":
+        up(docker)
+        print(f"DOCKER_HOST={host}")
+        print(f"KUBECONFIG={KUBECONFIG}")
+    elif command == "net":
+        Cluster(docker, None, kubectl_binary()).net()
+    else:
+        down(docker)
+        _script(KIND_HACK / "dockerd.sh", "stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -3,8 +3,9 @@
 In order, on one cluster (conftest.py): the VIP answers from the master; the
 tracked app's pod on the master turning not Ready moves the VIP; draining
 the master's node hands it over gracefully; killing the master's node
-container moves it within the documented bound; deleting the VirtualIP
-leaves the VIP on no node. The client is a container on the cluster's
+container moves it within the documented bound; killing the leading one of
+the operator's two replicas leaves the other reconciling; deleting the
+VirtualIP leaves the VIP on no node. The client is a container on the cluster's
 network that asks the VIP who answers, every 20 ms.
 
 Bounds (docs/install.md, "What to expect"): a node that dies is replaced
@@ -17,7 +18,9 @@ to the readiness probe's period (1 s here).
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from . import kindctl
 from .conftest import ADVERT_INTERVAL, E2E, NAMESPACE, outage
 from .kindctl import wait_until
 
@@ -125,6 +128,47 @@ def test_killing_the_masters_node_moves_the_vip_within_the_bound(e2e: E2E) -> No
         if e2e.cluster.running(n) and e2e.vip in e2e.cluster.addresses(n)
     ]
     assert len(holders) == 1 and holders[0] != old
+
+
+def operator_pods(e2e: E2E) -> list[dict[str, Any]]:
+    pods = e2e.cluster.get(
+        "pods", "-n", kindctl.CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip"
+    )["items"]
+    return [p for p in pods if p["metadata"].get("deletionTimestamp") is None]
+
+
+def lease_holder(e2e: E2E) -> str:
+    lease = e2e.cluster.get("lease", "keepvip-operator", "-n", kindctl.CHART_NAMESPACE)
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_killing_the_leading_operator_replica_leaves_the_other_reconciling(e2e: E2E) -> None:
+    pods = wait_until("two Ready operator replicas", lambda: len(operator_pods(e2e)) == 2 and operator_pods(e2e), 120)
+    holder = wait_until("a Lease holder", lambda: lease_holder(e2e), 60)
+    (leader,) = [p for p in pods if p["metadata"]["name"] in holder]
+    container = leader["status"]["containerStatuses"][0]["containerID"].split("://")[1]
+    node = leader["spec"]["nodeName"]
+    # SIGKILL, as a crash or the OOM killer would: the Lease is not released.
+    e2e.docker("exec", node, "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", container)
+    killed_at = time.monotonic()
+    # Work for the operator after the kill: a second VirtualIP must reach Ready.
+    address = str(e2e.cluster.subnet.broadcast_address - 30)
+    e2e.cluster.apply(
+        {
+            "apiVersion": "keepvip.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": "after-kill", "namespace": NAMESPACE},
+            "spec": {"addresses": [f"{address}/{e2e.cluster.subnet.prefixlen}"], "advertInterval": "100ms"},
+        }
+    )
+    try:
+        # Bound: the Lease's 15 s duration, then a reconcile and the agents' start.
+        wait_until("the new VirtualIP Ready", lambda: e2e.master("after-kill"), 90)
+        took = time.monotonic() - killed_at
+        print(f"operator {leader['metadata']['name']} killed: {lease_holder(e2e)!r} leads; "
+              f"a new VirtualIP was Ready {took:.1f} s after the kill")  # fmt: skip
+    finally:
+        e2e.cluster.kubectl("delete", "virtualip", "after-kill", "-n", NAMESPACE, "--wait=true", timeout=180)
 
 
 def test_deleting_the_virtualip_leaves_no_vip_on_any_node(e2e: E2E) -> None:

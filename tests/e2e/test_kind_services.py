@@ -54,7 +54,6 @@ def service() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lb(e2e: E2E) -> Iterator[str]:
-    assert e2e.cluster.subnet is not None
     address = str(e2e.cluster.subnet.broadcast_address - 20)
     e2e.cluster.apply(pool(address))
     e2e.cluster.apply(service())
@@ -73,12 +72,44 @@ def ingress(e2e: E2E) -> list[str]:
 
 
 def answer(e2e: E2E, address: str) -> str | None:
-    out = e2e.docker(
-        "exec", e2e.client, "python", "-m", "keepvip_agent.lab.probe", address,
-        "--port", str(SERVICE_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
-    )  # fmt: skip
-    who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
-    return who[-1] if who and who[-1] != "-" else None
+    return e2e.answer(address, SERVICE_PORT)
+
+
+def holder(e2e: E2E, address: str) -> str | None:
+    live = [n for n in e2e.cluster.workers() if e2e.cluster.running(n)]
+    found = [n for n in live if address in e2e.cluster.addresses(n)]
+    return found[0] if len(found) == 1 else None
+
+
+def test_externaltrafficpolicy_local_is_answered_only_where_a_ready_endpoint_is(
+    e2e: E2E, lb: str
+) -> None:
+    """The app on the VIP's node turning not Ready moves the VIP to a node with a Ready
+    endpoint, and kube-proxy there answers from that node's own pod. Read as Cluster, the
+    old node would keep the VIP and kube-proxy would forward to another node's pod."""
+    assert wait_until(
+        "the pool's address in the Service's status", lambda: ingress(e2e) == [lb], 60
+    )
+    old = wait_until("one node holding the Service's VIP", lambda: holder(e2e, lb), 60)
+    assert wait_until("an answer from the holder", lambda: answer(e2e, lb) == old, 30)
+    pod = e2e.app_pod_on(old)
+    e2e.cluster.kubectl("exec", "-n", NAMESPACE, pod, "--", "rm", "/tmp/ready")
+    try:
+        new = wait_until(
+            "the VIP on another node", lambda: (h := holder(e2e, lb)) and h != old and h, 30
+        )
+        # Every answer now comes from the new holder's own endpoint.
+        answers = [answer(e2e, lb) for _ in range(10)]
+        print(f"{old} not Ready: the Service's VIP moved to {new}, answers {set(answers)}")
+        assert set(answers) == {new}
+    finally:
+        e2e.cluster.kubectl("exec", "-n", NAMESPACE, pod, "--", "touch", "/tmp/ready")
+        wait_until("the pod Ready again", lambda: _ready(e2e, pod), 60)
+
+
+def _ready(e2e: E2E, pod: str) -> bool:
+    conditions = e2e.cluster.get("pod", pod, "-n", NAMESPACE)["status"].get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
@@ -87,8 +118,8 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     assert wait_until(
         "the pool's address in the Service's status", lambda: ingress(e2e) == [lb], 60
     )
-    holder = wait_until("an answer on the Service's VIP", lambda: answer(e2e, lb), 60)
-    assert lb in e2e.cluster.addresses(holder)
+    node = wait_until("an answer on the Service's VIP", lambda: answer(e2e, lb), 60)
+    assert lb in e2e.cluster.addresses(node)
     probe = subprocess.Popen(
         [e2e.docker.cli, "exec", e2e.client, "python", "-m", "keepvip_agent.lab.probe", lb,
          "--port", str(SERVICE_PORT), "--every", "0.02", "--timeout", "0.1",
@@ -97,9 +128,9 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     )  # fmt: skip
     time.sleep(0.5)
     since = time.monotonic()
-    e2e.docker("kill", holder)
+    e2e.docker("kill", node)
     out, _ = probe.communicate(timeout=60)
-    took, _gap = outage(out, since, holder)
-    print(f"docker kill {holder}: the Service answered from another node after {took:.2f} s")
+    took, _gap = outage(out, since, node)
+    print(f"docker kill {node}: the Service answered from another node after {took:.2f} s")
     assert took <= KILL_BOUND
     assert ingress(e2e) == [lb]

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The Docker daemon of the kind tier: one of its own (socket, pid file, data
+# root, bridge), so that nothing about the machine's default daemon changes
+# and kind's --privileged nodes can be allowed here without allowing them
+# anywhere else.
+#
+#   dockerd.sh ensure   start it unless it answers; print DOCKER_HOST=unix://...
+#   dockerd.sh env      print DOCKER_HOST=unix://... (no start)
+#   dockerd.sh stop     stop it if this script started it (pid file); remove nothing else
+#
+# Its addresses are documentation ranges only (RFC 5737): the default bridge
+# is 192.0.2.128/26 and networks made without a subnet come from
+# 192.0.2.192/26; the clusters use networks with explicit subnets
+# (198.51.100.0/24 for `make kind-up`).
+#
+# When CAP_SYS_RESOURCE (bit 24) is missing from the capability bounding set
+# (these CI machines), runc-wrapper next to this file is registered as the
+# default runtime: Docker would otherwise ask runc for it in every
+# --privileged container and the kernel refuses (see that script).
+#
+# State: ${KEEPVIP_KIND_DOCKERD_DIR:-/var/lib/keepvip-kind/docker} (data root,
+# kept between runs: it holds the cached node image) and
+# ${XDG_RUNTIME_DIR:-/run}/keepvip-kind (socket, pid file, log).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+data=${KEEPVIP_KIND_DOCKERD_DIR:-/var/lib/keepvip-kind/docker}
+run=${XDG_RUNTIME_DIR:-/run}/keepvip-kind
+sock=$run/docker.sock
+host=unix://$sock
+
+log() { echo "kind/dockerd.sh: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+answers() { timeout 10 /usr/bin/docker -H "$host" info >/dev/null 2>&1; }
+
+# Bit 24 of CapBnd, from /proc (no libcap tools needed).
+lacks_sys_resource() {
+	local bnd
+	bnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
+	(((0x$bnd >> 24 & 1) == 0))
+}
+
+ensure() {
+	if answers; then
+		echo "DOCKER_HOST=$host"
+		return
+	fi
+	[[ $(id -u) == 0 ]] || die "the kind tier's Docker daemon runs as root"
+	if ! command -v dockerd >/dev/null || [[ ! -x /usr/bin/docker ]] || ! command -v jq >/dev/null; then
+		log "installing docker.io, iptables and jq from Debian"
+		apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			docker.io iptables jq >&2
+	fi
+	mkdir -p "$run" "$data"
+	local args=(
+		--host "$host" --pidfile "$run/dockerd.pid" --data-root "$data"
+		--exec-root "$run/exec" --bridge keepvipkind0
+		--default-address-pool base=192.0.2.192/26,size=28
+	)
+	# The default bridge is ours by name and address (dockerd takes -b or --bip, not both).
+	ip link show keepvipkind0 >/dev/null 2>&1 ||
+		{ ip link add keepvipkind0 type bridge && ip addr add 192.0.2.129/26 dev keepvipkind0 && ip link set keepvipkind0 up; }
+	if lacks_sys_resource; then
+		args+=(--add-runtime "keepvip-runc=$here/runc-wrapper" --default-runtime keepvip-runc)
+	fi
+	log "starting dockerd on $sock (log: $run/dockerd.log)"
+	setsid dockerd "${args[@]}" >"$run/dockerd.log" 2>&1 </dev/null &
+	echo $! >"$run/started-by-keepvip"
+	for _ in $(seq 1 120); do
+		if answers; then
+			echo "DOCKER_HOST=$host"
+			return
+		fi
+		kill -0 "$(cat "$run/started-by-keepvip")" 2>/dev/null || break
+		sleep 0.5
+	done
+	tail -20 "$run/dockerd.log" >&2 || true
+	die "dockerd did not answer within 60 s"
+}
+
+stop() {
+	local marker=$run/started-by-keepvip pid
+	[[ -f $marker ]] || return 0
+	pid=$(cat "$marker")
+	if kill -0 "$pid" 2>/dev/null; then
+		log "stopping the dockerd this script started (pid $pid)"
+		kill -TERM "$pid"
+		for _ in $(seq 1 60); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	fi
+	rm -f "$marker"
+	ip link del keepvipkind0 2>/dev/null || true
+}
+
+case ${1:-} in
+ensure) ensure ;;
+env) echo "DOCKER_HOST=$host" ;;
+stop) stop ;;
+*) die "usage: dockerd.sh ensure|env|stop" ;;
+esac
