@@ -10,7 +10,9 @@
 # Go module and build caches. KIND=/path/to/kind uses that binary instead.
 set -euo pipefail
 
-KIND_VERSION=v0.33.0
+# The pin lives with the rest of the kind tier's (hack/kind/versions.env).
+# shellcheck source=../kind/versions.env
+source "$(dirname "${BASH_SOURCE[0]}")/../kind/versions.env"
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/keepvip/kind
 bin=$cache/$KIND_VERSION/kind
 
@@ -29,7 +31,7 @@ ensure() {
 		echo "image/kind.sh: building kind $KIND_VERSION (go install)" >&2
 		GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOTOOLCHAIN=local GOFLAGS=-mod=mod \
 			GOBIN=$cache/$KIND_VERSION CGO_ENABLED=0 \
-			go install "sigs.k8s.io/kind@$KIND_VERSION" >&2
+			nice -n 10 go install "sigs.k8s.io/kind@$KIND_VERSION" >&2
 	fi
 	echo "$bin"
 }

@@ -77,7 +77,9 @@ class E2E:
         (pod,) = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node]
         return str(pod)
 
-    def probe(self, duration: float, address: str | None = None, port: int = APP_PORT) -> subprocess.Popen[str]:
+    def probe(
+        self, duration: float, address: str | None = None, port: int = APP_PORT
+    ) -> subprocess.Popen[str]:
         """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
         return subprocess.Popen(
             [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_agent.lab.probe",
@@ -172,12 +174,17 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     try:
         cluster = kindctl.up(docker)
         ref = _deployed_image(cluster)
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180)
+        cluster.kubectl(
+            "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180
+        )
         cluster.kubectl("create", "namespace", NAMESPACE)
         cluster.apply(app(ref))
         wait_until(
             "3 Ready app pods",
-            lambda: cluster.get("deployment", "web", "-n", NAMESPACE)["status"].get("readyReplicas") == 3,
+            lambda: (
+                cluster.get("deployment", "web", "-n", NAMESPACE)["status"].get("readyReplicas")
+                == 3
+            ),
             180,
         )
         vip = str(cluster.subnet.broadcast_address - 10)
@@ -195,7 +202,9 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
             kindctl.down(docker)
         elif cluster is not None:
             # A cluster of `make kind-up`: left as found, less what the tests made and broke.
-            cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", check=False, timeout=180)
+            cluster.kubectl(
+                "delete", "namespace", NAMESPACE, "--ignore-not-found", check=False, timeout=180
+            )
             cluster.revive()
         if started_daemon and (cluster is None or cluster.created):
             subprocess.run([str(kindctl.KIND_HACK / "dockerd.sh"), "stop"], check=False)
@@ -203,7 +212,9 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
 
 def _deployed_image(cluster: Cluster) -> str:
     """The keepvip image the operator Deployment runs (the one up() loaded)."""
-    dep = cluster.get("deployment", "-n", kindctl.CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip")
+    dep = cluster.get(
+        "deployment", "-n", kindctl.CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip"
+    )
     return str(dep["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"])
 
 

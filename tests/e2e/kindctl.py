@@ -42,7 +42,8 @@ SUBNET = ipaddress.IPv4Network("198.51.100.0/24")
 # Docker's IPAM hands out node and client addresses from here only.
 NODE_RANGE = "198.51.100.0/25"
 STATE = Path(
-    os.environ.get("KEEPVIP_KIND_DIR") or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
+    os.environ.get("KEEPVIP_KIND_DIR")
+    or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
 )
 KUBECONFIG = STATE / "kubeconfig"
 CHART_NAMESPACE = "keepvip-system"
@@ -54,7 +55,9 @@ def _script(path: Path, *args: str, timeout: float = 3600) -> str:
         [str(path), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{path.relative_to(REPO)} {' '.join(args)} failed:\n{proc.stderr[-6000:]}")
+        raise RuntimeError(
+            f"{path.relative_to(REPO)} {' '.join(args)} failed:\n{proc.stderr[-6000:]}"
+        )
     return proc.stdout.strip()
 
 
@@ -233,14 +236,16 @@ def _kind_cluster(kind: str, kubectl: str, image: str) -> Any:
     # KindCluster makes ./.pytest-kind/<name> when constructed: keep it out of the work tree.
     with contextlib.chdir(STATE):
         return KindCluster(
-            NAME, kubeconfig=KUBECONFIG, image=image, kind_path=Path(kind), kubectl_path=Path(kubectl)
+            NAME,
+            kubeconfig=KUBECONFIG,
+            image=image,
+            kind_path=Path(kind),
+            kubectl_path=Path(kubectl),
         )
 
 
 def _exists(docker: Docker) -> bool:
-    return bool(
-        docker("ps", "-a", "-q", "--filter", f"label=io.x-k8s.kind.cluster={NAME}").strip()
-    )
+    return bool(docker("ps", "-a", "-q", "--filter", f"label=io.x-k8s.kind.cluster={NAME}").strip())
 
 
 def up(docker: Docker) -> Cluster:
@@ -282,7 +287,9 @@ def up(docker: Docker) -> Cluster:
 def down(docker: Docker) -> None:
     """Remove the cluster and the network, by name (nothing else is touched)."""
     if _exists(docker):
-        subprocess.run([kind_binary(), "delete", "cluster", "--name", NAME], check=True, timeout=300)
+        subprocess.run(
+            [kind_binary(), "delete", "cluster", "--name", NAME], check=True, timeout=300
+        )
     if docker.succeeds("network", "inspect", NETWORK):
         docker("network", "rm", NETWORK)
     KUBECONFIG.unlink(missing_ok=True)

@@ -143,7 +143,11 @@ def lease_holder(e2e: E2E) -> str:
 
 
 def test_killing_the_leading_operator_replica_leaves_the_other_reconciling(e2e: E2E) -> None:
-    pods = wait_until("two Ready operator replicas", lambda: len(operator_pods(e2e)) == 2 and operator_pods(e2e), 120)
+    pods = wait_until(
+        "two Ready operator replicas",
+        lambda: len(operator_pods(e2e)) == 2 and operator_pods(e2e),
+        120,
+    )
     holder = wait_until("a Lease holder", lambda: lease_holder(e2e), 60)
     (leader,) = [p for p in pods if p["metadata"]["name"] in holder]
     container = leader["status"]["containerStatuses"][0]["containerID"].split("://")[1]
@@ -158,7 +162,10 @@ def test_killing_the_leading_operator_replica_leaves_the_other_reconciling(e2e: 
             "apiVersion": "keepvip.io/v1alpha1",
             "kind": "VirtualIP",
             "metadata": {"name": "after-kill", "namespace": NAMESPACE},
-            "spec": {"addresses": [f"{address}/{e2e.cluster.subnet.prefixlen}"], "advertInterval": "100ms"},
+            "spec": {
+                "addresses": [f"{address}/{e2e.cluster.subnet.prefixlen}"],
+                "advertInterval": "100ms",
+            },
         }
     )
     try:
@@ -168,7 +175,9 @@ def test_killing_the_leading_operator_replica_leaves_the_other_reconciling(e2e: 
         print(f"operator {leader['metadata']['name']} killed: {lease_holder(e2e)!r} leads; "
               f"a new VirtualIP was Ready {took:.1f} s after the kill")  # fmt: skip
     finally:
-        e2e.cluster.kubectl("delete", "virtualip", "after-kill", "-n", NAMESPACE, "--wait=true", timeout=180)
+        e2e.cluster.kubectl(
+            "delete", "virtualip", "after-kill", "-n", NAMESPACE, "--wait=true", timeout=180
+        )
 
 
 def test_deleting_the_virtualip_leaves_no_vip_on_any_node(e2e: E2E) -> None:
