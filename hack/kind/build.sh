@@ -293,9 +293,9 @@ node_image() {
 		sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 	[[ -d $kind_dir/images/base/files ]] || die "no images/base/files in sigs.k8s.io/kind@$KIND_VERSION"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/keepvip-kind-node.XXXXXX")
-	local build_ctr=""
+	build_ctr=""
 	# shellcheck disable=SC2064
-	trap "rm -rf '$work'; [[ -n \$build_ctr ]] && '$DOCKER' rm -f -v \$build_ctr >/dev/null 2>&1; true" EXIT
+	trap "rm -rf '$work'; [[ -n \${build_ctr:-} ]] && '$DOCKER' rm -f -v \$build_ctr >/dev/null 2>&1; true" EXIT
 	mkdir "$work/root"
 	tar -C "$work/root" -xf "$tarball"
 	local root=$work/root files=$kind_dir/images/base/files
@@ -387,19 +387,22 @@ node_image() {
 		for _ in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done
 		ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
 			--all-platforms --no-unpack --digests /images.tar >/dev/null
-		ctr --namespace=k8s.io images list -q
+		ctr --namespace=k8s.io images list -q | grep -v "^sha256:"
 		kill %1; wait || true
 		rm -f /images.tar /tmp/containerd.log
 	' >&2
-	"$DOCKER" commit \
-		--change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
-		--change 'ENV container=docker' \
-		--change 'STOPSIGNAL SIGRTMIN+3' \
-		--change "LABEL org.opencontainers.image.description=\"kind node $KUBERNETES_VERSION for keepvip, by hack/kind/build.sh\"" \
-		"$build_ctr" "$ref" >/dev/null
+	"$DOCKER" commit "$build_ctr" "$stage-committed" >/dev/null
 	"$DOCKER" rm -f -v "$build_ctr" >/dev/null
 	build_ctr=""
-	"$DOCKER" rmi "$stage" >/dev/null
+	# The image's metadata, as kind's base image has it (`docker commit` cannot set
+	# STOPSIGNAL): systemd knows it is in a container, and stops on SIGRTMIN+3.
+	printf '%s\n' "FROM $stage-committed" \
+		'ENV container=docker' \
+		'STOPSIGNAL SIGRTMIN+3' \
+		"LABEL org.opencontainers.image.description=\"kind node $KUBERNETES_VERSION for keepvip, by hack/kind/build.sh\"" \
+		'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' |
+		DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$ref" - >/dev/null
+	"$DOCKER" rmi "$stage-committed" "$stage" >/dev/null
 	log "$ref built in $((SECONDS - start))s"
 	echo "$ref"
 }

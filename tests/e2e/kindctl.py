@@ -264,17 +264,18 @@ def up(docker: Docker) -> Cluster:
     kc = _kind_cluster(kind, kubectl, image)
     cluster = Cluster(docker, kc, kubectl, created=not existed)
     started = time.monotonic()
-    kc.create(config_file=KIND_HACK / "cluster.yaml")
     if existed:
-        # kind wrote the kubeconfig when it created the cluster; write it again
-        # in case this is another state dir, and bring back killed nodes.
+        # Reused: its kubeconfig again (this may be another state dir), before
+        # KindCluster reads it.
         KUBECONFIG.write_text(
             subprocess.run(
                 [kind, "get", "kubeconfig", "--name", NAME],
-                check=True, capture_output=True, text=True,
+                check=True, capture_output=True, text=True, timeout=60,
             ).stdout
         )  # fmt: skip
-        cluster.revive()
+    kc.create(config_file=KIND_HACK / "cluster.yaml")
+    if existed:
+        cluster.revive()  # nodes a test or a benchmark killed
     else:
         cluster.net()
         wait_until("every node Ready", cluster.all_ready, 300)
