@@ -201,11 +201,12 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
         if cluster is not None and cluster.created and os.environ.get("KEEPVIP_KEEP_KIND") != "1":
             kindctl.down(docker)
         elif cluster is not None:
-            # A cluster of `make kind-up`: left as found, less what the tests made and broke.
+            # A cluster of `make kind-up`: left as found, less what the tests made and
+            # broke. Nodes first: pods on a dead node never finish terminating.
+            cluster.revive()
             cluster.kubectl(
                 "delete", "namespace", NAMESPACE, "--ignore-not-found", check=False, timeout=180
             )
-            cluster.revive()
         if started_daemon and (cluster is None or cluster.created):
             subprocess.run([str(kindctl.KIND_HACK / "dockerd.sh"), "stop"], check=False)
 
@@ -216,6 +217,19 @@ def _deployed_image(cluster: Cluster) -> str:
         "deployment", "-n", kindctl.CHART_NAMESPACE, "-l", "app.kubernetes.io/name=keepvip"
     )
     return str(dep["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def timeline(lines: str, since: float) -> str:
+    """Who answered from ``since`` on, as changes: "+0.00 w1, +0.41 -, +0.78 w2" ("-": nobody)."""
+    changes, last = [], None
+    for line in lines.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or float(parts[0]) < since:
+            continue
+        if parts[1] != last:
+            changes.append(f"+{float(parts[0]) - since:.2f} {parts[1]}")
+            last = parts[1]
+    return ", ".join(changes)
 
 
 def outage(lines: str, since: float, old: str) -> tuple[float, float]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage
+from .conftest import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage, timeline
 from .kindctl import wait_until
 
 SERVICE_PORT = 80
@@ -132,5 +132,6 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     out, _ = probe.communicate(timeout=60)
     took, _gap = outage(out, since, node)
     print(f"docker kill {node}: the Service answered from another node after {took:.2f} s")
+    print(f"answers: {timeline(out, since)}")
     assert took <= KILL_BOUND
     assert ingress(e2e) == [lb]
