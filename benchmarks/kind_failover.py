@@ -54,7 +54,7 @@ def ready_apps(cluster: kindctl.Cluster) -> bool:
 def one_run(cluster: kindctl.Cluster, docker: Docker, client: str, vip: str) -> dict[str, Any]:
     old = kindctl.wait_until("a master", lambda: master(cluster), 120)
     probe = subprocess.Popen(
-        [docker.cli, "exec", client, "python", "-m", "keepvip_agent.lab.probe", vip,
+        [*docker.argv("exec", client), "python", "-m", "keepvip_agent.lab.probe", vip,
          "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1", "--duration", "6"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "kind_failover.json")
     args = parser.parse_args(argv)
 
-    _, started_daemon = kindctl.docker_daemon()
-    docker = Docker("/usr/bin/docker")
+    host, started_daemon = kindctl.docker_daemon()
+    docker = Docker("/usr/bin/docker", host)
     cluster: kindctl.Cluster | None = None
     samples: list[dict[str, Any]] = []
     try:

@@ -2,7 +2,7 @@
 # kube-proxy in Docker containers, with a node image assembled here from
 # Debian packages and Go modules (no registry: see docs/testing.md).
 #   make kind-build   build or reuse the node image (~15 min cold, <1 s warm)
-#   make kind-up      a cluster (1 control plane, 3 workers) on 198.51.100.0/24 with
+#   make kind-up      a cluster (1 control plane, 3 workers) on 198.51.100.0/25 with
 #                     keepvip's image loaded and its chart installed; prints
 #                     DOCKER_HOST=... and KUBECONFIG=... last. Again: reuses the
 #                     cluster, rebuilds and reloads the image, upgrades the chart

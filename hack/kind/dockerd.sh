@@ -8,10 +8,13 @@
 #   dockerd.sh env      print DOCKER_HOST=unix://... (no start)
 #   dockerd.sh stop     stop it if this script started it (pid file); remove nothing else
 #
-# Its addresses are documentation ranges only (RFC 5737): the default bridge
-# is 192.0.2.128/26 and networks made without a subnet come from
-# 192.0.2.192/26; the clusters use networks with explicit subnets
-# (198.51.100.0/24 for `make kind-up`).
+# Its addresses are documentation ranges only (RFC 5737), in the upper half
+# of 198.51.100.0/24, whose lower half is the kind cluster's network
+# (tests/e2e/kindctl.py): the default bridge keepvipkind0 is 198.51.100.128/26
+# (image builds run there), networks made without a subnet come from
+# 198.51.100.192/26. The image tier's networks (192.0.2.128/25, on the
+# machine's default daemon) and the lab's (inside network namespaces) are
+# elsewhere, so no two tiers share a route.
 #
 # When CAP_SYS_RESOURCE (bit 24) is missing from the capability bounding set
 # (these CI machines), runc-wrapper next to this file is registered as the
@@ -60,11 +63,11 @@ ensure() {
 	local args=(
 		--host "$host" --pidfile "$run/dockerd.pid" --data-root "$data"
 		--exec-root "$run/exec" --bridge keepvipkind0
-		--default-address-pool base=192.0.2.192/26,size=28
+		--default-address-pool base=198.51.100.192/26,size=28
 	)
 	# The default bridge is ours by name and address (dockerd takes -b or --bip, not both).
 	ip link show keepvipkind0 >/dev/null 2>&1 ||
-		{ ip link add keepvipkind0 type bridge && ip addr add 192.0.2.129/26 dev keepvipkind0 && ip link set keepvipkind0 up; }
+		{ ip link add keepvipkind0 type bridge && ip addr add 198.51.100.129/26 dev keepvipkind0 && ip link set keepvipkind0 up; }
 	if lacks_sys_resource; then
 		args+=(--add-runtime "keepvip-runc=$here/runc-wrapper" --default-runtime keepvip-runc)
 	fi

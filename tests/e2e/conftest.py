@@ -3,7 +3,7 @@
 The cluster is the one of `make kind-up` (tests/e2e/kindctl.py): created by
 pytest-kind's ``KindCluster`` from the node image hack/kind/build.sh
 assembles here (no registry is needed), on the kind tier's own Docker daemon
-and a Docker network on 198.51.100.0/24. If `make kind-up` left one running,
+and a Docker network on 198.51.100.0/25. If `make kind-up` left one running,
 the session reuses it (and leaves it running, its dead nodes restarted);
 otherwise the session creates it and removes it at the end, with the network
 and the daemon it started, also after a failure.
@@ -82,7 +82,7 @@ class E2E:
     ) -> subprocess.Popen[str]:
         """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
         return subprocess.Popen(
-            [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_agent.lab.probe",
+            [*self.docker.argv("exec", self.client), "python", "-m", "keepvip_agent.lab.probe",
              address or self.vip, "--port", str(port), "--every", "0.02", "--timeout", "0.1",
              "--duration", str(duration)],
             stdout=subprocess.PIPE, text=True,
@@ -168,8 +168,8 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     reason = unavailable_reason()
     if reason:
         _skip_or_fail(request.config, reason)
-    _, started_daemon = kindctl.docker_daemon()
-    docker = Docker("/usr/bin/docker")
+    host, started_daemon = kindctl.docker_daemon()
+    docker = Docker("/usr/bin/docker", host)
     cluster: Cluster | None = None
     try:
         cluster = kindctl.up(docker)

@@ -10,8 +10,10 @@ documentation subnet is made first (``KIND_EXPERIMENTAL_DOCKER_NETWORK``), and
 pod networking comes from Debian's CNI plugins (``hack/kind/net.sh``) since
 kindnetd cannot be built.
 
-One cluster, ``keepvip``, on network ``keepvip-kind`` (198.51.100.0/24; nodes
-and clients get addresses from the lower half, VIPs come from the upper half).
+One cluster, ``keepvip``, on network ``keepvip-kind``: 198.51.100.0/25, nodes
+and clients from 198.51.100.0/26, VIPs from the rest (the daemon's own bridge
+has 198.51.100.128/26; the image tier's networks are in 192.0.2.128/25 and the
+lab's in network namespaces, so the tiers never share a route).
 ``up()`` is idempotent: a second call reuses the cluster, rebuilds the keepvip
 image (Docker's cache makes that quick when nothing changed), reloads it and
 upgrades the chart. ``down()`` removes the cluster, the network and the daemon,
@@ -23,12 +25,14 @@ each by name, and only what this module made.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +42,9 @@ from image.dockerctl import REPO, Docker, build_image
 KIND_HACK = REPO / "hack" / "kind"
 NAME = "keepvip"
 NETWORK = "keepvip-kind"
-SUBNET = ipaddress.IPv4Network("198.51.100.0/24")
+SUBNET = ipaddress.IPv4Network("198.51.100.0/25")
 # Docker's IPAM hands out node and client addresses from here only.
-NODE_RANGE = "198.51.100.0/25"
+NODE_RANGE = "198.51.100.0/26"
 STATE = Path(
     os.environ.get("KEEPVIP_KIND_DIR")
     or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
@@ -61,12 +65,29 @@ def _script(path: Path, *args: str, timeout: float = 3600) -> str:
     return proc.stdout.strip()
 
 
-def docker_daemon() -> tuple[str, bool]:
-    """The kind tier's Docker daemon, started if it does not answer; (DOCKER_HOST, started by us).
+@contextlib.contextmanager
+def kind_env(host: str) -> Iterator[None]:
+    """DOCKER_HOST (and kind's network) in this process's environment for the block only.
 
-    DOCKER_HOST is set in this process's environment, so kind, the docker CLI
-    and the image build (hack/image/build.sh) all use that daemon.
+    kind, pytest-kind and the image build (hack/image/build.sh) find the
+    daemon there; outside these blocks the rest of a pytest session (the image
+    tier) keeps the machine's default daemon.
     """
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "KIND_EXPERIMENTAL_DOCKER_NETWORK")}
+    os.environ["DOCKER_HOST"] = host
+    os.environ["KIND_EXPERIMENTAL_DOCKER_NETWORK"] = NETWORK
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def docker_daemon() -> tuple[str, bool]:
+    """The kind tier's Docker daemon, started if it does not answer; (DOCKER_HOST, started by us)."""
     host = _script(KIND_HACK / "dockerd.sh", "env").split("=", 1)[1]
     answered = (
         subprocess.run(
@@ -78,7 +99,6 @@ def docker_daemon() -> tuple[str, bool]:
     )
     if not answered:
         _script(KIND_HACK / "dockerd.sh", "ensure", timeout=900)
-    os.environ["DOCKER_HOST"] = host
     return host, not answered
 
 
@@ -151,7 +171,8 @@ class Cluster:
 
     def net(self) -> None:
         """Pod networking on every running node (again after a node restarted)."""
-        _script(KIND_HACK / "net.sh", NAME, self.kubectl_bin, str(KUBECONFIG), timeout=300)
+        with kind_env(self.docker.host or ""):
+            _script(KIND_HACK / "net.sh", NAME, self.kubectl_bin, str(KUBECONFIG), timeout=300)
 
     def revive(self) -> None:
         """Start node containers that were killed, and wait for every node Ready again."""
@@ -201,14 +222,22 @@ class Cluster:
     def install_keepvip(self) -> str:
         """Build the image the CI way, load it into the nodes, install or upgrade the chart.
 
-        The tag names the image id, so a changed build rolls the operator (and,
-        through it, the agents); an unchanged one leaves everything as it is.
+        The tag is a key of what goes into the image (image_key), so a second
+        kind-up with unchanged code builds nothing and leaves the operator as it
+        is, and a changed one rolls the operator (and, through it, the agents).
         """
-        built, _ = build_image("keepvip:kind")
-        image_id = self.docker("image", "inspect", "-f", "{{.Id}}", built).split(":")[-1][:12]
-        ref = f"keepvip:kind-{image_id}"
-        self.docker("tag", built, ref)
-        self.kind.load_docker_image(ref)
+        ref = f"keepvip:kind-{image_key()}"
+        if not self.docker.succeeds("image", "inspect", ref):
+            with kind_env(self.docker.host or ""):
+                build_image(ref)
+            # Older builds of this scheme, in the kind tier's own daemon only.
+            for old in self.docker(
+                "images", "keepvip", "--format", "{{.Repository}}:{{.Tag}}"
+            ).split():
+                if old.startswith("keepvip:kind") and old != ref:
+                    self.docker("image", "rm", old, check=False)
+        with kind_env(self.docker.host or ""):
+            self.kind.load_docker_image(ref)
         repository, _, tag = ref.rpartition(":")
         helm_home = STATE / "helm"
         subprocess.run(
@@ -227,6 +256,20 @@ class Cluster:
         return bool(dep["items"]) and all(
             (d["status"].get("readyReplicas") or 0) == d["spec"]["replicas"] for d in dep["items"]
         )
+
+
+def image_key() -> str:
+    """A hash of the files the keepvip image is built from (the build's label dates aside)."""
+    digest = hashlib.sha256()
+    roots = ["agent", "operator", "crds", "Dockerfile", "pyproject.toml", "hack/image"]
+    for root in roots:
+        path = REPO / root
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix == ".pyc" or ".egg-info" in str(f):
+                continue
+            digest.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def _kind_cluster(kind: str, kubectl: str, image: str) -> Any:
@@ -260,20 +303,20 @@ def up(docker: Docker) -> Cluster:
             "--gateway", str(SUBNET.network_address + 1),
             "-o", "com.docker.network.bridge.name=keepvipkind1", NETWORK,
         )  # fmt: skip
-    os.environ["KIND_EXPERIMENTAL_DOCKER_NETWORK"] = NETWORK
     kc = _kind_cluster(kind, kubectl, image)
     cluster = Cluster(docker, kc, kubectl, created=not existed)
     started = time.monotonic()
-    if existed:
-        # Reused: its kubeconfig again (this may be another state dir), before
-        # KindCluster reads it.
-        KUBECONFIG.write_text(
-            subprocess.run(
-                [kind, "get", "kubeconfig", "--name", NAME],
-                check=True, capture_output=True, text=True, timeout=60,
-            ).stdout
-        )  # fmt: skip
-    kc.create(config_file=KIND_HACK / "cluster.yaml")
+    with kind_env(docker.host or ""):
+        if existed:
+            # Reused: its kubeconfig again (this may be another state dir), before
+            # KindCluster reads it.
+            KUBECONFIG.write_text(
+                subprocess.run(
+                    [kind, "get", "kubeconfig", "--name", NAME],
+                    check=True, capture_output=True, text=True, timeout=60,
+                ).stdout
+            )  # fmt: skip
+        kc.create(config_file=KIND_HACK / "cluster.yaml")
     if existed:
         cluster.revive()  # nodes a test or a benchmark killed
     else:
@@ -288,9 +331,10 @@ def up(docker: Docker) -> Cluster:
 def down(docker: Docker) -> None:
     """Remove the cluster and the network, by name (nothing else is touched)."""
     if _exists(docker):
-        subprocess.run(
-            [kind_binary(), "delete", "cluster", "--name", NAME], check=True, timeout=300
-        )
+        with kind_env(docker.host or ""):
+            subprocess.run(
+                [kind_binary(), "delete", "cluster", "--name", NAME], check=True, timeout=300
+            )
     if docker.succeeds("network", "inspect", NETWORK):
         docker("network", "rm", NETWORK)
     KUBECONFIG.unlink(missing_ok=True)
@@ -316,7 +360,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m e2e.kindctl up|down|net", file=sys.stderr)
         return 2
     host, _ = docker_daemon()
-    docker = Docker("/usr/bin/docker")
+    docker = Docker("/usr/bin/docker", host)
     if command == "up":
         up(docker)
         print(f"DOCKER_HOST={host}")

@@ -121,7 +121,7 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     node = wait_until("an answer on the Service's VIP", lambda: answer(e2e, lb), 60)
     assert lb in e2e.cluster.addresses(node)
     probe = subprocess.Popen(
-        [e2e.docker.cli, "exec", e2e.client, "python", "-m", "keepvip_agent.lab.probe", lb,
+        [*e2e.docker.argv("exec", e2e.client), "python", "-m", "keepvip_agent.lab.probe", lb,
          "--port", str(SERVICE_PORT), "--every", "0.02", "--timeout", "0.1",
          "--duration", str(KILL_BOUND + 5)],
         stdout=subprocess.PIPE, text=True,

@@ -93,17 +93,23 @@ class Docker:
     """The docker CLI with a ledger: what is created here is removed here, by id."""
 
     cli: str
+    # A daemon other than the environment's (DOCKER_HOST), e.g. the kind tier's own.
+    host: str | None = None
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
         proc = subprocess.run(
-            [self.cli, *args], capture_output=True, text=True, timeout=timeout, check=False
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
             raise DockerError(f"docker {' '.join(args)}: exit {proc.returncode}: {proc.stderr}")
         return proc.stdout.strip()
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``docker ARGS`` for this daemon."""
+        return [self.cli, *(["-H", self.host] if self.host else []), *args]
 
     def succeeds(self, *args: str) -> bool:
         """Whether ``docker ARGS`` exits 0 (output discarded)."""
@@ -111,7 +117,7 @@ class Docker:
 
     def _quiet(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.cli, *args], check=False, capture_output=True, text=True, timeout=120
+            self.argv(*args), check=False, capture_output=True, text=True, timeout=120
         )
 
     # -- creating, recorded -------------------------------------------------------------------
@@ -127,7 +133,7 @@ class Docker:
         cid = self("create", "--label", "keepvip.test=1", *args)
         self.containers.append(cid)
         proc = subprocess.run(
-            [self.cli, "start", "-a", cid],
+            self.argv("start", "-a", cid),
             check=False, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
         return proc.returncode, proc.stdout + proc.stderr
@@ -195,7 +201,7 @@ class Docker:
 
     def logs(self, container: str) -> str:
         proc = subprocess.run(
-            [self.cli, "logs", container], capture_output=True, text=True, timeout=30, check=False
+            self.argv("logs", container), capture_output=True, text=True, timeout=30, check=False
         )
         return proc.stdout + proc.stderr
 
