@@ -22,5 +22,5 @@ kind-up: deps controlplane-build
 kind-down: deps
 	$(KIND_CTL) down
 
-e2e: deps controlplane-build
+e2e: deps kind-build
 	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-e2e} $(PY) -m pytest -rs tests/e2e $(PYTEST_ARGS)

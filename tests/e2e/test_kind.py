@@ -20,9 +20,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from . import kindctl
 from .conftest import ADVERT_INTERVAL, E2E, NAMESPACE, outage, timeline
 from .kindctl import wait_until
+
+# The first test also pays for the session's cluster: on a machine without
+# the caches, the node image build (about 8 minutes after the control plane's)
+# and the cluster (about 4). pytest-timeout's 300 s default would cut it.
+pytestmark = pytest.mark.timeout(1800)
 
 # Margins on the documented figures for the client's 100 ms probe timeout,
 # ARP and a loaded CI machine.

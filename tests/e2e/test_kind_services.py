@@ -21,6 +21,9 @@ import pytest
 from .conftest import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage, timeline
 from .kindctl import wait_until
 
+# As in test_kind.py: the first test may pay for the cluster.
+pytestmark = pytest.mark.timeout(1800)
+
 SERVICE_PORT = 80
 KILL_BOUND = 3 * ADVERT_INTERVAL + ADVERT_INTERVAL + 1.0
 
