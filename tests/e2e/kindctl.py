@@ -305,26 +305,31 @@ def up(docker: Docker) -> Cluster:
         )  # fmt: skip
     kc = _kind_cluster(kind, kubectl, image)
     cluster = Cluster(docker, kc, kubectl, created=not existed)
-    started = time.monotonic()
-    with kind_env(docker.host or ""):
+    try:
+        started = time.monotonic()
+        with kind_env(docker.host or ""):
+            if existed:
+                # Reused: its kubeconfig again (this may be another state dir), before
+                # KindCluster reads it.
+                KUBECONFIG.write_text(
+                    subprocess.run(
+                        [kind, "get", "kubeconfig", "--name", NAME],
+                        check=True, capture_output=True, text=True, timeout=60,
+                    ).stdout
+                )  # fmt: skip
+            kc.create(config_file=KIND_HACK / "cluster.yaml")
         if existed:
-            # Reused: its kubeconfig again (this may be another state dir), before
-            # KindCluster reads it.
-            KUBECONFIG.write_text(
-                subprocess.run(
-                    [kind, "get", "kubeconfig", "--name", NAME],
-                    check=True, capture_output=True, text=True, timeout=60,
-                ).stdout
-            )  # fmt: skip
-        kc.create(config_file=KIND_HACK / "cluster.yaml")
-    if existed:
-        cluster.revive()  # nodes a test or a benchmark killed
-    else:
-        cluster.net()
-        wait_until("every node Ready", cluster.all_ready, 300)
-        print(f"kind cluster {NAME} up in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    cluster.install_keepvip()
-    wait_until("the operator Ready", cluster.operator_ready, 300)
+            cluster.revive()  # nodes a test or a benchmark killed
+        else:
+            cluster.net()
+            wait_until("every node Ready", cluster.all_ready, 300)
+            print(f"kind cluster {NAME} up in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        cluster.install_keepvip()
+        wait_until("the operator Ready", cluster.operator_ready, 300)
+    except BaseException:
+        if not existed:  # half made by this call: remove it (kind removed its own nodes)
+            down(docker)
+        raise
     return cluster
 
 
