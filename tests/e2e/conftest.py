@@ -128,6 +128,10 @@ def app(image: str) -> dict[str, Any]:
                                 }
                             ],
                             "ports": [{"containerPort": APP_PORT, "hostPort": APP_PORT}],
+                            # What docs/install.md asks of a tracked app: keep answering
+                            # for a moment after the pod is deleted (drain), while the
+                            # VIP moves.
+                            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}},
                             "readinessProbe": {
                                 "exec": {"command": ["test", "-f", "/tmp/ready"]},
                                 "periodSeconds": 1,
