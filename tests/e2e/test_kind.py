@@ -99,6 +99,7 @@ def test_draining_the_masters_node_hands_over_gracefully(e2e: E2E) -> None:
         out, _ = probe.communicate(timeout=60)
         took, gap = outage(out, since, old)
         print(f"drain of {old}: VIP moved after {took:.2f} s, longest gap {gap:.2f} s")
+        print(f"answers: {timeline(out, since)}")
         assert gap <= GRACEFUL_GAP, f"clients saw {gap:.2f} s without an answer"
         new = wait_until(
             "a new master in status", lambda: (m := e2e.master()) and m != old and m, 30
