@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _common import machine, median
 from e2e import kindctl
-from e2e.conftest import APP_PORT, NAMESPACE, app, outage, virtualip
+from e2e.conftest import APP_PORT, NAMESPACE, Probe, app, outage, virtualip
 from image.dockerctl import Docker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +53,9 @@ def ready_apps(cluster: kindctl.Cluster) -> bool:
 
 def one_run(cluster: kindctl.Cluster, docker: Docker, client: str, vip: str) -> dict[str, Any]:
     old = kindctl.wait_until("a master", lambda: master(cluster), 120)
-    probe = subprocess.Popen(
+    probe = Probe(
         [*docker.argv("exec", client), "python", "-m", "keepvip_agent.lab.probe", vip,
-         "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1", "--duration", "6"],
-        stdout=subprocess.PIPE, text=True,
+         "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1", "--duration", "6"]
     )  # fmt: skip
     time.sleep(1.0)
     since = time.monotonic()

@@ -55,6 +55,23 @@ def _wanted(config: pytest.Config) -> bool:
     return "e2e" in plugin.required_tiers() or os.environ.get("KEEPVIP_E2E") == "1"
 
 
+class Probe:
+    """A client probe that is already probing when the constructor returns.
+
+    ``docker exec`` and Python's start take a while on a loaded machine; an
+    event timed from before the first attempt would count that as outage.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.first = self.proc.stdout.readline()
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.first + (out or ""), err or ""
+
+
 @dataclass
 class E2E:
     cluster: Cluster
@@ -77,15 +94,12 @@ class E2E:
         (pod,) = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node]
         return str(pod)
 
-    def probe(
-        self, duration: float, address: str | None = None, port: int = APP_PORT
-    ) -> subprocess.Popen[str]:
-        """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
-        return subprocess.Popen(
+    def probe(self, duration: float, address: str | None = None, port: int = APP_PORT) -> Probe:
+        """The client's probe, running: a GET to the VIP every 20 ms, one line per attempt."""
+        return Probe(
             [*self.docker.argv("exec", self.client), "python", "-m", "keepvip_agent.lab.probe",
              address or self.vip, "--port", str(port), "--every", "0.02", "--timeout", "0.1",
-             "--duration", str(duration)],
-            stdout=subprocess.PIPE, text=True,
+             "--duration", str(duration)]
         )  # fmt: skip
 
     def answer(self, address: str | None = None, port: int = APP_PORT) -> str | None:

@@ -11,7 +11,6 @@ container is killed, within the same bound as a plain VirtualIP.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -123,12 +122,7 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     )
     node = wait_until("an answer on the Service's VIP", lambda: answer(e2e, lb), 60)
     assert lb in e2e.cluster.addresses(node)
-    probe = subprocess.Popen(
-        [*e2e.docker.argv("exec", e2e.client), "python", "-m", "keepvip_agent.lab.probe", lb,
-         "--port", str(SERVICE_PORT), "--every", "0.02", "--timeout", "0.1",
-         "--duration", str(KILL_BOUND + 5)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    probe = e2e.probe(KILL_BOUND + 5, lb, SERVICE_PORT)
     time.sleep(0.5)
     since = time.monotonic()
     e2e.docker("kill", node)
