@@ -176,7 +176,9 @@ def virtualip(vip: str, prefix: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
+# Package scope: the cluster is gone before pytest goes on to the other tiers,
+# whose timing-sensitive tests should not share the CPU with four kubelets.
+@pytest.fixture(scope="package")
 def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     if not _wanted(request.config):
         pytest.skip(
