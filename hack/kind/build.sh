@@ -97,11 +97,23 @@ go_env() {
 	command -v go >/dev/null || die "go is not installed (Go >= 1.26 builds the node's binaries)"
 }
 
+# The kind tier's daemon; if this call starts it, it stops it again on exit
+# (whoever needs it next, kind-up or the e2e tier, starts it again).
+work="" build_ctr="" started_daemon=""
+cleanup() {
+	[[ -n $build_ctr ]] && "$DOCKER" rm -f -v "$build_ctr" >/dev/null 2>&1
+	[[ -n $work ]] && rm -rf "$work"
+	[[ -n $started_daemon ]] && "$here/dockerd.sh" stop
+	true
+}
 docker_env() {
 	local line
+	line=$("$here/dockerd.sh" env)
+	/usr/bin/docker -H "${line#DOCKER_HOST=}" info >/dev/null 2>&1 || started_daemon=1
 	line=$("$here/dockerd.sh" ensure)
 	export "${line?}"
 	DOCKER=/usr/bin/docker
+	trap cleanup EXIT
 }
 
 # ---------------------------------------------------------------- pin
@@ -275,7 +287,7 @@ import_dir() { # dir ref entrypoint-json
 }
 
 node_image() {
-	local ref bins tarball work start=$SECONDS
+	local ref bins tarball start=$SECONDS
 	ref=$(image_ref)
 	docker_env
 	if "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then
@@ -301,9 +313,6 @@ node_image() {
 		sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 	[[ -d $kind_dir/images/base/files ]] || die "no images/base/files in sigs.k8s.io/kind@$KIND_VERSION"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/keepvip-kind-node.XXXXXX")
-	build_ctr=""
-	# shellcheck disable=SC2064
-	trap "rm -rf '$work'; [[ -n \${build_ctr:-} ]] && '$DOCKER' rm -f -v \$build_ctr >/dev/null 2>&1; true" EXIT
 	mkdir "$work/root"
 	tar -C "$work/root" -xf "$tarball"
 	local root=$work/root files=$kind_dir/images/base/files
