@@ -16,8 +16,9 @@ pod per worker (it answers with its node's name on port 8080, Ready while
 client is a container on the cluster's network that asks the VIP who answers.
 
 The tier runs when ``KEEPVIP_REQUIRE_TIERS`` names ``e2e`` (``make e2e``) or
-``KEEPVIP_E2E=1``; otherwise it is skipped, since the first build of the node
-image takes about 15 minutes (see docs/testing.md). Where it cannot run
+``KEEPVIP_E2E=1``; otherwise it is skipped (until it is required in CI), since
+the first build of the node image takes about 7 minutes after the control
+plane's (see docs/testing.md). Where it cannot run
 (not root, no Docker engine to install), it is skipped with the reason, or
 fails when required.
 """
@@ -183,7 +184,7 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     if not _wanted(request.config):
         pytest.skip(
             "the e2e tier runs with `make e2e` (KEEPVIP_REQUIRE_TIERS=e2e) or KEEPVIP_E2E=1: "
-            "its first node-image build takes about 15 minutes"
+            "on a new machine its node image takes about 7 minutes to build (docs/testing.md)"
         )
     reason = unavailable_reason()
     if reason:
