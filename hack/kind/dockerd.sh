@@ -86,9 +86,26 @@ ensure() {
 	die "dockerd did not answer within 60 s"
 }
 
+clean_rules() {
+	# dockerd leaves its default bridge's iptables rules behind when it stops
+	# (a MASQUERADE of the bridge's subnet among them, which would rewrite the
+	# sources of any other bridge's traffic in that range): remove the rules
+	# that name this daemon's bridge, and only those.
+	local table rule args
+	for table in nat filter; do
+		while read -r rule; do
+			read -ra args <<<"${rule#-A }"
+			iptables -t "$table" -D "${args[@]}" 2>/dev/null || true
+		done < <(iptables-save -t "$table" 2>/dev/null | grep -E '^-A .*keepvipkind0' || true)
+	done
+}
+
 stop() {
 	local marker=$run/started-by-keepvip pid
-	[[ -f $marker ]] || return 0
+	if [[ ! -f $marker ]]; then
+		answers || clean_rules # leftovers of an earlier daemon; a running one keeps its rules
+		return 0
+	fi
 	pid=$(cat "$marker")
 	if kill -0 "$pid" 2>/dev/null; then
 		log "stopping the dockerd this script started (pid $pid)"
@@ -101,6 +118,7 @@ stop() {
 	fi
 	rm -f "$marker"
 	ip link del keepvipkind0 2>/dev/null || true
+	clean_rules
 }
 
 case ${1:-} in
