@@ -1,6 +1,6 @@
 """Helpers shared by the benchmarks and the keepalived interoperability tests.
 
-Both need the same things in a :class:`~keepvip_agent.lab.topology.Lab`: a
+Both need the same things in a :class:`~keepvip_tools.lab.topology.Lab`: a
 keepalived or a keepvip agent started in a node namespace, a keepalived.conf
 rendered from the same few numbers as a VirtualIP document, the agent's
 metrics, and the lab probe's output turned into an outage. They live here
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keepvip_agent.lab.config import dump, virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.config import dump, virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 KEEPALIVED = shutil.which("keepalived")
 METRICS_PORT = 9650
@@ -306,7 +306,7 @@ def start_responders(lab: Lab) -> None:
     for i in range(1, lab.nodes + 1):
         lab.spawn(
             lab.node_ns(i),
-            [sys.executable, "-m", "keepvip_agent.lab.responder", lab.node_name(i)],
+            [sys.executable, "-m", "keepvip_tools.lab.responder", lab.node_name(i)],
             log=f"responder-n{i}.log",
         )
 

@@ -54,7 +54,7 @@ from cluster.test_agent_kubernetes import (
     ensure_crd,
 )
 from cluster.test_service_vip import PORT, SliceWatch, service
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -107,7 +107,7 @@ class Probe:
     def __init__(self, lab: Lab, path: Path, port: int = 80) -> None:
         self.path = path
         self.out = path.open("wb")
-        argv = [sys.executable, "-m", "keepvip_agent.lab.probe", str(VIP4), "--every", "0.005"]
+        argv = [sys.executable, "-m", "keepvip_tools.lab.probe", str(VIP4), "--every", "0.005"]
         argv += ["--port", str(port)]
         self.proc = lab.spawn(lab.client_ns, argv, stdout=self.out)
 

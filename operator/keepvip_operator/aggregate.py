@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT
-from keepvip_agent.spec.status import NodeStatus
+from keepvip_api.names import SPLIT_BRAIN_FAULT
+from keepvip_api.status import NodeStatus
 from keepvip_operator.conditions import DEGRADED, READY, SPLIT_BRAIN, Cond
 from keepvip_operator.observed import parse_time
 

@@ -22,9 +22,9 @@ from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import Any
 
-from keepvip_agent.spec import SpecError, parse_virtualip
-from keepvip_agent.spec.model import VirtualIPSpec
-from keepvip_agent.spec.pool import VirtualIPPoolSpec, parse_pool
+from keepvip_api import SpecError, parse_virtualip
+from keepvip_api.model import VirtualIPSpec
+from keepvip_api.pool import VirtualIPPoolSpec, parse_pool
 from keepvip_operator import names
 from keepvip_operator.observed import EPOCH, parse_time
 

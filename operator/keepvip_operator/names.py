@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keepvip_agent.kube.pods import AGENT_LABEL, ROLE_LABEL
-from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, VERSION
-from keepvip_agent.spec.names import lease_name as shared_lease_name
+from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.names import AGENT_LABEL, ROLE_LABEL
+from keepvip_api.names import lease_name as shared_lease_name
 
 __all__ = [
     "AGENT_LABEL",

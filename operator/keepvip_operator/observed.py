@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from keepvip_agent.spec import SpecError, VirtualIP, parse_virtualip
+from keepvip_api import SpecError, VirtualIP, parse_virtualip
 from keepvip_operator.names import Target, name_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -36,8 +36,8 @@ from typing import Any
 
 import kopf
 
-from keepvip_agent.spec import SpecError
-from keepvip_agent.spec.pool import POOL_PLURAL
+from keepvip_api import SpecError
+from keepvip_api.pool import POOL_PLURAL
 from keepvip_operator import names, pools
 from keepvip_operator.conditions import Cond, merge
 from keepvip_operator.kube import APPLY, EVENT_MESSAGE_MAX, ApiError, Kube, path

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, Lab
 
 from .controlplane import LAUNCH_LABEL, ControlPlane
 from .operator_fixtures import operator_settings, running_operator, wait_for
@@ -62,7 +62,7 @@ def app_daemonset(ns: str, flags: Path) -> dict[str, Any]:
     container = {
         "name": "web",
         "image": "web:test",
-        "command": [sys.executable, "-m", "keepvip_agent.lab.responder", "$(NODE_NAME)", "80"],
+        "command": [sys.executable, "-m", "keepvip_tools.lab.responder", "$(NODE_NAME)", "80"],
         "env": [field_env("NODE_NAME", "spec.nodeName")],
         "readinessProbe": {
             "exec": {"command": ["sh", "-c", f"test -f {flags}/$NODE_NAME"]},
@@ -114,7 +114,7 @@ def client_answer(lab: Lab, port: int = 80) -> str | None:
         lab.client_ns,
         sys.executable,
         "-m",
-        "keepvip_agent.lab.probe",
+        "keepvip_tools.lab.probe",
         str(VIP4),
         "--port",
         str(port),
@@ -338,7 +338,7 @@ def test_data_plane_does_not_depend_on_the_api(
     lab, index = cluster_lab
     ns, nodes = kube_namespace, list(index)
     for name, i in index.items():
-        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_agent.lab.responder", name])
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
     with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
         wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
         with api_server_frozen(control_plane):

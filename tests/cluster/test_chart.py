@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.lab.topology import Lab
 from keepvip_operator.main import run
 from keepvip_operator.settings import OperatorSettings, parse
+from keepvip_tools.lab.topology import Lab
 
 from .controlplane import ControlPlane
 from .operator_fixtures import wait_for

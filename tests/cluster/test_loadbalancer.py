@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.lab.topology import VIP4
-from keepvip_agent.lab.topology import Lab as NetLab
+from keepvip_tools.lab.topology import VIP4
+from keepvip_tools.lab.topology import Lab as NetLab
 
 from .controlplane import LAUNCH_LABEL, ControlPlane
 from .operator_fixtures import (

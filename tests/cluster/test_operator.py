@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.spec import parse_virtualip
+from keepvip_api import parse_virtualip
 from keepvip_operator.names import Target
 from keepvip_operator.render import render_namespaced
 

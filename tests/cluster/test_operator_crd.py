@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import SpecError, parse_virtualip
+from keepvip_api import SpecError, parse_virtualip
 
 from .controlplane import ControlPlane
 from .operator_fixtures import CRD_FILE, virtualip_crd

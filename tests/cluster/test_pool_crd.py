@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import SpecError
-from keepvip_agent.spec.pool import parse_pool
+from keepvip_api import SpecError
+from keepvip_api.pool import parse_pool
 
 from .controlplane import ControlPlane
 from .operator_fixtures import apply, wait_for

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, Lab
 
 from .controlplane import ControlPlane
 from .operator_fixtures import (

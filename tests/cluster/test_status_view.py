@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.tool import main
+from keepvip_tools.cli import main
 
 from .controlplane import ControlPlane
 from .rest import Rest
@@ -158,7 +158,7 @@ def published(control_plane: ControlPlane, kube_namespace: str) -> str:
 
 def keepvip_status(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "keepvip_agent.tool", "status", *args],
+        [sys.executable, "-m", "keepvip_tools.cli", "status", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -67,7 +67,7 @@ class E2E:
     def probe(self, duration: float) -> subprocess.Popen[str]:
         """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
         return subprocess.Popen(
-            [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_agent.lab.probe",
+            [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_tools.lab.probe",
              self.vip, "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1",
              "--duration", str(duration)],
             stdout=subprocess.PIPE, text=True,
@@ -75,7 +75,7 @@ class E2E:
 
     def answer(self) -> str | None:
         out = self.docker(
-            "exec", self.client, "python", "-m", "keepvip_agent.lab.probe", self.vip,
+            "exec", self.client, "python", "-m", "keepvip_tools.lab.probe", self.vip,
             "--port", str(APP_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
         )  # fmt: skip
         who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
@@ -86,7 +86,7 @@ def app(image: str) -> dict[str, Any]:
     """One pod per worker (the host port keeps two off one node), Ready while /tmp/ready exists."""
     labels = {"app": "web"}
     serve = (
-        f'touch /tmp/ready && exec python -m keepvip_agent.lab.responder "$NODE_NAME" {APP_PORT}'
+        f'touch /tmp/ready && exec python -m keepvip_tools.lab.responder "$NODE_NAME" {APP_PORT}'
     )
     return {
         "apiVersion": "apps/v1",

@@ -74,7 +74,7 @@ def ingress(e2e: E2E) -> list[str]:
 
 def answer(e2e: E2E, address: str) -> str | None:
     out = e2e.docker(
-        "exec", e2e.client, "python", "-m", "keepvip_agent.lab.probe", address,
+        "exec", e2e.client, "python", "-m", "keepvip_tools.lab.probe", address,
         "--port", str(SERVICE_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
     )  # fmt: skip
     who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
@@ -90,7 +90,7 @@ def test_a_loadbalancer_service_answers_on_its_vip_and_survives_a_node_kill(
     holder = wait_until("an answer on the Service's VIP", lambda: answer(e2e, lb), 60)
     assert lb in e2e.cluster.addresses(holder)
     probe = subprocess.Popen(
-        [e2e.docker.cli, "exec", e2e.client, "python", "-m", "keepvip_agent.lab.probe", lb,
+        [e2e.docker.cli, "exec", e2e.client, "python", "-m", "keepvip_tools.lab.probe", lb,
          "--port", str(SERVICE_PORT), "--every", "0.02", "--timeout", "0.1",
          "--duration", str(KILL_BOUND + 5)],
         stdout=subprocess.PIPE, text=True,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent import __version__
+from keepvip_api import __version__
 
 from .conftest import Image
 from .dockerctl import Docker, http_json, wait_for

@@ -1,4 +1,4 @@
-"""Drive keepvip agents in a :class:`~keepvip_agent.lab.topology.Lab` and observe them.
+"""Drive keepvip agents in a :class:`~keepvip_tools.lab.topology.Lab` and observe them.
 
 The tests assert on what a user or a client can see: addresses in the
 kernel, /status and /metrics of each agent, answers a client gets through
@@ -36,8 +36,8 @@ from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from keepvip_agent.lab.config import dump
-from keepvip_agent.lab.topology import Lab
+from keepvip_tools.lab.config import dump
+from keepvip_tools.lab.topology import Lab
 
 T = TypeVar("T")
 Address = IPv4Address | IPv6Address
@@ -151,7 +151,7 @@ def parse_metrics(text: str) -> Samples:
 
 @dataclass
 class Probe:
-    """A running ``keepvip_agent.lab.probe`` in the client namespace, talking to ``address``."""
+    """A running ``keepvip_tools.lab.probe`` in the client namespace, talking to ``address``."""
 
     address: Address
     output: Path
@@ -281,7 +281,7 @@ class Agents:
         """The lab HTTP responder (answers its node name on port 80) on each node."""
         chosen = list(nodes) if nodes is not None else list(range(1, self.lab.nodes + 1))
         for i in chosen:
-            argv = [sys.executable, "-m", "keepvip_agent.lab.responder", self.name(i)]
+            argv = [sys.executable, "-m", "keepvip_tools.lab.responder", self.name(i)]
             self.responders[i] = self.lab.spawn(self.ns(i), argv, log=f"responder-{i}.log")
         for i in chosen:
             self.lab.wait_for(lambda i=i: self.port_open(i, 80), STARTUP)
@@ -305,7 +305,7 @@ class Agents:
             argv = [
                 sys.executable,
                 "-m",
-                "keepvip_agent.lab.probe",
+                "keepvip_tools.lab.probe",
                 str(address),
                 "--every",
                 str(every),
@@ -321,7 +321,7 @@ class Agents:
             self.lab.client_ns,
             sys.executable,
             "-m",
-            "keepvip_agent.lab.probe",
+            "keepvip_tools.lab.probe",
             str(address),
             "--every",
             "0.02",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from agentlab import Agents
 
-from keepvip_agent.lab.topology import Lab
+from keepvip_tools.lab.topology import Lab
 
 AGENTS = pytest.StashKey[Agents]()
 FAILED = pytest.StashKey[bool]()

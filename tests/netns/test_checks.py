@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120}
 CHECK_INTERVAL = 0.1

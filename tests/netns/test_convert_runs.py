@@ -43,7 +43,7 @@ import pytest
 import yaml
 from agentlab import Agents
 
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 KEEPALIVED = shutil.which("keepalived")
@@ -203,7 +203,7 @@ def test_keepvip_elects_the_master_keepalived_elects(lab: Lab, agents: Agents, c
     # 2. The conversion, through the command line.
     out = confs / "converted"
     result = subprocess.run(
-        [sys.executable, "-m", "keepvip_agent.tool", "convert", "n1.conf", "n2.conf", "n3.conf",
+        [sys.executable, "-m", "keepvip_tools.cli", "convert", "n1.conf", "n2.conf", "n3.conf",
          "--standalone", "-o", str(out)],
         cwd=confs, capture_output=True, text=True, check=False,
     )  # fmt: skip

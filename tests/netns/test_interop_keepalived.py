@@ -100,7 +100,7 @@ def answered_by(lab: Any) -> str | None:
         lab.client_ns,
         sys.executable,
         "-m",
-        "keepvip_agent.lab.probe",
+        "keepvip_tools.lab.probe",
         VIP,
         "--duration",
         "0.001",

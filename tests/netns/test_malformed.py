@@ -12,8 +12,8 @@ from collections import Counter
 
 from agentlab import INTERVAL, MARGIN, Agents
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 DROPPED = "keepvip_vrrp_packets_dropped_total"
 COUNT = 5

@@ -17,8 +17,8 @@ import time
 import pytest
 from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120}
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import parse_virtualip
-from keepvip_agent.spec.crd import CRDS
-from keepvip_agent.spec.crd import render as render_crd
+from keepvip_api import parse_virtualip
+from keepvip_api.crd import CRDS
+from keepvip_api.crd import render as render_crd
 from keepvip_operator import names
 from keepvip_operator.names import Target
 from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac
@@ -126,9 +126,7 @@ def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
 def test_every_crd_copy_is_the_models(plural: str) -> None:
     generated = render_crd(plural)
     crd = REPO / "crds" / f"keepvip.io_{plural}.yaml"
-    assert crd.read_text() == generated, (
-        f"crds/ is stale: python -m keepvip_agent.spec.crd {plural}"
-    )
+    assert crd.read_text() == generated, f"crds/ is stale: python -m keepvip_api.crd {plural}"
     chart_copy = CHART / "crds" / crd.name
     assert chart_copy.read_text() == generated, f"copy crds/{crd.name} to {chart_copy}"
     bundled = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from keepvip_agent.spec import parse_virtualip
+from keepvip_api import parse_virtualip
 from keepvip_operator.publish import addresses_of, condition, next_step
 
 KEY = "published.keepvip.io/web"

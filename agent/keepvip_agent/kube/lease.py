@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
-from keepvip_agent.spec.cluster import OnFailure
-from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
-from keepvip_agent.spec.names import lease_name
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
+from keepvip_api.cluster import OnFailure
+from keepvip_api.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
+from keepvip_api.names import lease_name
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube

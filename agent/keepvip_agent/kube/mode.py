@@ -27,12 +27,12 @@ from keepvip_agent.kube.pods import (
 from keepvip_agent.kube.status import StatusWriter
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner, TransitionRecord
-from keepvip_agent.spec import SpecError, parse_virtualip
-from keepvip_agent.spec.cluster import ServiceRef, TrackPods
-from keepvip_agent.spec.crd import GROUP, PLURAL, VERSION
-from keepvip_agent.spec.model import VirtualIP
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
+from keepvip_api import SpecError, parse_virtualip
+from keepvip_api.cluster import ServiceRef, TrackPods
+from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.model import VirtualIP
 
 logger = logging.getLogger(__name__)
 TRACK = "trackPods"

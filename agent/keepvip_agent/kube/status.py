@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from keepvip_agent.runtime.httpwire import HTTPCheckError, get_status
-from keepvip_agent.spec.model import Check
+from keepvip_api.model import Check
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from keepvip_agent.health import Health, HealthBoard
 from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.checks import CheckRunner
 from keepvip_agent.runtime.notify import Notifier
-from keepvip_agent.spec.model import Check, OnFailure, VirtualIP
 from keepvip_agent.vrrp.packet import (
     AUTH_NONE,
     AUTH_SIMPLE_TEXT,
@@ -51,6 +50,7 @@ from keepvip_agent.vrrp.router import (
     Transition,
     VirtualRouter,
 )
+from keepvip_api.model import Check, OnFailure, VirtualIP
 
 if TYPE_CHECKING:
     from keepvip_agent.runtime.metrics import Metrics

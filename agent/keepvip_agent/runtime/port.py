@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from keepvip_agent.runtime.announcer import Announcer
 from keepvip_agent.runtime.netinfo import LinkInfo, read_link
 from keepvip_agent.runtime.vrrp_socket import VrrpSocket
-from keepvip_agent.spec.model import OnFailure
 from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.model import OnFailure
 
 if TYPE_CHECKING:
     from keepvip_agent.runtime.instance import InstanceRunner
