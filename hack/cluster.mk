@@ -17,9 +17,11 @@ controlplane-build:
 controlplane-clean:
 	hack/controlplane/build.sh clean
 
-# The harness makes its certificates with the openssl command.
+# The harness makes its certificates with the openssl command; the kube-proxy
+# stand-in (servicenet) writes NAT rules with /usr/sbin/iptables.
 cluster-deps: deps
 	@command -v openssl >/dev/null || (apt-get update -qq && apt-get install -y -qq openssl)
+	@test -x /usr/sbin/iptables || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables)
 
 cluster-up: cluster-deps controlplane-build
 	PYTHONPATH=tests $(PY) -m cluster.controlplane up --state-dir $(CLUSTER_DIR)
