@@ -111,13 +111,17 @@ def test_a_master_steps_down_after_seeing_the_holder_renew_twice() -> None:
     assert (b.fenced, b.fenced_at) == ("a", 4.0)
 
 
-def test_renewals_seen_as_backup_do_not_count_towards_stepping_down() -> None:
+def test_only_renewals_seen_since_becoming_master_count_towards_stepping_down() -> None:
     b = arbiter()
     b.round(0.0, False, held("a", 0))
     b.round(2.0, False, held("a", 1))
     b.round(4.0, False, held("a", 2))
     assert b.round(6.0, True, held("a", 3)) is None  # the first renewal seen as master
-    assert b.round(8.0, True, held("a", 4)) == StepDown("a", f"a holds lease {LEASE} and renews it")
+    assert b.round(8.0, False, held("a", 4)) is None  # backup again: the count starts over
+    assert b.round(10.0, True, held("a", 5)) is None
+    assert b.round(12.0, True, held("a", 6)) == StepDown(
+        "a", f"a holds lease {LEASE} and renews it"
+    )
 
 
 def test_a_new_holder_starts_the_count_again() -> None:
