@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keepvip_api.times import format_time
-from keepvip_operator.names import API_VERSION, FIELD_MANAGER, KIND, Target
+from keepvip_operator.names import API_VERSION, FIELD_MANAGER, KIND, PLURAL, Target
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ PLURALS = {
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("apps/v1", "DaemonSet"): "daemonsets",
-    ("keepvip.io/v1alpha1", "VirtualIP"): "virtualips",
+    (API_VERSION, KIND): PLURAL,
 }
 EVENT_MESSAGE_MAX = 1024
 CONNECTIONS = 16
