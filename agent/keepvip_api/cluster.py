@@ -13,8 +13,6 @@ from keepvip_api.base import Model
 from keepvip_api.errors import field_problems
 from keepvip_api.types import int_in
 
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-
 
 class OnFailure(Model):
     """What a failing check does: lower this node's priority, or take it out of the election."""

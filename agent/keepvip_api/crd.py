@@ -26,7 +26,6 @@ GROUP = "keepvip.io"
 VERSION = "v1alpha1"
 KIND = "VirtualIP"
 PLURAL = "virtualips"
-SINGULAR = "virtualip"
 SHORT_NAMES = ["vip"]
 _DROP = {"title", "additionalProperties", "$defs", "discriminator"}
 

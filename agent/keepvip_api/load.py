@@ -3,6 +3,10 @@
 Documents go through JSON before validation so a YAML file is judged exactly
 as the API server judges the same object (no YAML-only types, and strict
 types: ``virtualRouterID: "51"`` is an error in both places).
+
+An object read from the API enters through :func:`from_api_object` (a
+VirtualIPPool through :func:`pool_from_api_object`), on every side: the agent,
+the operator and the tools judge one object by one reading.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pydantic import ValidationError
 
 from keepvip_api.errors import SpecError, problems_of
 from keepvip_api.model import VirtualIP
+from keepvip_api.pool import VirtualIPPool, parse_pool
 
 
 def parse_virtualip(
@@ -35,6 +40,36 @@ def parse_virtualip(
     if missing_vrid:
         raise SpecError(required)
     return vip
+
+
+def from_api_object(obj: Mapping[str, Any], *, allocated_vrid: bool = False) -> VirtualIP:
+    """A VirtualIP object as the API returns it, as the model; raise :class:`SpecError`.
+
+    Only apiVersion, kind, metadata.name and .namespace and spec are the
+    model's; the rest of metadata (uid, labels, managedFields) and the status
+    are the reader's to take. ``allocated_vrid``: a spec without
+    virtualRouterID takes status.virtualRouterID, the VRID the operator
+    allocated (what an agent runs with).
+    """
+    spec = obj.get("spec")
+    if allocated_vrid:
+        spec = dict(spec or {})
+        status = obj.get("status") or {}
+        if spec.get("virtualRouterID") is None and status.get("virtualRouterID") is not None:
+            spec["virtualRouterID"] = status["virtualRouterID"]
+    meta = obj.get("metadata") or {}
+    doc = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": spec,
+    }
+    return parse_virtualip(doc)
+
+
+def pool_from_api_object(obj: Mapping[str, Any]) -> VirtualIPPool:
+    """A VirtualIPPool object as the API returns it, as the model (status left out)."""
+    return parse_pool({k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")})
 
 
 def load_documents(

@@ -15,12 +15,13 @@ from typing import Literal
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 from pydantic.config import JsonDict
 
-from keepvip_api.base import Model
+from keepvip_api import election
+from keepvip_api.base import BY_NAME, Model
 from keepvip_api.cluster import OnFailure, ServiceRef, Toleration, TrackPods
+from keepvip_api.election import MAX_NODES, NodePriority
 from keepvip_api.errors import field_problems
 from keepvip_api.types import (
     Address,
-    Duration,
     InterfaceAddress,
     duration_in,
     format_duration,
@@ -47,8 +48,6 @@ __all__ = [
 ]
 
 MAX_ADDRESSES = 32
-MAX_NODES = 256
-BY_NAME: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
 def _ip(v: str) -> str:
@@ -166,12 +165,6 @@ class Check(Model):
         raise AssertionError("validated to have one probe")  # pragma: no cover
 
 
-class NodePriority(Model):
-    name: str = Field(min_length=1, max_length=253)
-    priority: int_in(1, 255)  # type: ignore[valid-type]
-    """255 makes this node the address owner: master at once on start-up (RFC 9568 5.2.4)."""
-
-
 class Notify(Model):
     """Commands (argv, no shell) run on entering a state, like keepalived's notify scripts.
 
@@ -204,7 +197,7 @@ class Authentication(Model):
 class VirtualIPSpec(Model):
     addresses: tuple[InterfaceAddress, ...] = Field(min_length=1, max_length=MAX_ADDRESSES)
     """VIPs, IPv4 and/or IPv6; they move together. The election runs on addresses[0]'s family."""
-    interface: str | None = Field(default=None, min_length=1, max_length=15)
+    interface: election.Interface
     """Default: the interface whose connected route covers addresses[0]."""
     virtual_router_id: int_in(1, 255) | None = Field(  # type: ignore[valid-type]
         default=None, alias="virtualRouterID"
@@ -212,17 +205,15 @@ class VirtualIPSpec(Model):
     """VRID; required standalone, allocated by the operator when left out in Kubernetes."""
     version: Literal[2, 3] = 3
     """VRRP version: 3 (RFC 9568, IPv4 and IPv6) or 2 (RFC 3768, IPv4) for keepalived fleets."""
-    advert_interval: Duration = 1.0
+    advert_interval: election.AdvertInterval
     """v3: 10ms steps from 10ms to 40.95s; v2: whole seconds 1s..255s."""
-    priority: int_in(1, 254) = 100  # type: ignore[valid-type]
+    priority: election.Priority  # type: ignore[valid-type]
     """Priority of nodes not listed in ``nodes``."""
-    nodes: tuple[NodePriority, ...] = Field(
-        default=(), max_length=MAX_NODES, json_schema_extra=BY_NAME
-    )
+    nodes: election.Nodes
     """Per-node priorities; names are Kubernetes node names (standalone: --node)."""
-    preempt: bool = False
+    preempt: election.Preempt
     """False (default): a healthy master keeps the VIP when a higher-priority node returns."""
-    preempt_delay: duration_in(0, 3600) = 0.0  # type: ignore[valid-type]
+    preempt_delay: election.PreemptDelay  # type: ignore[valid-type]
     """With preempt: how long a lower-priority master must be seen before we take over."""
     unicast_peers: tuple[Address, ...] = Field(default=(), max_length=MAX_NODES)
     """Send adverts to these addresses instead of the multicast group; others are dropped."""
@@ -236,16 +227,16 @@ class VirtualIPSpec(Model):
     """Kernel lifetime of the bound VIP, renewed by a live master: a killed agent's VIP expires."""
     authentication: Authentication | None = None
     """VRRPv2 only: keepalived's simple-text password."""
-    node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
+    node_selector: election.NodeSelector
     """Kubernetes: run agents only on nodes with these labels."""
-    tolerations: tuple[Toleration, ...] = Field(default=(), max_length=32)
+    tolerations: election.Tolerations
     """Kubernetes: taints the agents tolerate."""
     track_pods: TrackPods | None = None
     """Kubernetes: gate each node on the readiness of these pods on it."""
     service_ref: ServiceRef | None = None
     """Kubernetes: front this Service: the operator publishes the addresses on it and the
     agents gate each node on its endpoints."""
-    fencing: Literal["none", "strict"] = "none"
+    fencing: election.Fencing
     """Kubernetes: none keeps serving when the API server is unreachable (as keepalived would);
     strict drops the VIP once a master has been cut off from the API longer than its lease."""
 

@@ -25,11 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from keepvip_api import election
 from keepvip_api.base import Model
-from keepvip_api.cluster import Toleration
 from keepvip_api.errors import SpecError, field_problems, problems_of
-from keepvip_api.model import BY_NAME, MAX_NODES, NodePriority
-from keepvip_api.types import Duration, duration_in, int_in
 
 IP = IPv4Address | IPv6Address
 POOL_KIND = "VirtualIPPool"
@@ -126,25 +124,23 @@ class VirtualIPPoolSpec(Model):
     these addresses."""
     namespaces: tuple[str, ...] = Field(default=(), max_length=64)
     """Only Services in these namespaces may use the pool; empty: every namespace."""
-    interface: str | None = Field(default=None, min_length=1, max_length=15)
+    interface: election.Interface
     """Default: the interface whose connected route covers the address."""
-    node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
+    node_selector: election.NodeSelector
     """The nodes that may hold the pool's addresses (agents run only there)."""
-    tolerations: tuple[Toleration, ...] = Field(default=(), max_length=32)
+    tolerations: election.Tolerations
     """Taints the agents tolerate."""
-    advert_interval: Duration = 1.0
+    advert_interval: election.AdvertInterval
     """VRRPv3 advertisement interval of the VirtualIPs made from this pool."""
-    priority: int_in(1, 254) = 100  # type: ignore[valid-type]
+    priority: election.Priority  # type: ignore[valid-type]
     """Priority of nodes not listed in ``nodes``."""
-    nodes: tuple[NodePriority, ...] = Field(
-        default=(), max_length=MAX_NODES, json_schema_extra=BY_NAME
-    )
+    nodes: election.Nodes
     """Per-node priorities."""
-    preempt: bool = False
+    preempt: election.Preempt
     """False (default): a healthy master keeps the VIP when a higher-priority node returns."""
-    preempt_delay: duration_in(0, 3600) = 0.0  # type: ignore[valid-type]
+    preempt_delay: election.PreemptDelay  # type: ignore[valid-type]
     """With preempt: how long a lower-priority master must be seen before we take over."""
-    fencing: Literal["none", "strict"] = "none"
+    fencing: election.Fencing
     """none keeps serving when the API server is unreachable; strict drops the VIP once a master
     has been cut off from the API longer than its lease."""
 

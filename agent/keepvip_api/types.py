@@ -8,6 +8,7 @@ be read after a field path: ``spec.virtualRouterID: 300 is not in 1..255``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from ipaddress import (
     IPv4Address,
@@ -17,13 +18,14 @@ from ipaddress import (
     ip_address,
     ip_interface,
 )
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+T = TypeVar("T")
 
 
 def parse_duration(value: Any) -> float:
@@ -61,41 +63,36 @@ Duration = Annotated[
 ]
 
 
-def _parse_interface(value: Any) -> IPv4Interface | IPv6Interface:
+def _ip(value: Any, parse: Callable[[str], T], what: str) -> T:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an IP address string")
     try:
-        iface = ip_interface(value.strip())
+        return parse(value.strip())
     except ValueError:
-        raise ValueError(f"{value!r} is not an IP address with an optional /prefix") from None
-    return iface
+        raise ValueError(f"{value!r} is not {what}") from None
+
+
+def _parse_interface(value: Any) -> IPv4Interface | IPv6Interface:
+    return _ip(value, ip_interface, "an IP address with an optional /prefix")
 
 
 def _parse_address(value: Any) -> IPv4Address | IPv6Address:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an IP address string")
-    try:
-        return ip_address(value.strip())
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
+    return _ip(value, ip_address, "an IP address")
+
+
+def _ip_schema(max_length: int, rule: str, message: str) -> WithJsonSchema:
+    """A string field whose form the API server checks with a CEL rule."""
+    validation = {"rule": rule, "message": message}
+    return WithJsonSchema(
+        {"type": "string", "maxLength": max_length, "x-kubernetes-validations": [validation]}
+    )
 
 
 InterfaceAddress = Annotated[
     IPv4Interface | IPv6Interface,
     PlainValidator(_parse_interface),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "maxLength": 64,
-            "x-kubernetes-validations": [
-                {
-                    "rule": "isIP(self) || isCIDR(self)",
-                    "message": "must be an IP address with an optional /prefix",
-                }
-            ],
-        }
-    ),
+    _ip_schema(64, "isIP(self) || isCIDR(self)", "must be an IP address with an optional /prefix"),
 ]
 """A VIP with its prefix length; '192.0.2.50' alone means /32 (IPv6: /128)."""
 
@@ -103,15 +100,7 @@ Address = Annotated[
     IPv4Address | IPv6Address,
     PlainValidator(_parse_address),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "maxLength": 45,
-            "x-kubernetes-validations": [
-                {"rule": "isIP(self)", "message": "must be an IP address"}
-            ],
-        }
-    ),
+    _ip_schema(45, "isIP(self)", "must be an IP address"),
 ]
 
 

@@ -29,7 +29,7 @@ from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner, TransitionRecord
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
-from keepvip_api import SpecError, parse_virtualip
+from keepvip_api import SpecError, from_api_object
 from keepvip_api.cluster import ServiceRef, TrackPods
 from keepvip_api.crd import GROUP, PLURAL, VERSION
 from keepvip_api.model import VirtualIP
@@ -38,22 +38,6 @@ logger = logging.getLogger(__name__)
 TRACK = "trackPods"
 SERVICE = "serviceRef"
 FIRST_PEERS_WAIT = 5.0
-
-
-def to_model(obj: dict[str, Any]) -> VirtualIP:
-    """The API object as the model: status dropped, an allocated VRID filled in."""
-    spec = dict(obj.get("spec") or {})
-    status = obj.get("status") or {}
-    if spec.get("virtualRouterID") is None and status.get("virtualRouterID") is not None:
-        spec["virtualRouterID"] = status["virtualRouterID"]
-    meta = obj.get("metadata") or {}
-    doc = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-        "spec": spec,
-    }
-    return parse_virtualip(doc)
 
 
 class KubeController:
@@ -138,7 +122,8 @@ class KubeController:
                 await self.agent.apply([])
                 return
             try:
-                vip = to_model(items[0])
+                # Status dropped, the VRID the operator allocated filled in.
+                vip = from_api_object(items[0], allocated_vrid=True)
             except SpecError as exc:
                 # Keep running the last good configuration; say what is wrong.
                 self.problem = "invalid VirtualIP: " + "; ".join(exc.problems)

@@ -1,6 +1,7 @@
 """keepalived's tracked scripts and interfaces as keepvip checks, with the weight rule made exact.
 
-keepalived's rule, as 2.2.7 applies it (and as ANCHORS.md states it):
+keepalived's rule, as 2.2.7 applies it (``tests/netns/test_convert_runs.py`` checks each
+rule against a real keepalived):
 
 * weight 0 (or none): while the script fails, the instance is in FAULT.
   keepvip: ``onFailure: {action: fault}``.

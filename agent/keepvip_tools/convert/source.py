@@ -147,9 +147,3 @@ class NodeFile:
             if inst.name == name:
                 return inst
         return None
-
-    def group_of(self, name: str) -> SyncGroup | None:
-        for group in self.groups:
-            if any(m.value == name for m in group.members):
-                return group
-        return None

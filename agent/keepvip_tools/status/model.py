@@ -6,7 +6,9 @@ agent with server-side apply) and ``status.master`` (the operator's
 summary); a standalone agent's ``/status`` carries its own instances, one
 per VirtualIP, each with its last transition. Both are turned into the same
 :class:`VipRow` here, so the table and the JSON output have one format and
-the renderer never sees a raw object.
+the renderer never sees a raw object. An API entry is read through the
+API's :class:`~keepvip_api.status.NodeStatus`, as the operator reads it, and
+judged stale by the same rule (:func:`~keepvip_api.status.is_stale`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["NodeRow", "VipRow", "from_agents", "from_virtualip"]
+from keepvip_api.status import NodeStatus, is_stale
+from keepvip_api.times import parse_time
 
-STALE_AFTER = 60.0
-"""An agent writes its entry at least every 10 s; an entry this old belongs to a dead or cut-off agent."""
+__all__ = ["NodeRow", "VipRow", "from_agents", "from_virtualip"]
 
 
 @dataclass
@@ -34,7 +36,21 @@ class NodeRow:
     heartbeat: datetime | None = None
 
     def stale(self, now: datetime) -> bool:
-        return self.heartbeat is not None and (now - self.heartbeat).total_seconds() > STALE_AFTER
+        """An API entry whose agent stopped writing (a standalone agent's row has no heartbeat)."""
+        return self.heartbeat is not None and is_stale(self.heartbeat, now)
+
+    @classmethod
+    def from_status(cls, entry: NodeStatus) -> NodeRow:
+        return cls(
+            name=entry.name,
+            state=entry.state,
+            effective_priority=entry.effective_priority,
+            configured_priority=entry.configured_priority,
+            last_transition=entry.last_transition,
+            reason=entry.reason or "",
+            faults=list(entry.faults),
+            heartbeat=entry.heartbeat,
+        )
 
 
 @dataclass
@@ -68,17 +84,11 @@ class VipRow:
         return data
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 string (the API) or Unix seconds (an agent) as an aware datetime."""
+def _agent_time(value: Any) -> datetime | None:
+    """A standalone agent's ``/status`` time: Unix seconds (or RFC 3339)."""
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+    return parse_time(value)
 
 
 def _int(value: Any) -> int | None:
@@ -105,22 +115,10 @@ def from_virtualip(obj: Mapping[str, Any]) -> VipRow:
         master=status.get("master") or None,
         ready=_condition(status, "Ready"),
     )
-    for entry in status.get("nodes") or []:
-        if not isinstance(entry, Mapping):
-            continue
-        faults = [str(x) for x in entry.get("faults") or []]
-        row.nodes.append(
-            NodeRow(
-                name=str(entry.get("name", "?")),
-                state=str(entry.get("state", "Unknown")),
-                effective_priority=_int(entry.get("effectivePriority")),
-                configured_priority=_int(entry.get("configuredPriority")),
-                last_transition=parse_time(entry.get("lastTransitionTime")),
-                reason=str(entry.get("reason") or ""),
-                faults=faults,
-                heartbeat=parse_time(entry.get("heartbeatTime")),
-            )
-        )
+    for raw in status.get("nodes") or []:
+        entry = NodeStatus.from_api(raw)
+        if entry is not None:  # the CRD schema admits no other shape
+            row.nodes.append(NodeRow.from_status(entry))
     row.nodes.sort(key=lambda n: n.name)
     return row
 
@@ -149,7 +147,7 @@ def from_agents(statuses: Iterable[Mapping[str, Any]]) -> list[VipRow]:
                     state=str(inst.get("state", "Unknown")),
                     effective_priority=_int(inst.get("effectivePriority")),
                     configured_priority=_int(inst.get("configuredPriority")),
-                    last_transition=parse_time(last.get("at")),
+                    last_transition=_agent_time(last.get("at")),
                     reason=reason,
                     faults=[str(x) for x in inst.get("faults") or []],
                 )
