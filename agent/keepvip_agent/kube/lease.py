@@ -125,7 +125,7 @@ class LeaseArbiter:
         inst = self.inst
         if inst is None:
             return
-        master = inst.router.state is State.MASTER
+        master = inst.state is State.MASTER
         if not master:
             self._master_since = None
         elif self._master_since is None:
@@ -179,7 +179,7 @@ class LeaseArbiter:
             logger.warning("%s: stepping down (%s): %s", self.inst.name, SPLIT_BRAIN, reason)
             self._fenced = holder
             self._fenced_at = time.monotonic()
-            self.inst.board.report(SPLIT_BRAIN, False, FAULT, reason)
+            self.inst.health.report(SPLIT_BRAIN, False, FAULT, reason)
 
     def _maybe_unfence(self, now: float, holder_alive: bool) -> None:
         inst = self.inst
@@ -194,7 +194,7 @@ class LeaseArbiter:
             why = f"hearing {self._fenced} again" if heard else f"{self._fenced} stopped renewing"
             logger.info("%s: split brain over (%s); rejoining", inst.name, why)
             self._fenced = None
-            inst.board.report(SPLIT_BRAIN, True, FAULT, why)
+            inst.health.report(SPLIT_BRAIN, True, FAULT, why)
 
     def left_master(self) -> None:
         """The instance stopped being master: release the Lease now, not at the next round."""
@@ -213,14 +213,14 @@ class LeaseArbiter:
             return
         cut_off = time.monotonic() - self.kube.last_ok
         if self.fencing == "strict" and not self._api_fenced and cut_off > self.duration:
-            if inst.router.state is State.MASTER:
+            if inst.state is State.MASTER:
                 self._api_fenced = True
                 reason = f"cut off from the API server for {cut_off:.0f}s (fencing: strict)"
                 logger.warning("%s: %s", inst.name, reason)
-                inst.board.report(API_FENCE, False, FAULT, reason)
+                inst.health.report(API_FENCE, False, FAULT, reason)
         elif self._api_fenced and cut_off <= self.renew * 1.5:
             self._api_fenced = False
-            inst.board.report(API_FENCE, True, FAULT, "API server reachable")
+            inst.health.report(API_FENCE, True, FAULT, "API server reachable")
 
     # -- API calls -------------------------------------------------------------------------
 

@@ -32,17 +32,17 @@ def rfc3339(unix: float) -> str:
 
 
 def node_entry(inst: InstanceRunner, now: float) -> dict[str, Any]:
-    last = inst.history[-1] if inst.history else None
+    last = inst.transitions[-1] if inst.transitions else None
     entry: dict[str, Any] = {
         "name": inst.node,
-        "state": inst.router.state.value,
-        "configuredPriority": inst.board.configured,
-        "effectivePriority": inst.router.priority,
-        "faults": sorted(inst.router.faults),
+        "state": inst.state.value,
+        "configuredPriority": inst.health.configured,
+        "effectivePriority": inst.priority,
+        "faults": sorted(inst.faults),
         "heartbeatTime": rfc3339(now),
     }
-    if inst.port.source is not None:
-        entry["address"] = str(inst.port.source)
+    if inst.source is not None:
+        entry["address"] = str(inst.source)
     if last is not None:
         entry["lastTransitionTime"] = rfc3339(last.at)
         entry["reason"] = last.reason[:1024]
