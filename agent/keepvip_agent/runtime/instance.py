@@ -222,8 +222,8 @@ class InstanceRunner:
         # slowest timeout), so a node with a failing check never starts master.
         wait = max((c.timeout for c in self.spec.checks), default=0.0) + 0.5
         deadline = self._loop.time() + wait
-        pending = self._health.reports.values
-        while any(v is None for v in pending()) and self._loop.time() < deadline:  # noqa: ASYNC110
+        health = self._health
+        while any(v is None for v in health.reports.values()) and self._loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         self._router.priority = self._health.health.priority
         self._metrics.effective.set(self._router.priority)
