@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 
+from keepvip_agent.health import HealthBoard
 from keepvip_agent.runtime import checks
+from keepvip_agent.runtime.binding import Binding
 from keepvip_agent.runtime.instance import (
     HANDOVER_GRACE,
     InstanceRunner,
@@ -171,6 +173,7 @@ class FakeKernel:
         self.bound: set[IPv4Interface] = set()
         self.log: list[tuple[float, str, tuple[IPv4Interface, ...]]] = []
         self.fail_bind = False
+        self.unbind_takes = 0.0
 
     def bind_now(self, index: int, addresses: Iterable[Any], lifetime: int) -> None:
         if self.fail_bind:
@@ -185,6 +188,8 @@ class FakeKernel:
     async def unbind(self, index: int, addresses: Iterable[Any]) -> None:
         addrs = tuple(addresses)
         self.log.append((now(), "unbind", addrs))
+        if self.unbind_takes:
+            await asyncio.sleep(self.unbind_takes)
         self.bound -= set(addrs)
 
     async def purge(self, addresses: Iterable[Any]) -> list[str]:
@@ -685,5 +690,40 @@ def test_the_public_surface() -> None:
         assert r.priority == 100
         r.health.forget("extra")
         assert r.priority == 120
+
+    run(main)
+
+
+# -- the binding on its own --------------------------------------------------------------------
+
+
+def test_binding_converges_when_acquire_and_release_race() -> None:
+    async def main() -> None:
+        rig = Rig(virtualip())
+        kernel = rig.kernel
+        kernel.unbind_takes = 0.05
+        binding = Binding(
+            "web",
+            rig.runner.spec,
+            rig.port,
+            kernel,
+            Metrics().instance("web"),
+            HealthBoard(100, lambda health: None),
+            lambda: True,
+        )
+        binding.want(True)  # bound on return: the GARP follows at once
+        assert binding.bound and kernel.bound == {VIP}
+        assert len(rig.announcer.frames) == 1
+        binding.want(False)
+        await asyncio.sleep(0.01)
+        binding.want(True)  # master again while the release is still in netlink
+        await asyncio.sleep(0.1)
+        assert binding.bound and kernel.bound == {VIP}
+        assert [op for _, op, _ in kernel.log] == ["bind", "unbind", "bind"]
+        binding.want(False)
+        binding.want(True)
+        binding.want(False)  # only the last wish counts
+        await binding.close()
+        assert not binding.bound and kernel.bound == set()
 
     run(main)
