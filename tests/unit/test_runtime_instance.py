@@ -446,13 +446,15 @@ def test_unicast_adverts_go_to_each_peer() -> None:
 
 
 def scripted_probe(
-    monkeypatch: pytest.MonkeyPatch, results: dict[str, tuple[bool, str]]
+    monkeypatch: pytest.MonkeyPatch, results: dict[str, tuple[bool, str]], takes: float = 0.0
 ) -> list[float]:
-    """Every probe answers ``results[name]`` at once; return the list of probe times."""
+    """Every probe answers ``results[name]`` after ``takes``; return the list of probe times."""
     times: list[float] = []
 
     async def probe(check: Any) -> tuple[bool, str]:
         times.append(now())
+        if takes:
+            await asyncio.sleep(takes)
         return results[check.name]
 
     monkeypatch.setattr(checks, "_probe", probe)
@@ -611,6 +613,27 @@ def test_reconfigure_interval_changes_the_advertisements() -> None:
         assert [adv.interval_cs for _, adv, _ in new] == [50] * 4
         times = [t for t, _, _ in new]
         assert [round(b - a, 3) for a, b in itertools.pairwise(times)] == [0.5] * 3
+
+    run(main)
+
+
+def test_reconfigure_checks_of_a_running_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_probe(monkeypatch, {"db": (False, "connection refused")}, takes=0.5)
+
+    async def main() -> None:
+        rig = Rig(virtualip())
+        await rig.elected()
+        db = check("db", {"action": "fault"})
+        assert rig.runner.reconfigure(virtualip(checks=[db]))
+        # A check added to a serving master counts from its first result on.
+        await asyncio.sleep(0.4)
+        assert rig.runner.state is State.MASTER and rig.runner.faults == frozenset()
+        await asyncio.sleep(0.2)
+        assert rig.runner.state is State.FAULT
+        assert rig.runner.faults == frozenset({"db: connection refused"})
+        # Removed: forgotten, and the node rejoins.
+        assert rig.runner.reconfigure(virtualip())
+        assert rig.runner.state is State.BACKUP and rig.runner.faults == frozenset()
 
     run(main)
 

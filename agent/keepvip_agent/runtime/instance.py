@@ -1,9 +1,11 @@
 """One VirtualIP on this node: drives the sans-IO router and carries out its actions.
 
 The runner is a thin driver: inputs (advertisements from the :class:`~.port.Port`,
-its timer, health changes) go into the router, and the router's actions come
-out to the wire, to :class:`~.binding.Binding` (the addresses) and to the
-bookkeeping (log, metrics, notify, listeners). What it owns itself:
+its timer, health changes from the :class:`~keepvip_agent.health.HealthBoard`
+that its :class:`~.checks.CheckSet`, its port and the Kubernetes glue report
+to) go into the router, and the router's actions come out to the wire, to
+:class:`~.binding.Binding` (the addresses) and to the bookkeeping (log,
+metrics, notify, listeners). What it owns itself:
 
 * one real timer per instance, armed lazily at the router's deadline (an
   advertisement only moves the deadline; the timer is re-armed when it fires
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from keepvip_agent.health import Health, HealthBoard
 from keepvip_agent.runtime.binding import AddressBackend, Binding, VipAddress
-from keepvip_agent.runtime.checks import CheckRunner
+from keepvip_agent.runtime.checks import CheckSet
 from keepvip_agent.runtime.notify import Notifier
 from keepvip_agent.runtime.port import INTERFACE_FAULT, Port
 from keepvip_agent.vrrp.packet import (
@@ -58,7 +60,7 @@ from keepvip_agent.vrrp.router import (
     Transition,
     VirtualRouter,
 )
-from keepvip_api.model import Check, VirtualIP
+from keepvip_api.model import VirtualIP
 
 if TYPE_CHECKING:
     from keepvip_agent.runtime.metrics import Metrics
@@ -115,12 +117,12 @@ class InstanceRunner:
         self._discovered_peers: frozenset[IPAddress] | None = None
         self._last_heard: dict[IPAddress, float] = {}
         self._last_heard_view: Mapping[IPAddress, float] = MappingProxyType(self._last_heard)
-        self._checks: dict[str, tuple[Check, asyncio.Task[None]]] = {}
         self._history: deque[TransitionRecord] = deque(maxlen=HISTORY)
         self._listeners: list[TransitionListener] = []
         configured = self.spec.priority_for(node)
         self._metrics.configured.set(configured)
         self._health = HealthBoard(configured, self._on_health)
+        self._checks = CheckSet(self._health, self._metrics)
         self._applied_faults: frozenset[str] = frozenset()
         auth = self.spec.authentication
         self._router = VirtualRouter(
@@ -151,7 +153,6 @@ class InstanceRunner:
         self._successor: asyncio.Future[IPAddress] | None = None
         """While a stopping master hands over: resolved by the new master's first advertisement."""
         self._timer_at = math.inf
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.started = False
 
     # -- public: what the Kubernetes glue (and the status endpoint) may use ---------------
@@ -216,8 +217,7 @@ class InstanceRunner:
         await self._binding.purge()
         self._health.expect(self.port.health_name)
         self.port.attach(self)
-        for check in self.spec.checks:
-            self._start_check(check)
+        self._checks.start(self.spec.checks)
         # Join the election once every check has answered once (bounded by the
         # slowest timeout), so a node with a failing check never starts master.
         wait = max((c.timeout for c in self.spec.checks), default=0.0) + 0.5
@@ -261,30 +261,10 @@ class InstanceRunner:
             self._apply(actions)
         self._cancel_timer()
         await self._binding.close()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._checks.close()
         self.port.detach(self)
         await self._notifier.close()
         self._metrics.remove()
-
-    def _start_check(self, check: Check, *, expect: bool = True) -> None:
-        """Run a check; with ``expect`` it counts as failing until its first result.
-
-        That is right at start-up (never become master untested) and wrong for a
-        check added to a running instance: a serving master must not fault while
-        a new check has not answered yet, so such a check counts from its first
-        result on.
-        """
-        if expect:
-            self._health.expect(check.name)
-        runner = CheckRunner(check, self._check_report)
-        self._checks[check.name] = (check, self._spawn(runner.run()))
-
-    def _stop_check(self, name: str) -> None:
-        _, task = self._checks.pop(name)
-        task.cancel()
-        self._health.forget(name)
 
     @property
     def peers(self) -> frozenset[IPAddress] | None:
@@ -328,14 +308,7 @@ class InstanceRunner:
         )
         self._payloads.clear()
         self._notifier.notify = new.notify
-        old_checks = {c.name: c for c in old.checks}
-        new_checks = {c.name: c for c in new.checks}
-        for name, check in old_checks.items():
-            if new_checks.get(name) != check and name in self._checks:
-                self._stop_check(name)
-        for name, check in new_checks.items():
-            if name not in self._checks:
-                self._start_check(check, expect=False)
+        self._checks.update(new.checks)
         configured = new.priority_for(self.node)
         self._metrics.configured.set(configured)
         self._health.set_configured(configured)
@@ -395,10 +368,6 @@ class InstanceRunner:
             while (now := self._loop.time()) < deadline:
                 pass
         self._apply(self._router.timer_expired(now))
-
-    def _check_report(self, check: Check, healthy: bool, detail: str) -> None:
-        self._metrics.check(check.name, healthy)
-        self._health.report(check.name, healthy, check.on_failure, detail)
 
     def _on_health(self, health: Health) -> None:
         if not self.started:
@@ -498,12 +467,6 @@ class InstanceRunner:
             self._timer.cancel()
         self._timer = None
         self._timer_at = math.inf
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- status ------------------------------------------------------------------------
 
