@@ -95,7 +95,12 @@ class IllegalTransition(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class SendAdvertisement:
-    """Send one advertisement with this priority (0 releases mastership)."""
+    """Send one advertisement with this priority (0 releases mastership).
+
+    The packet itself is :meth:`VirtualRouter.advertisement` of this priority;
+    the action carries only the priority, so the runtime can key its cache of
+    encoded bytes on it.
+    """
 
     priority: int
 
