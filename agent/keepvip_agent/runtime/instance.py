@@ -202,6 +202,21 @@ class InstanceRunner:
         self._listeners.append(listener)
 
     @property
+    def peers(self) -> frozenset[IPAddress] | None:
+        """Who may send us advertisements (and whom we send to): None means anyone, by multicast."""
+        if self._static_peers:
+            return self._static_peers
+        return self._discovered_peers
+
+    def set_peers(self, peers: frozenset[IPAddress]) -> None:
+        """Peers found by other means (Kubernetes: the hostIPs of the agent pods)."""
+        if peers != self._discovered_peers:
+            log.info("%s: peers %s", self.name, ", ".join(sorted(map(str, peers))) or "none")
+        self._discovered_peers = peers
+
+    # -- for the port and the status endpoint ------------------------------------------
+
+    @property
     def bound(self) -> bool:
         """Whether this node holds the VIPs now."""
         return self._binding.bound
@@ -265,19 +280,6 @@ class InstanceRunner:
         self.port.detach(self)
         await self._notifier.close()
         self._metrics.remove()
-
-    @property
-    def peers(self) -> frozenset[IPAddress] | None:
-        """Who may send us advertisements (and whom we send to): None means anyone, by multicast."""
-        if self._static_peers:
-            return self._static_peers
-        return self._discovered_peers
-
-    def set_peers(self, peers: frozenset[IPAddress]) -> None:
-        """Peers found by other means (Kubernetes: the hostIPs of the agent pods)."""
-        if peers != self._discovered_peers:
-            log.info("%s: peers %s", self.name, ", ".join(sorted(map(str, peers))) or "none")
-        self._discovered_peers = peers
 
     def reconfigure(self, vip: VirtualIP) -> bool:
         """Apply a changed spec in place, without leaving the election; False if that is impossible.
