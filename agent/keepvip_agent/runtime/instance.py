@@ -41,13 +41,12 @@ from keepvip_agent.runtime.port import INTERFACE_FAULT, Port
 from keepvip_agent.vrrp.packet import (
     AUTH_NONE,
     AUTH_SIMPLE_TEXT,
-    VRRP_GROUP_V4,
-    VRRP_GROUP_V6,
     Advertisement,
     DropReason,
     IPAddress,
     PacketError,
     encode,
+    multicast_group,
 )
 from keepvip_agent.vrrp.router import (
     AcquireAddresses,
@@ -149,6 +148,7 @@ class InstanceRunner:
             lambda: self._router.state is State.MASTER,
         )
         self._payloads: dict[tuple[int, IPAddress], bytes] = {}
+        self._group = (multicast_group(port.family),)
         self._timer: asyncio.TimerHandle | None = None
         self._successor: asyncio.Future[IPAddress] | None = None
         """While a stopping master hands over: resolved by the new master's first advertisement."""
@@ -436,7 +436,7 @@ class InstanceRunner:
         peers = self.peers
         if peers is not None:
             return tuple(peers)
-        return (VRRP_GROUP_V4 if self.port.family == 4 else VRRP_GROUP_V6,)
+        return self._group
 
     def _send(self, priority: int) -> None:
         sock, src = self.port.sock, self.port.source
