@@ -38,6 +38,7 @@ from keepvip_agent.runtime.instance import (
 from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import LinkInfo
 from keepvip_agent.runtime.port import Port
+from keepvip_agent.runtime.vrrp_socket import Receiver
 from keepvip_agent.vrrp.packet import (
     AUTH_NONE,
     VRRP_GROUP_V4,
@@ -45,6 +46,7 @@ from keepvip_agent.vrrp.packet import (
     DropReason,
     IPAddress,
     decode,
+    encode,
 )
 from keepvip_agent.vrrp.router import State
 from keepvip_api import parse_virtualip
@@ -406,6 +408,46 @@ def test_an_advertisement_of_the_wrong_version_is_counted_and_dropped() -> None:
         # Dropped, not heard: the master-down timer from startup ran out regardless.
         assert rig.runner.state is State.MASTER
         assert rig.master_at() == pytest.approx(t0 + MDI_100, abs=EPS)
+
+    run(main)
+
+
+def datagram(payload: bytes, src: IPv4Address, ttl: int = 255) -> bytes:
+    """An IPv4 datagram as a raw socket reads it (the header checksum is the kernel's business)."""
+    header = bytes([0x45, 0, 0, 20 + len(payload), 0, 0, 0, 0, ttl, 112, 0, 0])
+    return header + src.packed + VRRP_GROUP_V4.packed + payload
+
+
+def test_malformed_datagrams_are_counted_and_dropped_and_the_runner_goes_on() -> None:
+    async def main() -> None:
+        rig = Rig(virtualip())
+        await rig.start()
+        drops: list[DropReason] = []
+        rx = Receiver("eth0", drops.append)  # the port's socket, less the socket
+        rx.handlers[51] = rig.runner
+        rx.local = {OURS}
+        good = encode(advert(150), HIGHER, VRRP_GROUP_V4)
+        other_vrid = encode(
+            Advertisement(3, 52, 150, 100, (VIP.ip,), 0, b""), HIGHER, VRRP_GROUP_V4
+        )
+        rx.ipv4(b"\x45\x00\x00")
+        rx.ipv4(datagram(good[:6] + bytes([good[6] ^ 0xFF]) + good[7:], HIGHER))
+        rx.ipv4(datagram(good, HIGHER, ttl=64))
+        rx.ipv4(datagram(good[:5], HIGHER))
+        rx.ipv4(datagram(other_vrid, HIGHER))
+        rx.ipv4(datagram(encode(advert(150), OURS, VRRP_GROUP_V4), OURS))  # our own: not a drop
+        assert drops == [
+            DropReason.MALFORMED,
+            DropReason.CHECKSUM,
+            DropReason.TTL,
+            DropReason.MALFORMED,
+            DropReason.UNKNOWN_VRID,
+        ]
+        assert rig.runner.last_heard == {} and rig.runner.state is State.BACKUP
+        rx.ipv4(datagram(good, HIGHER))
+        rx.ipv4(datagram(good, HIGHER))  # the same bytes again (the decoded cache): heard too
+        assert set(rig.runner.last_heard) == {HIGHER}
+        assert len(drops) == 5
 
     run(main)
 
