@@ -334,17 +334,13 @@ class FakeBoard:
         self.reports.append((name, healthy, detail))
 
 
-class FakeRouter:
-    state = State.MASTER
-
-
 class FakeRunner:
     """The four things the shell reads or calls on the runner."""
 
     def __init__(self) -> None:
         self.name = "default/web"
-        self.router = FakeRouter()
-        self.board = FakeBoard()
+        self.state = State.MASTER
+        self.health = FakeBoard()
         self.last_heard: dict[str, float] = {}
 
 
@@ -389,10 +385,10 @@ def test_the_shell_writes_what_the_arbiter_decides() -> None:
         await la.round()  # not renewed for the lease duration: ours now
         assert api.lease.spec.holder_identity == "b"
         assert api.lease.spec.lease_transitions == 4
-        runner.router.state = State.BACKUP
+        runner.state = State.BACKUP
         await la.round()  # no longer master: given back
         assert api.lease.spec.holder_identity is None
-        assert runner.board.reports == []
+        assert runner.health.reports == []
 
     asyncio.run(scenario())
 
@@ -405,16 +401,16 @@ def test_the_shell_reports_the_step_down_and_the_rejoin_to_the_runner() -> None:
             kube.coordination.lease = stamp("a", clock.now)
             await la.round()
         reason = f"a holds lease {LEASE} and renews it"
-        assert runner.board.reports == [(SPLIT_BRAIN_FAULT, False, reason)]
-        runner.router.state = State.FAULT
+        assert runner.health.reports == [(SPLIT_BRAIN_FAULT, False, reason)]
+        runner.state = State.FAULT
         clock.now = 6.0
         kube.coordination.lease = stamp("a", clock.now)
         runner.last_heard["192.0.2.1"] = 3.9  # before the step-down
         await la.round()
-        assert len(runner.board.reports) == 1
+        assert len(runner.health.reports) == 1
         runner.last_heard["192.0.2.1"] = 6.0  # the holder's own adverts: healed
         await la.round()
-        assert runner.board.reports[-1] == (SPLIT_BRAIN_FAULT, True, "hearing a again")
+        assert runner.health.reports[-1] == (SPLIT_BRAIN_FAULT, True, "hearing a again")
 
     asyncio.run(scenario())
 
@@ -428,15 +424,15 @@ def test_a_failed_write_ends_the_round_before_the_fence_is_judged() -> None:
             await la.round()
         assert la.core.fenced == "a"
         # The Lease comes back held by us (a backup now): giving it back fails.
-        runner.router.state = State.FAULT
+        runner.state = State.FAULT
         kube.coordination.lease = stamp("b", 8.0)
         kube.coordination.fail = True
         with pytest.raises(ApiException):
             await la.round()
-        assert la.core.fenced == "a" and len(runner.board.reports) == 1
+        assert la.core.fenced == "a" and len(runner.health.reports) == 1
         kube.coordination.fail = False
         await la.round()
-        assert runner.board.reports[-1] == (SPLIT_BRAIN_FAULT, True, "a stopped renewing")
+        assert runner.health.reports[-1] == (SPLIT_BRAIN_FAULT, True, "a stopped renewing")
 
     asyncio.run(scenario())
 
@@ -446,9 +442,9 @@ def test_the_shell_reports_strict_fencing_on_its_own_clock() -> None:
     la.fencing = "strict"
     kube.last_ok, clock.now = 0.0, 6.7
     la._check_api_fence()
-    assert runner.board.reports == [
+    assert runner.health.reports == [
         (API_FENCE, False, "cut off from the API server for 7s (fencing: strict)")
     ]
     kube.last_ok = 6.0
     la._check_api_fence()
-    assert runner.board.reports[-1] == (API_FENCE, True, "API server reachable")
+    assert runner.health.reports[-1] == (API_FENCE, True, "API server reachable")

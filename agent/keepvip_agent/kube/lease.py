@@ -267,19 +267,19 @@ class LeaseArbiter:
 
 
 def _name(inst: InstanceRunner) -> str:
-    return inst.name  # runner.name
+    return inst.name
 
 
 def _is_master(inst: InstanceRunner) -> bool:
-    return inst.router.state is State.MASTER  # runner.state
+    return inst.state is State.MASTER
 
 
 def _last_heard(inst: InstanceRunner, address: IPAddress) -> float:
-    return inst.last_heard.get(address, -math.inf)  # runner.last_heard
+    return inst.last_heard.get(address, -math.inf)
 
 
 def _report(inst: InstanceRunner, source: str, healthy: bool, detail: str) -> None:
-    inst.board.report(source, healthy, FAULT, detail)  # runner.health.report(...)
+    inst.health.report(source, healthy, FAULT, detail)
 
 
 def _loop_to_mono(loop_time: float) -> float:

@@ -148,12 +148,12 @@ class KubeController:
     def _address_of(self, node: str) -> IPAddress | None:
         if self.inst is None or self._peer_pods is None:
             return None
-        return node_addresses(self._peer_pods, self.inst.port.family).get(node)
+        return node_addresses(self._peer_pods, self.inst.family).get(node)
 
     def _push_peers(self) -> None:
         inst = self.inst
         if inst is not None and self._peer_pods is not None:
-            inst.set_peers(peer_addresses(self._peer_pods, self.node, inst.port.family))
+            inst.set_peers(peer_addresses(self._peer_pods, self.node, inst.family))
 
     def _follow_tracked_pods(self, track: TrackPods | None) -> None:
         if track == self._track:
@@ -165,9 +165,9 @@ class KubeController:
         self._tracked_pods = []
         if self.inst is not None:
             if track is None:
-                self.inst.board.forget(TRACK)
+                self.inst.health.forget(TRACK)
             else:
-                self.inst.board.expect(TRACK)
+                self.inst.health.expect(TRACK)
         if track is None:
             return
         self._track_watch = ListWatch(
@@ -192,7 +192,7 @@ class KubeController:
         if inst is None or track is None:
             return
         healthy, detail = readiness(self._tracked_pods, self.node)
-        inst.board.report(TRACK, healthy, track.on_failure, detail)
+        inst.health.report(TRACK, healthy, track.on_failure, detail)
 
     def _follow_services(self, ref: ServiceRef | None) -> None:
         """Watch the fronted Services (by name: RBAC names them) and their EndpointSlices."""
@@ -207,9 +207,9 @@ class KubeController:
         gen = self._service_generation
         if self.inst is not None:
             if ref is None:
-                self.inst.board.forget(SERVICE)
+                self.inst.health.forget(SERVICE)
             else:
-                self.inst.board.expect(SERVICE)
+                self.inst.health.expect(SERVICE)
         if ref is None:
             return
         from kubernetes import client
@@ -259,7 +259,7 @@ class KubeController:
         if any(n not in self._services for n in ref.services):
             return  # not every Service listed yet: stays "not checked yet"
         healthy, detail = judge(ref.services, self._services, self._slices, self.node)
-        inst.board.report(SERVICE, healthy, ref.on_failure, detail)
+        inst.health.report(SERVICE, healthy, ref.on_failure, detail)
 
     # -- instance wiring -------------------------------------------------------------------
 
@@ -267,14 +267,14 @@ class KubeController:
         self.inst = inst
         self.status.inst = inst
         self.lease.inst = inst
-        inst.listeners.append(self._on_transition)
+        inst.add_listener(self._on_transition)
         self._push_peers()
         if self._track is not None:
-            inst.board.expect(TRACK)
+            inst.health.expect(TRACK)
             if self._track_watch is not None and self._track_watch.healthy:
                 self._report_readiness()
         if self._service_ref is not None:
-            inst.board.expect(SERVICE)
+            inst.health.expect(SERVICE)
             self._report_service()
         self.status.changed()
 
@@ -288,7 +288,7 @@ class KubeController:
         inst, track = self.inst, self._track
         if inst is None or track is None or not track.role_label:
             return
-        role = "master" if inst.router.state is State.MASTER else "backup"
+        role = "master" if inst.state is State.MASTER else "backup"
         for pod in self._tracked_pods:
             meta = pod.get("metadata") or {}
             if (meta.get("labels") or {}).get(ROLE_LABEL) != role:

@@ -29,15 +29,15 @@ RETRY = (0.5, 1.0, 2.0, 5.0)
 
 
 def node_entry(inst: InstanceRunner, now: float) -> NodeStatus:
-    last = inst.history[-1] if inst.history else None
+    last = inst.transitions[-1] if inst.transitions else None
     return NodeStatus(
         name=inst.node,
-        state=inst.router.state.value,
-        configured_priority=inst.board.configured,
-        effective_priority=inst.router.priority,
-        faults=tuple(sorted(inst.router.faults)),
+        state=inst.state.value,
+        configured_priority=inst.health.configured,
+        effective_priority=inst.priority,
+        faults=tuple(sorted(inst.faults)),
         heartbeat_time=micro_time(now),
-        address=str(inst.port.source) if inst.port.source is not None else None,
+        address=str(inst.source) if inst.source is not None else None,
         last_transition_time=micro_time(last.at) if last is not None else None,
         reason=last.reason[:1024] if last is not None else None,
     )
