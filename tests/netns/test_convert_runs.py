@@ -41,8 +41,8 @@ from typing import Any
 
 import pytest
 import yaml
-from agentlab import Agents
 
+from keepvip_harness.agentlab import Agents
 from keepvip_tools.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[2]

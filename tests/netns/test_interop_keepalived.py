@@ -18,13 +18,12 @@ implementation and 120 on the other, then proves, in order:
 
 The client's HTTP GET is answered by the node that holds the VIP, so each
 step is checked from the network as well as from the addresses. The shared
-daemon and config helpers live in ``benchmarks/_common.py`` so the failover
-benchmark and this test drive keepalived the same way.
+daemon and config helpers live in the harness (``keepvip_harness.labdaemons``)
+so the failover benchmark and this test drive keepalived the same way.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import time
@@ -35,21 +34,9 @@ from typing import Any
 
 import pytest
 
+from keepvip_harness import labdaemons as common
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_common() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "keepvip_bench_common", ROOT / "benchmarks" / "_common.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-common = _load_common()
 Lab = common.Lab
 VIP = str(common.VIP4)
 

@@ -1,23 +1,22 @@
-"""Fixtures for the operator's cluster tests: the CRD installed, the operator running in-process.
+"""The API helpers of the cluster tests and benchmarks: waiting, applying, the CRDs, VirtualIPs.
 
-The operator runs in a thread with its own event loop (``kopf.operator``, as
-``keepvip-operator`` runs it), with the admin kubeconfig, watching only the
-test's namespace: VRID allocation and conflicts are per watched namespace,
-so tests in other namespaces (and objects of earlier tests whose namespace
-is still terminating) cannot disturb each other. Import the fixtures in a
-test module with ``from .operator_fixtures import *``-style explicit names.
+Everything here speaks to the API server through the harness's own small
+client (:mod:`.rest`), except :func:`forbidden`, which judges a call made
+with the official ``kubernetes`` client as a ServiceAccount. The fixtures
+built on these (``virtualip_crd``, ``vips``, ...) live in
+``tests/cluster/conftest.py``; this module holds no fixture.
+
+``wait_for`` fails the test (``pytest.fail``) when it times out: the same
+call serves tests and benchmarks, and a benchmark run ends on it as a test
+would.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,16 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_operator.main import run
-from keepvip_operator.settings import OperatorSettings
-
 from .controlplane import ControlPlane
+from .paths import CRDS
 from .rest import ApiError, Rest
 
-REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "crds" / "keepvip.io_virtualips.yaml"
+GROUP_PATH = "/apis/keepvip.io/v1alpha1"
+CRD_FILE = CRDS / "keepvip.io_virtualips.yaml"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualips.keepvip.io"
+POOL_CRD_FILE = CRDS / "keepvip.io_virtualippools.yaml"
+POOL_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualippools.keepvip.io"
 APPLY = "application/apply-patch+yaml"
-PORTS_PER_TEST = 64
-_PORT_BLOCKS = itertools.count(20000 + (os.getpid() % 300) * PORTS_PER_TEST, PORTS_PER_TEST)
-TEST_SETTINGS = OperatorSettings(
-    agent_image="keepvip/agent:test",
-    extra_pod_labels={"keepvip.test/extra": "yes"},
-    extra_pod_annotations={"keepvip.test/note": "rendered by the operator under test"},
-    resync_interval=1.0,
-)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -69,6 +60,47 @@ def apply(api: Rest, path: str, body: Any, manager: str) -> Any:
 
 def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def establish_crd(api: Rest, crd_file: Path, crd_path: str, served: str) -> dict[str, Any]:
+    """A CRD from crds/, applied (server-side, as ``keepvip-tests``), Established and served.
+
+    ``served`` is a list path of the new resource: it answers once discovery
+    has caught up.
+    """
+    crd: dict[str, Any] = yaml.safe_load(crd_file.read_text())
+    apply(api, crd_path, crd, "keepvip-tests")
+    kind = crd["spec"]["names"]["kind"]
+
+    def established() -> bool:
+        conds = api.get(crd_path).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    wait_for(f"the {kind} CRD to be established", established)
+    wait_for(f"the {kind} API to be served", lambda: api.get(served) is not None)
+    return crd
+
+
+def ensure_crd(cp: ControlPlane) -> None:
+    """Create the VirtualIP CRD from crds/ (if it is not there) and wait until it is served."""
+    api = cp.admin_rest()
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    with contextlib.suppress(ApiError):
+        api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    wait_for("the CRD to be served", lambda: api.get(f"{GROUP_PATH}/virtualips"))
+
+
+def forbidden(call: Any, *args: Any, **kwargs: Any) -> bool:
+    """Whether a ``kubernetes`` client call is refused with 403 (any other error is raised)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(*args, **kwargs)
+    except ApiException as exc:
+        if exc.status == 403:
+            return True
+        raise
+    return False
 
 
 @dataclass
@@ -142,109 +174,3 @@ class Vips:
             f"/api/v1/namespaces/{self.namespace}/events", fieldSelector=selector
         )["items"]
         return sorted(items, key=lambda e: (e.get("lastTimestamp") or "", e["metadata"]["name"]))
-
-
-@pytest.fixture(scope="session")
-def virtualip_crd(control_plane: ControlPlane) -> dict[str, Any]:
-    """The VirtualIP CRD from crds/, applied and Established."""
-    api = control_plane.admin_rest()
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    apply(api, CRD_PATH, crd, "keepvip-tests")
-
-    def established() -> bool:
-        conds = api.get(CRD_PATH).get("status", {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    wait_for("the VirtualIP CRD to be established", established)
-    # Served (discovery caught up) once a list answers.
-    wait_for(
-        "the VirtualIP API to be served",
-        lambda: api.get("/apis/keepvip.io/v1alpha1/virtualips") is not None,
-    )
-    return crd
-
-
-@dataclass
-class RunningOperator:
-    settings: OperatorSettings
-    namespace: str
-    thread: threading.Thread
-    stop: threading.Event
-    errors: list[BaseException]
-
-
-@pytest.fixture
-def vips(control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str) -> Vips:
-    return Vips(control_plane.admin_rest(), kube_namespace)
-
-
-@contextlib.contextmanager
-def running_operator(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
-    """keepvip-operator in a thread until the block ends (it must stop within 30 s)."""
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            asyncio.run(run(settings, stop_flag=stop, ready_flag=ready))
-        except BaseException as exc:  # reported here, not lost in the thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="keepvip-operator", daemon=True)
-    thread.start()
-    if not ready.wait(30):
-        stop.set()
-        pytest.fail(f"the operator did not become ready in 30s: {errors!r}")
-    try:
-        yield RunningOperator(settings, namespace, thread, stop, errors)
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not thread.is_alive(), "the operator did not stop within 30s"
-    assert not errors, f"the operator failed: {errors!r}"
-
-
-def operator_settings(control_plane: ControlPlane, namespace: str) -> OperatorSettings:
-    # Agents of all tests share the fake nodes' ports (host network, hostPort): each
-    # test's operator gets its own port range, so pods of a test whose namespace is
-    # still terminating never block the next test's agents.
-    return replace(
-        TEST_SETTINGS,
-        kubeconfig=str(control_plane.admin_kubeconfig),
-        watch_namespaces=(namespace,),
-        agent_metrics_port=next(_PORT_BLOCKS),
-        agent_metrics_ports=PORTS_PER_TEST,
-    )
-
-
-@pytest.fixture
-def keepvip_operator(
-    control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str
-) -> Iterator[RunningOperator]:
-    """keepvip-operator for the test's namespace, running until the test ends."""
-    settings = operator_settings(control_plane, kube_namespace)
-    with running_operator(settings, kube_namespace) as op:
-        yield op
-
-
-POOL_CRD_FILE = REPO / "crds" / "keepvip.io_virtualippools.yaml"
-POOL_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualippools.keepvip.io"
-
-
-@pytest.fixture(scope="session")
-def virtualippool_crd(control_plane: ControlPlane) -> dict[str, Any]:
-    """The VirtualIPPool CRD from crds/, applied and Established (pools are cluster-scoped)."""
-    api = control_plane.admin_rest()
-    crd = yaml.safe_load(POOL_CRD_FILE.read_text())
-    apply(api, POOL_CRD_PATH, crd, "keepvip-tests")
-
-    def established() -> bool:
-        conds = api.get(POOL_CRD_PATH).get("status", {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    wait_for("the VirtualIPPool CRD to be established", established)
-    wait_for(
-        "the VirtualIPPool API to be served",
-        lambda: api.get("/apis/keepvip.io/v1alpha1/virtualippools") is not None,
-    )
-    return crd
