@@ -11,6 +11,7 @@ Reconciler's unit tests (``tests/unit/test_operator_reconcile*.py``,
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,10 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 class FakeKube:
-    """The operator's ``Kube`` adapter, recording: writes and Events in call order."""
+    """The operator's ``Kube`` adapter, recording: writes and Events in call order.
+
+    (``builtins.list`` below: the method ``list`` shadows the type in the class body.)
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -46,7 +50,7 @@ class FakeKube:
         for o in objs:
             self.calls.append(("delete", o["kind"], o["metadata"]["name"]))
 
-    def json_patch(self, url: str, ops: list[dict[str, Any]]) -> Any:
+    def json_patch(self, url: str, ops: builtins.list[dict[str, Any]]) -> Any:
         self.calls.append(("json_patch", url, ops))
         if self.patch_error:
             raise self.patch_error
@@ -54,10 +58,10 @@ class FakeKube:
     def post_event(self, t: Any, type_: str, reason: str, message: str) -> None:
         self.calls.append(("event", type_, reason, message))
 
-    def writes(self) -> list[tuple[Any, ...]]:
+    def writes(self) -> builtins.list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] != "event"]
 
-    def events(self) -> list[tuple[str, str]]:
+    def events(self) -> builtins.list[tuple[str, str]]:
         return [(c[2], c[3]) for c in self.calls if c[0] == "event"]
 
 
