@@ -27,12 +27,11 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from keepvip_harness import rest
+from keepvip_harness import rest, tiers
 from keepvip_harness.clusterlab import lab_on_nodes
 from keepvip_harness.controlplane import ControlPlane, find_bin_dir
 from keepvip_harness.kubeapi import (
@@ -47,22 +46,10 @@ from keepvip_harness.operatorrun import RunningOperator, operator_settings, runn
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_tools.lab.topology import Lab
 
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    # Every conftest.py outside a package is imported under the name
-    # "conftest", so tests/conftest.py cannot be imported from here by name;
-    # pytest keeps it registered as a plugin under its path.
-    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
-    return plugin
-
 
 def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail for the cluster tier."""
-    _root_conftest(config).skip_or_fail("cluster", reason)
+    """The harness's skip_or_fail for the cluster tier."""
+    tiers.skip_or_fail("cluster", reason)
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,11 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from keepvip_harness import tiers
 from keepvip_harness.dockerctl import (
     HACK,
     Docker,
@@ -46,9 +46,7 @@ from keepvip_harness.paths import REPO
 
 
 def _skip_or_fail(config: pytest.Config, reason: str) -> None:
-    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
-    assert isinstance(plugin, ModuleType)
-    plugin.skip_or_fail("e2e", reason)
+    tiers.skip_or_fail("e2e", reason)
 
 
 def app(image: str) -> dict[str, Any]:

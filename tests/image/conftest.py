@@ -17,11 +17,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from keepvip_harness import tiers
 from keepvip_harness.dockerctl import (
     Docker,
     DockerError,
@@ -31,20 +30,12 @@ from keepvip_harness.dockerctl import (
     unavailable_reason,
 )
 
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 TIER = "image"
 
 
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
-    return plugin
-
-
 def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail for the image tier."""
-    _root_conftest(config).skip_or_fail(TIER, reason)
+    """The harness's skip_or_fail for the image tier."""
+    tiers.skip_or_fail(TIER, reason)
 
 
 @pytest.fixture(scope="session")

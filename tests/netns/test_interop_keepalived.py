@@ -28,15 +28,13 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from keepvip_harness import labdaemons as common
+from keepvip_harness.tiers import skip_or_fail
 
-ROOT = Path(__file__).resolve().parents[2]
 Lab = common.Lab
 VIP = str(common.VIP4)
 
@@ -57,20 +55,12 @@ def master_down(priority: int, version: int, interval: float) -> float:
     return 3 * interval + skew(priority, version, interval)
 
 
-def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail: a conftest is not importable by name, so ask pytest."""
-    root = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
-    if not isinstance(root, ModuleType):
-        raise RuntimeError("tests/conftest.py is not loaded as a conftest plugin")
-    root.skip_or_fail("netns", reason)
-
-
 @pytest.fixture
 def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
     """Two nodes and a client; keepalived must be installed (``make deps`` installs it)."""
     if common.KEEPALIVED is None:
         skip_or_fail(
-            request.config,
+            "netns",
             "keepalived is not installed (apt-get install --no-install-recommends keepalived)",
         )
     built = Lab(nodes=2)

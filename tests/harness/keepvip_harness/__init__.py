@@ -25,6 +25,9 @@ By tier:
   test made), :mod:`.kindctl` (a kind cluster), :mod:`.kindsuite` (the e2e
   session's workload and how to read the client's probe).
 
+:mod:`.tiers` says whether a tier can run and skips it with the reason, or
+fails it when ``KEEPVIP_REQUIRE_TIERS`` names it.
+
 Paths to the checkout (``crds/``, ``hack/``) come from :mod:`.paths`: the
 harness works from an editable install of the checkout it lives in.
 """
