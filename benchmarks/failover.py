@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from keepvip_harness.labdaemons import (
     IMPLEMENTATIONS,
     KEEPALIVED,
     AdvertWatch,

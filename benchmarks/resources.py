@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from keepvip_harness.labdaemons import (
     IMPLEMENTATIONS,
     KEEPALIVED,
     Daemon,

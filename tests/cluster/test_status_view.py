@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd
+from keepvip_harness.rest import Rest
 from keepvip_tools.cli import main
-
-from .controlplane import ControlPlane
-from .rest import Rest
-from .test_convert_crd import GROUP_PATH, ensure_crd
 
 APPLY = "application/apply-patch+yaml"
 NAME = "web"

@@ -9,7 +9,7 @@ hostNetwork pod per worker (it answers with its node's name on port 8080)
 and a VirtualIP that tracks the app's Ready pods.
 
 Where kind cannot run the tier is skipped with the reason found by trying
-(kindctl.why_kind_cannot_run), or fails when ``KEEPVIP_REQUIRE_TIERS``
+(``keepvip_harness.kindctl.why_kind_cannot_run``), or fails when ``KEEPVIP_REQUIRE_TIERS``
 names ``e2e`` (``make e2e`` does). Everything made here is removed at the
 end, also after a failure.
 """
@@ -20,66 +20,33 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from image.dockerctl import HACK, REPO, Docker, DockerError, build_image, daemon, unavailable_reason
-
-from .kindctl import KindCluster, kind_binary, node_image, wait_until, why_kind_cannot_run
-
-NAMESPACE = "keepvip-e2e"
-APP_PORT = 8080
-ADVERT_INTERVAL = 0.1
+from keepvip_harness import tiers
+from keepvip_harness.dockerctl import (
+    HACK,
+    Docker,
+    DockerError,
+    build_image,
+    daemon,
+    unavailable_reason,
+)
+from keepvip_harness.kindctl import (
+    KindCluster,
+    kind_binary,
+    node_image,
+    wait_until,
+    why_kind_cannot_run,
+)
+from keepvip_harness.kindsuite import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE
+from keepvip_harness.paths import REPO
 
 
 def _skip_or_fail(config: pytest.Config, reason: str) -> None:
-    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
-    assert isinstance(plugin, ModuleType)
-    plugin.skip_or_fail("e2e", reason)
-
-
-@dataclass
-class E2E:
-    cluster: KindCluster
-    docker: Docker
-    image: str
-    vip: str
-    client: str
-
-    def virtualip(self) -> dict[str, Any]:
-        return self.cluster.get("virtualip", "web", "-n", NAMESPACE)
-
-    def master(self) -> str | None:
-        status = self.virtualip().get("status") or {}
-        ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
-        master = status.get("master")
-        return str(master) if master and ready and ready[0]["status"] == "True" else None
-
-    def app_pod_on(self, node: str) -> str:
-        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", "app=web")["items"]
-        (pod,) = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == node]
-        return str(pod)
-
-    def probe(self, duration: float) -> subprocess.Popen[str]:
-        """The client's probe, started: a GET to the VIP every 20 ms, one line per attempt."""
-        return subprocess.Popen(
-            [self.docker.cli, "exec", self.client, "python", "-m", "keepvip_tools.lab.probe",
-             self.vip, "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1",
-             "--duration", str(duration)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-
-    def answer(self) -> str | None:
-        out = self.docker(
-            "exec", self.client, "python", "-m", "keepvip_tools.lab.probe", self.vip,
-            "--port", str(APP_PORT), "--duration", "0.01", "--timeout", "0.5", check=False,
-        )  # fmt: skip
-        who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
-        return who[-1] if who and who[-1] != "-" else None
+    tiers.skip_or_fail("e2e", reason)
 
 
 def app(image: str) -> dict[str, Any]:
@@ -229,24 +196,3 @@ def e2e(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     except (DockerError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         pytest.fail(f"e2e setup failed: {exc}\n{detail[-4000:]}")
-
-
-def outage(lines: str, since: float, old: str) -> tuple[float, float]:
-    """From the probe's output: seconds from ``since`` to the first answer by another node,
-    and the longest stretch without any answer after ``since``."""
-    takeover, gap, last_ok = None, 0.0, since
-    for line in lines.splitlines():
-        parts = line.split()
-        if len(parts) != 2:
-            continue
-        at, who = float(parts[0]), parts[1]
-        if at < since:
-            continue
-        if who != "-":
-            gap = max(gap, at - last_ok)
-            last_ok = at
-            if takeover is None and who != old:
-                takeover = at - since
-    if takeover is None:
-        raise AssertionError(f"no other node answered on the VIP after the event (was {old})")
-    return takeover, gap

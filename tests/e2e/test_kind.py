@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import time
 
-from .conftest import ADVERT_INTERVAL, E2E, NAMESPACE, outage
-from .kindctl import wait_until
+from keepvip_harness.kindctl import wait_until
+from keepvip_harness.kindsuite import ADVERT_INTERVAL, E2E, NAMESPACE, outage
 
 # Margins on the documented figures for the client's 100 ms probe timeout,
 # ARP and a loaded CI machine.

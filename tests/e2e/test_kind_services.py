@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage
-from .kindctl import wait_until
+from keepvip_harness.kindctl import wait_until
+from keepvip_harness.kindsuite import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage
 
 SERVICE_PORT = 80
 KILL_BOUND = 3 * ADVERT_INTERVAL + ADVERT_INTERVAL + 1.0

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
 
+from keepvip_harness.agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from agentlab import MARGIN, STARTUP, Agents, master_down
 
+from keepvip_harness.agentlab import MARGIN, STARTUP, Agents, master_down
 from keepvip_tools.lab.config import dump, virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

@@ -36,16 +36,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from agentlab import Agents
 
+from keepvip_harness.agentlab import Agents
+from keepvip_harness.tiers import skip_or_fail
 from keepvip_tools.lab.topology import VIP4, Lab
 
-ROOT = Path(__file__).resolve().parents[2]
 KEEPALIVED = shutil.which("keepalived")
 IP = shutil.which("ip") or "/usr/sbin/ip"
 PRIORITY = {1: 160, 2: 150, 3: 115}
@@ -96,18 +95,11 @@ vrrp_instance VI_1 {{
 """
 
 
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    plugin = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError("tests/conftest.py is not loaded as a conftest plugin")
-    return plugin
-
-
 @pytest.fixture
 def confs(lab: Lab, request: pytest.FixtureRequest) -> Path:
     """The three hosts' keepalived.conf files in the lab's workdir, and the marker interfaces."""
     if KEEPALIVED is None:
-        _root_conftest(request.config).skip_or_fail(
+        skip_or_fail(
             "netns",
             "keepalived is not installed (apt-get install --no-install-recommends keepalived)",
         )

@@ -11,8 +11,17 @@ import json
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, http_get, master_down, skew, takeover
 
+from keepvip_harness.agentlab import (
+    INTERVAL,
+    MARGIN,
+    STARTUP,
+    Agents,
+    http_get,
+    master_down,
+    skew,
+    takeover,
+)
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

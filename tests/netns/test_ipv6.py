@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, Agents, takeover
 
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, VIP6, Lab
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agentlab import INTERVAL, MARGIN, Agents
-
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

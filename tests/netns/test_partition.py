@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import time
 
-from agentlab import INTERVAL, MARGIN, Agents, takeover
-
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
 
+from keepvip_harness.agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

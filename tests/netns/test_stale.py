@@ -6,8 +6,8 @@ import re
 import time
 
 import pytest
-from agentlab import Agents, takeover
 
+from keepvip_harness.agentlab import Agents, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

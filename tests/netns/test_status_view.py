@@ -15,8 +15,7 @@ import json
 import subprocess
 import sys
 
-from agentlab import INTERVAL, METRICS_PORT, Agents, takeover
-
+from keepvip_harness.agentlab import INTERVAL, METRICS_PORT, Agents, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

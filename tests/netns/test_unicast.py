@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentlab import MARGIN, Agents, takeover
-
+from keepvip_harness.agentlab import MARGIN, Agents, takeover
 from keepvip_tools.lab.config import virtualip
 from keepvip_tools.lab.topology import VIP4, Lab
 

@@ -340,7 +340,7 @@ class Agents:
 
     def status(self, i: int) -> dict[str, Any] | None:
         body = http_get(self.ns(i), "/status")
-        return None if body is None else json.loads(body)  # type: ignore[no-any-return]
+        return None if body is None else json.loads(body)
 
     def instance(self, i: int, name: str = "web") -> dict[str, Any] | None:
         st = self.status(i)
@@ -401,7 +401,7 @@ class Agents:
             self.wait_state(i, "Backup", timeout, name)
         self.wait_holders([master], timeout, address)
         for i in others:
-            self.lab.wait_for(lambda i=i: self.instance(i, name)["master"] == primary, timeout)
+            self.lab.wait_for(lambda i=i: self.instance(i, name)["master"] == primary, timeout)  # type: ignore[index]
 
     def address_line(self, i: int, address: Address) -> str | None:
         """The ``ip addr`` line of ``address`` on node i's eth0 (flags, lifetimes), if present."""

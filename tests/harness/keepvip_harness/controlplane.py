@@ -16,7 +16,7 @@ grants, and a DaemonSet, a garbage collection or a 403 behaves as on a
 real cluster.
 
 Also a command line for ``make cluster-up`` / ``make cluster-down``:
-``PYTHONPATH=tests python -m cluster.controlplane up|down --state-dir DIR``.
+``python -m keepvip_harness.controlplane up|down --state-dir DIR``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from typing import Any
 import yaml
 
 from . import pki, procs, rest
+from .paths import REPO
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
 KWOK_STAGES = Path(__file__).resolve().parent / "kwok-stages.yaml"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from image.dockerctl import HACK, Docker
+from .dockerctl import HACK, Docker
 
 KIND_NODE_ADMIN = "/etc/kubernetes/admin.conf"
 # Documentation addresses (RFC 5737), away from the image tier's 192.0.2.128/25.

@@ -1,11 +1,12 @@
-"""Helpers shared by the benchmarks and the keepalived interoperability tests.
+"""keepalived and keepvip in a lab: what the benchmarks and the keepalived interoperability tests share.
 
 Both need the same things in a :class:`~keepvip_tools.lab.topology.Lab`: a
 keepalived or a keepvip agent started in a node namespace, a keepalived.conf
 rendered from the same few numbers as a VirtualIP document, the agent's
-metrics, and the lab probe's output turned into an outage. They live here
-(not in ``tests/netns/conftest.py``, which belongs to the netns suite) so a
-benchmark run and a test run measure with one and the same code.
+metrics, and the lab probe's output turned into an outage. They live in the
+harness (not in ``tests/netns/conftest.py``, which belongs to the netns
+suite, nor in ``benchmarks/``, which tests do not import) so a benchmark run
+and a test run measure with one and the same code.
 
 Every process started here is a child of the lab (``Lab.spawn``) and is
 killed with it; keepalived's VRRP child process is found through the pid file

@@ -30,9 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from .paths import REPO
+
 HACK = REPO / "hack" / "image"
 BUILD_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class Image:
+    """The image under test, as the image tier's ``keepvip_image`` fixture gives it."""
+
+    ref: str
+    built_in: float | None
+    """Seconds the session's build took; None for a given KEEPVIP_IMAGE."""
 
 
 class DockerError(RuntimeError):
