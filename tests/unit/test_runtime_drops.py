@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from runtime_rig import (
+
+from keepvip_agent.runtime.vrrp_socket import Receiver
+from keepvip_agent.vrrp.packet import (
+    VRRP_GROUP_V4,
+    Advertisement,
+    DropReason,
+    encode,
+)
+from keepvip_agent.vrrp.router import State
+from keepvip_harness.runtime_rig import (
     EPS,
     HIGHER,
     LOWER,
@@ -18,15 +27,6 @@ from runtime_rig import (
     run,
     virtualip,
 )
-
-from keepvip_agent.runtime.vrrp_socket import Receiver
-from keepvip_agent.vrrp.packet import (
-    VRRP_GROUP_V4,
-    Advertisement,
-    DropReason,
-    encode,
-)
-from keepvip_agent.vrrp.router import State
 
 
 def test_an_advertisement_of_the_wrong_version_is_counted_and_dropped() -> None:

@@ -7,7 +7,13 @@ import itertools
 import time
 
 import pytest
-from runtime_rig import (
+
+from keepvip_agent.vrrp.packet import (
+    VRRP_GROUP_V4,
+)
+from keepvip_agent.vrrp.router import State
+from keepvip_api.model import OnFailure
+from keepvip_harness.runtime_rig import (
     EPS,
     HIGHER,
     LOWER,
@@ -20,12 +26,6 @@ from runtime_rig import (
     run,
     virtualip,
 )
-
-from keepvip_agent.vrrp.packet import (
-    VRRP_GROUP_V4,
-)
-from keepvip_agent.vrrp.router import State
-from keepvip_api.model import OnFailure
 
 
 def test_fake_loop_time_costs_no_real_time() -> None:

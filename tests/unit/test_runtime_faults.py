@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from runtime_rig import (
+
+from keepvip_agent.vrrp.router import State
+from keepvip_harness.runtime_rig import (
     EPS,
     MDI_100,
     OURS,
@@ -16,8 +18,6 @@ from runtime_rig import (
     scripted_probe,
     virtualip,
 )
-
-from keepvip_agent.vrrp.router import State
 
 
 def test_a_failing_demote_check_lowers_the_advertised_priority_at_once(

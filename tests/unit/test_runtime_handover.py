@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from runtime_rig import (
+
+from keepvip_agent.health import HealthBoard
+from keepvip_agent.runtime.binding import Binding
+from keepvip_agent.runtime.instance import (
+    HANDOVER_GRACE,
+)
+from keepvip_agent.runtime.metrics import Metrics
+from keepvip_agent.vrrp.router import State
+from keepvip_harness.runtime_rig import (
     EPS,
     LOWER,
     VIP,
@@ -15,14 +23,6 @@ from runtime_rig import (
     run,
     virtualip,
 )
-
-from keepvip_agent.health import HealthBoard
-from keepvip_agent.runtime.binding import Binding
-from keepvip_agent.runtime.instance import (
-    HANDOVER_GRACE,
-)
-from keepvip_agent.runtime.metrics import Metrics
-from keepvip_agent.vrrp.router import State
 
 
 def test_stop_hands_over_before_it_releases_the_vip() -> None:

@@ -6,7 +6,9 @@ import asyncio
 import itertools
 
 import pytest
-from runtime_rig import (
+
+from keepvip_agent.vrrp.router import State
+from keepvip_harness.runtime_rig import (
     VIP,
     VIP2,
     Rig,
@@ -15,8 +17,6 @@ from runtime_rig import (
     scripted_probe,
     virtualip,
 )
-
-from keepvip_agent.vrrp.router import State
 
 
 def test_reconfigure_moves_the_addresses_of_a_master() -> None:
