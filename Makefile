@@ -12,10 +12,13 @@ deps: $(VENV)/.installed
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@command -v keepalived >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived)
 
-$(VENV)/.installed: pyproject.toml
+# keepvip, and next to it the test harness (tests/harness: what tests and
+# benchmarks share; its own distribution, so it never ships in keepvip or the image).
+$(VENV)/.installed: pyproject.toml tests/harness/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,kubernetes]'
+	$(PY) -m pip install -q -e tests/harness
 	touch $@
 
 lint: deps

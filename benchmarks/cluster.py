@@ -1,13 +1,13 @@
 """keepvip on the real control plane: readiness gating, Service endpoints, apply-to-master, 200 VirtualIPs.
 
-``PYTHONPATH=tests .venv/bin/python benchmarks/cluster.py [--runs 10] [--apply-runs 5]
+``.venv/bin/python benchmarks/cluster.py [--runs 10] [--apply-runs 5]
 [--count 200] [--quick] [--only gating,service,apply,scale]`` (root; needs the control-plane
 binaries from ``make controlplane-build``).
 
-It starts its own control plane (``tests/cluster``'s harness) and tears it down,
+It starts its own control plane (the test harness, ``keepvip_harness``) and tears it down,
 also on failure. Gating and apply-to-master run the operator in-process and the
 agents as real ``keepvip-agent`` processes (the pod launcher) in lab node
-namespaces on one bridge, as ``tests/cluster/test_agent_kubernetes.py`` does;
+namespaces on one bridge, as ``tests/cluster/test_agent_kubernetes.py`` does (``keepvip_harness.clusterlab``);
 times compare with the client probe's because CLOCK_MONOTONIC is shared by all
 namespaces. The scale part runs ``keepvip-operator`` as its own process (so its
 CPU and RSS can be read from /proc); 600 real agents do not fit on this machine,
@@ -35,26 +35,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# This file is itself named cluster.py and its folder comes first on sys.path:
-# put tests/ ahead of it so ``cluster`` is the control-plane harness package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _common import machine, median, proc_cpu_seconds, proc_rss_bytes, read_probe
-from cluster.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
-from cluster.operator_fixtures import apply, operator_settings, rfc3339, running_operator
-from cluster.podlauncher import PodLauncher
-from cluster.rest import ApiError, Rest
-from cluster.servicenet import ServiceNet
-from cluster.test_agent_kubernetes import (
-    GROUP_PATH,
-    NAME,
-    app_daemonset,
-    base_spec,
-    client_answer,
-    ensure_crd,
-)
-from cluster.test_service_vip import PORT, SliceWatch, service
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.appservice import PORT, SliceWatch, service
+from keepvip_harness.clusterlab import NAME, app_daemonset, base_spec, client_answer
+from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
+from keepvip_harness.kubeapi import GROUP_PATH, apply, ensure_crd, rfc3339
+from keepvip_harness.labdaemons import machine, median, proc_cpu_seconds, proc_rss_bytes, read_probe
+from keepvip_harness.operatorrun import operator_settings, running_operator
+from keepvip_harness.podlauncher import PodLauncher
+from keepvip_harness.rest import ApiError, Rest
+from keepvip_harness.servicenet import ServiceNet
+from keepvip_tools.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -107,7 +97,7 @@ class Probe:
     def __init__(self, lab: Lab, path: Path, port: int = 80) -> None:
         self.path = path
         self.out = path.open("wb")
-        argv = [sys.executable, "-m", "keepvip_agent.lab.probe", str(VIP4), "--every", "0.005"]
+        argv = [sys.executable, "-m", "keepvip_tools.lab.probe", str(VIP4), "--every", "0.005"]
         argv += ["--port", str(port)]
         self.proc = lab.spawn(lab.client_ns, argv, stdout=self.out)
 
@@ -310,7 +300,7 @@ def bench_gating(cp: ControlPlane, runs: int, actions: list[str]) -> dict[str, A
 
 def bench_service(cp: ControlPlane, runs: int) -> dict[str, Any]:
     """As gating, but the agents read the Service's EndpointSlices; the client goes through
-    the kube-proxy stand-in (tests/cluster/servicenet.py) on VIP:8080."""
+    the kube-proxy stand-in (``keepvip_harness.servicenet``) on VIP:8080."""
     samples = []
     with lab_cluster(cp) as (lab, nodes, ns, flags):
         api = cp.admin_rest()

@@ -11,7 +11,7 @@ a partition n1 cannot see) or sends n1's daemon SIGTERM (graceful: priority
 0). Implementations alternate run by run so load from other work on the
 machine falls on both alike.
 
-The client runs ``keepvip_agent.lab.probe``: one probe exactly as in
+The client runs ``keepvip_tools.lab.probe``: one probe exactly as in
 ANCHORS.md (an HTTP GET every 5 ms, 50 ms timeout) and ``--fine-probes``
 more with a 10 ms timeout beside it. A request to a VIP whose owner vanished
 times out, so during an outage the anchor probe looks only every 55 ms and
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from keepvip_harness.labdaemons import (
     IMPLEMENTATIONS,
     KEEPALIVED,
     AdvertWatch,
@@ -55,7 +55,7 @@ from _common import (
     start,
     start_responders,
 )
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {1: 150, 2: 120, 3: 100}
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,7 +65,7 @@ FINE_TIMEOUT = 0.01
 
 
 def _probe(lab: Lab, path: Path, duration: float, timeout: float) -> subprocess.Popen[Any]:
-    argv = [sys.executable, "-m", "keepvip_agent.lab.probe", str(VIP4)]
+    argv = [sys.executable, "-m", "keepvip_tools.lab.probe", str(VIP4)]
     argv += ["--duration", f"{duration}", "--timeout", f"{timeout}"]
     with path.open("w") as out:
         return lab.spawn(lab.client_ns, argv, stdout=out)

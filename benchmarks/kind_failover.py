@@ -1,6 +1,6 @@
 """Node-kill failover on kind: the client-observed outage when the master's node container dies.
 
-``PYTHONPATH=tests .venv/bin/python benchmarks/kind_failover.py [--runs 5]`` (root; the
+``.venv/bin/python benchmarks/kind_failover.py [--runs 5]`` (root; the
 node image, kind and helm are built on first use, see docs/testing.md).
 
 On the cluster of ``make kind-up`` (reused, or created and removed again): the
@@ -27,12 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _common import machine, median
-from e2e import kindctl
-from e2e.conftest import APP_PORT, NAMESPACE, Probe, app, outage, virtualip
-from image.dockerctl import Docker
+from keepvip_harness import kindctl
+from keepvip_harness.dockerctl import Docker
+from keepvip_harness.kindsuite import APP_PORT, NAMESPACE, Probe, app, outage, virtualip
+from keepvip_harness.labdaemons import machine, median
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -54,7 +52,7 @@ def ready_apps(cluster: kindctl.Cluster) -> bool:
 def one_run(cluster: kindctl.Cluster, docker: Docker, client: str, vip: str) -> dict[str, Any]:
     old = kindctl.wait_until("a master", lambda: master(cluster), 120)
     probe = Probe(
-        [*docker.argv("exec", client), "python", "-m", "keepvip_agent.lab.probe", vip,
+        [*docker.argv("exec", client), "python", "-m", "keepvip_tools.lab.probe", vip,
          "--port", str(APP_PORT), "--every", "0.02", "--timeout", "0.1", "--duration", "6"]
     )  # fmt: skip
     time.sleep(1.0)
@@ -110,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     outages = [s["outage_s"] for s in samples]
     result = {
         "benchmark": "kind node-kill failover, 100 ms adverts",
-        "command": "PYTHONPATH=tests .venv/bin/python benchmarks/kind_failover.py --runs "
-        f"{args.runs}",
+        "command": f".venv/bin/python benchmarks/kind_failover.py --runs {args.runs}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "outage_median_s": round(median(outages), 3),

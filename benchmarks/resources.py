@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from keepvip_harness.labdaemons import (
     IMPLEMENTATIONS,
     KEEPALIVED,
     Daemon,
@@ -41,7 +41,7 @@ from _common import (
     proc_rss_bytes,
     start,
 )
-from keepvip_agent.lab.topology import Lab
+from keepvip_tools.lab.topology import Lab
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MASTER, BACKUP = 150, 120

@@ -10,7 +10,7 @@
 #   make kind-down    remove the cluster, its network and the Docker daemon, by name
 #   make e2e          the e2e tier (tests/e2e) on that cluster (made and removed
 #                     by the session when kind-up did not leave one)
-KIND_CTL := PYTHONPATH=tests $(PY) -m e2e.kindctl
+KIND_CTL := $(PY) -m keepvip_harness.kindctl
 
 .PHONY: kind-build kind-up kind-down e2e
 

@@ -9,13 +9,11 @@ skipping the tests that matter.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "netns", "cluster", "e2e", "image")
+from keepvip_harness.tiers import TIERS, netns_unavailable_reason, skip_or_fail
 
 
 def _tier_of(path: Path) -> str:
@@ -24,27 +22,6 @@ def _tier_of(path: Path) -> str:
         if tier in parts:
             return tier
     return "unit"
-
-
-def netns_unavailable_reason() -> str | None:
-    """Why the real-kernel tier cannot run here, or None if it can."""
-    if os.geteuid() != 0:
-        return "netns tier needs root (network namespaces, raw sockets)"
-    if shutil.which("ip") is None:
-        return "netns tier needs iproute2's `ip` command"
-    return None
-
-
-def required_tiers() -> set[str]:
-    raw = os.environ.get("KEEPVIP_REQUIRE_TIERS", "")
-    return {t.strip() for t in raw.split(",") if t.strip()}
-
-
-def skip_or_fail(tier: str, reason: str) -> None:
-    """Skip with the reason, unless this tier is required: then fail."""
-    if tier in required_tiers():
-        pytest.fail(f"required tier {tier!r} cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,10 +14,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from keepvip_agent import __version__
 from keepvip_agent.logsetup import setup_logging
-from keepvip_agent.spec import SpecError, load_file
-from keepvip_agent.spec.model import VirtualIP
+from keepvip_api import SpecError, __version__, load_file
+from keepvip_api.model import VirtualIP
 
 EXIT_CONFIG = 2
 DEFAULT_METRICS_PORT = 9650

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from keepvip_agent.spec.model import OnFailure
+from keepvip_api.model import OnFailure
 
 MIN_PRIORITY = 1
 

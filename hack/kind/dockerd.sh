@@ -10,7 +10,7 @@
 #
 # Its addresses are documentation ranges only (RFC 5737), in the upper half
 # of 198.51.100.0/24, whose lower half is the kind cluster's network
-# (tests/e2e/kindctl.py): the default bridge keepvipkind0 is 198.51.100.128/26
+# (tests/harness/keepvip_harness/kindctl.py): the default bridge keepvipkind0 is 198.51.100.128/26
 # (image builds run there), networks made without a subnet come from
 # 198.51.100.192/26. The image tier's networks (192.0.2.128/25, on the
 # machine's default daemon) and the lab's (inside network namespaces) are

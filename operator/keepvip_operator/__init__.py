@@ -3,10 +3,10 @@
 Pure modules (names, render, rbac, allocate, aggregate, conditions,
 statusplan, settings) hold every decision and never import kopf or a
 Kubernetes client; kube (the API adapter), reconcile, resync and handlers do
-the I/O. The agent's model (``keepvip_agent.spec``) is the one reading of a
-VirtualIP.
+the I/O. The API package's model (``keepvip_api``) is the one reading of a
+VirtualIP, shared with the agent.
 """
 
-from keepvip_agent import __version__
+from keepvip_api import __version__
 
 __all__ = ["__version__"]

@@ -1,9 +1,9 @@
 """From the agents' own entries in ``status.nodes`` to master and conditions (pure).
 
 Each agent applies its own entry (field manager ``keepvip-agent-<node>``); an
-entry counts only while it is fresh (heartbeat within the timeout, 3 x the
-agents' 10 s heartbeat) and its node still runs an agent pod of this
-VirtualIP. Entries that fail either test are ignored here and pruned from
+entry counts only while it is fresh (:func:`keepvip_api.status.is_stale`: a
+heartbeat within the timeout, by default 3 x the agents' 10 s heartbeat) and
+its node still runs an agent pod of this VirtualIP. Entries that fail either test are ignored here and pruned from
 the status by the caller: a dead agent cannot take its entry away itself.
 
 ``master`` is the node that reports Master. While more than one does (split
@@ -13,20 +13,14 @@ flap while the Lease settles it; otherwise the highest effective priority.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT
-from keepvip_agent.spec.status import NodeStatus
+from keepvip_api.names import SPLIT_BRAIN_FAULT
+from keepvip_api.status import STALE_AFTER, NodeStatus, is_stale
 from keepvip_operator.conditions import DEGRADED, READY, SPLIT_BRAIN, Cond
-from keepvip_operator.observed import parse_time
-
-"""Agents report a Lease-arbitrated step-down with a fault containing this (keepvip_agent.kube.lease)."""
 
 
 @dataclass(frozen=True)
@@ -49,23 +43,15 @@ class Aggregate:
         return next((n for n in self.counted if n.name == node), None)
 
 
-def _parse(raw: Any) -> NodeStatus | None:
-    # Through JSON, as parse_virtualip does: the strict model takes JSON arrays for tuples.
-    try:
-        return NodeStatus.model_validate_json(json.dumps(raw))
-    except ValidationError:
-        return None
-
-
 def _why_stale(
-    entry: NodeStatus, agent_nodes: frozenset[str] | None, now: datetime, timeout: timedelta
+    entry: NodeStatus, agent_nodes: frozenset[str] | None, now: datetime, timeout: float
 ) -> str | None:
     if agent_nodes is not None and entry.name not in agent_nodes:
         return "no agent pod on the node"
-    beat = parse_time(entry.heartbeat_time)
+    beat = entry.heartbeat
     if beat is None:
         return "no heartbeatTime"
-    if now - beat > timeout:
+    if is_stale(beat, now, timeout):
         return f"heartbeat {int((now - beat).total_seconds())}s old"
     return None
 
@@ -80,17 +66,16 @@ def aggregate(
     agent_nodes: frozenset[str] | None,
     now: datetime,
     previous_master: str | None,
-    heartbeat_timeout: float = 30.0,
+    heartbeat_timeout: float = STALE_AFTER,
 ) -> Aggregate:
     """``agent_nodes``: nodes running an agent pod of this VirtualIP; None if unknown."""
-    timeout = timedelta(seconds=heartbeat_timeout)
     counted: list[NodeStatus] = []
     stale: list[Stale] = []
     for index, raw in enumerate(raw_nodes):
-        entry = _parse(raw)
+        entry = NodeStatus.from_api(raw)
         if entry is None:
             continue  # not the agents' shape; the CRD schema makes this unreachable
-        why = _why_stale(entry, agent_nodes, now, timeout)
+        why = _why_stale(entry, agent_nodes, now, heartbeat_timeout)
         if why:
             stale.append(Stale(index, entry.name, why))
         else:

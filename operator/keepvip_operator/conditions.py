@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from keepvip_operator.observed import format_time
+from keepvip_api.times import format_time
 
 Status = Literal["True", "False", "Unknown"]
 READY, DEGRADED, SPLIT_BRAIN, CONFLICT = "Ready", "Degraded", "SplitBrain", "Conflict"

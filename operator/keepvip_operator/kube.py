@@ -14,12 +14,12 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from keepvip_operator.names import FIELD_MANAGER, Target
-from keepvip_operator.observed import format_time
+from keepvip_api.times import format_time
+from keepvip_operator.names import API_VERSION, FIELD_MANAGER, KIND, PLURAL, Target
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ PLURALS = {
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("apps/v1", "DaemonSet"): "daemonsets",
-    ("keepvip.io/v1alpha1", "VirtualIP"): "virtualips",
+    (API_VERSION, KIND): PLURAL,
 }
 EVENT_MESSAGE_MAX = 1024
 CONNECTIONS = 16
@@ -182,17 +182,25 @@ class Kube:
 
     def post_event(self, t: Target, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the VirtualIP (``kubectl describe`` shows it); best effort."""
+        involved = {"apiVersion": API_VERSION, "kind": KIND, "name": t.name, "uid": t.uid}
+        self.post_event_on(involved, t.namespace, type_, reason, message)
+
+    def post_event_on(
+        self, involved: Mapping[str, str], namespace: str, type_: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on an object of ``namespace`` (apiVersion, kind, name, uid); best effort."""
+        name = involved["name"]
         now = format_time(datetime.now(UTC))
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{t.name}.", "namespace": t.namespace},
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": "keepvip.io/v1alpha1",
-                "kind": "VirtualIP",
-                "name": t.name,
-                "namespace": t.namespace,
-                "uid": t.uid,
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": name,
+                "namespace": namespace,
+                "uid": involved["uid"],
             },
             "type": type_,
             "reason": reason,
@@ -205,6 +213,8 @@ class Kube:
             "count": 1,
         }
         try:
-            self.request("POST", path("v1", "Event", t.namespace), event)
+            self.request("POST", path("v1", "Event", namespace), event)
         except ApiError as exc:
-            logger.warning("%s: cannot post Event %s (%s): %s", t.key, reason, message, exc)
+            logger.warning(
+                "%s/%s: cannot post Event %s (%s): %s", namespace, name, reason, message, exc
+            )

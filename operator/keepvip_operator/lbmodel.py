@@ -22,11 +22,12 @@ from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import Any
 
-from keepvip_agent.spec import SpecError, parse_virtualip
-from keepvip_agent.spec.model import VirtualIPSpec
-from keepvip_agent.spec.pool import VirtualIPPoolSpec, parse_pool
+from keepvip_api import SpecError, from_api_object, pool_from_api_object
+from keepvip_api.election import POOL_FIELDS
+from keepvip_api.model import VirtualIPSpec
+from keepvip_api.pool import VirtualIPPoolSpec
+from keepvip_api.times import EPOCH, parse_time
 from keepvip_operator import names
-from keepvip_operator.observed import EPOCH, parse_time
 
 IP = IPv4Address | IPv6Address
 LOAD_BALANCER_CLASS = "keepvip.io/vrrp"
@@ -175,7 +176,7 @@ class Pool:
 def read_pool(body: Mapping[str, Any]) -> Pool | SpecError:
     """The pool, or why it is invalid (an invalid pool hands out nothing)."""
     try:
-        pool = parse_pool({k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")})
+        pool = pool_from_api_object(body)
     except SpecError as exc:
         return exc
     return Pool(pool.metadata.name, pool.spec, dict(body.get("status") or {}))
@@ -214,14 +215,7 @@ def read_virtualip(body: Mapping[str, Any]) -> Holding:
             continue  # an invalid spec: the operator reports it on the VirtualIP
     parsed: VirtualIPSpec | None = None
     with contextlib.suppress(SpecError):  # invalid: the addresses still count
-        parsed = parse_virtualip(
-            {
-                "apiVersion": body.get("apiVersion"),
-                "kind": body.get("kind"),
-                "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-                "spec": spec,
-            }
-        ).spec
+        parsed = from_api_object(body).spec
     ref = parsed.service_ref if parsed else None
     managed = POOL_LABEL in labels and labels.get(names.MANAGED_BY_LABEL) == names.FIELD_MANAGER
     return Holding(
@@ -243,18 +237,6 @@ def read_virtualip(body: Mapping[str, Any]) -> Holding:
 
 # -- rendering ----------------------------------------------------------------------------------
 
-_POOL_FIELDS = (
-    "interface",
-    "nodeSelector",
-    "tolerations",
-    "advertInterval",
-    "priority",
-    "nodes",
-    "preempt",
-    "preemptDelay",
-    "fencing",
-)
-
 
 def render_virtualip(
     namespace: str,
@@ -271,7 +253,7 @@ def render_virtualip(
     """
     members = sorted(services, key=lambda s: s.name)
     defaults = pool.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    spec: dict[str, Any] = {k: defaults[k] for k in _POOL_FIELDS if k in defaults}
+    spec: dict[str, Any] = {k: defaults[k] for k in POOL_FIELDS if k in defaults}
     spec["addresses"] = [str(a) for a in addresses]
     ref: dict[str, Any] = {"name": members[0].name}
     if len(members) > 1:
@@ -302,9 +284,5 @@ def render_virtualip(
         },
         "spec": spec,
     }
-    parse_virtualip(body)  # raises SpecError: the pool model and the VirtualIP model disagree
+    from_api_object(body)  # raises SpecError: the pool model and the VirtualIP model disagree
     return body
-
-
-def spec_of(body: Mapping[str, Any]) -> VirtualIPSpec:
-    return parse_virtualip(body).spec

@@ -37,8 +37,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from keepvip_api.times import micro_time, parse_time
 from keepvip_operator.kube import ApiError, Kube
-from keepvip_operator.observed import parse_time
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,11 +51,6 @@ RELEASED_DURATION = 1
 def default_identity() -> str:
     """hostname_pid: unique per process when the pod name is not known (POD_NAME unset)."""
     return f"{socket.gethostname()}_{os.getpid()}"
-
-
-def micro_time(at: datetime) -> str:
-    """A Lease's MicroTime: UTC with microseconds."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

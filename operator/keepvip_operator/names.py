@@ -1,8 +1,9 @@
 """Names and labels shared by the operator's objects and the agent that finds them.
 
 The agent finds its peers by the label ``keepvip.io/virtualip=<name>`` and
-holds the Lease ``keepvip-<name>``; both are spelled by the agent's own
-modules and imported here so the two sides cannot drift apart. Label values
+holds the Lease ``keepvip-<name>``; both are spelled once in the API package
+(:mod:`keepvip_api.names`) and re-exported here so the two sides cannot
+drift apart. Label values
 are at most 63 characters, so a VirtualIP whose name is longer cannot label
 its agents: :func:`name_problem` reports that as a spec problem.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keepvip_agent.kube.pods import AGENT_LABEL, ROLE_LABEL
-from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, VERSION
-from keepvip_agent.spec.names import lease_name as shared_lease_name
+from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.names import AGENT_LABEL, OPERATOR_FIELD_MANAGER, ROLE_LABEL, lease_name
 
 __all__ = [
     "AGENT_LABEL",
@@ -25,10 +25,11 @@ __all__ = [
     "ROLE_LABEL",
     "VERSION",
     "Target",
+    "lease_name",
 ]
 
 API_VERSION = f"{GROUP}/{VERSION}"
-FIELD_MANAGER = "keepvip-operator"
+FIELD_MANAGER = OPERATOR_FIELD_MANAGER
 """Server-side apply field manager of everything the operator writes."""
 APP_NAME = "keepvip-agent"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -62,11 +63,6 @@ def child_name(name: str) -> str:
 def cross_namespace_name(t: Target) -> str:
     """Role and RoleBinding in another namespace; a namespace has no dot, so this is unique."""
     return f"keepvip-{t.namespace}.{t.name}"
-
-
-def lease_name(name: str) -> str:
-    """The Lease the master holds (the agent's LeaseArbiter uses the same function)."""
-    return shared_lease_name(name)
 
 
 def agent_selector(name: str) -> dict[str, str]:

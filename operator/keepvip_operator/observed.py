@@ -1,10 +1,11 @@
 """One VirtualIP as the operator last saw it: the validated model plus what the API adds.
 
-This is the only place that reads a raw VirtualIP object. The spec goes
-through the agent's :func:`parse_virtualip` (the one reading of a spec);
-metadata and status fields the model does not cover (uid, generation,
-creation time, the operator's and agents' status) are copied out here,
-and everything downstream takes :class:`Observed`.
+This is the only place in the reconciler that reads a raw VirtualIP object.
+The spec goes through the API's :func:`~keepvip_api.from_api_object` (the
+one reading of an object, as the agent reads it); metadata and status fields
+the model does not cover (uid, generation, creation time, the operator's and
+agents' status) are copied out here, and everything downstream takes
+:class:`Observed`.
 """
 
 from __future__ import annotations
@@ -12,29 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from keepvip_agent.spec import SpecError, VirtualIP, parse_virtualip
+from keepvip_api import SpecError, VirtualIP, from_api_object
+from keepvip_api.times import EPOCH, parse_time
 from keepvip_operator.names import Target, name_problem
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def parse_time(text: Any) -> datetime | None:
-    """RFC 3339 (the API's and the agents' timestamps) to an aware datetime; None if not one."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(at: datetime) -> str:
-    """The API's own form: whole seconds, UTC, Z."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -71,16 +55,10 @@ def observe(body: Mapping[str, Any]) -> Observed:
         name=str(meta.get("name") or ""),
         uid=str(meta.get("uid") or ""),
     )
-    doc = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-        "spec": spec,
-    }
     vip: VirtualIP | None = None
     problems: list[str] = []
     try:
-        vip = parse_virtualip(doc)
+        vip = from_api_object(body)
     except SpecError as exc:
         problems = exc.problems
     too_long = name_problem(target.name)

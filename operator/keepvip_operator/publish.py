@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keepvip_agent.spec.model import VirtualIP
+from keepvip_api.model import VirtualIP
 from keepvip_operator.conditions import Cond
 
 PREFIX = "published.keepvip.io/"

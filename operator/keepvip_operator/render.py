@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keepvip_agent.spec.model import VirtualIP
+from keepvip_api.model import VirtualIP
 from keepvip_operator import names
 from keepvip_operator.meta import metadata
 from keepvip_operator.names import Target

@@ -24,6 +24,14 @@ from collections.abc import Awaitable, Callable, Iterable
 logger = logging.getLogger(__name__)
 
 
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Stop a loop's task and wait until it has ended (the loops here and in services)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Resync:
     def __init__(
         self,
@@ -59,10 +67,7 @@ class Resync:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="keepvip-resync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -36,11 +36,11 @@ from typing import Any
 
 import kopf
 
-from keepvip_agent.spec import SpecError
-from keepvip_agent.spec.pool import POOL_PLURAL
+from keepvip_api import SpecError, from_api_object
+from keepvip_api.pool import POOL_PLURAL
 from keepvip_operator import names, pools
 from keepvip_operator.conditions import Cond, merge
-from keepvip_operator.kube import APPLY, EVENT_MESSAGE_MAX, ApiError, Kube, path
+from keepvip_operator.kube import APPLY, ApiError, Kube
 from keepvip_operator.lbmodel import (
     POOL_LABEL,
     Holding,
@@ -49,9 +49,8 @@ from keepvip_operator.lbmodel import (
     read_pool,
     read_service,
     read_virtualip,
-    spec_of,
 )
-from keepvip_operator.observed import format_time
+from keepvip_operator.resync import cancel
 from keepvip_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -88,10 +87,7 @@ class LoadBalancers:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="keepvip-lb")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     async def _run(self) -> None:
         while True:
@@ -266,32 +262,8 @@ class LoadBalancers:
         self._status_apply(namespace, name, body)
 
     def _event(self, svc: LBService, type_: str, reason: str, message: str) -> None:
-        stamp = format_time(datetime.now(UTC))
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{svc.name}.", "namespace": svc.namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "name": svc.name,
-                "namespace": svc.namespace,
-                "uid": svc.uid,
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:EVENT_MESSAGE_MAX],
-            "source": {"component": names.FIELD_MANAGER},
-            "reportingComponent": f"keepvip.io/{names.FIELD_MANAGER}",
-            "reportingInstance": self.kube.instance,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        try:
-            self.kube.request("POST", path("v1", "Event", svc.namespace), event)
-        except ApiError as exc:
-            logger.warning("%s: cannot post Event %s (%s): %s", svc.key, reason, message, exc)
+        involved = {"apiVersion": "v1", "kind": "Service", "name": svc.name, "uid": svc.uid}
+        self.kube.post_event_on(involved, svc.namespace, type_, reason, message)
 
     def _write_pool_status(self, pool: Pool, status: pools.PoolStatus) -> None:
         body = status.body()
@@ -339,7 +311,7 @@ def _up_to_date(live: Holding | None, body: Mapping[str, Any]) -> bool:
     meta = body["metadata"]
     owners = sorted((o["name"], o["uid"]) for o in meta["ownerReferences"])
     return (
-        live.spec == spec_of(body)
+        live.spec == from_api_object(body).spec
         and sorted(live.owners) == owners
         and live.pool_label == meta["labels"][POOL_LABEL]
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
+from keepvip_api.status import STALE_AFTER
 from keepvip_operator import __version__
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -88,9 +89,9 @@ class OperatorSettings:
     resync_interval: float = 5.0
     """How often every VirtualIP's status is re-judged without an event (stale heartbeats,
     conflicts released by another object)."""
-    heartbeat_timeout: float = 30.0
+    heartbeat_timeout: float = STALE_AFTER
     """An agent entry whose heartbeatTime is older than this is ignored and pruned
-    (3 x the agent's 10 s heartbeat)."""
+    (default: 3 x the agent's 10 s heartbeat, the rule ``keepvip status`` flags by)."""
     liveness_endpoint: str | None = None
     """kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``; None for none."""
     log_level: LogLevel = "info"

@@ -6,6 +6,10 @@ at the end, also when tests fail. Tests get isolation from a namespace each
 (``kube_namespace``), not from a cluster each: starting one costs seconds,
 a namespace costs milliseconds.
 
+The operator's fixtures (the CRDs installed, ``vips``, ``keepvip_operator``)
+and ``cluster_lab`` (lab namespaces standing for the fake nodes) are here
+too; the code behind all of them is the harness (``keepvip_harness``).
+
 If ``KEEPVIP_CLUSTER_DIR`` names the state directory of a control plane
 started by ``make cluster-up``, the session uses that one and leaves it
 running: quicker edit-run cycles while writing cluster tests.
@@ -23,31 +27,29 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from . import rest
-from .controlplane import ControlPlane, find_bin_dir
-from .podlauncher import PodLauncher
-
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    # Every conftest.py outside a package is imported under the name
-    # "conftest", so tests/conftest.py cannot be imported from here by name;
-    # pytest keeps it registered as a plugin under its path.
-    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
-    return plugin
+from keepvip_harness import rest, tiers
+from keepvip_harness.clusterlab import lab_on_nodes
+from keepvip_harness.controlplane import ControlPlane, find_bin_dir
+from keepvip_harness.kubeapi import (
+    CRD_FILE,
+    CRD_PATH,
+    POOL_CRD_FILE,
+    POOL_CRD_PATH,
+    Vips,
+    establish_crd,
+)
+from keepvip_harness.operatorrun import RunningOperator, operator_settings, running_operator
+from keepvip_harness.podlauncher import PodLauncher
+from keepvip_tools.lab.topology import Lab
 
 
 def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail for the cluster tier."""
-    _root_conftest(config).skip_or_fail("cluster", reason)
+    """The harness's skip_or_fail for the cluster tier."""
+    tiers.skip_or_fail("cluster", reason)
 
 
 @pytest.fixture(scope="session")
@@ -158,3 +160,48 @@ def pod_launcher(control_plane: ControlPlane, node_netns: dict[str, str]) -> Ite
     """Runs launch-labelled pods on the fake nodes in ``node_netns``."""
     with PodLauncher(control_plane, node_netns) as launcher:
         yield launcher
+
+
+@pytest.fixture(scope="session")
+def virtualip_crd(control_plane: ControlPlane) -> dict[str, Any]:
+    """The VirtualIP CRD from crds/, applied and Established."""
+    return establish_crd(
+        control_plane.admin_rest(), CRD_FILE, CRD_PATH, "/apis/keepvip.io/v1alpha1/virtualips"
+    )
+
+
+@pytest.fixture(scope="session")
+def virtualippool_crd(control_plane: ControlPlane) -> dict[str, Any]:
+    """The VirtualIPPool CRD from crds/, applied and Established (pools are cluster-scoped)."""
+    return establish_crd(
+        control_plane.admin_rest(),
+        POOL_CRD_FILE,
+        POOL_CRD_PATH,
+        "/apis/keepvip.io/v1alpha1/virtualippools",
+    )
+
+
+@pytest.fixture
+def vips(control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str) -> Vips:
+    """VirtualIPs of the test's namespace, with the CRD installed."""
+    return Vips(control_plane.admin_rest(), kube_namespace)
+
+
+@pytest.fixture
+def keepvip_operator(
+    control_plane: ControlPlane, virtualip_crd: dict[str, Any], kube_namespace: str
+) -> Iterator[RunningOperator]:
+    """keepvip-operator for the test's namespace, running until the test ends."""
+    settings = operator_settings(control_plane, kube_namespace)
+    with running_operator(settings, kube_namespace) as op:
+        yield op
+
+
+@pytest.fixture
+def cluster_lab(control_plane: ControlPlane) -> Iterator[tuple[Lab, dict[str, int]]]:
+    """Lab namespaces on one bridge for the fake nodes (node name -> lab index).
+
+    The nodes' InternalIPs are set to the lab's for the test and put back after.
+    """
+    with lab_on_nodes(control_plane) as lab:
+        yield lab

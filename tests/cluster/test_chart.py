@@ -32,14 +32,13 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.lab.topology import Lab
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import wait_for
+from keepvip_harness.podlauncher import PodLauncher
+from keepvip_harness.rest import ApiError
 from keepvip_operator.main import run
 from keepvip_operator.settings import OperatorSettings, parse
-
-from .controlplane import ControlPlane
-from .operator_fixtures import wait_for
-from .podlauncher import PodLauncher
-from .rest import ApiError
+from keepvip_tools.lab.topology import Lab
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "keepvip"

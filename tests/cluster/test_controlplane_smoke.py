@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from .controlplane import LAUNCH_LABEL, ControlPlane
-from .podlauncher import PodLauncher
-from .rest import ApiError
+from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane
+from keepvip_harness.podlauncher import PodLauncher
+from keepvip_harness.rest import ApiError
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -12,38 +12,19 @@ server-side dry run, since it shares the names.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .controlplane import ControlPlane
-from .rest import ApiError
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd
+from keepvip_harness.rest import ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "unit" / "convert_corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and p.name != "broken")
-GROUP_PATH = "/apis/keepvip.io/v1alpha1"
-
-
-def ensure_crd(cp: ControlPlane) -> None:
-    """Create the VirtualIP CRD from crds/ (once per session) and wait until it is served."""
-    api = cp.admin_rest()
-    crd = yaml.safe_load((ROOT / "crds" / "keepvip.io_virtualips.yaml").read_text())
-    with contextlib.suppress(ApiError):
-        api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            api.get(f"{GROUP_PATH}/virtualips")
-            return
-        except ApiError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def documents(case: str, form: str) -> list[dict[str, Any]]:

@@ -30,12 +30,11 @@ from typing import Any
 
 import pytest
 
-from . import procs
-from .controlplane import ControlPlane
-from .operator_fixtures import _PORT_BLOCKS, PORTS_PER_TEST, Vips, vips, virtualip_crd, wait_for
-from .rest import ApiError, Rest
-
-__all__ = ["vips", "virtualip_crd"]  # fixtures, imported for pytest
+from keepvip_harness import procs
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import Vips, wait_for
+from keepvip_harness.operatorrun import PORT_BLOCKS, PORTS_PER_TEST
+from keepvip_harness.rest import ApiError, Rest
 
 OPERATOR = Path(sys.executable).parent / "keepvip-operator"
 LEASE = "keepvip-operator"
@@ -149,7 +148,7 @@ def start_operator(
             KEEPVIP_LIVENESS_ENDPOINT=f"http://127.0.0.1:{port}/healthz",
             KEEPVIP_AGENT_IMAGE="keepvip/agent:test",
             KEEPVIP_EXTRA_POD_LABELS=f"{RENDERED_BY}={identity}",
-            KEEPVIP_AGENT_METRICS_PORT=str(next(_PORT_BLOCKS)),
+            KEEPVIP_AGENT_METRICS_PORT=str(next(PORT_BLOCKS)),
             KEEPVIP_AGENT_METRICS_PORTS=str(PORTS_PER_TEST),
             KEEPVIP_RESYNC_INTERVAL="1",
             KEEPVIP_LOG_LEVEL=os.environ.get("KEEPVIP_TEST_OPERATOR_LOG_LEVEL", "info"),

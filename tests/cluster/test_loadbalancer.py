@@ -1,7 +1,7 @@
 """LoadBalancer Services of class keepvip.io/vrrp on a real control plane: addresses from
 VirtualIPPools, VirtualIPs owned by the Services, errors as Events and conditions, sharing.
 
-The operator runs in-process (operator_fixtures.py) watching only the test's
+The operator runs in-process (``keepvip_harness.operatorrun``) watching only the test's
 namespace; the garbage collector of the real kube-controller-manager removes
 a deleted Service's VirtualIP. Pools are cluster-scoped: each test's pools
 are named uniquely, serve only the test's namespace and are deleted after it.
@@ -19,25 +19,15 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.lab.topology import VIP4
-from keepvip_agent.lab.topology import Lab as NetLab
-
-from .controlplane import LAUNCH_LABEL, ControlPlane
-from .operator_fixtures import (
-    RunningOperator,
-    Vips,
-    operator_settings,
-    running_operator,
-    virtualip_crd,
-    virtualippool_crd,
-    wait_for,
-)
-from .podlauncher import PodLauncher
-from .rest import ApiError, Rest
-from .servicenet import ServiceNet
-from .test_agent_kubernetes import app_daemonset, client_answer, cluster_lab, dump_logs
-
-__all__ = ["cluster_lab", "virtualip_crd", "virtualippool_crd"]  # fixtures, imported for pytest
+from keepvip_harness.clusterlab import app_daemonset, client_answer, dump_logs
+from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane
+from keepvip_harness.kubeapi import Vips, wait_for
+from keepvip_harness.operatorrun import RunningOperator, operator_settings, running_operator
+from keepvip_harness.podlauncher import PodLauncher
+from keepvip_harness.rest import ApiError, Rest
+from keepvip_harness.servicenet import ServiceNet
+from keepvip_tools.lab.topology import VIP4
+from keepvip_tools.lab.topology import Lab as NetLab
 
 POOLS = "/apis/keepvip.io/v1alpha1/virtualippools"
 CLASS = "keepvip.io/vrrp"

@@ -1,7 +1,7 @@
 """The operator against a real control plane: what it creates, the RBAC it grants, VRIDs,
 conflicts, status aggregation and garbage collection.
 
-The operator runs in-process (operator_fixtures.py) watching only the test's
+The operator runs in-process (``keepvip_harness.operatorrun``) watching only the test's
 namespace. No agent runs: the DaemonSet's pods are played by kwok, and the
 agents' status entries are written by the test with server-side apply under
 each agent's field manager, exactly as agents write them.
@@ -16,25 +16,13 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.spec import parse_virtualip
+from keepvip_api import parse_virtualip
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import Vips, forbidden, rfc3339, wait_for
+from keepvip_harness.operatorrun import RunningOperator, operator_settings, running_operator
+from keepvip_harness.rest import ApiError
 from keepvip_operator.names import Target
 from keepvip_operator.render import render_namespaced
-
-from .controlplane import ControlPlane
-from .operator_fixtures import (
-    RunningOperator,
-    Vips,
-    keepvip_operator,
-    operator_settings,
-    rfc3339,
-    running_operator,
-    vips,
-    virtualip_crd,
-    wait_for,
-)
-from .rest import ApiError
-
-__all__ = ["keepvip_operator", "vips", "virtualip_crd"]  # fixtures, imported for pytest
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces"
 NODES = ("kv-node-1", "kv-node-2", "kv-node-3")
@@ -197,18 +185,6 @@ def test_delete_garbage_collects_everything_owned(
 
 
 # -- RBAC -----------------------------------------------------------------------------------
-
-
-def forbidden(call: Any, *args: Any, **kwargs: Any) -> bool:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        call(*args, **kwargs)
-    except ApiException as exc:
-        if exc.status == 403:
-            return True
-        raise
-    return False
 
 
 @contextlib.contextmanager

@@ -17,13 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import SpecError, parse_virtualip
-
-from .controlplane import ControlPlane
-from .operator_fixtures import CRD_FILE, virtualip_crd
-from .rest import ApiError
-
-__all__ = ["virtualip_crd"]
+from keepvip_api import SpecError, parse_virtualip
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import CRD_FILE
+from keepvip_harness.rest import ApiError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BASE = {"addresses": ["192.0.2.50/24"]}

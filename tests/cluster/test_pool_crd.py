@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import SpecError
-from keepvip_agent.spec.pool import parse_pool
-
-from .controlplane import ControlPlane
-from .operator_fixtures import apply, wait_for
-from .rest import ApiError
+from keepvip_api import SpecError
+from keepvip_api.pool import parse_pool
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import apply, wait_for
+from keepvip_harness.rest import ApiError
 
 POOL_CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "keepvip.io_virtualippools.yaml"
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualippools.keepvip.io"

@@ -21,59 +21,31 @@ created later gets the address in ``status.loadBalancer.ingress``.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from keepvip_agent.lab.topology import VIP4, Lab
-
-from .controlplane import ControlPlane
-from .operator_fixtures import (
-    RunningOperator,
-    Vips,
-    keepvip_operator,
-    vips,
-    virtualip_crd,
-    wait_for,
-)
-from .rest import ApiError
-from .servicenet import ServiceNet
-from .test_agent_kubernetes import (
-    GROUP_PATH,
+from keepvip_harness.appservice import PORT, SliceWatch, service
+from keepvip_harness.clusterlab import (
     NAME,
     app_daemonset,
     base_spec,
     client_answer,
-    cluster_lab,
     condition,
     deployed,
     events,
     masters,
     status_nodes,
 )
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, Vips, forbidden, wait_for
+from keepvip_harness.operatorrun import RunningOperator
+from keepvip_harness.rest import ApiError
+from keepvip_harness.servicenet import ServiceNet
+from keepvip_tools.lab.topology import VIP4, Lab
 
-# Fixtures, imported for pytest.
-__all__ = ["cluster_lab", "keepvip_operator", "vips", "virtualip_crd"]
-PORT = 8080
 CLAIM = f"published.keepvip.io/{NAME}"
 USERS_OWN = "198.51.100.77"
-
-
-def service(name: str = "web", *, type_: str = "ClusterIP", **spec: Any) -> dict[str, Any]:
-    """The app's Service: port 8080 to the responders' port 80."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "type": type_,
-            "selector": {"app": "web"},
-            "ports": [{"name": "http", "port": PORT, "targetPort": 80}],
-            **spec,
-        },
-    }
 
 
 def svc_path(ns: str, name: str = "web") -> str:
@@ -103,42 +75,6 @@ def ready_endpoints(cp: ControlPlane, ns: str, name: str = "web") -> dict[str, b
         for s in slices
         for ep in s.get("endpoints") or []
     }
-
-
-class SliceWatch:
-    """Receipt times (monotonic) of EndpointSlice updates: when did node X's endpoint turn not Ready?"""
-
-    def __init__(self, cp: ControlPlane, ns: str, service: str = "web") -> None:
-        self.api, self.ns, self.service = cp.admin_rest(), ns, service
-        self.events: list[tuple[float, str, bool]] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        path = f"/apis/discovery.k8s.io/v1/namespaces/{self.ns}/endpointslices"
-        selector = f"kubernetes.io/service-name={self.service}"
-        while not self.stopped.is_set():
-            with contextlib.suppress(ApiError, OSError):
-                rv = self.api.get(path, labelSelector=selector)["metadata"]["resourceVersion"]
-                for ev in self.api.watch(path, labelSelector=selector, resourceVersion=rv):
-                    now = time.monotonic()
-                    for ep in (ev.get("object") or {}).get("endpoints") or []:
-                        ready = bool((ep.get("conditions") or {}).get("ready"))
-                        self.events.append((now, str(ep.get("nodeName")), ready))
-                    if self.stopped.is_set():
-                        return
-            time.sleep(0.05)
-
-    def first_not_ready(self, node: str, after: float) -> float | None:
-        return next(
-            (t for t, n, r in list(self.events) if n == node and t >= after and not r), None
-        )
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.api.close()
-        self.thread.join(5)
 
 
 # -- (a) externalIPs, Cluster policy, end to end ----------------------------------------------
@@ -202,8 +138,6 @@ def test_vip_in_front_of_a_service_published_reached_and_withdrawn(
 
 def agent_rbac_reaches_only_the_named_service(cp: ControlPlane, ns: str) -> None:
     from kubernetes import client
-
-    from .test_operator import forbidden
 
     with cp.service_account_client(ns, f"keepvip-{NAME}") as sa:
         core, discovery = client.CoreV1Api(sa), client.DiscoveryV1Api(sa)

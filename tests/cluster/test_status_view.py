@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.tool import main
-
-from .controlplane import ControlPlane
-from .rest import Rest
-from .test_convert_crd import GROUP_PATH, ensure_crd
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd
+from keepvip_harness.rest import Rest
+from keepvip_tools.cli import main
 
 APPLY = "application/apply-patch+yaml"
 NAME = "web"
@@ -158,7 +157,7 @@ def published(control_plane: ControlPlane, kube_namespace: str) -> str:
 
 def keepvip_status(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "keepvip_agent.tool", "status", *args],
+        [sys.executable, "-m", "keepvip_tools.cli", "status", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from . import kindctl
-from .conftest import ADVERT_INTERVAL, E2E, NAMESPACE, outage, timeline
-from .kindctl import wait_until
+from keepvip_harness import kindctl
+from keepvip_harness.kindctl import wait_until
+from keepvip_harness.kindsuite import ADVERT_INTERVAL, E2E, NAMESPACE, outage, timeline
 
 # The first test also pays for the session's cluster: on a machine without
 # the caches, the node image build (about 8 minutes after the control plane's)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage, timeline
-from .kindctl import wait_until
+from keepvip_harness.kindctl import wait_until
+from keepvip_harness.kindsuite import ADVERT_INTERVAL, APP_PORT, E2E, NAMESPACE, outage, timeline
 
 # As in test_kind.py: the first test may pay for the cluster.
 pytestmark = pytest.mark.timeout(1800)

@@ -17,35 +17,25 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from .dockerctl import Docker, DockerError, build_image, daemon, unavailable_reason
+from keepvip_harness import tiers
+from keepvip_harness.dockerctl import (
+    Docker,
+    DockerError,
+    Image,
+    build_image,
+    daemon,
+    unavailable_reason,
+)
 
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 TIER = "image"
 
 
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    plugin = config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError(f"{ROOT_CONFTEST} is not loaded as a conftest plugin")
-    return plugin
-
-
 def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail for the image tier."""
-    _root_conftest(config).skip_or_fail(TIER, reason)
-
-
-@dataclass(frozen=True)
-class Image:
-    ref: str
-    built_in: float | None
-    """Seconds the session's build took; None for a given KEEPVIP_IMAGE."""
+    """The harness's skip_or_fail for the image tier."""
+    tiers.skip_or_fail(TIER, reason)
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent import __version__
-
-from .conftest import Image
-from .dockerctl import Docker, http_json, wait_for
+from keepvip_api import __version__
+from keepvip_harness.dockerctl import Docker, Image, http_json, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE_TARGET = 150_000_000

@@ -6,7 +6,7 @@ every process and namespace it made at teardown, also when the test fails.
 ``@pytest.mark.nodes(N)`` picks the number of nodes (default 3).
 
 ``agents`` starts keepvip agents from VirtualIP documents and reads their
-/status and /metrics (see :mod:`agentlab`). When a test fails, every agent's
+/status and /metrics (see :mod:`keepvip_harness.agentlab`). When a test fails, every agent's
 log, /status and addresses are attached to the failure report.
 """
 
@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentlab import Agents
 
-from keepvip_agent.lab.topology import Lab
+from keepvip_harness.agentlab import Agents
+from keepvip_tools.lab.topology import Lab
 
 AGENTS = pytest.StashKey[Agents]()
 FAILED = pytest.StashKey[bool]()

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, STARTUP, Agents, skew, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120}
 CHECK_INTERVAL = 0.1

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from agentlab import MARGIN, STARTUP, Agents, master_down
 
-from keepvip_agent.lab.config import dump, virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import MARGIN, STARTUP, Agents, master_down
+from keepvip_tools.lab.config import dump, virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 GHOST_VIP = "198.51.100.50"
 

@@ -36,16 +36,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from agentlab import Agents
 
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import Agents
+from keepvip_harness.tiers import skip_or_fail
+from keepvip_tools.lab.topology import VIP4, Lab
 
-ROOT = Path(__file__).resolve().parents[2]
 KEEPALIVED = shutil.which("keepalived")
 IP = shutil.which("ip") or "/usr/sbin/ip"
 PRIORITY = {1: 160, 2: 150, 3: 115}
@@ -96,18 +95,11 @@ vrrp_instance VI_1 {{
 """
 
 
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    plugin = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
-    if not isinstance(plugin, ModuleType):
-        raise RuntimeError("tests/conftest.py is not loaded as a conftest plugin")
-    return plugin
-
-
 @pytest.fixture
 def confs(lab: Lab, request: pytest.FixtureRequest) -> Path:
     """The three hosts' keepalived.conf files in the lab's workdir, and the marker interfaces."""
     if KEEPALIVED is None:
-        _root_conftest(request.config).skip_or_fail(
+        skip_or_fail(
             "netns",
             "keepalived is not installed (apt-get install --no-install-recommends keepalived)",
         )
@@ -203,7 +195,7 @@ def test_keepvip_elects_the_master_keepalived_elects(lab: Lab, agents: Agents, c
     # 2. The conversion, through the command line.
     out = confs / "converted"
     result = subprocess.run(
-        [sys.executable, "-m", "keepvip_agent.tool", "convert", "n1.conf", "n2.conf", "n3.conf",
+        [sys.executable, "-m", "keepvip_tools.cli", "convert", "n1.conf", "n2.conf", "n3.conf",
          "--standalone", "-o", str(out)],
         cwd=confs, capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -11,10 +11,19 @@ import json
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, http_get, master_down, skew, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import (
+    INTERVAL,
+    MARGIN,
+    STARTUP,
+    Agents,
+    http_get,
+    master_down,
+    skew,
+    takeover,
+)
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 

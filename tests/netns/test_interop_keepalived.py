@@ -18,38 +18,23 @@ implementation and 120 on the other, then proves, in order:
 
 The client's HTTP GET is answered by the node that holds the VIP, so each
 step is checked from the network as well as from the addresses. The shared
-daemon and config helpers live in ``benchmarks/_common.py`` so the failover
-benchmark and this test drive keepalived the same way.
+daemon and config helpers live in the harness (``keepvip_harness.labdaemons``)
+so the failover benchmark and this test drive keepalived the same way.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from keepvip_harness import labdaemons as common
+from keepvip_harness.tiers import skip_or_fail
 
-
-def _load_common() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "keepvip_bench_common", ROOT / "benchmarks" / "_common.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-common = _load_common()
 Lab = common.Lab
 VIP = str(common.VIP4)
 
@@ -70,20 +55,12 @@ def master_down(priority: int, version: int, interval: float) -> float:
     return 3 * interval + skew(priority, version, interval)
 
 
-def skip_or_fail(config: pytest.Config, reason: str) -> None:
-    """tests/conftest.py's skip_or_fail: a conftest is not importable by name, so ask pytest."""
-    root = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
-    if not isinstance(root, ModuleType):
-        raise RuntimeError("tests/conftest.py is not loaded as a conftest plugin")
-    root.skip_or_fail("netns", reason)
-
-
 @pytest.fixture
 def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
     """Two nodes and a client; keepalived must be installed (``make deps`` installs it)."""
     if common.KEEPALIVED is None:
         skip_or_fail(
-            request.config,
+            "netns",
             "keepalived is not installed (apt-get install --no-install-recommends keepalived)",
         )
     built = Lab(nodes=2)
@@ -100,7 +77,7 @@ def answered_by(lab: Any) -> str | None:
         lab.client_ns,
         sys.executable,
         "-m",
-        "keepvip_agent.lab.probe",
+        "keepvip_tools.lab.probe",
         VIP,
         "--duration",
         "0.001",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, Agents, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, VIP6, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, VIP6, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 

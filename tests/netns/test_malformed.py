@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agentlab import INTERVAL, MARGIN, Agents
-
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 DROPPED = "keepvip_vrrp_packets_dropped_total"
 COUNT = 5

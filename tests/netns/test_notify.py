@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentlab import INTERVAL, MARGIN, Agents, skew
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, skew
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 # Appends the hook's KEEPVIP_* environment and argv as one JSON line to argv[1].
 RECORD = (

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 
-from agentlab import INTERVAL, MARGIN, Agents, takeover
-
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 ANNOUNCED = "keepvip_announcements_total"
 

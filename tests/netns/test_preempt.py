@@ -15,10 +15,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, MARGIN, STARTUP, Agents, master_down, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120}
 

@@ -6,10 +6,10 @@ import re
 import time
 
 import pytest
-from agentlab import Agents, takeover
 
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import Agents, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120}
 KERNEL_SLACK = 1.5

@@ -15,16 +15,15 @@ import json
 import subprocess
 import sys
 
-from agentlab import INTERVAL, METRICS_PORT, Agents, takeover
-
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import INTERVAL, METRICS_PORT, Agents, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120, "n3": 100}
 
 
 def keepvip_status(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["ip", "netns", "exec", lab.client_ns, sys.executable, "-m", "keepvip_agent.tool"]
+    argv = ["ip", "netns", "exec", lab.client_ns, sys.executable, "-m", "keepvip_tools.cli"]
     return subprocess.run(
         [*argv, "status", *args], capture_output=True, text=True, check=False, timeout=60
     )

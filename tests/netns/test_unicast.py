@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentlab import MARGIN, Agents, takeover
-
-from keepvip_agent.lab.config import virtualip
-from keepvip_agent.lab.topology import VIP4, Lab
+from keepvip_harness.agentlab import MARGIN, Agents, takeover
+from keepvip_tools.lab.config import virtualip
+from keepvip_tools.lab.topology import VIP4, Lab
 
 PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 DROPPED = "keepvip_vrrp_packets_dropped_total"

@@ -16,15 +16,15 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-from keepvip_agent.spec import parse_virtualip
-from keepvip_agent.spec.crd import CRDS
-from keepvip_agent.spec.crd import render as render_crd
+from keepvip_api import parse_virtualip
+from keepvip_api.crd import CRDS
+from keepvip_api.crd import render as render_crd
+from keepvip_harness.tiers import skip_or_fail
 from keepvip_operator import names
 from keepvip_operator.names import Target
 from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac
@@ -34,12 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "keepvip"
 BUNDLE = REPO / "deploy" / "keepvip.yaml"
 KUBE_VERSION = "1.31.0"  # the chart's minimum (helm template needs one without a cluster)
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    plugin = config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
-    assert isinstance(plugin, ModuleType)
-    return plugin
 
 
 def find_helm() -> str | None:
@@ -64,9 +58,7 @@ def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """Run helm with its state in a throwaway directory; the completed process."""
     binary = find_helm()
     if binary is None:
-        _root_conftest(request.config).skip_or_fail(
-            "unit", "no helm: run `make controlplane-build` (it builds the pinned helm)"
-        )
+        skip_or_fail("unit", "no helm: run `make controlplane-build` (it builds the pinned helm)")
     home = tmp_path_factory.mktemp("helm")
     env = {
         **os.environ,
@@ -126,9 +118,7 @@ def operator_settings(deployment: dict[str, Any]) -> OperatorSettings:
 def test_every_crd_copy_is_the_models(plural: str) -> None:
     generated = render_crd(plural)
     crd = REPO / "crds" / f"keepvip.io_{plural}.yaml"
-    assert crd.read_text() == generated, (
-        f"crds/ is stale: python -m keepvip_agent.spec.crd {plural}"
-    )
+    assert crd.read_text() == generated, f"crds/ is stale: python -m keepvip_api.crd {plural}"
     chart_copy = CHART / "crds" / crd.name
     assert chart_copy.read_text() == generated, f"copy crds/{crd.name} to {chart_copy}"
     bundled = [

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keepvip_agent.spec.load import load_documents
-from keepvip_agent.spec.pool import parse_pool
+from keepvip_api.load import load_documents
+from keepvip_api.pool import parse_pool
 from keepvip_operator.lbmodel import read_service
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ finding, with file and line). An ``args`` file, if present, holds the
 command line after ``convert``; otherwise the case's ``*.conf`` files in
 name order are converted.
 
-The test runs the real command (``keepvip_agent.tool.main``) from the
+The test runs the real command (``keepvip_tools.cli.main``) from the
 case's directory, so paths in the output are the short ones users see.
 ``KEEPVIP_UPDATE_GOLDEN=1`` rewrites the pinned files after a deliberate
 change; review the diff like any other.
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keepvip_agent.spec import load_documents
-from keepvip_agent.tool import main
+from keepvip_api import load_documents
+from keepvip_tools.cli import main
 
 CORPUS = Path(__file__).with_name("convert_corpus")
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and p.name != "broken")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from keepvip_agent.tool import main
+from keepvip_tools.cli import main
 
 CORPUS = Path(__file__).with_name("convert_corpus")
 BROKEN = CORPUS / "broken"

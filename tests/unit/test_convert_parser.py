@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keepvip_agent.convert import ConvertError, convert_files
-from keepvip_agent.convert.errors import Findings
-from keepvip_agent.convert.lexer import expand_braces
-from keepvip_agent.convert.parser import parse_file, parse_text
-from keepvip_agent.convert.reader import read_node
+from keepvip_tools.convert import ConvertError, convert_files
+from keepvip_tools.convert.errors import Findings
+from keepvip_tools.convert.lexer import expand_braces
+from keepvip_tools.convert.parser import parse_file, parse_text
+from keepvip_tools.convert.reader import read_node
 
 
 def words(text: str) -> list[list[str]]:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.convert import Conversion, ConvertError, Severity, convert_files
-from keepvip_agent.convert.command import run
+from keepvip_tools.convert import Conversion, ConvertError, Severity, convert_files
+from keepvip_tools.convert.command import run
 
 HOST = """\
 global_defs {{

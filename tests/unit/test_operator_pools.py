@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.spec import parse_virtualip
+from keepvip_api import parse_virtualip
 from keepvip_operator import pools
 from keepvip_operator.lbmodel import (
     LBService,

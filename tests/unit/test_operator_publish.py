@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from keepvip_agent.spec import parse_virtualip
+from keepvip_api import parse_virtualip
+from keepvip_harness.fakekube import merge
 from keepvip_operator.publish import addresses_of, condition, next_step
 
 KEY = "published.keepvip.io/web"
@@ -26,19 +27,6 @@ def service(type_: str = "ClusterIP", ext: list[str] | None = None, ingress: lis
         svc["metadata"]["annotations"][KEY] = claimed
         svc["metadata"]["labels"][KEY] = "true"
     return svc
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge(out.get(k), v)
-    return out
 
 
 def converge(svc: dict[str, Any], addresses: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:

@@ -2,81 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 
+from keepvip_harness.fakekube import NOW, FakeKube, vip
 from keepvip_operator.kube import ApiError, Kube
-from keepvip_operator.observed import Observed, observe
+from keepvip_operator.observed import Observed
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
 from keepvip_operator.settings import OperatorSettings
-
-NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeKube:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-        self.existing: set[str] = set()
-        self.patch_error: ApiError | None = None
-
-    def apply(self, obj: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
-        name = obj["metadata"]["name"]
-        self.calls.append(("apply", obj["kind"] + (f"/{subresource}" if subresource else ""), name))
-        self.existing.add(f"{obj['kind']}/{name}")
-        self.last_status = obj.get("status")
-        return obj
-
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        self.calls.append(("delete", kind, name))
-        return f"{kind}/{name}" in self.existing
-
-    def list(self, api_version: str, kind: str, namespace: str | None, *, labels: str) -> list[Any]:
-        return []
-
-    def delete_all(self, objs: Any) -> None:
-        for o in objs:
-            self.calls.append(("delete", o["kind"], o["metadata"]["name"]))
-
-    def json_patch(self, url: str, ops: list[dict[str, Any]]) -> Any:
-        self.calls.append(("json_patch", url, ops))
-        if self.patch_error:
-            raise self.patch_error
-
-    def post_event(self, t: Any, type_: str, reason: str, message: str) -> None:
-        self.calls.append(("event", type_, reason, message))
-
-    def writes(self) -> list[tuple[Any, ...]]:
-        return [c for c in self.calls if c[0] != "event"]
-
-    def events(self) -> list[tuple[str, str]]:
-        return [(c[2], c[3]) for c in self.calls if c[0] == "event"]
-
-
-def vip(
-    name: str,
-    spec: dict[str, Any],
-    *,
-    status: dict[str, Any] | None = None,
-    age: int = 0,
-    gen: int = 1,
-) -> Observed:
-    return observe(
-        {
-            "apiVersion": "keepvip.io/v1alpha1",
-            "kind": "VirtualIP",
-            "metadata": {
-                "name": name,
-                "namespace": "ns",
-                "uid": f"uid-{name}",
-                "generation": gen,
-                "creationTimestamp": (NOW + timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-            "spec": spec,
-            "status": status or {},
-        }
-    )
 
 
 def node(name: str, state: str, age: float = 1) -> dict[str, Any]:

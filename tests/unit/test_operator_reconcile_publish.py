@@ -5,9 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, cast
 
-from test_operator_publish import merge
-from test_operator_reconcile import NOW, FakeKube, vip
-
+from keepvip_harness.fakekube import NOW, FakeKube, merge, vip
 from keepvip_operator.kube import ApiError, Kube
 from keepvip_operator.reconcile import Reconciler, View
 from keepvip_operator.settings import OperatorSettings

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keepvip_agent.spec import VirtualIP, parse_virtualip
+from keepvip_api import VirtualIP, parse_virtualip
 from keepvip_operator.names import Target
 from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac, render_rbac
 from keepvip_operator.render import render_daemonset, render_namespaced

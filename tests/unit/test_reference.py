@@ -1,6 +1,6 @@
 """docs/reference.md is the CRD schema's field reference, and it is current.
 
-The page is generated (``python -m keepvip_agent.spec.reference``) from the
+The page is generated (``python -m keepvip_api.reference``) from the
 CRD, which is generated from the model; if the model changes and the page
 is not regenerated, this fails with the command that fixes it.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keepvip_agent.spec.crd import virtualip_crd
-from keepvip_agent.spec.reference import render
+from keepvip_api.crd import virtualip_crd
+from keepvip_api.reference import render
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 
@@ -19,7 +19,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 def test_reference_page_is_current() -> None:
     assert PAGE.read_text() == render(), (
         "docs/reference.md is stale: run "
-        "`python -m keepvip_agent.spec.reference > docs/reference.md` and commit it"
+        "`python -m keepvip_api.reference > docs/reference.md` and commit it"
     )
 
 

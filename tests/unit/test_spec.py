@@ -8,7 +8,7 @@ from textwrap import dedent, indent
 import pytest
 from pydantic import ValidationError
 
-from keepvip_agent.spec import SpecError, VirtualIP, load_documents, parse_virtualip
+from keepvip_api import SpecError, VirtualIP, load_documents, parse_virtualip
 
 HEAD = """\
 apiVersion: keepvip.io/v1alpha1

@@ -1,23 +1,12 @@
-"""Split-brain arbitration through a coordination.k8s.io Lease, and API fencing.
+"""The split-brain Lease and API fencing, on the wire: read and write the Lease, apply decisions.
 
-VRRP stays the fast path: a backup that stops hearing adverts takes over at
-once and never waits for the API. The Lease only settles what VRRP cannot see:
-two masters at once while both still reach the API (a partition of the node
-network, not of the control plane).
-
-* A master holds ``keepvip-<name>`` and renews it every ``renew`` seconds.
-* A master that finds the Lease held by another node waits until it has
-  *seen the holder renew* (its renewTime advancing) before concluding the
-  holder is alive; it then steps out of the election (``fault``: "split
-  brain") and the live holder keeps the VIP. A holder that does not renew for
-  the lease duration is dead, and the new master takes the Lease over.
-  Liveness is judged by observed change on this node's monotonic clock, never
-  by comparing clocks across nodes.
-* The fence lifts when the holder stops renewing, or when this node hears a
-  master's advertisement again (the partition healed): it rejoins as backup.
-* ``fencing: strict``: a master cut off from the API for longer than the lease
-  duration drops the VIP (``fault``), and rejoins when the API answers again.
-  ``none`` (default) keeps serving, as keepalived would.
+The rules (when to create, renew, take over or give back the Lease; when a
+master steps down for a live holder and when it rejoins; ``fencing: strict``)
+are :class:`~keepvip_agent.kube.arbiter.Arbiter`'s, on injected time. This
+module is the shell around it: the coordination.k8s.io calls, the two loops
+(a Lease round every ``renew`` seconds; the API's reachability judged every
+``renew / 2`` on its own, never behind a hung request), and the few places it
+touches the instance runner (see "runner access" below).
 """
 
 from __future__ import annotations
@@ -27,18 +16,29 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
-from keepvip_agent.spec.cluster import OnFailure
-from keepvip_agent.spec.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
-from keepvip_agent.spec.names import lease_name
+from keepvip_agent.kube.arbiter import (
+    ApiFence,
+    ApiReachable,
+    Arbiter,
+    Create,
+    LeaseView,
+    Rejoin,
+    Release,
+    Renew,
+    StepDown,
+    TakeOver,
+)
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
+from keepvip_api.cluster import OnFailure
+from keepvip_api.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
+from keepvip_api.names import lease_name
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube
@@ -50,38 +50,45 @@ API_FENCE = "api fencing"
 NOT_FOUND, CONFLICT = 404, 409
 
 
-@dataclass
-class _Seen:
-    holder: str | None
-    renew: Any
-    since: float
-    advanced: bool
-    """The holder's renewTime changed while we watched: it is alive."""
-    renewals_while_master: int = 0
-    """Renewals seen since this node became master: proof the holder still thinks it is one."""
-
-
 class LeaseArbiter:
     def __init__(
-        self, kube: Kube, namespace: str, name: str, node: str, *, renew: float = 2.0
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        node: str,
+        *,
+        renew: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube, self.namespace, self.node = kube, namespace, node
         self.lease_name = lease_name(name)
-        self.renew = renew
-        self.duration = 3 * renew
+        self.core = Arbiter(node, self.lease_name, renew=renew)
+        self.clock = clock
+        """Monotonic, like ``Kube.last_ok`` and the loop's clock (``last_heard``)."""
         self.inst: InstanceRunner | None = None
-        self.fencing = "none"
         self.holder_address: Callable[[str], IPAddress | None] = lambda node: None
         """Where the named node's advertisements come from (Kubernetes: its agent pod's host IP)."""
-        self._seen: _Seen | None = None
-        self._fenced: str | None = None
-        self._fenced_at = 0.0
-        self._master_since: float | None = None
-        self._api_fenced = False
         self._task: asyncio.Task[None] | None = None
         self._fence_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
         self._warned = False
+
+    @property
+    def renew(self) -> float:
+        return self.core.renew
+
+    @property
+    def duration(self) -> float:
+        return self.core.duration
+
+    @property
+    def fencing(self) -> str:
+        return self.core.fencing
+
+    @fencing.setter
+    def fencing(self, value: str) -> None:
+        self.core.fencing = value
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -125,76 +132,43 @@ class LeaseArbiter:
         inst = self.inst
         if inst is None:
             return
-        master = inst.router.state is State.MASTER
-        if not master:
-            self._master_since = None
-        elif self._master_since is None:
-            self._master_since = time.monotonic()
+        master = _is_master(inst)
         lease = await self._read()
-        now = time.monotonic()
-        if lease is None:
-            if master:
-                await self._create()
-            self._seen = None
-            self._maybe_unfence(now, holder_alive=False)
-            return
-        holder = lease.spec.holder_identity
-        seen = self._observe(holder, lease.spec.renew_time, now, master)
-        alive = bool(holder) and holder != self.node and now - seen.since < self.duration
-        if master:
-            await self._as_master(lease, holder, alive, seen)
-        elif holder == self.node:
-            await self._release_lease(lease)
-        self._maybe_unfence(now, holder_alive=alive and seen.advanced)
-
-    def _observe(self, holder: str | None, renew: Any, now: float, master: bool) -> _Seen:
-        """Track the holder's renewals on our own clock."""
-        seen = self._seen
-        if seen is None or seen.holder != holder:
-            self._seen = seen = _Seen(holder, renew, now, advanced=False)
-        elif seen.renew != renew:
-            seen.renew, seen.since, seen.advanced = renew, now, True
-            if master:
-                seen.renewals_while_master += 1
-        if not master:
-            seen.renewals_while_master = 0
-        return seen
-
-    async def _as_master(self, lease: Any, holder: str | None, alive: bool, seen: _Seen) -> None:
-        if holder == self.node:
-            await self._write(lease, renew_only=True)
-        elif not alive:
+        view = (
+            None if lease is None else LeaseView(lease.spec.holder_identity, lease.spec.renew_time)
+        )
+        action = self.core.round(self.clock(), master, view)
+        if isinstance(action, Create):
+            await self._create(action.duration)
+        elif isinstance(action, Renew):
+            await self._write(lease)
+        elif isinstance(action, TakeOver):
             logger.info(
-                "taking over lease %s from %s (not renewed)", self.lease_name, holder or "nobody"
+                "taking over lease %s from %s (not renewed)",
+                self.lease_name,
+                action.previous or "nobody",
             )
-            await self._write(lease, renew_only=False)
-        elif seen.renewals_while_master >= 2:
-            # A holder that stepped down releases the Lease at once, and one
-            # renewal may have been in flight as we took over: two renewals
-            # seen while we are master mean it really still serves.
-            self._fence(str(holder), f"{holder} holds lease {self.lease_name} and renews it")
+            await self._write(lease, take_over=action.duration)
+        elif isinstance(action, Release):
+            await self._release_lease(lease)
+        elif isinstance(action, StepDown):
+            logger.warning("%s: stepping down (%s): %s", _name(inst), SPLIT_BRAIN, action.reason)
+            _report(inst, SPLIT_BRAIN, False, action.reason)
+        # Only once the round's write went through, as a failed one ends the round.
+        rejoin = self.core.heal(self._heard_from(inst, self.core.fenced))
+        if rejoin is not None:
+            self._rejoin(inst, rejoin)
 
-    def _fence(self, holder: str, reason: str) -> None:
-        if self._fenced is None and self.inst is not None:
-            logger.warning("%s: stepping down (%s): %s", self.inst.name, SPLIT_BRAIN, reason)
-            self._fenced = holder
-            self._fenced_at = time.monotonic()
-            self.inst.board.report(SPLIT_BRAIN, False, FAULT, reason)
+    def _heard_from(self, inst: InstanceRunner, node: str | None) -> float:
+        """When ``node``'s own advertisements were last heard (monotonic), or -inf."""
+        address = self.holder_address(node) if node is not None else None
+        if address is None:
+            return -math.inf
+        return _loop_to_mono(_last_heard(inst, address))
 
-    def _maybe_unfence(self, now: float, holder_alive: bool) -> None:
-        inst = self.inst
-        if self._fenced is None or inst is None:
-            return
-        # Only the holder's own advertisements prove the partition healed: the
-        # other nodes on our side of it are advertising too.
-        address = self.holder_address(self._fenced)
-        last = inst.last_heard.get(address, -math.inf) if address is not None else -math.inf
-        heard = _loop_to_mono(last) > self._fenced_at
-        if heard or not holder_alive:
-            why = f"hearing {self._fenced} again" if heard else f"{self._fenced} stopped renewing"
-            logger.info("%s: split brain over (%s); rejoining", inst.name, why)
-            self._fenced = None
-            inst.board.report(SPLIT_BRAIN, True, FAULT, why)
+    def _rejoin(self, inst: InstanceRunner, rejoin: Rejoin) -> None:
+        logger.info("%s: split brain over (%s); rejoining", _name(inst), rejoin.why)
+        _report(inst, SPLIT_BRAIN, True, rejoin.why)
 
     def left_master(self) -> None:
         """The instance stopped being master: release the Lease now, not at the next round."""
@@ -211,16 +185,12 @@ class LeaseArbiter:
         inst = self.inst
         if inst is None:
             return
-        cut_off = time.monotonic() - self.kube.last_ok
-        if self.fencing == "strict" and not self._api_fenced and cut_off > self.duration:
-            if inst.router.state is State.MASTER:
-                self._api_fenced = True
-                reason = f"cut off from the API server for {cut_off:.0f}s (fencing: strict)"
-                logger.warning("%s: %s", inst.name, reason)
-                inst.board.report(API_FENCE, False, FAULT, reason)
-        elif self._api_fenced and cut_off <= self.renew * 1.5:
-            self._api_fenced = False
-            inst.board.report(API_FENCE, True, FAULT, "API server reachable")
+        action = self.core.check_api(self.clock(), self.kube.last_ok, _is_master(inst))
+        if isinstance(action, ApiFence):
+            logger.warning("%s: %s", _name(inst), action.reason)
+            _report(inst, API_FENCE, False, action.reason)
+        elif isinstance(action, ApiReachable):
+            _report(inst, API_FENCE, True, action.reason)
 
     # -- API calls -------------------------------------------------------------------------
 
@@ -231,17 +201,17 @@ class LeaseArbiter:
             )
         except ApiException as exc:
             if exc.status == NOT_FOUND:
-                self.kube.last_ok = time.monotonic()
+                self.kube.last_ok = self.clock()
                 return None
             raise
 
-    async def _create(self) -> None:
+    async def _create(self, duration: int) -> None:
         now = datetime.now(UTC)
         body = V1Lease(
             metadata=V1ObjectMeta(name=self.lease_name, namespace=self.namespace),
             spec=V1LeaseSpec(
                 holder_identity=self.node,
-                lease_duration_seconds=int(self.duration),
+                lease_duration_seconds=duration,
                 acquire_time=now,
                 renew_time=now,
                 lease_transitions=0,
@@ -255,14 +225,15 @@ class LeaseArbiter:
             if exc.status != CONFLICT:  # somebody else created it first: next round decides
                 raise
 
-    async def _write(self, lease: Any, *, renew_only: bool) -> None:
+    async def _write(self, lease: Any, *, take_over: int | None = None) -> None:
+        """Renew ``lease``, or with ``take_over`` (a duration) make it ours first."""
         now = datetime.now(UTC)
         spec = lease.spec
-        if not renew_only:
+        if take_over is not None:
             spec.holder_identity = self.node
             spec.acquire_time = now
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            spec.lease_duration_seconds = int(self.duration)
+            spec.lease_duration_seconds = take_over
         spec.renew_time = now
         await self._replace(lease)
 
@@ -286,8 +257,29 @@ class LeaseArbiter:
 
     async def _release(self) -> None:
         lease = await self._read()
-        if lease is not None and lease.spec.holder_identity == self.node:
+        if lease is not None and self.core.releases(LeaseView(lease.spec.holder_identity, None)):
             await self._release_lease(lease)
+
+
+# -- runner access: the only places this module touches the instance runner ------------------
+# The runner's public surface is being renamed: runner.name, runner.state,
+# runner.health.report(...), runner.last_heard.
+
+
+def _name(inst: InstanceRunner) -> str:
+    return inst.name
+
+
+def _is_master(inst: InstanceRunner) -> bool:
+    return inst.state is State.MASTER
+
+
+def _last_heard(inst: InstanceRunner, address: IPAddress) -> float:
+    return inst.last_heard.get(address, -math.inf)
+
+
+def _report(inst: InstanceRunner, source: str, healthy: bool, detail: str) -> None:
+    inst.health.report(source, healthy, FAULT, detail)
 
 
 def _loop_to_mono(loop_time: float) -> float:

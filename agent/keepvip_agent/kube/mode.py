@@ -27,33 +27,17 @@ from keepvip_agent.kube.pods import (
 from keepvip_agent.kube.status import StatusWriter
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner, TransitionRecord
-from keepvip_agent.spec import SpecError, parse_virtualip
-from keepvip_agent.spec.cluster import ServiceRef, TrackPods
-from keepvip_agent.spec.crd import GROUP, PLURAL, VERSION
-from keepvip_agent.spec.model import VirtualIP
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
+from keepvip_api import SpecError, from_api_object
+from keepvip_api.cluster import ServiceRef, TrackPods
+from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.model import VirtualIP
 
 logger = logging.getLogger(__name__)
 TRACK = "trackPods"
 SERVICE = "serviceRef"
 FIRST_PEERS_WAIT = 5.0
-
-
-def to_model(obj: dict[str, Any]) -> VirtualIP:
-    """The API object as the model: status dropped, an allocated VRID filled in."""
-    spec = dict(obj.get("spec") or {})
-    status = obj.get("status") or {}
-    if spec.get("virtualRouterID") is None and status.get("virtualRouterID") is not None:
-        spec["virtualRouterID"] = status["virtualRouterID"]
-    meta = obj.get("metadata") or {}
-    doc = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-        "spec": spec,
-    }
-    return parse_virtualip(doc)
 
 
 class KubeController:
@@ -138,7 +122,8 @@ class KubeController:
                 await self.agent.apply([])
                 return
             try:
-                vip = to_model(items[0])
+                # Status dropped, the VRID the operator allocated filled in.
+                vip = from_api_object(items[0], allocated_vrid=True)
             except SpecError as exc:
                 # Keep running the last good configuration; say what is wrong.
                 self.problem = "invalid VirtualIP: " + "; ".join(exc.problems)
@@ -163,12 +148,12 @@ class KubeController:
     def _address_of(self, node: str) -> IPAddress | None:
         if self.inst is None or self._peer_pods is None:
             return None
-        return node_addresses(self._peer_pods, self.inst.port.family).get(node)
+        return node_addresses(self._peer_pods, self.inst.family).get(node)
 
     def _push_peers(self) -> None:
         inst = self.inst
         if inst is not None and self._peer_pods is not None:
-            inst.set_peers(peer_addresses(self._peer_pods, self.node, inst.port.family))
+            inst.set_peers(peer_addresses(self._peer_pods, self.node, inst.family))
 
     def _follow_tracked_pods(self, track: TrackPods | None) -> None:
         if track == self._track:
@@ -180,9 +165,9 @@ class KubeController:
         self._tracked_pods = []
         if self.inst is not None:
             if track is None:
-                self.inst.board.forget(TRACK)
+                self.inst.health.forget(TRACK)
             else:
-                self.inst.board.expect(TRACK)
+                self.inst.health.expect(TRACK)
         if track is None:
             return
         self._track_watch = ListWatch(
@@ -207,7 +192,7 @@ class KubeController:
         if inst is None or track is None:
             return
         healthy, detail = readiness(self._tracked_pods, self.node)
-        inst.board.report(TRACK, healthy, track.on_failure, detail)
+        inst.health.report(TRACK, healthy, track.on_failure, detail)
 
     def _follow_services(self, ref: ServiceRef | None) -> None:
         """Watch the fronted Services (by name: RBAC names them) and their EndpointSlices."""
@@ -222,9 +207,9 @@ class KubeController:
         gen = self._service_generation
         if self.inst is not None:
             if ref is None:
-                self.inst.board.forget(SERVICE)
+                self.inst.health.forget(SERVICE)
             else:
-                self.inst.board.expect(SERVICE)
+                self.inst.health.expect(SERVICE)
         if ref is None:
             return
         from kubernetes import client
@@ -274,7 +259,7 @@ class KubeController:
         if any(n not in self._services for n in ref.services):
             return  # not every Service listed yet: stays "not checked yet"
         healthy, detail = judge(ref.services, self._services, self._slices, self.node)
-        inst.board.report(SERVICE, healthy, ref.on_failure, detail)
+        inst.health.report(SERVICE, healthy, ref.on_failure, detail)
 
     # -- instance wiring -------------------------------------------------------------------
 
@@ -282,14 +267,14 @@ class KubeController:
         self.inst = inst
         self.status.inst = inst
         self.lease.inst = inst
-        inst.listeners.append(self._on_transition)
+        inst.add_listener(self._on_transition)
         self._push_peers()
         if self._track is not None:
-            inst.board.expect(TRACK)
+            inst.health.expect(TRACK)
             if self._track_watch is not None and self._track_watch.healthy:
                 self._report_readiness()
         if self._service_ref is not None:
-            inst.board.expect(SERVICE)
+            inst.health.expect(SERVICE)
             self._report_service()
         self.status.changed()
 
@@ -303,7 +288,7 @@ class KubeController:
         inst, track = self.inst, self._track
         if inst is None or track is None or not track.role_label:
             return
-        role = "master" if inst.router.state is State.MASTER else "backup"
+        role = "master" if inst.state is State.MASTER else "backup"
         for pod in self._tracked_pods:
             meta = pod.get("metadata") or {}
             if (meta.get("labels") or {}).get(ROLE_LABEL) != role:

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from ipaddress import ip_address
 from typing import Any
 
-from keepvip_agent.spec.cluster import LabelSelector
-from keepvip_agent.spec.names import AGENT_LABEL, ROLE_LABEL
 from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.cluster import LabelSelector
+from keepvip_api.names import AGENT_LABEL, ROLE_LABEL
 
 __all__ = ["AGENT_LABEL", "ROLE_LABEL", "is_ready", "node_addresses", "peer_addresses", "readiness"]
 

@@ -13,40 +13,34 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from keepvip_agent.spec.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.names import agent_field_manager
+from keepvip_api.status import HEARTBEAT, NodeStatus
+from keepvip_api.times import micro_time
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube
     from keepvip_agent.runtime.instance import InstanceRunner
 
 logger = logging.getLogger(__name__)
-HEARTBEAT = 10.0
 RETRY = (0.5, 1.0, 2.0, 5.0)
 
 
-def rfc3339(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def node_entry(inst: InstanceRunner, now: float) -> dict[str, Any]:
-    last = inst.history[-1] if inst.history else None
-    entry: dict[str, Any] = {
-        "name": inst.node,
-        "state": inst.router.state.value,
-        "configuredPriority": inst.board.configured,
-        "effectivePriority": inst.router.priority,
-        "faults": sorted(inst.router.faults),
-        "heartbeatTime": rfc3339(now),
-    }
-    if inst.port.source is not None:
-        entry["address"] = str(inst.port.source)
-    if last is not None:
-        entry["lastTransitionTime"] = rfc3339(last.at)
-        entry["reason"] = last.reason[:1024]
-    return entry
+def node_entry(inst: InstanceRunner, now: float) -> NodeStatus:
+    last = inst.transitions[-1] if inst.transitions else None
+    return NodeStatus(
+        name=inst.node,
+        state=inst.state.value,
+        configured_priority=inst.health.configured,
+        effective_priority=inst.priority,
+        faults=tuple(sorted(inst.faults)),
+        heartbeat_time=micro_time(now),
+        address=str(inst.source) if inst.source is not None else None,
+        last_transition_time=micro_time(last.at) if last is not None else None,
+        reason=last.reason[:1024] if last is not None else None,
+    )
 
 
 class StatusWriter:
@@ -89,7 +83,7 @@ class StatusWriter:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": KIND,
             "metadata": {"name": self.name, "namespace": self.namespace},
-            "status": {"nodes": [node_entry(inst, time.time())]},
+            "status": {"nodes": [node_entry(inst, time.time()).to_api()]},
         }
         await self.kube.call(
             self.kube.custom.patch_namespaced_custom_object_status,
@@ -99,7 +93,7 @@ class StatusWriter:
             PLURAL,
             self.name,
             body,
-            field_manager=f"keepvip-agent-{self.node}",
+            field_manager=agent_field_manager(self.node),
             force=True,
             _content_type="application/apply-patch+yaml",
         )

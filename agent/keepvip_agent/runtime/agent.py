@@ -25,7 +25,7 @@ from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import interface_for
 from keepvip_agent.runtime.port import Port
 from keepvip_agent.runtime.rtnl import LinkEvents
-from keepvip_agent.spec.model import VirtualIP
+from keepvip_api.model import VirtualIP
 
 logger = logging.getLogger(__name__)
 RESOLVE_RETRY = 2.0

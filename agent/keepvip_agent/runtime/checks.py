@@ -4,18 +4,24 @@ Each check is its own asyncio task with interval, timeout, rise and fall; a
 probe never blocks the protocol loop (subprocesses and sockets are awaited,
 and every probe is bounded by its timeout). An exec check whose command
 cannot start is a *failure* with the reason logged: keepalived users have
-been bitten by script errors counted as success.
+been bitten by script errors counted as success. :class:`CheckSet` keeps one
+instance's checks running and in step with its spec.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from keepvip_agent.health import HealthBoard
 from keepvip_agent.runtime.httpwire import HTTPCheckError, get_status
-from keepvip_agent.spec.model import Check
+from keepvip_api.model import Check
+
+if TYPE_CHECKING:
+    from keepvip_agent.runtime.metrics import InstanceMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +123,55 @@ class CheckRunner:
                 "check %s is now %s: %s", self.check.name, "passing" if ok else "failing", detail
             )
             self._report(self.check, ok, detail)
+
+
+class CheckSet:
+    """The running checks of one instance, each reporting to its health board.
+
+    A check started with the instance counts as failing until its first
+    result: never become master untested. One added to a running instance
+    counts from its first result on: a serving master must not fault while a
+    new check has not answered yet.
+    """
+
+    def __init__(self, health: HealthBoard, metrics: InstanceMetrics) -> None:
+        self._health = health
+        self._metrics = metrics
+        self._running: dict[str, tuple[Check, asyncio.Task[None]]] = {}
+
+    def start(self, checks: Iterable[Check]) -> None:
+        """At start-up: each check counts as failing until it has answered."""
+        for check in checks:
+            self._start(check, expect=True)
+
+    def update(self, checks: Iterable[Check]) -> None:
+        """A new spec: restart the changed checks, stop the removed, start the new."""
+        wanted = {c.name: c for c in checks}
+        for name, (check, _) in list(self._running.items()):
+            if wanted.get(name) != check:
+                self._stop(name)
+        for name, check in wanted.items():
+            if name not in self._running:
+                self._start(check, expect=False)
+
+    async def close(self) -> None:
+        tasks = [task for _, task in self._running.values()]
+        self._running.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, check: Check, *, expect: bool) -> None:
+        if expect:
+            self._health.expect(check.name)
+        runner = CheckRunner(check, self._report)
+        self._running[check.name] = (check, asyncio.get_running_loop().create_task(runner.run()))
+
+    def _stop(self, name: str) -> None:
+        _, task = self._running.pop(name)
+        task.cancel()
+        self._health.forget(name)
+
+    def _report(self, check: Check, healthy: bool, detail: str) -> None:
+        self._metrics.check(check.name, healthy)
+        self._health.report(check.name, healthy, check.on_failure, detail)

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import os
 
-from keepvip_agent.spec.model import Notify
 from keepvip_agent.vrrp.router import State
+from keepvip_api.model import Notify
 
 logger = logging.getLogger(__name__)
 HOOK_TIMEOUT = 60.0

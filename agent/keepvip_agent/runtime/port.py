@@ -6,26 +6,48 @@ down or has no usable source address, the Port says so to each instance as a
 degrades exactly the VIPs on it, visibly, and they rejoin by themselves when
 it comes back. Refreshes are driven by netlink events (see :mod:`.agent`),
 not polling.
+
+The port knows its instances only as :class:`PortListener` (their VRID and
+VIPs in, advertisements and link changes out), defined here: the instance
+module imports this one, never the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keepvip_agent.runtime.announcer import Announcer
 from keepvip_agent.runtime.netinfo import LinkInfo, read_link
-from keepvip_agent.runtime.vrrp_socket import VrrpSocket
-from keepvip_agent.spec.model import OnFailure
+from keepvip_agent.runtime.vrrp_socket import AdvertisementHandler, VrrpSocket
 from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.model import OnFailure
 
 if TYPE_CHECKING:
-    from keepvip_agent.runtime.instance import InstanceRunner
     from keepvip_agent.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 INTERFACE_FAULT = OnFailure(action="fault")
+"""How an instance takes a broken interface: out of the election, back when it heals."""
+
+
+class PortListener(AdvertisementHandler, Protocol):
+    """An instance on a port, as the port sees it."""
+
+    @property
+    def vrid(self) -> int: ...
+
+    @property
+    def addresses(self) -> Sequence[IPv4Interface | IPv6Interface]:
+        """Its VIPs: the same object while its configuration is unchanged."""
+        ...
+
+    def link_changed(self, health_name: str, problem: str | None, source: IPAddress | None) -> None:
+        """The interface became usable (``problem`` None, ``source`` its address) or not."""
+        ...
 
 
 class Port:
@@ -37,12 +59,12 @@ class Port:
         self.link: LinkInfo | None = None
         self.sock: VrrpSocket | None = None
         self.announcer: Announcer | None = None
-        self.instances: dict[int, InstanceRunner] = {}
+        self.instances: dict[int, PortListener] = {}
         self.problem: str | None = "not checked yet"
         self._lock = asyncio.Lock()
         self._asked = 0
         self._covered = 0
-        self._vips_key: tuple[int, ...] = ()
+        self._vips_key: tuple[Sequence[IPv4Interface | IPv6Interface], ...] = ()
         self._vips_cache: frozenset[IPAddress] = frozenset()
 
     @property
@@ -54,28 +76,29 @@ class Port:
         return f"interface {self.ifname}"
 
     def vip_addresses(self) -> set[IPAddress]:
-        return {a.ip for inst in self.instances.values() for a in inst.spec.addresses}
+        return {a.ip for inst in self.instances.values() for a in inst.addresses}
 
     def carries(self, address: IPAddress) -> bool:
         """Is this one of our instances' VIPs (which never count as the link's own address)?"""
         return address in self._vips()
 
     def _vips(self) -> frozenset[IPAddress]:
-        # Rebuilt only when the instances or their specs change (reconfigure
-        # replaces the spec object): this runs for every address notification.
-        key = tuple(id(inst.spec) for inst in self.instances.values())
+        # Rebuilt only when the instances or their addresses change (reconfigure
+        # replaces the spec object; tuples compare by identity first, so an
+        # unchanged key costs little): this runs for every address notification.
+        key = tuple(inst.addresses for inst in self.instances.values())
         if key != self._vips_key:
             self._vips_key = key
             self._vips_cache = frozenset(self.vip_addresses())
         return self._vips_cache
 
-    def attach(self, inst: InstanceRunner) -> None:
+    def attach(self, inst: PortListener) -> None:
         self.instances[inst.vrid] = inst
         if self.sock is not None:
             self.sock.handlers[inst.vrid] = inst
         self._report(inst)
 
-    def detach(self, inst: InstanceRunner) -> None:
+    def detach(self, inst: PortListener) -> None:
         self.instances.pop(inst.vrid, None)
         if self.sock is not None:
             self.sock.handlers.pop(inst.vrid, None)
@@ -133,11 +156,8 @@ class Port:
             return f"interface {self.ifname} has no {kind}"
         return None
 
-    def _report(self, inst: InstanceRunner) -> None:
-        healthy = self.problem is None
-        inst.board.report(self.health_name, healthy, INTERFACE_FAULT, self.problem or "up")
-        if healthy and self.source is not None:
-            inst.set_source(self.source)
+    def _report(self, inst: PortListener) -> None:
+        inst.link_changed(self.health_name, self.problem, self.source)
 
     def _open(self, link: LinkInfo) -> None:
         loop = asyncio.get_running_loop()

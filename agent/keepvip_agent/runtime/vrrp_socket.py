@@ -6,7 +6,9 @@ socket on each wake-up (bounded), so 256 instances at 100 ms cost one
 wake-up per burst rather than one per packet.
 
 Everything a packet can do wrong ends as a counted drop with a reason and a
-rate-limited log line (STYLE habit 4): this loop never raises on input.
+rate-limited log line (STYLE habit 4): this loop never raises on input. That
+side is :class:`Receiver`, which holds no socket: datagrams in, calls to the
+instance owning the VRID (or counted drops) out, so unit tests feed it bytes.
 
 Sending uses IP_PKTINFO / IPV6_PKTINFO to pin the source address, because the
 version 3 checksum covers it and receivers verify it.
@@ -71,75 +73,20 @@ class _RateLimitedLog:
             logger.warning(msg, *args)
 
 
-class VrrpSocket:
-    def __init__(
-        self,
-        ifname: str,
-        ifindex: int,
-        family: int,
-        on_drop: DropCounter,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+class Receiver:
+    """The receive side of one socket: datagrams in, advertisements to their VRID's handler."""
+
+    def __init__(self, ifname: str, on_drop: DropCounter) -> None:
         self.ifname = ifname
-        self.ifindex = ifindex
-        self.family = family
         self.handlers: dict[int, AdvertisementHandler] = {}
         self.local: set[IPAddress] = set()
+        """Our own source addresses: what we hear from them is our own advertisement."""
         self._on_drop = on_drop
-        self._loop = loop
         self._log = _RateLimitedLog()
         self._decoded: dict[bytes, tuple[Advertisement, IPAddress]] = {}
-        self._routes: dict[tuple[IPAddress, IPAddress], Any] = {}
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
-        try:
-            self._setup()
-        except OSError:
-            self._sock.close()
-            raise
-        loop.add_reader(self._sock.fileno(), self._on_readable)
 
-    def _setup(self) -> None:
-        s = self._sock
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.ifname.encode())
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        if self.family == 4:
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
-            mreqn = VRRP_GROUP_V4.packed + b"\x00" * 4 + struct.pack("@i", self.ifindex)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
-        else:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
-            mreq = VRRP_GROUP_V6.packed + struct.pack("@I", self.ifindex)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
-
-    # -- receive -------------------------------------------------------------------
-
-    def _on_readable(self) -> None:
-        for _ in range(MAX_DRAIN):
-            try:
-                if self.family == 4:
-                    data = self._sock.recv(4096)
-                    self._handle_v4(data)
-                else:
-                    data, anc, _flags, addr = self._sock.recvmsg(4096, 128)
-                    self._handle_v6(data, anc, addr)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. ENETDOWN while the link flaps
-                self._log("recv", "receive on %s failed: %s", self.ifname, exc)
-                return
-
-    def _handle_v4(self, data: bytes) -> None:
+    def ipv4(self, data: bytes) -> None:
+        """One IPv4 datagram, IP header included (a raw socket's read)."""
         if len(data) < 20 or data[0] >> 4 != 4:
             self._drop(DropReason.MALFORMED, "short or non-IPv4 datagram", "?")
             return
@@ -164,7 +111,8 @@ class VrrpSocket:
             self._decoded[key] = (adv, src)
             self._deliver(adv, src)
 
-    def _handle_v6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
+    def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
+        """One IPv6 payload with its ancillary data (hop limit, destination) and sender."""
         src = IPv6Address(addr[0].split("%", 1)[0])  # type: ignore[index]
         hops, dst = -1, VRRP_GROUP_V6
         for level, kind, value in anc:
@@ -206,6 +154,89 @@ class VrrpSocket:
     def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
         """For instances that drop after demux (peer filter, protocol rules)."""
         self._drop(reason, detail, src)
+
+
+class VrrpSocket:
+    def __init__(
+        self,
+        ifname: str,
+        ifindex: int,
+        family: int,
+        on_drop: DropCounter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self.family = family
+        self.receiver = Receiver(ifname, on_drop)
+        self.handlers: dict[int, AdvertisementHandler] = self.receiver.handlers
+        """The receiver's: VRID -> the instance that owns it."""
+        # Bound once: the read loop calls these per datagram.
+        self._ipv4, self._ipv6 = self.receiver.ipv4, self.receiver.ipv6
+        self._loop = loop
+        self._log = _RateLimitedLog()
+        self._routes: dict[tuple[IPAddress, IPAddress], Any] = {}
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
+        try:
+            self._setup()
+        except OSError:
+            self._sock.close()
+            raise
+        loop.add_reader(self._sock.fileno(), self._on_readable)
+
+    def _setup(self) -> None:
+        s = self._sock
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.ifname.encode())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        if self.family == 4:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            mreqn = VRRP_GROUP_V4.packed + b"\x00" * 4 + struct.pack("@i", self.ifindex)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            mreq = VRRP_GROUP_V6.packed + struct.pack("@I", self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+
+    # -- receive -------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        for _ in range(MAX_DRAIN):
+            try:
+                if self.family == 4:
+                    data = self._sock.recv(4096)
+                    self._ipv4(data)
+                else:
+                    data, anc, _flags, addr = self._sock.recvmsg(4096, 128)
+                    self._ipv6(data, anc, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ENETDOWN while the link flaps
+                self._log("recv", "receive on %s failed: %s", self.ifname, exc)
+                return
+
+    @property
+    def local(self) -> set[IPAddress]:
+        """Our own source addresses on this link (see :attr:`Receiver.local`)."""
+        return self.receiver.local
+
+    @local.setter
+    def local(self, addresses: set[IPAddress]) -> None:
+        self.receiver.local = addresses
+
+    def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
+        """For instances that drop after demux (peer filter, protocol rules)."""
+        self.receiver.count_drop(reason, detail, src)
 
     # -- send ------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The Internet checksum (RFC 1071), shared by VRRP, ICMPv6 and IPv4 headers.
 
-Summing 16-bit words with ``int.from_bytes`` over the whole buffer at once and
-folding afterwards is several times faster in CPython than a per-word loop,
-and this runs for every advertisement sent and received.
+The buffer is read as an ``array`` of 16-bit words (byte-swapped to big-endian
+on little-endian hosts), summed with the built-in ``sum`` and folded once at
+the end: several times faster in CPython than a per-word loop, and this runs
+for every advertisement decoded (the receive path caches decoded IPv4 packets,
+the send path encoded payloads).
 """
 
 from __future__ import annotations

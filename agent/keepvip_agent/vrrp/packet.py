@@ -46,6 +46,12 @@ VRRP_TTL = 255
 VRRP_GROUP_V4 = IPv4Address("224.0.0.18")
 VRRP_GROUP_V6 = IPv6Address("ff02::12")
 
+
+def multicast_group(family: int) -> IPAddress:
+    """RFC 9568 5.1.1.2 / 5.1.2.2: where advertisements go without a unicast peer list."""
+    return VRRP_GROUP_V4 if family == 4 else VRRP_GROUP_V6
+
+
 TYPE_ADVERTISEMENT = 1
 PRIORITY_RELEASE = 0
 """RFC 9568 5.2.4: the master is leaving; backups take over after skew time."""

@@ -3,11 +3,18 @@
 Sans-IO in the manner of h11: every method takes the current time and
 returns the actions the runtime must carry out; the object never sleeps,
 sends or binds. Everything that affects a state transition lives in this
-module, and :data:`TRANSITIONS` is the one table of legal moves: an illegal
-move raises :class:`IllegalTransition`, a bug of ours, whereas a packet we
-must drop raises :class:`~keepvip_agent.vrrp.packet.PacketError`, the peer's.
+module, and :data:`TRANSITIONS`, keyed by (state, event), is the machine: a
+handler names the event it saw and the table says where it leads. An event
+the table has no entry for in the current state raises
+:class:`IllegalTransition`, a bug of ours, whereas a packet we must drop
+raises :class:`~keepvip_agent.vrrp.packet.PacketError`, the peer's.
 
-Beyond the RFC, two keepalived-user needs are met here:
+The router also builds every advertisement it asks to send
+(:meth:`VirtualRouter.advertisement`): the VRID, version, interval, priority,
+authentication and address list are protocol knowledge, so the runtime only
+encodes it for a source and destination and caches the bytes.
+
+Beyond the RFC, three keepalived-user needs are met here:
 
 * ``FAULT`` (a health check with ``action: fault`` failed, or the interface
   is down): the router leaves the election, releasing the addresses with a
@@ -48,21 +55,52 @@ class State(enum.Enum):
     FAULT = "Fault"
 
 
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.INITIALIZE: frozenset({State.BACKUP, State.MASTER, State.FAULT}),
-    State.BACKUP: frozenset({State.MASTER, State.FAULT, State.INITIALIZE}),
-    State.MASTER: frozenset({State.BACKUP, State.FAULT, State.INITIALIZE}),
-    State.FAULT: frozenset({State.BACKUP, State.MASTER, State.INITIALIZE}),
+class Event(enum.Enum):
+    """What moves the machine: the RFC's events, plus the fault this agent adds."""
+
+    JOIN = "join"
+    """RFC 9568 6.4.1 Startup (or the last fault cleared): enter Backup."""
+    JOIN_AS_OWNER = "join as owner"
+    """6.4.1 Startup with priority 255 (or its fault cleared): Master at once."""
+    MASTER_DOWN_TIMER = "master down timer fired"
+    """6.4.2: no advertisement from a master for Master_Down_Interval."""
+    PREEMPTED = "higher priority advertisement"
+    """6.4.3: a master hears a higher priority (or equal priority, higher address)."""
+    FAULT = "fault"
+    """Beyond the RFC: a ``fault`` health source failed; leave the election."""
+    SHUTDOWN = "shutdown"
+    """6.4.2 / 6.4.3: the Shutdown event."""
+
+
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.INITIALIZE, Event.JOIN): State.BACKUP,
+    (State.INITIALIZE, Event.JOIN_AS_OWNER): State.MASTER,
+    (State.INITIALIZE, Event.FAULT): State.FAULT,
+    (State.BACKUP, Event.MASTER_DOWN_TIMER): State.MASTER,
+    (State.BACKUP, Event.FAULT): State.FAULT,
+    (State.BACKUP, Event.SHUTDOWN): State.INITIALIZE,
+    (State.MASTER, Event.PREEMPTED): State.BACKUP,
+    (State.MASTER, Event.FAULT): State.FAULT,
+    (State.MASTER, Event.SHUTDOWN): State.INITIALIZE,
+    (State.FAULT, Event.JOIN): State.BACKUP,
+    (State.FAULT, Event.JOIN_AS_OWNER): State.MASTER,
+    (State.FAULT, Event.SHUTDOWN): State.INITIALIZE,
 }
+"""Every legal move, and nothing else: (state, event) -> new state."""
 
 
 class IllegalTransition(RuntimeError):
-    """We tried a move that :data:`TRANSITIONS` does not allow: a bug in this module."""
+    """An event :data:`TRANSITIONS` has no move for in the current state: a bug in this module."""
 
 
 @dataclass(frozen=True, slots=True)
 class SendAdvertisement:
-    """Send one advertisement with this priority (0 releases mastership)."""
+    """Send one advertisement with this priority (0 releases mastership).
+
+    The packet itself is :meth:`VirtualRouter.advertisement` of this priority;
+    the action carries only the priority, so the runtime can key its cache of
+    encoded bytes on it.
+    """
 
     priority: int
 
@@ -107,6 +145,8 @@ class RouterConfig:
     preempt_delay: float = 0.0
     auth_type: int = 0
     auth_data: bytes = b""
+    addresses: tuple[IPAddress, ...] = ()
+    """The virtual addresses carried in advertisements (RFC 9568 5.2.9)."""
 
 
 @dataclass
@@ -154,6 +194,20 @@ class VirtualRouter:
     def advert_interval(self) -> float:
         return self.config.interval_cs / 100
 
+    # -- the packet we send (RFC 9568 5.2) -----------------------------------------
+
+    def advertisement(self, priority: int) -> Advertisement:
+        """The advertisement a :class:`SendAdvertisement` of this priority means.
+
+        Built from the configuration alone, so the runtime may encode it once
+        per (priority, destination) and reuse the bytes until the
+        configuration changes.
+        """
+        c = self.config
+        return Advertisement(
+            c.version, c.vrid, priority, c.interval_cs, c.addresses, c.auth_type, c.auth_data
+        )
+
     # -- events -----------------------------------------------------------------
 
     def startup(self, now: float) -> list[Action]:
@@ -161,7 +215,7 @@ class VirtualRouter:
         if self.state is not State.INITIALIZE:
             raise IllegalTransition(f"startup in {self.state.value}")
         if self.faults:
-            return [self._enter(State.FAULT, self._fault_reason(), now)]
+            return [self._enter(Event.FAULT, self._fault_reason(), now)]
         return self._join(now, "startup")
 
     def shutdown(self, now: float) -> list[Action]:
@@ -171,14 +225,16 @@ class VirtualRouter:
         actions: list[Action] = []
         if self.state is State.MASTER:
             actions += [SendAdvertisement(PRIORITY_RELEASE), ReleaseAddresses()]
-        actions.append(self._enter(State.INITIALIZE, "shutdown", now))
+        actions.append(self._enter(Event.SHUTDOWN, "shutdown", now))
         return actions
 
     def timer_expired(self, now: float) -> list[Action]:
         """Run whichever timer is due; calling early is harmless and does nothing."""
         if self.state is State.BACKUP and self.master_down_at is not None:
             if now >= self.master_down_at:
-                return self._become_master(now, "master down timer expired")
+                return self._become_master(
+                    Event.MASTER_DOWN_TIMER, "master down timer expired", now
+                )
         elif self.state is State.MASTER and self.adver_at is not None and now >= self.adver_at:
             # RFC 9568 6.4.3: Adver_Timer fires: send an advertisement, reset the timer.
             self.adver_at = now + self.advert_interval
@@ -222,7 +278,7 @@ class VirtualRouter:
             actions: list[Action] = []
             if self.state is State.MASTER:
                 actions += [SendAdvertisement(PRIORITY_RELEASE), ReleaseAddresses()]
-            return [*actions, self._enter(State.FAULT, self._fault_reason(), now)]
+            return [*actions, self._enter(Event.FAULT, self._fault_reason(), now)]
         return self._join(now, f"recovered from fault ({reason})")
 
     # -- RFC 9568 6.4.2: Backup ------------------------------------------------
@@ -257,14 +313,14 @@ class VirtualRouter:
             self._lower_master_since = now
         return now - self._lower_master_since >= self.config.preempt_delay
 
-    def _become_master(self, now: float, reason: str) -> list[Action]:
+    def _become_master(self, event: Event, reason: str, now: float) -> list[Action]:
         """RFC 9568 6.4.2: Master_Down_Timer fires (also 6.4.1 for the owner)."""
         self.master_down_at = None
         self.adver_at = now + self.advert_interval
         self.master_address = self.config.primary_address
         self._announced_at = now
         return [
-            self._enter(State.MASTER, reason, now),
+            self._enter(event, reason, now),
             SendAdvertisement(self.priority),
             AcquireAddresses(),
         ]
@@ -295,7 +351,7 @@ class VirtualRouter:
             return [
                 SendAdvertisement(self.priority),
                 ReleaseAddresses(),
-                self._enter(State.BACKUP, reason, now),
+                self._enter(Event.PREEMPTED, reason, now),
             ]
         # We stay master. Clients that sat with the other master during a
         # partition still point their ARP caches at it: announce again, at
@@ -310,13 +366,15 @@ class VirtualRouter:
     def _join(self, now: float, reason: str) -> list[Action]:
         """RFC 9568 6.4.1: the owner becomes master at once, everybody else backup."""
         if self.priority == PRIORITY_OWNER:
-            return self._become_master(now, f"{reason}: address owner (priority 255)")
+            return self._become_master(
+                Event.JOIN_AS_OWNER, f"{reason}: address owner (priority 255)", now
+            )
         self.master_adver_interval_cs = self.config.interval_cs
         self.master_down_at = now + self.master_down_interval()
         self.master_address = None
         self._master_best = 0
         self._lower_master_since = None
-        return [self._enter(State.BACKUP, reason, now)]
+        return [self._enter(Event.JOIN, reason, now)]
 
     def _verify(self, adv: Advertisement) -> None:
         if adv.version != self.config.version:
@@ -338,10 +396,11 @@ class VirtualRouter:
     def _fault_reason(self) -> str:
         return "fault: " + ", ".join(sorted(self.faults))
 
-    def _enter(self, new: State, reason: str, now: float) -> Transition:
+    def _enter(self, event: Event, reason: str, now: float) -> Transition:
         old = self.state
-        if new not in TRANSITIONS[old]:
-            raise IllegalTransition(f"{old.value} -> {new.value} ({reason})")
+        new = TRANSITIONS.get((old, event))
+        if new is None:
+            raise IllegalTransition(f"{event.value} in {old.value} ({reason})")
         self.state = new
         if new is not State.MASTER:
             self.adver_at = None

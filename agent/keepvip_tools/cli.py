@@ -1,0 +1,63 @@
+"""``keepvip``: the user's multi-tool (lab demo, keepalived conversion, status), and ``kubectl keepvip``.
+
+Only argument wiring lives here; each subcommand's logic is in its own
+module, imported when the subcommand runs so ``keepvip status`` does not
+pay for the lab's imports and the other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser(prog: str = "keepvip") -> argparse.ArgumentParser:
+    from keepvip_tools.convert.command import add_arguments as convert_arguments
+    from keepvip_tools.status.command import add_arguments as status_arguments
+
+    p = argparse.ArgumentParser(prog=prog)
+    sub = p.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser("lab", help="run 3 agents and a client in network namespaces (root)")
+    lab.add_argument("--nodes", type=int, default=3)
+    lab.add_argument("--interval", default="100ms")
+    lab.add_argument("--cycles", type=int, default=2, help="how many times to cut the master")
+    convert = sub.add_parser(
+        "convert",
+        help="convert keepalived configurations to VirtualIPs",
+        description="Convert keepalived.conf files (one per host) to VirtualIP documents.",
+    )
+    convert_arguments(convert)
+    status = sub.add_parser(
+        "status",
+        help="show VirtualIPs: addresses, master, each node's state and priority",
+        description="Show VirtualIPs from the Kubernetes API or from standalone agents.",
+    )
+    status_arguments(status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "keepvip") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.command == "lab":
+        from keepvip_tools.lab.demo import run_lab
+
+        return run_lab(nodes=args.nodes, interval=args.interval, cycles=args.cycles)
+    if args.command == "convert":
+        from keepvip_tools.convert.command import run as run_convert
+
+        return run_convert(args)
+    if args.command == "status":
+        from keepvip_tools.status.command import run as run_status
+
+        return run_status(args)
+    return 2
+
+
+def kubectl_main() -> int:
+    """Entry point of the ``kubectl-keepvip`` plugin: ``kubectl keepvip status``."""
+    return main(prog="kubectl keepvip")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Where ``keepvip status`` reads from: the Kubernetes API, or standalone agents' ``/status``.
+
+The API path uses the official client's kubeconfig handling (``--kubeconfig``,
+``$KUBECONFIG`` with several files, contexts, exec plugins, in-cluster
+service accounts), with a client of its own so nothing global is touched;
+the client is an optional extra (``keepvip[kubernetes]``) and is imported
+only here. The agent path is a plain HTTP GET per agent; an agent that does
+not answer is reported and the others are still shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keepvip_api.crd import GROUP, PLURAL, VERSION
+
+__all__ = ["AgentReplies", "SourceError", "fetch_agents", "list_virtualips"]
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+TIMEOUT = 5.0
+
+
+class SourceError(Exception):
+    """The source could not be read at all (no kubeconfig, API unreachable, forbidden)."""
+
+
+def _namespace_of_context(kubeconfig: str | None, context: str | None) -> str:
+    from kubernetes import config
+
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    chosen = active
+    if context is not None:
+        chosen = next((c for c in contexts if c.get("name") == context), active)
+    return str((chosen or {}).get("context", {}).get("namespace") or "default")
+
+
+def list_virtualips(
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+) -> list[dict[str, Any]]:
+    """VirtualIP objects of one namespace (default: the context's) or of all namespaces."""
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise SourceError(
+            "reading the Kubernetes API needs the kubernetes package: "
+            "pip install 'keepvip[kubernetes]' (or use --agent URL for standalone agents)"
+        ) from None
+    in_cluster = (
+        not kubeconfig
+        and not os.environ.get("KUBECONFIG")
+        and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    )
+    try:
+        if in_cluster:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            api_client = client.ApiClient()
+            default_ns = IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+        else:
+            # The client reads KUBECONFIG once, when it is imported: pass it explicitly.
+            kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+            api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+            default_ns = _namespace_of_context(kubeconfig, context)
+    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+        raise SourceError(f"cannot load the Kubernetes configuration: {exc}") from None
+    api = client.CustomObjectsApi(api_client)
+    try:
+        if all_namespaces:
+            listed = api.list_cluster_custom_object(
+                GROUP, VERSION, PLURAL, _request_timeout=TIMEOUT
+            )
+        else:
+            listed = api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace or default_ns, PLURAL, _request_timeout=TIMEOUT
+            )
+    except client.ApiException as exc:
+        raise SourceError(f"listing VirtualIPs failed: HTTP {exc.status} {exc.reason}") from None
+    except Exception as exc:  # urllib3 connection errors have no common base worth naming here
+        raise SourceError(f"cannot reach the Kubernetes API: {exc}") from None
+    finally:
+        api_client.close()  # type: ignore[no-untyped-call]
+    items = listed.get("items", []) if isinstance(listed, dict) else []
+    return [i for i in items if isinstance(i, dict)]
+
+
+@dataclass
+class AgentReplies:
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _status_url(agent: str) -> str:
+    base = agent if "://" in agent else f"http://{agent}"
+    return base.rstrip("/") + "/status"
+
+
+def fetch_agents(agents: Sequence[str], timeout: float = TIMEOUT) -> AgentReplies:
+    """Each agent's ``/status``; agents that do not answer are listed in ``errors``."""
+    replies = AgentReplies()
+    for agent in agents:
+        url = _status_url(agent)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - http(s) URLs the user gave
+                body = json.loads(resp.read().decode())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            replies.errors.append(f"{url}: {reason}")
+            continue
+        if not isinstance(body, dict):
+            replies.errors.append(f"{url}: not an agent's /status document")
+            continue
+        replies.statuses.append(body)
+    return replies
