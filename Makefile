@@ -29,9 +29,10 @@ lint: deps
 
 # Every tier this machine can run; KEEPVIP_REQUIRE_TIERS turns a tier's skip into a
 # failure, so CI cannot pass by skipping. The control plane is built from source
-# on first use (about 11 minutes cold, cached afterwards: see docs/testing.md).
-test: lint cluster-deps controlplane-build
-	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-unit,netns,cluster,image} $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+# on first use (about 11 minutes cold, cached afterwards), and so is the kind node
+# image for the e2e tier (see docs/testing.md).
+test: lint cluster-deps controlplane-build kind-build
+	KEEPVIP_REQUIRE_TIERS=$${KEEPVIP_REQUIRE_TIERS-unit,netns,cluster,image,e2e} $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: deps
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
