@@ -28,6 +28,23 @@ STALE_AFTER = 3 * HEARTBEAT
 """Seconds after which an entry's heartbeat is stale: three missed heartbeats."""
 
 
+NODE_RENEW = 2.0
+"""Seconds between the renewals of an agent's node Lease (``keepvip-node-<node>``)."""
+
+
+def node_alive(renew_time: datetime | None, now: datetime, after: float = STALE_AFTER) -> bool:
+    """Whether a node's agent is alive, judged from its node Lease's ``renewTime``.
+
+    The one staleness rule for ``status.nodes[]`` entries, shared by the operator
+    and ``keepvip status``: entries are written on change only, so a node's entries
+    are as fresh as its node Lease, renewed every :data:`NODE_RENEW` seconds. The
+    limit stays :data:`STALE_AFTER` (30 s, fifteen missed renewals): an agent that
+    is only slow to reach the API is not declared dead, which would prune its entries.
+    No Lease (None) is not alive.
+    """
+    return renew_time is not None and not is_stale(renew_time, now, after)
+
+
 def is_stale(heartbeat: datetime, now: datetime, after: float = STALE_AFTER) -> bool:
     """A heartbeat more than ``after`` seconds before ``now`` (exactly ``after`` still counts)."""
     return now - heartbeat > timedelta(seconds=after)
