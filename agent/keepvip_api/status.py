@@ -5,10 +5,12 @@ entry with server-side apply under its own field manager, and the operator
 owns ``master``, ``conditions``, ``virtualRouterID`` and ``observedGeneration``
 (the managers are named in :mod:`keepvip_api.names`).
 
-An agent rewrites its entry at least every :data:`HEARTBEAT` seconds; an entry
-whose heartbeat is older than :data:`STALE_AFTER` belongs to a dead or cut-off
-agent. :func:`is_stale` is that rule, for the operator (which stops counting
-and prunes such entries) and for ``keepvip status`` (which flags them) alike.
+A per-VirtualIP agent (``--virtualip``) rewrites its entry at least every
+:data:`HEARTBEAT` seconds; an entry whose heartbeat is older than
+:data:`STALE_AFTER` belongs to a dead or cut-off agent (:func:`is_stale`). A
+node agent writes its entries on change only and proves it lives by its node
+Lease: :func:`node_alive` is that rule, for the operator and for ``keepvip
+status`` alike.
 """
 
 from __future__ import annotations
@@ -28,19 +30,14 @@ STALE_AFTER = 3 * HEARTBEAT
 """Seconds after which an entry's heartbeat is stale: three missed heartbeats."""
 
 
-NODE_RENEW = 2.0
-"""Seconds between the renewals of an agent's node Lease (``keepvip-node-<node>``)."""
-
-
 def node_alive(renew_time: datetime | None, now: datetime, after: float = STALE_AFTER) -> bool:
-    """Whether a node's agent is alive, judged from its node Lease's ``renewTime``.
+    """Whether a node agent is alive: its node Lease was renewed within ``after`` seconds of ``now``.
 
-    The one staleness rule for ``status.nodes[]`` entries, shared by the operator
-    and ``keepvip status``: entries are written on change only, so a node's entries
-    are as fresh as its node Lease, renewed every :data:`NODE_RENEW` seconds. The
-    limit stays :data:`STALE_AFTER` (30 s, fifteen missed renewals): an agent that
-    is only slow to reach the API is not declared dead, which would prune its entries.
-    No Lease (None) is not alive.
+    The node agent writes a ``status.nodes[]`` entry on change only, so the entry's
+    ``heartbeatTime`` says when it was written, not whether the agent lives: that is its node
+    Lease (``keepvip_api.names.node_lease_name``, renewed every ``NODE_RENEW`` = 2 s). The bound
+    stays :data:`STALE_AFTER` (30 s, fifteen renewals): an API server slow for a few seconds must
+    not make every node's entries stale at once. A Lease never renewed (None) is not alive.
     """
     return renew_time is not None and not is_stale(renew_time, now, after)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from keepvip_api.names import AGENT_METRICS_PORT
+from keepvip_api.names import NODE_AGENT_METRICS_PORT
 from keepvip_api.status import STALE_AFTER
 from keepvip_operator import __version__
 
@@ -57,7 +57,7 @@ class OperatorSettings:
     agent_namespace: str | None = None
     """Namespace of the node agent DaemonSet, its ServiceAccount and Leases; default
     ``$POD_NAMESPACE``, else the in-cluster service account's namespace (the operator's own)."""
-    agent_metrics_port: int = AGENT_METRICS_PORT
+    agent_metrics_port: int = NODE_AGENT_METRICS_PORT
     """The node agent's one port (/metrics, /healthz, /readyz, /status) in the host
     network: it must be free on every node that runs an agent."""
     agent_tolerations: tuple[Mapping[str, Any], ...] = ({"operator": "Exists"},)

@@ -1,0 +1,136 @@
+"""The node agent (issue 12): one ``keepvip-agent --kubernetes`` per node carries every VirtualIP.
+
+No operator here: the test renders what the chart and the operator will (the
+agents' ServiceAccount, RBAC and the one DaemonSet, ``keepvip_harness.nodeagents``)
+and gives every VirtualIP its VRID in the spec; the pod launcher runs the
+real agents in the lab's node namespaces with exactly those rights. Every
+assertion reads what the agents wrote in the API (``status.nodes[]``, Leases)
+or what a client sees through the VIPs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from ipaddress import IPv4Address
+
+from keepvip_api.names import node_lease_name
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, wait_for
+from keepvip_harness.nodeagents import (
+    agent_pods,
+    answer,
+    entries,
+    masters_of,
+    node_agents,
+    post_vip,
+    vip_spec,
+)
+from keepvip_tools.lab.topology import Lab
+
+VIPS = 10
+
+
+def address(i: int) -> IPv4Address:
+    return IPv4Address(f"192.0.2.{50 + i}")
+
+
+def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    for name, i in index.items():
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+    with node_agents(control_plane, ns, cluster_lab):
+        for i in range(VIPS):
+            post_vip(api, ns, f"vip{i}", vip_spec(address(i), 60 + i, nodes))
+        wait_for("3 agent pods Running", lambda: len(agent_pods(api, ns)) == 3, 30)
+        for i in range(VIPS):
+            wait_for(
+                f"vip{i}: {nodes[0]} master",
+                lambda i=i: masters_of(api, ns, f"vip{i}") == [nodes[0]],
+                60,
+            )
+            wait_for(f"vip{i}: 3 entries", lambda i=i: len(entries(api, ns, f"vip{i}")) == 3, 30)
+        for i in range(VIPS):
+            assert (
+                wait_for(f"the client via {address(i)}", lambda i=i: answer(lab, address(i)), 10)
+                == nodes[0]
+            )
+        pods = agent_pods(api, ns)
+        assert len(pods) == 3 and {p["spec"]["nodeName"] for p in pods} == set(nodes)
+        uids = {p["metadata"]["uid"] for p in pods}
+        before = {
+            f"vip{i}": {
+                n: e.get("lastTransitionTime") for n, e in entries(api, ns, f"vip{i}").items()
+            }
+            for i in range(VIPS)
+        }
+
+        # Adding a VirtualIP starts no pod and restarts no instance.
+        post_vip(api, ns, "added", vip_spec(address(VIPS), 60 + VIPS, nodes))
+        wait_for("added: master", lambda: masters_of(api, ns, "added") == [nodes[0]], 30)
+        assert (
+            wait_for("the client via the new VIP", lambda: answer(lab, address(VIPS)), 10)
+            == nodes[0]
+        )
+        assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
+        after = {
+            f"vip{i}": {
+                n: e.get("lastTransitionTime") for n, e in entries(api, ns, f"vip{i}").items()
+            }
+            for i in range(VIPS)
+        }
+        assert after == before, "no other instance transitioned"
+
+        # Three broken VirtualIPs fault alone, each with its cause in its own entries.
+        post_vip(api, ns, "no-iface", vip_spec(address(20), 90, nodes, interface="eth9"))
+        post_vip(api, ns, "off-net", vip_spec("203.0.113.9", 91, nodes))
+        check = {
+            "name": "gone",
+            "exec": {"command": ["/nonexistent/keepvip-check"]},
+            "onFailure": {"action": "fault"},
+        }
+        post_vip(api, ns, "no-check", vip_spec(address(21), 92, nodes, checks=[check]))
+
+        def faulted(name: str, word: str) -> bool:
+            found = entries(api, ns, name)
+            return len(found) == 3 and all(
+                e["state"] == "Fault"
+                and word in " ".join([*e.get("faults", []), e.get("reason", "")])
+                for e in found.values()
+            )
+
+        wait_for("no-iface: Fault naming eth9", lambda: faulted("no-iface", "eth9"), 30)
+        wait_for("off-net: Fault naming the address", lambda: faulted("off-net", "203.0.113.9"), 30)
+        wait_for("no-check: Fault naming the check", lambda: faulted("no-check", "gone"), 30)
+        print({n: entries(api, ns, n) for n in ("no-iface", "off-net", "no-check")})
+        assert lab.holders(address(20)) == [] and lab.holders(address(21)) == []
+        assert answer(lab, address(0)) == nodes[0], "a healthy VIP on the same agents still serves"
+        assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
+        for pod in agent_pods(api, ns):
+            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", (
+                "a faulted VirtualIP leaves /readyz alone"
+            )
+
+        # Steady state: no status write at all (nothing else writes these objects here),
+        # while every node Lease renews.
+        def versions() -> dict[str, str]:
+            items = api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips")["items"]
+            return {v["metadata"]["name"]: v["metadata"]["resourceVersion"] for v in items}
+
+        def renewals() -> dict[str, str]:
+            path = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+            return {n: api.get(f"{path}/{node_lease_name(n)}")["spec"]["renewTime"] for n in nodes}
+
+        time.sleep(3)
+        rv, renewed = versions(), renewals()
+        time.sleep(20)
+        assert versions() == rv, "status entries are written on change only"
+        later = renewals()
+        assert all(later[n] != renewed[n] for n in nodes), "every node Lease renews"
