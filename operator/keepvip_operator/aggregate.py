@@ -157,7 +157,7 @@ def _faulted(counted: Sequence[NodeStatus]) -> Cond:
         f"{n.name}: {f}"
         for n in counted
         if n.state == "Fault"
-        for f in (n.faults or ((n.reason or "fault"),))
+        for f in n.faults
         if SPLIT_BRAIN_FAULT not in f.lower()
     ]
     if reported:

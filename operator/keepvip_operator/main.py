@@ -276,6 +276,13 @@ async def _standby_health(endpoint: str | None, elector: LeaderElector) -> Async
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse(argv)
+    if not settings.agent_namespace:
+        print(
+            "keepvip-operator: error: agent-namespace: unknown "
+            "(set it, or POD_NAMESPACE from the downward API)",
+            file=sys.stderr,
+        )
+        return 2
     level = settings.log_level
     kopf.configure(debug=level == "debug", quiet=level in ("warning", "error"))
     if level != "debug":

@@ -323,7 +323,8 @@ def test_pod_monitor_selects_the_agents_metrics_port(helm: Any) -> None:
     )  # fmt: skip
     pm = objs["PodMonitor"]
     assert pm["metadata"]["labels"]["release"] == "prometheus"
-    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    # The node agents live in the release namespace only.
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["keepvip-system"]}
     # The labels and the port name the operator gives every agent pod.
     selector = ",".join(f"{k}={v}" for k, v in pm["spec"]["selector"]["matchLabels"].items())
     assert selector == names.agent_pods_selector()
