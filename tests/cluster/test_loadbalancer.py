@@ -157,7 +157,7 @@ def lab(
 @pytest.fixture
 def operator(control_plane: ControlPlane, lab: Lab) -> Iterator[RunningOperator]:
     settings = operator_settings(control_plane, lab.namespace)
-    with running_operator(settings, lab.namespace) as op:
+    with running_operator(settings, lab.namespace, control_plane) as op:
         yield op
 
 
@@ -426,7 +426,10 @@ def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
         operator_settings(control_plane, ns), extra_pod_labels={LAUNCH_LABEL: "true"}
     )
     mapping = {n: netlab.node_ns(i) for n, i in index.items()}
-    with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
+    with (
+        running_operator(settings, ns, control_plane),
+        PodLauncher(control_plane, mapping) as launcher,
+    ):
         try:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
             lab.service("web", ports=(8080,), target_port=80, traffic_policy="Local")

@@ -584,7 +584,7 @@ def test_a_restarted_operator_resumes_every_virtualip(
     ns = vips.namespace
     settings = operator_settings(control_plane, ns)
     names = [f"v{i:02d}" for i in range(40)]  # more objects than kopf would run at once
-    with running_operator(settings, ns):
+    with running_operator(settings, ns, control_plane):
         for i, name in enumerate(names):
             vips.create(name, addresses=[f"192.0.2.{150 + i}"])
         wait_for(
@@ -598,7 +598,7 @@ def test_a_restarted_operator_resumes_every_virtualip(
     # While it is away: a DaemonSet is deleted and an entry goes stale.
     control_plane.admin_rest().delete(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-v00")
     vips.report("v01", "kv-node-9", "Master")
-    with running_operator(settings, ns):
+    with running_operator(settings, ns, control_plane):
         wait_for("the DaemonSet back", lambda: daemonset(control_plane, ns, "v00"))
         wait_for("the stale entry pruned", lambda: not vips.status("v01").get("nodes"))
         assert {n: vrid(vips, n) for n in names} == vrids  # nobody's VRID moved

@@ -23,6 +23,7 @@ import pytest
 from keepvip_operator.main import run
 from keepvip_operator.settings import OperatorSettings
 
+from .agentrbac import agent_rbac
 from .controlplane import ControlPlane
 
 PORTS_PER_TEST = 1
@@ -46,8 +47,23 @@ class RunningOperator:
 
 
 @contextlib.contextmanager
-def running_operator(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
-    """keepvip-operator in a thread until the block ends (it must stop within 30 s)."""
+def running_operator(
+    settings: OperatorSettings, namespace: str, control_plane: ControlPlane | None = None
+) -> Iterator[RunningOperator]:
+    """keepvip-operator in a thread until the block ends (it must stop within 30 s).
+
+    With ``control_plane``, the node agents' static RBAC (the chart's, see
+    :mod:`.agentrbac`) is applied in the agents' namespace first, as installing
+    the chart does: the operator renders the DaemonSet, never its ServiceAccount.
+    """
+    with contextlib.ExitStack() as stack:
+        if control_plane is not None:
+            stack.enter_context(agent_rbac(control_plane, settings.agent_namespace or namespace))
+        yield stack.enter_context(_operator_thread(settings, namespace))
+
+
+@contextlib.contextmanager
+def _operator_thread(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
