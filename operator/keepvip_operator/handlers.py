@@ -356,9 +356,13 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
     async def agent_daemonset_event(**_: Any) -> None:
         _all(rejudge=False)  # gone: the next refresh applies it again
 
+    placements: dict[str, Any] = {}
+
     @on(kopf.on.event, "v1", "nodes")
-    async def node_event(old: Any, new: Any, **_: Any) -> None:
-        if _placement_of(old) != _placement_of(new):  # not on every kubelet status update
+    async def node_event(body: kopf.Body, name: str | None, type: str | None, **_: Any) -> None:
+        now = None if type == "DELETED" else _placement_of(body)
+        if placements.get(str(name)) != now:  # not on every kubelet status update
+            placements[str(name)] = now
             _all(rejudge=False)
 
     @on(kopf.on.event, "coordination.k8s.io", "v1", "leases", when=_node_lease)

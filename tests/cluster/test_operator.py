@@ -111,8 +111,11 @@ def test_virtualips_become_one_node_agent_daemonset_as_rendered(
     ]
     assert sorted(sas) == ["default", "keepvip-agent"]
 
-    status = wait_for("the allocated VRID", lambda: vips.status("web0").get("virtualRouterID"))
-    assert status == 1
+    wait_for(
+        "the allocated VRIDs",
+        lambda: all(vips.status(f"web{i}").get("virtualRouterID") for i in range(3)),
+    )
+    assert sorted(vips.status(f"web{i}")["virtualRouterID"] for i in range(3)) == [1, 2, 3]
     assert vips.status("web0")["observedGeneration"] == 1
     assert cond(vips, "web0", "Conflict") == ("False", "NoConflict")
     assert cond(vips, "web0", "Ready") == ("False", "NoAgentReports")
@@ -131,9 +134,15 @@ def test_virtualips_become_one_node_agent_daemonset_as_rendered(
     )
     vips.patch_spec("web0", {"nodeSelector": {"keepvip.test/nowhere": "yes"}})
     wait_for("NoNode", lambda: cond(vips, "web0", "NoNode") == ("True", "NoNodeSelected"))
-    warning = wait_for("the NoNodeSelected Event", lambda: vips.events("web0", "NoNodeSelected"))
+    warning = wait_for(
+        "the NoNodeSelected Event",
+        lambda: [
+            e
+            for e in vips.events("web0", "NoNodeSelected")
+            if "keepvip.test/nowhere" in e["message"]
+        ],
+    )
     assert warning[0]["type"] == "Warning"
-    assert "keepvip.test/nowhere" in warning[0]["message"]
     assert daemonset(control_plane, ns)["metadata"]["generation"] == generation
     assert sorted(p["metadata"]["uid"] for p in agent_pods(control_plane, ns)) == uids
 
