@@ -242,10 +242,17 @@ def test_a_service_of_the_class_gets_an_address_and_a_virtualip_with_the_pools_d
     )
     events = wait_for("an AddressAssigned Event", lambda: lab.events("web", "AddressAssigned"))
     assert events[0]["type"] == "Normal" and "192.0.2.20" in events[0]["message"]
-    # The VirtualIP is an ordinary one for the rest of the operator: agents are rolled out.
+    # The VirtualIP is an ordinary one for the rest of the operator: the node agents run it.
     wait_for(
-        "the agents' DaemonSet",
-        lambda: lab.api.get(f"/apis/apps/v1/namespaces/{lab.namespace}/daemonsets/keepvip-lb-web"),
+        "the node agent DaemonSet",
+        lambda: lab.api.get(f"/apis/apps/v1/namespaces/{lab.namespace}/daemonsets/keepvip-agent"),
+    )
+    wait_for(
+        "lb-web judged free of conflicts",
+        lambda: any(
+            c["type"] == "Conflict" and c["status"] == "False"
+            for c in (lab.vip("lb-web").get("status") or {}).get("conditions") or []
+        ),
     )
     status = wait_for(
         "the pool's status", lambda: (s := lab.pool_status(pool)).get("assigned") == 1 and s
