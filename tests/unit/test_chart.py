@@ -435,6 +435,17 @@ def test_node_agents_static_rbac_is_exactly_the_contracts(helm: Any) -> None:
         assert agents[binding]["roleRef"]["name"] == agents[target]["metadata"]["name"]
 
 
+def test_the_rbac_tables_in_security_md_are_what_chart_and_operator_render(helm: Any) -> None:
+    from keepvip_harness import rbacdoc
+
+    binary = find_helm()
+    assert binary is not None
+    doc = rbacdoc.DOC.read_text()
+    assert rbacdoc.current(doc) == rbacdoc.render(binary), (
+        "docs/security.md's RBAC tables are stale: run `make rbac-docs`"
+    )
+
+
 # -- leader election -------------------------------------------------------------------------
 
 
