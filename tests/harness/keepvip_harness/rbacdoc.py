@@ -27,7 +27,7 @@ CHART = REPO / "charts" / "keepvip"
 DOC = REPO / "docs" / "security.md"
 BEGIN, END = "<!-- rbac-tables:begin -->", "<!-- rbac-tables:end -->"
 TRACK = {"selector": {"matchLabels": {"app": "db"}}, "onFailure": {"action": "fault"}}
-NEEDS = {
+NEEDS: dict[str, dict[str, Any]] = {
     "where a VirtualIP tracks pods (`trackPods.namespace`, default its own)": {"trackPods": TRACK},
     "where a VirtualIP tracks pods with `trackPods.roleLabel`": {
         "trackPods": {**TRACK, "roleLabel": True}
