@@ -35,6 +35,12 @@ def address(i: int) -> IPv4Address:
     return IPv4Address(f"192.0.2.{50 + i}")
 
 
+def responders(lab: Lab, index: dict[str, int]) -> None:
+    """An HTTP responder on every node answering with the node's name (any local address)."""
+    for name, i in index.items():
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+
+
 def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
     control_plane: ControlPlane,
     kube_namespace: str,
@@ -43,8 +49,7 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
     lab, index = cluster_lab
     ns, nodes = kube_namespace, list(index)
     api = control_plane.admin_rest()
-    for name, i in index.items():
-        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+    responders(lab, index)
     with node_agents(control_plane, ns, cluster_lab):
         for i in range(VIPS):
             post_vip(api, ns, f"vip{i}", vip_spec(address(i), 60 + i, nodes))
@@ -134,3 +139,65 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
         assert versions() == rv, "status entries are written on change only"
         later = renewals()
         assert all(later[n] != renewed[n] for n in nodes), "every node Lease renews"
+
+
+def test_placement_by_node_selector_and_taints(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """nodeSelector and tolerations are judged by each agent against its own Node object."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    label, taint_key = f"keepvip.test/{ns}", f"keepvip.test/{ns}"
+    responders(lab, index)
+    try:
+        with node_agents(control_plane, ns, cluster_lab):
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: "yes"}}})
+            api.merge_patch(
+                f"/api/v1/nodes/{nodes[2]}",
+                {"spec": {"taints": [{"key": taint_key, "value": "x", "effect": "NoSchedule"}]}},
+            )
+            tolerate = [{"key": taint_key, "operator": "Exists", "effect": "NoSchedule"}]
+            post_vip(api, ns, "everywhere", vip_spec(address(0), 70, nodes))
+            post_vip(
+                api, ns, "selected", vip_spec(address(1), 71, nodes, nodeSelector={label: "yes"})
+            )
+            post_vip(api, ns, "tolerant", vip_spec(address(2), 72, nodes, tolerations=tolerate))
+            wait_for(
+                "everywhere: all but the tainted node",
+                lambda: set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]},
+                40,
+            )
+            wait_for(
+                "selected: the labelled node only",
+                lambda: set(entries(api, ns, "selected")) == {nodes[1]},
+                30,
+            )
+            wait_for(
+                "tolerant: every node", lambda: set(entries(api, ns, "tolerant")) == set(nodes), 30
+            )
+            wait_for(
+                "selected: master on the one node",
+                lambda: masters_of(api, ns, "selected") == [nodes[1]],
+                20,
+            )
+            assert wait_for("the client", lambda: answer(lab, address(1)), 10) == nodes[1]
+            assert lab.holders(address(1)) == [index[nodes[1]]]
+            time.sleep(2)
+            assert set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]}
+
+            # Untainting brings the VirtualIP to the node; unlabelling withdraws it (entry gone).
+            api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+            wait_for(
+                "everywhere: every node",
+                lambda: set(entries(api, ns, "everywhere")) == set(nodes),
+                30,
+            )
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+            wait_for("selected: no node", lambda: entries(api, ns, "selected") == {}, 30)
+            wait_for("the VIP released", lambda: lab.holders(address(1)) == [] or None, 15)
+    finally:
+        api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+        api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
