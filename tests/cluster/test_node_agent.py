@@ -13,8 +13,10 @@ from __future__ import annotations
 import sys
 import time
 from ipaddress import IPv4Address
+from pathlib import Path
 
-from keepvip_api.names import node_lease_name
+from keepvip_api.names import ROLE_LABEL, node_lease_name
+from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
 from keepvip_harness.nodeagents import (
@@ -201,3 +203,45 @@ def test_placement_by_node_selector_and_taints(
     finally:
         api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
         api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+
+
+def test_readiness_gating_by_tracked_pods(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """trackPods through the namespace's shared pod watch: readiness moves the VIP, roles label."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    flags = tmp_path / "ready"
+    flags.mkdir()
+    for n in nodes:
+        (flags / n).touch()
+    track = {
+        "selector": {"matchLabels": {"app": "web"}},
+        "onFailure": {"action": "fault"},
+        "roleLabel": True,
+    }
+    with node_agents(control_plane, ns, cluster_lab):
+        api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
+        post_vip(api, ns, "web", vip_spec(address(0), 80, nodes, trackPods=track))
+        post_vip(api, ns, "plain", vip_spec(address(1), 81, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        assert wait_for("the client", lambda: answer(lab, address(0)), 10) == nodes[0]
+
+        def roles() -> dict[str, str | None]:
+            pods = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")["items"]
+            return {p["spec"]["nodeName"]: p["metadata"]["labels"].get(ROLE_LABEL) for p in pods}
+
+        want = {n: ("master" if n == nodes[0] else "backup") for n in nodes}
+        wait_for("role labels", lambda: roles() == want, 20)
+
+        (flags / nodes[0]).unlink()
+        wait_for(f"{nodes[1]} master", lambda: masters_of(api, ns, "web") == [nodes[1]], 15)
+        assert wait_for("the client", lambda: answer(lab, address(0)) == nodes[1], 10)
+        assert entries(api, ns, "web")[nodes[0]]["state"] == "Fault"
+        assert masters_of(api, ns, "plain") == [nodes[0]], "an untracking VirtualIP stays put"
+        (flags / nodes[0]).touch()
+        wait_for(f"{nodes[0]} master again", lambda: masters_of(api, ns, "web") == [nodes[0]], 15)
