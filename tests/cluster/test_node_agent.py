@@ -15,13 +15,14 @@ import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from keepvip_api.names import ROLE_LABEL, node_lease_name
+from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
 from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
 from keepvip_harness.nodeagents import (
     agent_pods,
     answer,
+    api_server_frozen,
     entries,
     masters_of,
     node_agents,
@@ -245,3 +246,89 @@ def test_readiness_gating_by_tracked_pods(
         assert masters_of(api, ns, "plain") == [nodes[0]], "an untracking VirtualIP stays put"
         (flags / nodes[0]).touch()
         wait_for(f"{nodes[0]} master again", lambda: masters_of(api, ns, "web") == [nodes[0]], 15)
+
+
+def test_split_brain_is_settled_by_the_moved_lease(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """Node network partitioned, API reachable: the VirtualIP Lease's holder keeps the VIP.
+
+    The Lease is in the agents' namespace, written on transitions only; the
+    holder's liveness is its node Lease.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{vip_lease_name(ns, 'web')}"
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "web", vip_spec(address(0), 85, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        wait_for("the lease", lambda: api.get(lease)["spec"].get("holderIdentity") == nodes[0], 15)
+        version = api.get(lease)["metadata"]["resourceVersion"]
+        time.sleep(5)
+        assert api.get(lease)["metadata"]["resourceVersion"] == version, "no renewal while held"
+
+        lab.cut(index[nodes[0]])  # the others stop hearing it; everybody still reaches the API
+        cut_at = time.monotonic()
+
+        def settled() -> bool:
+            found = entries(api, ns, "web")
+            fenced = [
+                n
+                for n in nodes[1:]
+                if found[n]["state"] == "Fault"
+                and any("split brain" in f for f in found[n].get("faults", []))
+            ]
+            return masters_of(api, ns, "web") == [nodes[0]] and len(fenced) == 2
+
+        wait_for("the backups to step down for the lease holder", settled, 30)
+        print(f"split brain settled {time.monotonic() - cut_at:.1f}s after the partition")
+        assert lab.holders(address(0)) == [index[nodes[0]]], "only the lease holder keeps the VIP"
+        lab.heal(index[nodes[0]])
+        wait_for(
+            "the fenced nodes to rejoin as backups",
+            lambda: (
+                {e["state"] for n, e in entries(api, ns, "web").items() if n != nodes[0]}
+                == {"Backup"}
+            ),
+            20,
+        )
+        assert masters_of(api, ns, "web") == [nodes[0]]
+
+
+def test_strict_fencing_drops_the_vip_when_the_node_lease_cannot_be_renewed(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """fencing: strict: a master whose node Lease is not renewed for 6 s drops the VIP.
+
+    A VirtualIP without fencing on the same agents keeps serving throughout.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "strict", vip_spec(address(0), 86, nodes, fencing="strict"))
+        post_vip(api, ns, "lenient", vip_spec(address(1), 87, nodes))
+        for name in ("strict", "lenient"):
+            wait_for(
+                f"{name}: {nodes[0]} master",
+                lambda n=name: masters_of(api, ns, n) == [nodes[0]],
+                40,
+            )
+        with api_server_frozen(control_plane):
+            time.sleep(3)
+            assert lab.holders(address(0)) == [index[nodes[0]]], "within the Lease it serves"
+            lab.wait_for(lambda: lab.holders(address(0)) == [] or None, 20)
+            assert lab.holders(address(1)) == [index[nodes[0]]], "fencing none keeps serving"
+        wait_for(
+            "the VIP back on the preferred node",
+            lambda: lab.holders(address(0)) == [index[nodes[0]]],
+            30,
+        )
+        wait_for(
+            f"{nodes[0]} master in status", lambda: masters_of(api, ns, "strict") == [nodes[0]], 30
+        )
