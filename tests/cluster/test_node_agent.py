@@ -13,13 +13,16 @@ from __future__ import annotations
 import sys
 import time
 from ipaddress import IPv4Address
+from pathlib import Path
 
-from keepvip_api.names import node_lease_name
+from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
+from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
 from keepvip_harness.nodeagents import (
     agent_pods,
     answer,
+    api_server_frozen,
     entries,
     masters_of,
     node_agents,
@@ -35,6 +38,12 @@ def address(i: int) -> IPv4Address:
     return IPv4Address(f"192.0.2.{50 + i}")
 
 
+def responders(lab: Lab, index: dict[str, int]) -> None:
+    """An HTTP responder on every node answering with the node's name (any local address)."""
+    for name, i in index.items():
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+
+
 def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
     control_plane: ControlPlane,
     kube_namespace: str,
@@ -43,8 +52,7 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
     lab, index = cluster_lab
     ns, nodes = kube_namespace, list(index)
     api = control_plane.admin_rest()
-    for name, i in index.items():
-        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+    responders(lab, index)
     with node_agents(control_plane, ns, cluster_lab):
         for i in range(VIPS):
             post_vip(api, ns, f"vip{i}", vip_spec(address(i), 60 + i, nodes))
@@ -112,14 +120,10 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
         assert lab.holders(address(20)) == [] and lab.holders(address(21)) == []
         assert answer(lab, address(0)) == nodes[0], "a healthy VIP on the same agents still serves"
         assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
-        for pod in agent_pods(api, ns):
-            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready"]
-            assert ready and ready[0]["status"] == "True", (
-                "a faulted VirtualIP leaves /readyz alone"
-            )
 
         # Steady state: no status write at all (nothing else writes these objects here),
         # while every node Lease renews.
+
         def versions() -> dict[str, str]:
             items = api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips")["items"]
             return {v["metadata"]["name"]: v["metadata"]["resourceVersion"] for v in items}
@@ -134,3 +138,199 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
         assert versions() == rv, "status entries are written on change only"
         later = renewals()
         assert all(later[n] != renewed[n] for n in nodes), "every node Lease renews"
+        # Long past the probes' failure threshold (3 x 2 s): the agents stayed Ready.
+        for pod in agent_pods(api, ns):
+            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", (
+                "a faulted VirtualIP leaves /readyz alone"
+            )
+
+
+def test_placement_by_node_selector_and_taints(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """nodeSelector and tolerations are judged by each agent against its own Node object."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    label, taint_key = f"keepvip.test/{ns}", f"keepvip.test/{ns}"
+    responders(lab, index)
+    try:
+        with node_agents(control_plane, ns, cluster_lab):
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: "yes"}}})
+            api.merge_patch(
+                f"/api/v1/nodes/{nodes[2]}",
+                {"spec": {"taints": [{"key": taint_key, "value": "x", "effect": "NoSchedule"}]}},
+            )
+            tolerate = [{"key": taint_key, "operator": "Exists", "effect": "NoSchedule"}]
+            post_vip(api, ns, "everywhere", vip_spec(address(0), 70, nodes))
+            post_vip(
+                api, ns, "selected", vip_spec(address(1), 71, nodes, nodeSelector={label: "yes"})
+            )
+            post_vip(api, ns, "tolerant", vip_spec(address(2), 72, nodes, tolerations=tolerate))
+            wait_for(
+                "everywhere: all but the tainted node",
+                lambda: set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]},
+                40,
+            )
+            wait_for(
+                "selected: the labelled node only",
+                lambda: set(entries(api, ns, "selected")) == {nodes[1]},
+                30,
+            )
+            wait_for(
+                "tolerant: every node", lambda: set(entries(api, ns, "tolerant")) == set(nodes), 30
+            )
+            wait_for(
+                "selected: master on the one node",
+                lambda: masters_of(api, ns, "selected") == [nodes[1]],
+                20,
+            )
+            assert wait_for("the client", lambda: answer(lab, address(1)), 10) == nodes[1]
+            assert lab.holders(address(1)) == [index[nodes[1]]]
+            time.sleep(2)
+            assert set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]}
+
+            # Untainting brings the VirtualIP to the node; unlabelling withdraws it (entry gone).
+            api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+            wait_for(
+                "everywhere: every node",
+                lambda: set(entries(api, ns, "everywhere")) == set(nodes),
+                30,
+            )
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+            wait_for("selected: no node", lambda: entries(api, ns, "selected") == {}, 30)
+            wait_for("the VIP released", lambda: lab.holders(address(1)) == [] or None, 15)
+    finally:
+        api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+        api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+
+
+def test_readiness_gating_by_tracked_pods(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """trackPods through the namespace's shared pod watch: readiness moves the VIP, roles label."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    flags = tmp_path / "ready"
+    flags.mkdir()
+    for n in nodes:
+        (flags / n).touch()
+    track = {
+        "selector": {"matchLabels": {"app": "web"}},
+        "onFailure": {"action": "fault"},
+        "roleLabel": True,
+    }
+    with node_agents(control_plane, ns, cluster_lab):
+        api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
+        post_vip(api, ns, "web", vip_spec(address(0), 80, nodes, trackPods=track))
+        post_vip(api, ns, "plain", vip_spec(address(1), 81, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        assert wait_for("the client", lambda: answer(lab, address(0)), 10) == nodes[0]
+
+        def roles() -> dict[str, str | None]:
+            pods = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")["items"]
+            return {p["spec"]["nodeName"]: p["metadata"]["labels"].get(ROLE_LABEL) for p in pods}
+
+        want = {n: ("master" if n == nodes[0] else "backup") for n in nodes}
+        wait_for("role labels", lambda: roles() == want, 20)
+
+        (flags / nodes[0]).unlink()
+        wait_for(f"{nodes[1]} master", lambda: masters_of(api, ns, "web") == [nodes[1]], 15)
+        assert wait_for("the client", lambda: answer(lab, address(0)) == nodes[1], 10)
+        assert entries(api, ns, "web")[nodes[0]]["state"] == "Fault"
+        assert masters_of(api, ns, "plain") == [nodes[0]], "an untracking VirtualIP stays put"
+        (flags / nodes[0]).touch()
+        wait_for(f"{nodes[0]} master again", lambda: masters_of(api, ns, "web") == [nodes[0]], 15)
+
+
+def test_split_brain_is_settled_by_the_moved_lease(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """Node network partitioned, API reachable: the VirtualIP Lease's holder keeps the VIP.
+
+    The Lease is in the agents' namespace, written on transitions only; the
+    holder's liveness is its node Lease.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{vip_lease_name(ns, 'web')}"
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "web", vip_spec(address(0), 85, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        wait_for("the lease", lambda: api.get(lease)["spec"].get("holderIdentity") == nodes[0], 15)
+        version = api.get(lease)["metadata"]["resourceVersion"]
+        time.sleep(5)
+        assert api.get(lease)["metadata"]["resourceVersion"] == version, "no renewal while held"
+
+        lab.cut(index[nodes[0]])  # the others stop hearing it; everybody still reaches the API
+        cut_at = time.monotonic()
+
+        def settled() -> bool:
+            found = entries(api, ns, "web")
+            fenced = [
+                n
+                for n in nodes[1:]
+                if found[n]["state"] == "Fault"
+                and any("split brain" in f for f in found[n].get("faults", []))
+            ]
+            return masters_of(api, ns, "web") == [nodes[0]] and len(fenced) == 2
+
+        wait_for("the backups to step down for the lease holder", settled, 30)
+        print(f"split brain settled {time.monotonic() - cut_at:.1f}s after the partition")
+        assert lab.holders(address(0)) == [index[nodes[0]]], "only the lease holder keeps the VIP"
+        lab.heal(index[nodes[0]])
+        wait_for(
+            "the fenced nodes to rejoin as backups",
+            lambda: (
+                {e["state"] for n, e in entries(api, ns, "web").items() if n != nodes[0]}
+                == {"Backup"}
+            ),
+            20,
+        )
+        assert masters_of(api, ns, "web") == [nodes[0]]
+
+
+def test_strict_fencing_drops_the_vip_when_the_node_lease_cannot_be_renewed(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """fencing: strict: a master whose node Lease is not renewed for 6 s drops the VIP.
+
+    A VirtualIP without fencing on the same agents keeps serving throughout.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "strict", vip_spec(address(0), 86, nodes, fencing="strict"))
+        post_vip(api, ns, "lenient", vip_spec(address(1), 87, nodes))
+        for name in ("strict", "lenient"):
+            wait_for(
+                f"{name}: {nodes[0]} master",
+                lambda n=name: masters_of(api, ns, n) == [nodes[0]],
+                40,
+            )
+        with api_server_frozen(control_plane):
+            time.sleep(3)
+            assert lab.holders(address(0)) == [index[nodes[0]]], "within the Lease it serves"
+            lab.wait_for(lambda: lab.holders(address(0)) == [] or None, 20)
+            assert lab.holders(address(1)) == [index[nodes[0]]], "fencing none keeps serving"
+        wait_for(
+            "the VIP back on the preferred node",
+            lambda: lab.holders(address(0)) == [index[nodes[0]]],
+            30,
+        )
+        wait_for(
+            f"{nodes[0]} master in status", lambda: masters_of(api, ns, "strict") == [nodes[0]], 30
+        )

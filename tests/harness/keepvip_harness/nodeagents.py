@@ -15,6 +15,8 @@ removed on the way out.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -241,3 +243,14 @@ def answer(lab: Lab, address: IPv4Address | str, port: int = 80) -> str | None:
     )
     who = [line.split()[1] for line in out.splitlines() if line.strip()]
     return who[-1] if who and who[-1] != "-" else None
+
+
+@contextlib.contextmanager
+def api_server_frozen(cp: ControlPlane) -> Iterator[None]:
+    """SIGSTOP the kube-apiserver (connections hang, as with a dead or overloaded server)."""
+    pid = cp.pid("kube-apiserver")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
