@@ -166,7 +166,7 @@ def lab_cluster(cp: ControlPlane) -> Iterator[tuple[Lab, list[str], str, Path]]:
                 agent_log_level="warning",
             )
             mapping = {n: lab.node_ns(i) for i, n in enumerate(nodes, start=1)}
-            with running_operator(settings, ns), PodLauncher(cp, mapping):
+            with running_operator(settings, ns, cp), PodLauncher(cp, mapping):
                 cp.admin_rest().post(
                     f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags)
                 )

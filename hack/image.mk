@@ -17,5 +17,10 @@ test-image: deps
 bundle: controlplane-build
 	hack/image/bundle.sh deploy/keepvip.yaml
 
+# The RBAC tables of docs/security.md, from what the chart and the operator render.
+.PHONY: rbac-docs
+rbac-docs: deps
+	$(PY) -m keepvip_harness.rbacdoc --write
+
 image-lock: deps
 	PY=$(PY) hack/image/lock.sh

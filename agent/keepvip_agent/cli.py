@@ -1,7 +1,11 @@
 """``keepvip-agent``: run VRRP instances for VirtualIPs on this host.
 
 Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]``.
-Kubernetes: ``keepvip-agent --virtualip NAMESPACE/NAME --node $(NODE_NAME)`` (run by the operator).
+Kubernetes, one agent per node for every VirtualIP (the node agent DaemonSet):
+``keepvip-agent --kubernetes --node $(NODE_NAME) --agent-namespace $(POD_NAMESPACE)
+--metrics-port 9640 [--watch-namespaces a,b]``.
+Kubernetes, one VirtualIP (the per-VirtualIP layout, until the operator renders the node agent):
+``keepvip-agent --virtualip NAMESPACE/NAME --node $(NODE_NAME)``.
 An invalid file exits 2 with one line per problem, before anything on the
 host is touched. SIGTERM or SIGINT hands over gracefully and exits 0.
 """
@@ -30,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--virtualip", metavar="NAMESPACE/NAME", help="Kubernetes: follow this VirtualIP in the API"
+    )
+    source.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="Kubernetes node agent: run every VirtualIP whose placement selects --node",
+    )
+    p.add_argument(
+        "--agent-namespace",
+        help="--kubernetes: the agents' namespace (node Leases, split-brain Leases, peer pods)",
+    )
+    p.add_argument(
+        "--watch-namespaces",
+        default="",
+        help="--kubernetes: comma-separated namespaces to read VirtualIPs from (default: all)",
     )
     p.add_argument(
         "--node", default=socket.gethostname(), help="this node's name (default: hostname)"
@@ -62,6 +80,19 @@ async def run(vips: Sequence[VirtualIP], node: str, metrics_address: str, metric
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.kubernetes:
+        if not args.agent_namespace:
+            print("error: --agent-namespace: required with --kubernetes", file=sys.stderr)
+            return EXIT_CONFIG
+        setup_logging(args.log_level, args.log_format)
+        from keepvip_agent.kube.nodeagent import run_node_agent
+
+        namespaces = [n.strip() for n in args.watch_namespaces.split(",") if n.strip()]
+        return asyncio.run(
+            run_node_agent(
+                args.node, args.agent_namespace, namespaces, args.metrics_address, args.metrics_port
+            )
+        )
     if args.virtualip:
         namespace, _, name = args.virtualip.partition("/")
         if not namespace or not name:

@@ -5,10 +5,12 @@ entry with server-side apply under its own field manager, and the operator
 owns ``master``, ``conditions``, ``virtualRouterID`` and ``observedGeneration``
 (the managers are named in :mod:`keepvip_api.names`).
 
-An agent rewrites its entry at least every :data:`HEARTBEAT` seconds; an entry
-whose heartbeat is older than :data:`STALE_AFTER` belongs to a dead or cut-off
-agent. :func:`is_stale` is that rule, for the operator (which stops counting
-and prunes such entries) and for ``keepvip status`` (which flags them) alike.
+A per-VirtualIP agent (``--virtualip``) rewrites its entry at least every
+:data:`HEARTBEAT` seconds; an entry whose heartbeat is older than
+:data:`STALE_AFTER` belongs to a dead or cut-off agent (:func:`is_stale`). A
+node agent writes its entries on change only and proves it lives by its node
+Lease: :func:`node_alive` is that rule, for the operator and for ``keepvip
+status`` alike.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ HEARTBEAT = 10.0
 """Seconds between an agent's writes of its entry when nothing changes."""
 STALE_AFTER = 3 * HEARTBEAT
 """Seconds after which an entry's heartbeat is stale: three missed heartbeats."""
+
+
+def node_alive(renew_time: datetime | None, now: datetime, after: float = STALE_AFTER) -> bool:
+    """Whether a node agent is alive: its node Lease was renewed within ``after`` seconds of ``now``.
+
+    The node agent writes a ``status.nodes[]`` entry on change only, so the entry's
+    ``heartbeatTime`` says when it was written, not whether the agent lives: that is its node
+    Lease (``keepvip_api.names.node_lease_name``, renewed every ``NODE_RENEW`` = 2 s). The bound
+    stays :data:`STALE_AFTER` (30 s, fifteen renewals): an API server slow for a few seconds must
+    not make every node's entries stale at once. A Lease never renewed (None) is not alive.
+    """
+    return renew_time is not None and not is_stale(renew_time, now, after)
 
 
 def is_stale(heartbeat: datetime, now: datetime, after: float = STALE_AFTER) -> bool:

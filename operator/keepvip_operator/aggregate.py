@@ -1,10 +1,15 @@
 """From the agents' own entries in ``status.nodes`` to master and conditions (pure).
 
-Each agent applies its own entry (field manager ``keepvip-agent-<node>``); an
-entry counts only while it is fresh (:func:`keepvip_api.status.is_stale`: a
-heartbeat within the timeout, by default 3 x the agents' 10 s heartbeat) and
-its node still runs an agent pod of this VirtualIP. Entries that fail either test are ignored here and pruned from
-the status by the caller: a dead agent cannot take its entry away itself.
+Each agent applies its own entry (field manager ``keepvip-agent-<node>``) on
+change only; an entry counts only while its node is alive (the caller judges
+that from the node's Lease with :func:`keepvip_api.status.node_alive`, the
+rule ``keepvip status`` uses too) and its node still runs a node agent pod.
+Entries that fail either test are ignored here and pruned from the status by
+the caller: a dead agent cannot take its entry away itself.
+
+An entry in state Fault with a fault other than split brain (an interface
+that is missing, an address on no connected network, a check that cannot
+run, a failing check) makes the ``Faulted`` condition, naming node and cause.
 
 ``master`` is the node that reports Master. While more than one does (split
 brain) the one that already was master stays named, so the name does not
@@ -15,12 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from keepvip_api.names import SPLIT_BRAIN_FAULT
-from keepvip_api.status import STALE_AFTER, NodeStatus, is_stale
-from keepvip_operator.conditions import DEGRADED, READY, SPLIT_BRAIN, Cond
+from keepvip_api.status import NodeStatus
+from keepvip_operator.conditions import DEGRADED, FAULTED, READY, SPLIT_BRAIN, Cond
 
 
 @dataclass(frozen=True)
@@ -37,22 +41,19 @@ class Aggregate:
     stale: tuple[Stale, ...]
     """Entries to prune, with their position in the list as read."""
     conditions: tuple[Cond, ...]
-    """Ready, Degraded and SplitBrain."""
+    """Ready, Degraded, SplitBrain and Faulted."""
 
     def entry(self, node: str | None) -> NodeStatus | None:
         return next((n for n in self.counted if n.name == node), None)
 
 
 def _why_stale(
-    entry: NodeStatus, agent_nodes: frozenset[str] | None, now: datetime, timeout: float
+    entry: NodeStatus, agent_nodes: frozenset[str] | None, alive: frozenset[str] | None
 ) -> str | None:
     if agent_nodes is not None and entry.name not in agent_nodes:
         return "no agent pod on the node"
-    beat = entry.heartbeat
-    if beat is None:
-        return "no heartbeatTime"
-    if is_stale(beat, now, timeout):
-        return f"heartbeat {int((now - beat).total_seconds())}s old"
+    if alive is not None and entry.name not in alive:
+        return "node Lease not renewed"
     return None
 
 
@@ -64,18 +65,18 @@ def aggregate(
     raw_nodes: Sequence[Mapping[str, Any]],
     *,
     agent_nodes: frozenset[str] | None,
-    now: datetime,
+    alive: frozenset[str] | None,
     previous_master: str | None,
-    heartbeat_timeout: float = STALE_AFTER,
 ) -> Aggregate:
-    """``agent_nodes``: nodes running an agent pod of this VirtualIP; None if unknown."""
+    """``agent_nodes``: nodes running a node agent pod; ``alive``: nodes whose node Lease is
+    fresh; None if unknown."""
     counted: list[NodeStatus] = []
     stale: list[Stale] = []
     for index, raw in enumerate(raw_nodes):
         entry = NodeStatus.from_api(raw)
         if entry is None:
             continue  # not the agents' shape; the CRD schema makes this unreachable
-        why = _why_stale(entry, agent_nodes, now, heartbeat_timeout)
+        why = _why_stale(entry, agent_nodes, alive)
         if why:
             stale.append(Stale(index, entry.name, why))
         else:
@@ -86,7 +87,12 @@ def aggregate(
         master=master,
         counted=tuple(counted),
         stale=tuple(stale),
-        conditions=(_ready(counted, master), _degraded(counted, master), _split_brain(counted)),
+        conditions=(
+            _ready(counted, master),
+            _degraded(counted, master),
+            _split_brain(counted),
+            _faulted(counted),
+        ),
     )
 
 
@@ -143,3 +149,17 @@ def _split_brain(counted: Sequence[NodeStatus]) -> Cond:
     if reported:
         return Cond(SPLIT_BRAIN, "True", "ReportedByAgent", "; ".join(reported))
     return Cond(SPLIT_BRAIN, "False", "SingleMaster", "at most one node is Master")
+
+
+def _faulted(counted: Sequence[NodeStatus]) -> Cond:
+    """The agents' per-VirtualIP faults (split brain has its own condition)."""
+    reported = [
+        f"{n.name}: {f}"
+        for n in counted
+        if n.state == "Fault"
+        for f in n.faults
+        if SPLIT_BRAIN_FAULT not in f.lower()
+    ]
+    if reported:
+        return Cond(FAULTED, "True", "AgentFault", "; ".join(reported))
+    return Cond(FAULTED, "False", "NoFault", "no agent reports a fault")

@@ -16,7 +16,8 @@ from keepvip_api.times import format_time
 
 Status = Literal["True", "False", "Unknown"]
 READY, DEGRADED, SPLIT_BRAIN, CONFLICT = "Ready", "Degraded", "SplitBrain", "Conflict"
-ORDER = (READY, DEGRADED, SPLIT_BRAIN, CONFLICT)
+FAULTED, NO_NODE = "Faulted", "NoNode"
+ORDER = (READY, DEGRADED, SPLIT_BRAIN, FAULTED, NO_NODE, CONFLICT)
 MAX_MESSAGE = 32768
 
 

@@ -2,8 +2,10 @@
 
 * Indices (kopf keeps them complete before any handler runs, so allocation
   sees every VirtualIP even right after a restart): the VirtualIPs as
-  :class:`Observed`, the agents' DaemonSets (their metrics port) and agent
-  pods (their node). DaemonSets and pods are filtered server-side by label.
+  :class:`Observed`, the node agent DaemonSet and its pods (their node),
+  the Nodes (as placement reads them) and the node agents' Leases in the
+  agents' namespace (their renewTime: the nodes' liveness). DaemonSets and
+  pods are filtered server-side by label, Leases in memory by name.
 * ``on.resume/create/update`` -> :meth:`Reconciler.reconcile`, with kopf's
   retries: ``TemporaryError(delay=)`` when the API is away or busy,
   ``PermanentError`` for an invalid spec or an object the API refuses.
@@ -11,10 +13,9 @@
   loop, which runs :meth:`Reconciler.refresh`. Agent status lives in
   ``status.nodes``; a field handler on it would make kopf store a diff base
   on every agent heartbeat, so status is handled level-based instead.
-* ``on.delete`` only for VirtualIPs tracking pods in another namespace (the
-  only objects garbage collection cannot remove) and VirtualIPs with a
-  ``serviceRef`` (their addresses come off the Services); kopf adds its
-  finalizer to those alone.
+* ``on.delete`` only for VirtualIPs with a ``serviceRef`` (their addresses
+  come off the Services); kopf adds its finalizer to those alone. A deleted
+  VirtualIP also re-plans the agents' RBAC (a namespace may lose its Role).
 * ``on.event`` for Services that a VirtualIP's ``serviceRef`` names (an
   in-memory filter on the index: no Service of anyone else gets a handler
   run) -> :meth:`Reconciler.publish_for`: a Service appearing gets the
@@ -39,6 +40,8 @@ from typing import Any, TypeVar, cast
 
 import kopf
 
+from keepvip_api.placement import NodeView
+from keepvip_api.times import parse_time
 from keepvip_operator import names, services
 from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
@@ -49,7 +52,7 @@ from keepvip_operator.resync import Resync
 from keepvip_operator.settings import OperatorSettings
 
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
-AGENT_LABELS = {names.NAME_LABEL: names.APP_NAME, names.MANAGED_BY_LABEL: names.FIELD_MANAGER}
+AGENT_LABELS = dict(names.NODE_AGENT_SELECTOR)
 # Retry delays for API trouble: busy or away (5xx, 429, 409, no connection) vs refused (403).
 BUSY_DELAY, REFUSED_DELAY = 5.0, 30.0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,13 +91,17 @@ class Context:
 
     def _snapshot(self) -> View:
         vips = cast(Mapping[str, Iterable[Observed]], self.indices.get("virtualips", {}))
-        ports = cast(Mapping[str, Iterable[int]], self.indices.get("agent_daemonsets", {}))
+        daemonsets = cast(Mapping[str, Iterable[bool]], self.indices.get("agent_daemonset", {}))
         pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
+        nodes = cast(Mapping[str, Iterable[NodeView]], self.indices.get("nodes", {}))
+        leases = cast(Mapping[str, Iterable[Any]], self.indices.get("node_leases", {}))
         return View(
             # One object per key: namespace/name is unique.
             vips={k: next(iter(s)) for k, s in vips.items() if s},
-            ports={k: next(iter(s)) for k, s in ports.items() if s},
-            agent_nodes={k: frozenset(s) for k, s in pods.items()},
+            agent_nodes=frozenset(k for k, s in pods.items() if s),
+            nodes={k: next(iter(s)) for k, s in nodes.items() if s},
+            renewals={k: next(iter(s)) for k, s in leases.items() if s},
+            daemonset=any(daemonsets.values()),
         )
 
     def poke(self, *keys: str, rejudge: bool = True) -> None:
@@ -110,7 +117,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="keepvip.io", key="last-handled-configuration"
     )
-    ks.persistence.finalizer = "keepvip.io/cross-namespace-cleanup"
+    ks.persistence.finalizer = "keepvip.io/cross-namespace-cleanup"  # the name stays: upgrades
     # Events with meaning (MasterChanged, Conflict, ...) are posted explicitly; the
     # per-object log becomes Events only for warnings and errors.
     ks.posting.level = logging.WARNING
@@ -125,15 +132,10 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     return ks
 
 
-def _vip_key(meta: Mapping[str, Any], namespace: str | None) -> str | None:
-    vip = (meta.get("labels") or {}).get(names.AGENT_LABEL)
-    return f"{namespace}/{vip}" if vip and namespace else None
-
-
-def _tracks_other_namespace(spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> bool:
-    track = spec.get("trackPods") or {}
-    other = track.get("namespace") if isinstance(track, Mapping) else None
-    return bool(other) and other != meta.get("namespace")
+def _lease_renewal(body: Mapping[str, Any]) -> Any:
+    """A Lease's renewTime (else acquireTime) as a time; None if it has neither."""
+    spec = body.get("spec") or {}
+    return parse_time(spec.get("renewTime") or spec.get("acquireTime"))
 
 
 def _has_service_ref(spec: kopf.Spec, **_: Any) -> bool:
@@ -186,23 +188,41 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     # -- indices ------------------------------------------------------------------------------
 
-    @on(kopf.index, *RESOURCE)
+    agent_ns = ctx.settings.agent_namespace
+    watched = set(ctx.settings.watch_namespaces)
+
+    def _ours(namespace: str | None, **_: Any) -> bool:
+        """VirtualIPs of the watched namespaces (kopf also watches the agents' namespace)."""
+        return not watched or namespace in watched
+
+    def _in_agent_namespace(namespace: str | None, **_: Any) -> bool:
+        return namespace == agent_ns
+
+    def _node_lease(name: str | None, namespace: str | None, **_: Any) -> bool:
+        return namespace == agent_ns and names.node_of_lease(name or "") is not None
+
+    @on(kopf.index, *RESOURCE, when=_ours)
     def virtualips(body: kopf.Body, **_: Any) -> dict[str, Observed]:
         obs = observe(body)
         return {obs.key: obs}
 
-    @on(kopf.index, "apps", "v1", "daemonsets", labels=AGENT_LABELS)
-    def agent_daemonsets(meta: kopf.Meta, namespace: str | None, **_: Any) -> dict[str, int]:
-        key = _vip_key(meta, namespace)
-        port = (meta.get("annotations") or {}).get(names.METRICS_PORT_ANNOTATION, "")
-        return {key: int(port)} if key and port.isdigit() else {}
+    @on(kopf.index, "apps", "v1", "daemonsets", labels=AGENT_LABELS, when=_in_agent_namespace)
+    def agent_daemonset(name: str | None, **_: Any) -> dict[str, bool]:
+        return {str(name): True} if name == names.NODE_AGENT_NAME else {}
 
-    @on(kopf.index, "v1", "pods", labels=AGENT_LABELS)
-    def agent_pods(
-        meta: kopf.Meta, spec: kopf.Spec, namespace: str | None, **_: Any
-    ) -> dict[str, str]:
-        key, node = _vip_key(meta, namespace), spec.get("nodeName")
-        return {key: str(node)} if key and node else {}
+    @on(kopf.index, "v1", "pods", labels=AGENT_LABELS, when=_in_agent_namespace)
+    def agent_pods(spec: kopf.Spec, name: str | None, **_: Any) -> dict[str, str]:
+        node = spec.get("nodeName")
+        return {str(node): str(name)} if node else {}
+
+    @on(kopf.index, "v1", "nodes")
+    def nodes(body: kopf.Body, name: str | None, **_: Any) -> dict[str, NodeView]:
+        return {str(name): NodeView.from_api_object(body)}
+
+    @on(kopf.index, "coordination.k8s.io", "v1", "leases", when=_node_lease)
+    def node_leases(body: kopf.Body, name: str | None, **_: Any) -> dict[str, Any]:
+        node = names.node_of_lease(name or "")
+        return {node: _lease_renewal(body)} if node else {}
 
     # -- life cycle of the operator ----------------------------------------------------------
 
@@ -228,7 +248,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=CONNECTIONS, thread_name_prefix="keepvip")
         )
-        ctx.indices = {k: kwargs[k] for k in ("virtualips", "agent_daemonsets", "agent_pods")}
+        ctx.indices = {
+            k: kwargs[k]
+            for k in ("virtualips", "agent_daemonset", "agent_pods", "nodes", "node_leases")
+        }
 
         async def refresh(key: str, rejudge: bool) -> None:
             try:
@@ -248,9 +271,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     # -- VirtualIPs ----------------------------------------------------------------------------
 
-    @on(kopf.on.resume, *RESOURCE)
-    @on(kopf.on.create, *RESOURCE)
-    @on(kopf.on.update, *RESOURCE)
+    @on(kopf.on.resume, *RESOURCE, when=_ours)
+    @on(kopf.on.create, *RESOURCE, when=_ours)
+    @on(kopf.on.update, *RESOURCE, when=_ours)
     async def reconcile(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         obs = observe(body)
         if obs.deleting:
@@ -266,7 +289,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         else:
             logger.info("reconciled: not rolled out: %s", decision.conflicts[0].message)
 
-    @on(kopf.on.event, *RESOURCE)
+    @on(kopf.on.event, *RESOURCE, when=_ours)
     async def virtualip_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         assert ctx.resync is not None
         ctx.resync.arm()  # handlers run only once every index is complete
@@ -279,6 +302,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
             ctx.poke(*_affected_by(obs, view, ctx.reconciler.claim))
             ctx.reconciler.forget(fresh.target)
             ctx.claims_seen.pop(obs.key, None)
+            try:  # its namespace may need no agent RBAC any more
+                await asyncio.to_thread(ctx.reconciler.converge_agents, ctx.view())
+            except ApiError as exc:
+                logging.getLogger(__name__).warning("node agents' objects: %s", exc)
         elif type is None:  # the initial listing: the resume handlers judge everything anyway
             ctx.claims_seen[obs.key] = claim
             ctx.poke(obs.key, rejudge=False)
@@ -288,16 +315,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         else:  # an agent's entry, most likely: only this object's status
             ctx.poke(obs.key, rejudge=False)
 
-    @on(kopf.on.delete, *RESOURCE, when=_tracks_other_namespace)
-    async def delete_cross_namespace_rbac(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-        target = observe(body).target
-        try:
-            await asyncio.to_thread(ctx.reconciler.cleanup, target)
-        except ApiError as exc:
-            raise _api_trouble(exc) from None
-        logger.info("removed the agents' RBAC in the tracked pods' namespace")
+    def _ours_fronting(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:
+        return _ours(namespace) and _has_service_ref(spec)
 
-    @on(kopf.on.delete, *RESOURCE, when=_has_service_ref)
+    @on(kopf.on.delete, *RESOURCE, when=_ours_fronting)
     async def withdraw_from_services(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         target = observe(body).target
         try:  # a Service that is gone is fine: only labelled ones are listed
@@ -324,14 +345,33 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     # -- the agents' objects -------------------------------------------------------------------
 
-    @on(kopf.on.event, "v1", "pods", labels=AGENT_LABELS)
-    async def agent_pod_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
-        key = _vip_key(meta, namespace)
-        if key:
-            ctx.poke(key, rejudge=False)  # which nodes run agents: status only
+    def _all(rejudge: bool) -> None:
+        ctx.poke(*ctx.view().vips, rejudge=rejudge)
 
-    @on(kopf.on.event, "apps", "v1", "daemonsets", labels=AGENT_LABELS)
-    async def agent_daemonset_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
-        key = _vip_key(meta, namespace)
-        if key:
-            ctx.poke(key)
+    @on(kopf.on.event, "v1", "pods", labels=AGENT_LABELS, when=_in_agent_namespace)
+    async def agent_pod_event(**_: Any) -> None:
+        _all(rejudge=False)  # which nodes run agents: status (entries counted, NoNode)
+
+    @on(kopf.on.event, "apps", "v1", "daemonsets", labels=AGENT_LABELS, when=_in_agent_namespace)
+    async def agent_daemonset_event(**_: Any) -> None:
+        _all(rejudge=False)  # gone: the next refresh applies it again
+
+    placements: dict[str, Any] = {}
+
+    @on(kopf.on.event, "v1", "nodes")
+    async def node_event(body: kopf.Body, name: str | None, type: str | None, **_: Any) -> None:
+        now = None if type == "DELETED" else _placement_of(body)
+        if placements.get(str(name)) != now:  # not on every kubelet status update
+            placements[str(name)] = now
+            _all(rejudge=False)
+
+    @on(kopf.on.event, "coordination.k8s.io", "v1", "leases", when=_node_lease)
+    async def node_lease_event(**_: Any) -> None:
+        ctx.changed()  # renewals: the resync sweep ages the entries out
+
+
+def _placement_of(node: Any) -> Any:
+    if not isinstance(node, Mapping):
+        return None
+    view = NodeView.from_api_object(node)
+    return (dict(view.labels), view.taints)

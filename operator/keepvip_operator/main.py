@@ -52,6 +52,8 @@ QUIET_HANDLERS = (
     "virtualip_event",
     "agent_pod_event",
     "agent_daemonset_event",
+    "node_event",
+    "node_lease_event",
     "fronted_service_event",
     "lb_service_event",
     "lb_pool_event",
@@ -77,7 +79,10 @@ def operator_args(settings: OperatorSettings) -> dict[str, Any]:
         "standalone": settings.peering_name is None,
         "peering_name": settings.peering_name,
         "clusterwide": not namespaced,
-        "namespaces": list(settings.watch_namespaces),
+        # The agents' namespace too: the node agent DaemonSet, its pods and Leases live there.
+        "namespaces": sorted({*settings.watch_namespaces, settings.agent_namespace or ""} - {""})
+        if namespaced
+        else [],
         "liveness_endpoint": settings.liveness_endpoint,
         "memo": kopf.Memo(context=ctx),
     }
@@ -95,6 +100,8 @@ async def run(
     ``ready_flag`` is set once kopf is ready, that is as leader. Raises
     :class:`LeadershipLost` if the Lease is lost.
     """
+    if not settings.agent_namespace:
+        raise ValueError("the node agents need agent_namespace")
     if not settings.leader_election:
         await kopf.operator(**operator_args(settings), stop_flag=stop_flag, ready_flag=ready_flag)
         return
@@ -269,6 +276,13 @@ async def _standby_health(endpoint: str | None, elector: LeaderElector) -> Async
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse(argv)
+    if not settings.agent_namespace:
+        print(
+            "keepvip-operator: error: agent-namespace: unknown "
+            "(set it, or POD_NAMESPACE from the downward API)",
+            file=sys.stderr,
+        )
+        return 2
     level = settings.log_level
     kopf.configure(debug=level == "debug", quiet=level in ("warning", "error"))
     if level != "debug":

@@ -1,11 +1,9 @@
-"""Names and labels shared by the operator's objects and the agent that finds them.
+"""Names and labels shared by the operator's objects and the agents that find them.
 
-The agent finds its peers by the label ``keepvip.io/virtualip=<name>`` and
-holds the Lease ``keepvip-<name>``; both are spelled once in the API package
+Everything the agent also reads (the node agent's labels, the node Lease
+names, the status field managers) is spelled once in the API package
 (:mod:`keepvip_api.names`) and re-exported here so the two sides cannot
-drift apart. Label values
-are at most 63 characters, so a VirtualIP whose name is longer cannot label
-its agents: :func:`name_problem` reports that as a spec problem.
+drift apart.
 """
 
 from __future__ import annotations
@@ -13,32 +11,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
-from keepvip_api.names import AGENT_LABEL, OPERATOR_FIELD_MANAGER, ROLE_LABEL, lease_name
+from keepvip_api.names import (
+    AGENT_LABEL,
+    AGENT_RBAC_LABEL,
+    AGENT_RBAC_NAME,
+    NODE_AGENT_NAME,
+    NODE_AGENT_SELECTOR,
+    OPERATOR_FIELD_MANAGER,
+    ROLE_LABEL,
+    node_lease_name,
+    node_of_lease,
+    selector_string,
+)
 
 __all__ = [
     "AGENT_LABEL",
+    "AGENT_RBAC_LABEL",
+    "AGENT_RBAC_NAME",
     "API_VERSION",
     "FIELD_MANAGER",
     "GROUP",
     "KIND",
+    "NODE_AGENT_NAME",
+    "NODE_AGENT_SELECTOR",
     "PLURAL",
     "ROLE_LABEL",
     "VERSION",
     "Target",
-    "lease_name",
+    "node_lease_name",
+    "node_of_lease",
+    "selector_string",
 ]
 
 API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = OPERATOR_FIELD_MANAGER
 """Server-side apply field manager of everything the operator writes."""
-APP_NAME = "keepvip-agent"
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-VIP_NAMESPACE_LABEL = "keepvip.io/virtualip-namespace"
-OWNER_UID_LABEL = "keepvip.io/owner-uid"
-"""On objects in other namespaces (not garbage-collectable): the VirtualIP's uid, for cleanup."""
-METRICS_PORT_ANNOTATION = "keepvip.io/metrics-port"
-"""On the DaemonSet: the metrics port allocated to this VirtualIP's agents."""
 MAX_LABEL_VALUE = 63
 
 
@@ -55,34 +64,11 @@ class Target:
         return f"{self.namespace}/{self.name}"
 
 
-def child_name(name: str) -> str:
-    """ServiceAccount, Role, RoleBinding and DaemonSet of a VirtualIP (its namespace)."""
-    return f"keepvip-{name}"
-
-
-def cross_namespace_name(t: Target) -> str:
-    """Role and RoleBinding in another namespace; a namespace has no dot, so this is unique."""
-    return f"keepvip-{t.namespace}.{t.name}"
-
-
-def agent_selector(name: str) -> dict[str, str]:
-    """The DaemonSet's selector: immutable, so never extended by settings."""
-    return {NAME_LABEL: APP_NAME, AGENT_LABEL: name}
-
-
-def common_labels(name: str) -> dict[str, str]:
-    return {**agent_selector(name), MANAGED_BY_LABEL: FIELD_MANAGER}
-
-
 def agent_pods_selector() -> str:
-    """Every agent pod the operator made, as a label selector string."""
-    return f"{NAME_LABEL}={APP_NAME},{MANAGED_BY_LABEL}={FIELD_MANAGER}"
+    """The node agent pods (and their DaemonSet), as a label selector string."""
+    return selector_string(NODE_AGENT_SELECTOR)
 
 
-def name_problem(name: str) -> str | None:
-    if len(name) > MAX_LABEL_VALUE:
-        return (
-            f"metadata.name: at most {MAX_LABEL_VALUE} characters in Kubernetes mode "
-            f"(it labels the agent pods), got {len(name)}"
-        )
-    return None
+def agent_rbac_labels() -> dict[str, str]:
+    """Labels of the per-namespace Roles and RoleBindings granted to the node agents."""
+    return {MANAGED_BY_LABEL: FIELD_MANAGER, AGENT_RBAC_LABEL: "true"}

@@ -18,7 +18,7 @@ from typing import Any
 
 from keepvip_api import SpecError, VirtualIP, from_api_object
 from keepvip_api.times import EPOCH, parse_time
-from keepvip_operator.names import Target, name_problem
+from keepvip_operator.names import Target
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,6 @@ def observe(body: Mapping[str, Any]) -> Observed:
         vip = from_api_object(body)
     except SpecError as exc:
         problems = exc.problems
-    too_long = name_problem(target.name)
-    if too_long:
-        vip, problems = None, [*problems, too_long]
     raw_vrid = spec.get("virtualRouterID") if isinstance(spec, Mapping) else None
     return Observed(
         target=target,

@@ -1,123 +1,109 @@
-"""The agents' least-privilege RBAC, rendered from the VirtualIP model (pure).
+"""The node agents' per-namespace RBAC, planned from every VirtualIP (pure).
 
-Each grant is there because the agent makes that exact request
-(keepvip_agent.kube): it list-watches its own VirtualIP by field selector
-(so ``resourceNames`` can restrict list and watch too), applies its entry of
-the status, lists the DaemonSet's pods for peers, watches the tracked pods,
-labels them with the role when asked to, holds one Lease, and with
-``serviceRef.trackEndpoints`` list-watches the fronted Services by field
-selector (so ``resourceNames`` names them) and their EndpointSlices.
+The one agent ServiceAccount (``keepvip-agent`` in the agents' namespace)
+gets its static grants from the chart: VirtualIPs and their status, Nodes,
+Events, its Leases and its peers' pods. What depends on the VirtualIPs is
+decided here and granted per namespace, so the agents can read pods and
+EndpointSlices only where some VirtualIP tracks them:
 
-Three grants cannot be narrowed further, and the table in docs/operator.md
-says so: ``create`` on leases and events cannot name the object (the
-authorizer sees no name on create), and pods and EndpointSlices are listed
-namespace-wide (a label selector is not an authorization attribute).
+* where some VirtualIP tracks pods (``trackPods.namespace``, default its own):
+  pods get/list/watch, and patch only if one of them sets ``roleLabel``;
+* where some VirtualIP fronts Services and follows their endpoints
+  (``serviceRef`` with ``trackEndpoints``, its own namespace): services
+  get/list/watch and endpointslices list/watch (with ``trackEndpoints: false``
+  the operator publishes and the agents read nothing).
 
-A Role cannot reach into another namespace and an object cannot be owned
-across namespaces, so tracking pods elsewhere gets a Role and RoleBinding in
-that namespace, labelled with the owner's uid for the cleanup that garbage
-collection cannot do.
+Each such namespace gets one Role and one RoleBinding ``keepvip-agent-tracking``,
+labelled ``keepvip.io/agent-rbac=true``; a namespace that no VirtualIP needs
+any more loses them (the caller finds them by that label). Services are not
+narrowed by name: one Role serves every VirtualIP of the namespace, and the
+agent watches the namespace's Services with one watch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from keepvip_api.model import VirtualIP
 from keepvip_operator import names
-from keepvip_operator.meta import metadata
-from keepvip_operator.names import Target
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
 Rule = dict[str, Any]
 
 
-def _rule(group: str, resources: list[str], verbs: list[str], *only: str) -> Rule:
-    rule: Rule = {"apiGroups": [group], "resources": resources, "verbs": verbs}
-    if only:
-        rule["resourceNames"] = list(only)
-    return rule
+def _rule(group: str, resource: str, verbs: list[str]) -> Rule:
+    return {"apiGroups": [group], "resources": [resource], "verbs": verbs}
 
 
-def _pod_rules(role_label: bool) -> list[Rule]:
-    rules = [_rule("", ["pods"], ["get", "list", "watch"])]
-    if role_label:
-        rules.append(_rule("", ["pods"], ["patch"]))
-    return rules
+def plan_namespace_rbac(vips: Iterable[tuple[str, VirtualIP]]) -> dict[str, list[Rule]]:
+    """Namespace -> the rules the node agents need there, for these (namespace, VirtualIP)s.
+
+    A namespace absent from the result needs no grant. Rules come in a fixed
+    order (pods, then Services and EndpointSlices), so equal needs render equal Roles.
+    """
+    pods: dict[str, bool] = {}  # namespace -> some VirtualIP asks for roleLabel there
+    fronts: set[str] = set()
+    for namespace, vip in vips:
+        track = vip.spec.track_pods
+        if track is not None:
+            where = track.namespace or namespace
+            pods[where] = pods.get(where, False) or track.role_label
+        ref = vip.spec.service_ref
+        if ref is not None and ref.track_endpoints:
+            fronts.add(namespace)
+    plan: dict[str, list[Rule]] = {}
+    for namespace in sorted({*pods, *fronts}):
+        rules: list[Rule] = []
+        if namespace in pods:
+            rules.append(_rule("", "pods", ["get", "list", "watch"]))
+            if pods[namespace]:
+                rules.append(_rule("", "pods", ["patch"]))
+        if namespace in fronts:
+            rules.append(_rule("", "services", ["get", "list", "watch"]))
+            rules.append(_rule("discovery.k8s.io", "endpointslices", ["list", "watch"]))
+        plan[namespace] = rules
+    return plan
 
 
-def _service_rules(vip: VirtualIP) -> list[Rule]:
-    ref = vip.spec.service_ref
-    if ref is None or not ref.track_endpoints:
-        return []
-    return [
-        _rule("", ["services"], ["get", "list", "watch"], *ref.services),
-        _rule("discovery.k8s.io", ["endpointslices"], ["list", "watch"]),
-    ]
-
-
-def tracked_namespace(vip: VirtualIP, namespace: str) -> str | None:
-    """The namespace of the tracked pods, if it is not the VirtualIP's own."""
-    track = vip.spec.track_pods
-    if track is None or track.namespace in (None, namespace):
-        return None
-    return track.namespace
-
-
-def agent_rules(vip: VirtualIP, t: Target) -> list[Rule]:
-    """What the agent may do in the VirtualIP's namespace."""
-    track = vip.spec.track_pods
-    role_label_here = (
-        track is not None and track.role_label and tracked_namespace(vip, t.namespace) is None
-    )
-    lease = names.lease_name(t.name)
-    return [
-        _rule(names.GROUP, [names.PLURAL], ["get", "list", "watch"], t.name),
-        _rule(names.GROUP, [f"{names.PLURAL}/status"], ["get", "patch"], t.name),
-        *_pod_rules(role_label_here),
-        *_service_rules(vip),
-        _rule("coordination.k8s.io", ["leases"], ["create"]),
-        _rule(
-            "coordination.k8s.io", ["leases"], ["get", "list", "watch", "update", "patch"], lease
-        ),
-        _rule("", ["events"], ["create", "patch"]),
-        _rule("events.k8s.io", ["events"], ["create", "patch"]),
-    ]
-
-
-def _role(meta: dict[str, Any], rules: list[Rule]) -> dict[str, Any]:
-    return {"apiVersion": RBAC_API, "kind": "Role", "metadata": meta, "rules": rules}
-
-
-def _binding(meta: dict[str, Any], role: str, t: Target) -> dict[str, Any]:
+def _meta(namespace: str) -> dict[str, Any]:
     return {
-        "apiVersion": RBAC_API,
-        "kind": "RoleBinding",
-        "metadata": meta,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-        "subjects": [
-            {"kind": "ServiceAccount", "name": names.child_name(t.name), "namespace": t.namespace}
-        ],
+        "name": names.AGENT_RBAC_NAME,
+        "namespace": namespace,
+        "labels": names.agent_rbac_labels(),
     }
 
 
-def render_rbac(vip: VirtualIP, t: Target) -> list[dict[str, Any]]:
-    """Role and RoleBinding in the VirtualIP's namespace, owned by it."""
-    name = names.child_name(t.name)
+def render_namespace_rbac(
+    namespace: str, rules: list[Rule], agent_namespace: str
+) -> list[dict[str, Any]]:
+    """The Role and RoleBinding granting ``rules`` in ``namespace``, in the order to apply."""
     return [
-        _role(metadata(t, name), agent_rules(vip, t)),
-        _binding(metadata(t, name), name, t),
+        {"apiVersion": RBAC_API, "kind": "Role", "metadata": _meta(namespace), "rules": rules},
+        {
+            "apiVersion": RBAC_API,
+            "kind": "RoleBinding",
+            "metadata": _meta(namespace),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": names.AGENT_RBAC_NAME,
+            },
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": names.NODE_AGENT_NAME,
+                    "namespace": agent_namespace,
+                }
+            ],
+        },
     ]
 
 
-def render_cross_namespace_rbac(vip: VirtualIP, t: Target) -> list[dict[str, Any]]:
-    """Role and RoleBinding in the tracked pods' namespace, or nothing."""
-    other = tracked_namespace(vip, t.namespace)
-    if other is None:
-        return []
-    track = vip.spec.track_pods
-    assert track is not None  # tracked_namespace() found one
-    name = names.cross_namespace_name(t)
-    labels = {names.VIP_NAMESPACE_LABEL: t.namespace, names.OWNER_UID_LABEL: t.uid}
-    meta = metadata(t, name, namespace=other, owned=False, labels=labels)
-    return [_role(meta, _pod_rules(track.role_label)), _binding(dict(meta), name, t)]
+def render_plan(plan: Mapping[str, list[Rule]], agent_namespace: str) -> list[dict[str, Any]]:
+    """Every Role and RoleBinding of a plan."""
+    return [
+        obj
+        for namespace, rules in sorted(plan.items())
+        for obj in render_namespace_rbac(namespace, rules, agent_namespace)
+    ]

@@ -1,4 +1,4 @@
-"""Reconciliation of one VirtualIP: decide, apply or withdraw the agents, write status.
+"""Reconciliation: the node agents' objects, and each VirtualIP's decision and status.
 
 No kopf here: the handlers call :meth:`Reconciler.reconcile` (on create,
 update and resume, with kopf's retries) and :meth:`Reconciler.refresh`
@@ -10,7 +10,19 @@ does it again when one of those Services changes. Both work on a :class:`View`, 
 operator's indices taken on the event loop, so the worker threads never read
 a structure the loop is changing.
 
-Decisions that span objects (VRIDs, metrics ports) are made under one lock
+The agents' objects do not belong to any one VirtualIP: one DaemonSet in the
+agents' namespace (from the settings alone) and the per-namespace RBAC that
+:func:`rbac.plan_namespace_rbac` derives from every VirtualIP.
+:meth:`Reconciler.converge_agents` applies them when the plan changed and
+withdraws the Roles no VirtualIP needs any more; every reconcile and refresh
+calls it, and it costs nothing while the plan stays the same.
+
+A VirtualIP's status is judged from the agents' entries, counted only for
+nodes that run a node agent pod and whose node Lease is fresh
+(:func:`keepvip_api.status.node_alive`), and from placement: ``NoNode`` when
+its nodeSelector and tolerations select no node that runs an agent.
+
+Decisions that span objects (VRIDs) are made under one lock
 and remembered until the API shows them, so two VirtualIPs created together
 never get the same number from this process. Per object, one lock
 serialises the handler and the resync loop.
@@ -20,35 +32,27 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from keepvip_api.placement import NodeView, judge, selected_nodes
+from keepvip_api.status import node_alive
 from keepvip_operator import names, publish
 from keepvip_operator.aggregate import Stale, aggregate
-from keepvip_operator.allocate import (
-    Claim,
-    Conflict,
-    choose_port,
-    choose_vrid,
-    claim_of,
-    find_conflicts,
-)
-from keepvip_operator.conditions import Cond, put
+from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
+from keepvip_operator.conditions import NO_NODE, Cond, put
 from keepvip_operator.kube import ApiError, Kube, path
 from keepvip_operator.names import Target
 from keepvip_operator.observed import Observed
-from keepvip_operator.rbac import render_cross_namespace_rbac
-from keepvip_operator.render import render_namespaced
+from keepvip_operator.rbac import RBAC_API, plan_namespace_rbac, render_plan
+from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.statusplan import Decision, OperatorStatus, plan
 
 logger = logging.getLogger(__name__)
-RBAC = "rbac.authorization.k8s.io/v1"
 MERGE_PATCH = "application/merge-patch+json"
-CONVERGE_GRACE = 10.0
 
 
 class InvalidSpec(Exception):
@@ -64,10 +68,28 @@ class View:
     """What the operator knows about the cluster at one moment (keys are "namespace/name")."""
 
     vips: Mapping[str, Observed] = field(default_factory=dict)
-    ports: Mapping[str, int] = field(default_factory=dict)
-    """Metrics port of each VirtualIP's DaemonSet, for those that have one."""
-    agent_nodes: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    """Nodes running an agent pod, per VirtualIP."""
+    agent_nodes: frozenset[str] | None = None
+    """Nodes running a node agent pod; None: not known (counts every entry)."""
+    nodes: Mapping[str, NodeView] = field(default_factory=dict)
+    """Every Node, as placement reads it."""
+    renewals: Mapping[str, datetime | None] | None = None
+    """Each node's agent Lease renewTime, by node; None: not known (counts every entry)."""
+    daemonset: bool = True
+    """The node agent DaemonSet is there (as the index shows it)."""
+
+
+def no_node(vip_selector: Mapping[str, str], tolerations: Any, view: View) -> Cond:
+    """``NoNode``: the placement selects no node that runs a node agent (pure)."""
+    carrying = [n for name, n in sorted(view.nodes.items())
+                if view.agent_nodes is None or name in view.agent_nodes]  # fmt: skip
+    chosen = selected_nodes(carrying, vip_selector, tolerations)
+    if chosen:
+        return Cond(NO_NODE, "False", "NodesSelected", f"placed on {', '.join(chosen)}")
+    if not carrying:
+        return Cond(NO_NODE, "True", "NoNodeSelected", "no node runs a keepvip node agent")
+    why = "; ".join(f"{n.name}: {judge(n, vip_selector, tolerations).reason}" for n in carrying[:5])
+    return Cond(NO_NODE, "True", "NoNodeSelected",
+                f"placement selects no node that runs a node agent ({why})")  # fmt: skip
 
 
 class Reconciler:
@@ -85,11 +107,12 @@ class Reconciler:
         self._written: dict[str, OperatorStatus] = {}
         self._last_master: dict[str, str | None] = {}
         self._vrids: dict[str, int] = {}
-        self._ports: dict[str, int] = {}
-        self._converged: dict[str, tuple[bool, int | None, float]] = {}
+        self._agents = threading.Lock()
+        self._applied: tuple[dict[str, Any], ...] | None = None
+        """The agents' objects as last applied (None: not yet, in this process)."""
+        self._converged_view: View | None = None
         self._claims: dict[str, tuple[Observed, Claim]] = {}
-        self._decisions: dict[str, tuple[Decision, int | None]] = {}
-        self._elsewhere: dict[str, bool] = {}
+        self._decisions: dict[str, Decision] = {}
         self._published: dict[str, Cond | None] = {}
         """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
 
@@ -98,9 +121,9 @@ class Reconciler:
     def reconcile(self, obs: Observed, view: View) -> Decision:
         """Bring the agents' objects and the status in line with the spec; raises InvalidSpec."""
         failure: ApiError | None = None
+        self.converge_agents(view, also=obs)
         with self._lock(obs.target.uid):
-            decision, port = self._decide(obs, view)
-            self._converge(obs, decision, port)
+            decision = self._decide(obs, view)
             try:
                 self._publish(obs, decision)
             except ApiError as exc:  # status still written; the handler retries
@@ -115,12 +138,13 @@ class Reconciler:
     def refresh(self, key: str, view: View, *, rejudge: bool = True) -> None:
         """Re-judge an already reconciled VirtualIP against the current view.
 
-        Writes status only if it changed; redoes the rollout only if the
-        decision flipped (a conflict appeared or cleared, the DaemonSet went
-        missing). Objects whose current generation is not reconciled yet are
-        left to the handlers, which retry them. ``rejudge=False`` reuses the
-        last decision: only the agents' status is looked at.
+        Writes status only if it changed; publishes again only if the
+        decision flipped (a conflict appeared or cleared). Objects whose
+        current generation is not reconciled yet are left to the handlers,
+        which retry them. ``rejudge=False`` reuses the last decision: only the
+        agents' status is looked at.
         """
+        self.converge_agents(view)
         obs = view.vips.get(key)
         if obs is None or obs.deleting:
             return
@@ -129,14 +153,11 @@ class Reconciler:
             if previous.observed_generation != obs.generation:
                 return
             last = self._decisions.get(key)
-            decision, port = last if last and not rejudge else self._decide(obs, view)
-            if not decision.invalid and self._drifted(key, decision, port, view):
+            decision = last if last and not rejudge else self._decide(obs, view)
+            if last is not None and not decision.invalid and last.rollout != decision.rollout:
                 logger.info(
-                    "%s: %s",
-                    key,
-                    "rolling out agents" if decision.rollout else "withdrawing agents",
+                    "%s: %s", key, "agents may run it" if decision.rollout else "agents stop it"
                 )
-                self._converge(obs, decision, port)
                 self._publish(obs, decision)
             self._write_status(obs, decision, view, observed_generation=obs.generation)
 
@@ -147,43 +168,68 @@ class Reconciler:
         if obs is None or obs.deleting or last is None:
             return  # not reconciled yet: the handler publishes
         with self._lock(obs.target.uid):
-            self._publish(obs, last[0])
+            self._publish(obs, last)
         self.refresh(key, view, rejudge=False)
-
-    def _drifted(self, key: str, decision: Decision, port: int | None, view: View) -> bool:
-        """The deployed agents (per the DaemonSet index) differ from the decision.
-
-        Right after converging, the index may not show our own change yet:
-        the same decision within ``CONVERGE_GRACE`` seconds is taken as done.
-        """
-        deployed = view.ports.get(key)
-        if decision.rollout == (deployed is not None) and (port is None or port == deployed):
-            return False
-        last = self._converged.get(key)
-        return not (
-            last is not None
-            and last[:2] == (decision.rollout, port)
-            and time.monotonic() - last[2] < CONVERGE_GRACE
-        )
 
     def forget(self, t: Target) -> None:
         """The VirtualIP is gone: drop what was remembered about it."""
         with self._alloc:
             self._vrids.pop(t.key, None)
-            self._ports.pop(t.key, None)
-        self._converged.pop(t.key, None)
         self._claims.pop(t.key, None)
         self._decisions.pop(t.key, None)
-        self._elsewhere.pop(t.uid, None)
         with self._locks_guard:
             self._locks.pop(t.uid, None)
         self._written.pop(t.uid, None)
         self._last_master.pop(t.uid, None)
         self._published.pop(t.uid, None)
 
-    def cleanup(self, t: Target) -> None:
-        """Remove what garbage collection cannot: RBAC in other namespaces."""
-        self.kube.delete_all(self._cross_namespace_objects(t))
+    def converge_agents(self, view: View, *, also: Observed | None = None) -> None:
+        """Apply the node agent DaemonSet and the RBAC plan if they changed; withdraw the rest.
+
+        ``also``: a VirtualIP the view may not show yet (the one being reconciled).
+        A view already converged (a sweep shares one) costs nothing.
+        """
+        if also is None and view is self._converged_view:
+            return
+        vips = dict(view.vips)
+        if also is not None and not also.deleting:
+            vips[also.key] = also
+        plan = plan_namespace_rbac(
+            (o.target.namespace, o.vip)
+            for o in vips.values()
+            if o.vip is not None and not o.deleting
+        )
+        namespace = self.settings.agent_namespace
+        assert namespace, "settings.agent_namespace is checked at start-up"
+        wanted = (render_daemonset(self.settings, namespace), *render_plan(plan, namespace))
+        with self._agents:
+            if wanted == self._applied and view.daemonset:
+                if also is None:
+                    self._converged_view = view
+                return
+            for obj in wanted:
+                self.kube.apply(obj)
+            keep = {_ident(o) for o in wanted}
+            labels = names.selector_string(names.agent_rbac_labels())
+            stale = [
+                o
+                for kind in ("RoleBinding", "Role")
+                for o in self.kube.list(RBAC_API, kind, None, labels=labels)
+                if _ident(o) not in keep
+            ]
+            for obj in stale:
+                logger.info(
+                    "withdrawing the node agents' %s in %s: no VirtualIP needs it",
+                    obj.get("kind", "RBAC"), obj["metadata"].get("namespace"),
+                )  # fmt: skip
+            self.kube.delete_all(stale)
+            if self._applied is None or wanted[0] != self._applied[0]:
+                logger.info(
+                    "applied the node agent DaemonSet %s/%s", namespace, names.NODE_AGENT_NAME
+                )
+            self._applied = wanted
+            if also is None:
+                self._converged_view = view
 
     def withdraw(self, t: Target) -> None:
         """The VirtualIP is being deleted: take its addresses off every Service it published on."""
@@ -291,9 +337,9 @@ class Reconciler:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def _decide(self, obs: Observed, view: View) -> tuple[Decision, int | None]:
+    def _decide(self, obs: Observed, view: View) -> Decision:
         if obs.vip is None:
-            return Decision(vrid=obs.status_vrid, invalid=obs.problems), None
+            return Decision(vrid=obs.status_vrid, invalid=obs.problems)
         key = obs.key
         with self._alloc:
             others = [self.claim(o) for k, o in view.vips.items() if k != key]
@@ -308,22 +354,7 @@ class Reconciler:
             if vrid is not None and me.spec_vrid is None:
                 self._vrids[key] = vrid
             conflicts = find_conflicts(me, vrid, others)
-            port = None
-            if not conflicts:
-                used = {p for k, p in view.ports.items() if k != key}
-                used |= {p for k, p in self._ports.items() if k != key}
-                current = view.ports.get(key, self._ports.get(key))
-                first, count = self.settings.agent_metrics_port, self.settings.agent_metrics_ports
-                port = choose_port(current, used, first, count)
-                if port is None:
-                    conflicts.append(
-                        Conflict("NoFreeMetricsPort", f"all {count} agent metrics ports are in use")
-                    )
-            if port is None:
-                self._ports.pop(key, None)
-            else:
-                self._ports[key] = port
-        self._decisions[key] = (Decision(vrid=vrid, conflicts=tuple(conflicts)), port)
+        self._decisions[key] = Decision(vrid=vrid, conflicts=tuple(conflicts))
         return self._decisions[key]
 
     def claim(self, obs: Observed) -> Claim:
@@ -340,38 +371,6 @@ class Reconciler:
 
     # -- acting -------------------------------------------------------------------------------
 
-    def _converge(self, obs: Observed, decision: Decision, port: int | None) -> None:
-        t = obs.target
-        if decision.invalid:
-            return  # the agents keep their last valid configuration; nothing to change
-        self._converged[t.key] = (decision.rollout, port, time.monotonic())
-        if not decision.rollout or port is None:
-            if self.kube.delete("apps/v1", "DaemonSet", t.namespace, names.child_name(t.name)):
-                logger.info(
-                    "%s: deleted the agents' DaemonSet (%s)", t.key, decision.conflicts[0].reason
-                )
-            return
-        assert obs.vip is not None  # a valid spec, or decision.invalid
-        for obj in render_namespaced(obs.vip, t, self.settings, port):
-            self.kube.apply(obj)
-        wanted = render_cross_namespace_rbac(obs.vip, t)
-        for obj in wanted:
-            self.kube.apply(obj)
-        # Look for leftovers elsewhere only when there may be some: after a start, or when
-        # this object had (or has) RBAC in another namespace.
-        if wanted or self._elsewhere.get(t.uid, True):
-            keep = {_ident(o) for o in wanted}
-            stale = [o for o in self._cross_namespace_objects(t) if _ident(o) not in keep]
-            self.kube.delete_all(stale)
-        self._elsewhere[t.uid] = bool(wanted)
-
-    def _cross_namespace_objects(self, t: Target) -> list[dict[str, Any]]:
-        labels = f"{names.OWNER_UID_LABEL}={t.uid}"
-        return [
-            *self.kube.list(RBAC, "RoleBinding", None, labels=labels),
-            *self.kube.list(RBAC, "Role", None, labels=labels),
-        ]
-
     def _previous(self, obs: Observed) -> OperatorStatus:
         """What the operator last wrote: memory first (the watch may lag behind our own write)."""
         return self._written.get(obs.target.uid) or OperatorStatus.read(obs.status)
@@ -382,20 +381,29 @@ class Reconciler:
         t = obs.target
         previous = self._previous(obs)
         raw_nodes = [n for n in obs.status.get("nodes") or () if isinstance(n, Mapping)]
+        now = self.clock()
+        alive = None
+        if view.renewals is not None:
+            timeout = self.settings.heartbeat_timeout
+            alive = frozenset(n for n, t_ in view.renewals.items() if node_alive(t_, now, timeout))
         agg = aggregate(
             raw_nodes,
-            agent_nodes=view.agent_nodes.get(t.key, frozenset()),
-            now=self.clock(),
+            agent_nodes=view.agent_nodes,
+            alive=alive,
             previous_master=previous.master,
-            heartbeat_timeout=self.settings.heartbeat_timeout,
         )
+        extra = []
+        if obs.vip is not None and decision.rollout:
+            spec = obs.vip.spec
+            extra.append(no_node(spec.node_selector or {}, spec.tolerations or (), view))
         p = plan(
             previous,
             decision,
             agg,
             observed_generation=observed_generation,
-            now=self.clock(),
+            now=now,
             last_master=self._last_master.get(t.uid),
+            extra=extra,
         )
         published = self._published.get(t.uid)
         if published is not None:  # the plan knows nothing of Services

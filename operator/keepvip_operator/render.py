@@ -1,26 +1,21 @@
-"""A VirtualIP and the operator settings in, the agents' objects out (pure).
+"""The operator settings in, the one node agent DaemonSet out (pure).
 
-The design choice that is not obvious: the DaemonSet's pod template does not
-embed the VirtualIP's spec. Agents read their VirtualIP live from the API
-(``--virtualip NAMESPACE/NAME``) and reconfigure in place, so a spec change
-(priorities, interval, checks, addresses) reaches them without a pod restart
-and moves the VIP at most once. Only placement (nodeSelector, tolerations),
-the operator settings and the allocated metrics port shape the template.
+One agent per node carries every VirtualIP whose placement selects that
+node: it reads VirtualIPs live from the API and judges placement against
+its own Node, so nothing about any VirtualIP shapes the pod template. Only
+the operator settings do, and changing one is the one way to restart the
+agents (one node at a time, ``maxUnavailable: 1``).
 
-Every object is owned by the VirtualIP (controller, blockOwnerDeletion), so
-deleting it garbage-collects them; the agents' grace period lets them hand
-over on the way out.
+The agents' own tolerations and nodeSelector are an installation setting:
+tolerant of every taint by default, like node networking agents, so a
+VirtualIP's tolerations (judged by the agent) are the ones that matter.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from keepvip_api.model import VirtualIP
 from keepvip_operator import names
-from keepvip_operator.meta import metadata
-from keepvip_operator.names import Target
-from keepvip_operator.rbac import render_rbac
 from keepvip_operator.settings import OperatorSettings
 
 CONTAINER = "agent"
@@ -28,36 +23,35 @@ READINESS_PATH = "/readyz"
 LIVENESS_PATH = "/healthz"
 
 
-def render_service_account(t: Target) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(t, names.child_name(t.name)),
-    }
-
-
 def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def agent_container(t: Target, settings: OperatorSettings, port: int) -> dict[str, Any]:
-    """The container contract the agent's Kubernetes mode implements (keepvip_agent.cli)."""
+def agent_args(settings: OperatorSettings) -> list[str]:
+    """The command line the agent's Kubernetes mode implements (keepvip_agent.cli)."""
+    args = [
+        "--kubernetes",
+        "--node",
+        "$(NODE_NAME)",
+        "--agent-namespace",
+        "$(POD_NAMESPACE)",
+        "--metrics-port",
+        str(settings.agent_metrics_port),
+    ]
+    if settings.watch_namespaces:
+        args += ["--watch-namespaces", ",".join(settings.watch_namespaces)]
+    return [*args, "--log-level", settings.agent_log_level]
+
+
+def agent_container(settings: OperatorSettings) -> dict[str, Any]:
+    port = settings.agent_metrics_port
     probe = {"port": port, "scheme": "HTTP"}
     return {
         "name": CONTAINER,
         "image": settings.agent_image,
         "imagePullPolicy": settings.agent_image_pull_policy,
         "command": ["keepvip-agent"],
-        "args": [
-            "--virtualip",
-            f"$(POD_NAMESPACE)/{t.name}",
-            "--node",
-            "$(NODE_NAME)",
-            "--metrics-port",
-            str(port),
-            "--log-level",
-            settings.agent_log_level,
-        ],
+        "args": agent_args(settings),
         "env": [
             _field_env("NODE_NAME", "spec.nodeName"),
             _field_env("NODE_IP", "status.hostIP"),
@@ -72,7 +66,7 @@ def agent_container(t: Target, settings: OperatorSettings, port: int) -> dict[st
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
-        # Lenient: killing an agent moves the VIP, so only a hung agent should be restarted.
+        # Lenient: killing an agent moves its VIPs, so only a hung agent should be restarted.
         "livenessProbe": {
             "httpGet": {"path": LIVENESS_PATH, **probe},
             "initialDelaySeconds": 10,
@@ -93,44 +87,43 @@ def agent_container(t: Target, settings: OperatorSettings, port: int) -> dict[st
     }
 
 
-def render_daemonset(
-    vip: VirtualIP, t: Target, settings: OperatorSettings, port: int
-) -> dict[str, Any]:
-    spec = vip.spec
+def render_daemonset(settings: OperatorSettings, namespace: str) -> dict[str, Any]:
+    """The node agent DaemonSet in the agents' namespace (not owned: it serves every VirtualIP)."""
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": names.child_name(t.name),
+        "serviceAccountName": names.NODE_AGENT_NAME,
         "automountServiceAccountToken": True,
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
         "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [agent_container(t, settings, port)],
+        "containers": [agent_container(settings)],
         "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+        "tolerations": [dict(t) for t in settings.agent_tolerations],
     }
     if settings.priority_class_name:
         pod_spec["priorityClassName"] = settings.priority_class_name
-    if spec.node_selector:
-        pod_spec["nodeSelector"] = dict(spec.node_selector)
-    if spec.tolerations:
-        pod_spec["tolerations"] = [
-            tol.model_dump(by_alias=True, exclude_none=True) for tol in spec.tolerations
-        ]
-    meta = metadata(t, names.child_name(t.name))
-    meta["annotations"] = {names.METRICS_PORT_ANNOTATION: str(port)}
+    if settings.agent_node_selector:
+        pod_spec["nodeSelector"] = dict(settings.agent_node_selector)
+    if settings.agent_image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in settings.agent_image_pull_secrets]
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": meta,
+        "metadata": {
+            "name": names.NODE_AGENT_NAME,
+            "namespace": namespace,
+            "labels": dict(names.NODE_AGENT_SELECTOR),
+        },
         "spec": {
-            "selector": {"matchLabels": names.agent_selector(t.name)},
+            "selector": {"matchLabels": dict(names.NODE_AGENT_SELECTOR)},
             "updateStrategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+                "rollingUpdate": {"maxUnavailable": settings.agent_max_unavailable, "maxSurge": 0},
             },
             "revisionHistoryLimit": 5,
             "template": {
                 "metadata": {
-                    "labels": {**settings.extra_pod_labels, **names.common_labels(t.name)},
+                    "labels": {**settings.extra_pod_labels, **names.NODE_AGENT_SELECTOR},
                     "annotations": {
                         "kubectl.kubernetes.io/default-container": CONTAINER,
                         **settings.extra_pod_annotations,
@@ -140,18 +133,3 @@ def render_daemonset(
             },
         },
     }
-
-
-def render_namespaced(
-    vip: VirtualIP, t: Target, settings: OperatorSettings, port: int
-) -> list[dict[str, Any]]:
-    """Everything in the VirtualIP's namespace, in the order to apply it.
-
-    The ServiceAccount and its grants come first so the agents never start
-    without their permissions.
-    """
-    return [
-        render_service_account(t),
-        *render_rbac(vip, t),
-        render_daemonset(vip, t, settings, port),
-    ]

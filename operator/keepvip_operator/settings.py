@@ -10,11 +10,13 @@ change the agents' pod template (and so to restart them).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+from keepvip_api.names import NODE_AGENT_METRICS_PORT
 from keepvip_api.status import STALE_AFTER
 from keepvip_operator import __version__
 
@@ -52,13 +54,21 @@ class OperatorSettings:
     """Image of the agent container; it must provide the ``keepvip-agent`` command."""
     agent_image_pull_policy: PullPolicy = "IfNotPresent"
     """imagePullPolicy of the agent container."""
-    agent_metrics_port: int = 9650
-    """First port of the agents' metrics range. The agents run in the host network, so the
-    agents of two VirtualIPs on one node cannot share a port: each VirtualIP's DaemonSet gets
-    its own port from ``agent_metrics_port .. agent_metrics_port + agent_metrics_ports - 1``
-    (/metrics, /healthz, /readyz). These ports must be free on every node that runs agents."""
-    agent_metrics_ports: int = 512
-    """Size of that range: 512 covers every VRID of both address families."""
+    agent_namespace: str | None = None
+    """Namespace of the node agent DaemonSet, its ServiceAccount and Leases; default
+    ``$POD_NAMESPACE``, else the in-cluster service account's namespace (the operator's own)."""
+    agent_metrics_port: int = NODE_AGENT_METRICS_PORT
+    """The node agent's one port (/metrics, /healthz, /readyz, /status) in the host
+    network: it must be free on every node that runs an agent."""
+    agent_tolerations: tuple[Mapping[str, Any], ...] = ({"operator": "Exists"},)
+    """Tolerations of the agent pods (JSON list on the command line). Default: every taint,
+    like node networking agents; each VirtualIP's own tolerations are judged by the agent."""
+    agent_node_selector: Mapping[str, str] = field(default_factory=dict)
+    """nodeSelector of the agent pods: the nodes that may carry VirtualIPs at all."""
+    agent_image_pull_secrets: tuple[str, ...] = ()
+    """Names of Secrets (agents' namespace) the agent pods pull their image with."""
+    agent_max_unavailable: int | str = 1
+    """The DaemonSet's rollingUpdate.maxUnavailable (a number or a percentage)."""
     agent_log_level: LogLevel = "info"
     """``--log-level`` of the agents."""
     priority_class_name: str | None = "system-node-critical"
@@ -90,8 +100,9 @@ class OperatorSettings:
     """How often every VirtualIP's status is re-judged without an event (stale heartbeats,
     conflicts released by another object)."""
     heartbeat_timeout: float = STALE_AFTER
-    """An agent entry whose heartbeatTime is older than this is ignored and pruned
-    (default: 3 x the agent's 10 s heartbeat, the rule ``keepvip status`` flags by)."""
+    """A node whose agent has not renewed its node Lease for this long is dead: its entries
+    are ignored and pruned (keepvip_api.status.node_alive, the rule ``keepvip status``
+    flags by)."""
     liveness_endpoint: str | None = None
     """kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``; None for none."""
     log_level: LogLevel = "info"
@@ -133,6 +144,22 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(filter(None, (p.strip() for p in text.split(","))))
 
 
+def _tolerations(text: str) -> tuple[dict[str, Any], ...]:
+    value = json.loads(text) if text.strip() else []
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ValueError("not a JSON list of tolerations")
+    return tuple(value)
+
+
+def _count_or_percent(text: str) -> int | str:
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text.endswith("%") and text[:-1].isdigit():
+        return text
+    raise ValueError(f"{text!r} is neither a number nor a percentage")
+
+
 def _optional(text: str) -> str | None:
     return text or None
 
@@ -148,7 +175,11 @@ def _bool(text: str) -> bool:
 
 _PARSERS: dict[str, Callable[[str], object]] = {
     "agent_metrics_port": int,
-    "agent_metrics_ports": int,
+    "agent_namespace": _optional,
+    "agent_tolerations": _tolerations,
+    "agent_node_selector": _labels,
+    "agent_image_pull_secrets": _names,
+    "agent_max_unavailable": _count_or_percent,
     "termination_grace_period_seconds": int,
     "resync_interval": float,
     "heartbeat_timeout": float,
@@ -185,7 +216,7 @@ _RESOURCES = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="keepvip-operator",
-        description="Reconciles VirtualIPs into agent DaemonSets and aggregates their status.",
+        description="Reconciles VirtualIPs into one node agent DaemonSet and aggregates their status.",
         epilog=f"Every option can also be set as an environment variable: {ENV_PREFIX}<OPTION> "
         "(upper case, _ for -). Lists are comma separated; labels are k=v,k2=v2.",
     )
@@ -204,7 +235,9 @@ def parse(
 ) -> OperatorSettings:
     """Settings from the command line, then ``KEEPVIP_*`` variables, then the defaults.
 
-    Raises ``SystemExit`` (argparse's usage error) on a bad value.
+    Raises ``SystemExit`` (argparse's usage error) on a bad value. ``agent_namespace``
+    may stay unknown here (a laptop, a test); :func:`keepvip_operator.main.main` refuses
+    to start without it.
     """
     parser = build_parser()
     args = vars(parser.parse_args(argv))
@@ -231,8 +264,8 @@ def parse(
         values["agent_resources"] = AgentResources(**resources)
     values.update(_leader_election_defaults(values, env))
     settings = OperatorSettings(**values)  # type: ignore[arg-type]
-    if not 1 <= settings.agent_metrics_port <= 65535 - settings.agent_metrics_ports + 1:
-        parser.error("agent-metrics-port: the range must fit in 1..65535")
+    if not 1 <= settings.agent_metrics_port <= 65535:
+        parser.error("agent-metrics-port: must be in 1..65535")
     if settings.leader_election:
         if not settings.leader_election_namespace:
             parser.error(
@@ -255,11 +288,11 @@ def _leader_election_defaults(
         out["leader_election"] = in_cluster
     if values.get("leader_election_identity") is None and env.get("POD_NAME"):
         out["leader_election_identity"] = env["POD_NAME"]
-    if values.get("leader_election_namespace") is None:
-        namespace = env.get("POD_NAMESPACE")
-        if not namespace and in_cluster and os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
-            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
-                namespace = f.read().strip()
-        if namespace:
-            out["leader_election_namespace"] = namespace
+    namespace = env.get("POD_NAMESPACE")
+    if not namespace and in_cluster and os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
+        with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+            namespace = f.read().strip()
+    for name in ("leader_election_namespace", "agent_namespace"):
+        if values.get(name) is None and namespace:
+            out[name] = namespace
     return out

@@ -165,6 +165,15 @@ def _transition_events(previous: OperatorStatus, conds: Sequence[Cond]) -> list[
     ):
         out.append(EventSpec(WARNING, INVALID_SPEC, ready.message))
 
+    for kind, reason in ((c.FAULTED, "Faulted"), (c.NO_NODE, "NoNodeSelected")):
+        cond = new.get(kind)
+        if cond is None:
+            continue
+        if cond.true and (was(kind), was(kind, "message")) != ("True", cond.message):
+            out.append(EventSpec(WARNING, reason, cond.message))
+        elif not cond.true and was(kind) == "True":
+            out.append(EventSpec(NORMAL, f"{reason}Cleared", cond.message))
+
     split = new[c.SPLIT_BRAIN]
     if split.true and was(c.SPLIT_BRAIN) != "True":
         out.append(EventSpec(WARNING, "SplitBrain", split.message))
@@ -181,10 +190,14 @@ def plan(
     observed_generation: int | None,
     now: datetime,
     last_master: str | None = None,
+    extra: Sequence[Cond] = (),
 ) -> Plan:
-    """The operator status to write, the stale node entries to prune, the Events to post."""
-    ready, degraded, split = agg.conditions
-    conds = [_ready(decision, ready), degraded, split, _conflict_cond(decision)]
+    """The operator status to write, the stale node entries to prune, the Events to post.
+
+    ``extra``: conditions judged elsewhere (NoNode), merged and told like the others.
+    """
+    ready, degraded, split, faulted = agg.conditions
+    conds = [_ready(decision, ready), degraded, split, faulted, *extra, _conflict_cond(decision)]
     vrid = previous.vrid if decision.invalid else decision.vrid
     status = OperatorStatus(
         master=agg.master,

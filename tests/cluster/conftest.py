@@ -193,7 +193,7 @@ def keepvip_operator(
 ) -> Iterator[RunningOperator]:
     """keepvip-operator for the test's namespace, running until the test ends."""
     settings = operator_settings(control_plane, kube_namespace)
-    with running_operator(settings, kube_namespace) as op:
+    with running_operator(settings, kube_namespace, control_plane) as op:
         yield op
 
 

@@ -1,11 +1,12 @@
 """keepvip on the real control plane and the real kernel: operator, agents, status, VIP.
 
-The operator runs in-process and renders the agents' ServiceAccount, Role and
-DaemonSet; the pod launcher runs the DaemonSet's pods (the real
-``keepvip-agent`` command with the operator's arguments) inside lab node
-namespaces on one bridge, each with its ServiceAccount's token, so the agents
-have exactly the RBAC the operator grants. Only the container runtime is
-left out (the kind suite covers it).
+The chart's agent RBAC is applied, the operator runs in-process and renders
+the one node agent DaemonSet (and per-namespace grants); the pod launcher
+runs its pods (the real ``keepvip-agent --kubernetes`` with the operator's
+arguments, one per node) inside lab node namespaces on one bridge, each with
+the ServiceAccount's token, so the agents have exactly the RBAC the chart and
+the operator grant. Only the container runtime is left out (the kind suite
+covers it).
 
 Proven here: agents read their VirtualIP and write their status entries and
 the operator turns them into ``master`` and conditions; the highest priority
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from keepvip_api.names import vip_lease_name
 from keepvip_harness.clusterlab import (
     NAME,
     app_daemonset,
@@ -128,7 +130,8 @@ def test_split_brain_is_settled_by_the_lease(
     ns, nodes = kube_namespace, list(index)
     with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
         wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
-        lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/keepvip-{NAME}"
+        # The VirtualIP's split-brain Lease, in the agents' namespace (here the test's).
+        lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{vip_lease_name(ns, NAME)}"
         api = control_plane.admin_rest()
         wait_for("the lease", lambda: api.get(lease)["spec"].get("holderIdentity") == nodes[0], 15)
         lab.cut(index[nodes[0]])  # the others stop hearing it; everybody still reaches the API
@@ -220,8 +223,10 @@ def test_spec_changes_move_the_vip_at_most_once(
     with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
         wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
         before = status_nodes(control_plane, ns)[nodes[0]]["lastTransitionTime"]
-        ds_path = f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-{NAME}"
+        ds_path = f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-agent"
         generation = api.get(ds_path)["metadata"]["generation"]
+        pods = f"/api/v1/namespaces/{ns}/pods"
+        uids = sorted(p["metadata"]["uid"] for p in api.get(pods)["items"])
         check = {"name": "always", "exec": {"command": ["true"]}, "onFailure": {"action": "fault"}}
         api.merge_patch(
             path,
@@ -254,6 +259,7 @@ def test_spec_changes_move_the_vip_at_most_once(
         assert entries[nodes[0]]["state"] == "Backup"
         assert lab.holders() == [index[nodes[1]]]
         assert api.get(ds_path)["metadata"]["generation"] == generation, "no pod was restarted"
+        assert sorted(p["metadata"]["uid"] for p in api.get(pods)["items"]) == uids
 
 
 def test_strict_fencing_drops_the_vip_when_the_api_is_gone(

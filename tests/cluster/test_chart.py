@@ -5,14 +5,15 @@ Ready but runs nothing), so the operator runs here in-process, configured
 exactly as the chart configures the Deployment (its environment goes through
 the operator's own settings parser) and authenticated as the chart's
 ServiceAccount with a token the API server issued. Everything it does, from
-kopf's watches to the Roles it grants the agents (which RBAC allows only if
-the granter holds every permission in them), is therefore checked by the
-API server against the chart's ClusterRole.
+kopf's watches to the per-namespace Roles it grants the node agents (which
+RBAC allows only if the granter holds every permission in them), is
+therefore checked by the API server against the chart's ClusterRole.
 
-The examples of examples/ are applied: the operator renders each one's
-agents, the pod launcher runs them for real in the lab's node namespaces
-(the chart gives the agent pods the launcher's label through
-``agents.podLabels``), and every example reaches Ready with one master.
+The examples of examples/ are applied: the operator renders the one node
+agent DaemonSet, the pod launcher runs its pods for real in the lab's node
+namespaces (the chart gives the agent pods the launcher's label through
+``agents.podLabels``) as the chart's agent ServiceAccount, and every example
+reaches Ready with one master.
 """
 
 from __future__ import annotations
@@ -242,14 +243,11 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
             api.post(f"{GROUP_PATH}/namespaces/{ns}/virtualips", doc)
         vip_names = [d["metadata"]["name"] for d in kubernetes.values()]
         try:
-            for name in vip_names:
-                wait_for(
-                    f"the agents' DaemonSet of {name}",
-                    lambda name=name: api.get(
-                        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-{name}"
-                    ),
-                    30,
-                )
+            wait_for(
+                "the node agent DaemonSet",
+                lambda: api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-agent"),
+                30,
+            )
             for name in vip_names:
                 vip = wait_for(
                     f"{name} Ready",
@@ -316,7 +314,7 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
 
 def lb_service_from_a_pool(api: Any, ns: str) -> None:
     """examples/virtualippool.yaml under the chart's RBAC: the Service gets its address and a
-    VirtualIP whose agents are rolled out (their Role reads Services and EndpointSlices)."""
+    VirtualIP, and the node agents a Role that reads Services and EndpointSlices there."""
     pool, service = list(yaml.safe_load_all(POOL_EXAMPLE.read_text()))
     pool["metadata"]["name"] = f"kvt-chart-{ns}"
     pool["spec"]["namespaces"] = [ns]  # cluster-scoped: keep other tests' Services out
@@ -335,10 +333,18 @@ def lb_service_from_a_pool(api: Any, ns: str) -> None:
 
         wait_for(f"{name} to get an address from the pool", assigned, 30)
         wait_for(
-            f"the agents of lb-{name}",
-            lambda: api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-lb-{name}"),
+            f"the VirtualIP lb-{name}",
+            lambda: api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips/lb-{name}"),
             30,
         )
+
+        def grants_endpointslices() -> bool:
+            role = api.get(
+                f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/keepvip-agent-tracking"
+            )
+            return any("endpointslices" in r["resources"] for r in role["rules"])
+
+        wait_for("the node agents' grant of EndpointSlices", grants_endpointslices, 30)
     finally:
         with contextlib.suppress(ApiError):
             api.delete(f"{pools}/{pool['metadata']['name']}")

@@ -33,7 +33,7 @@ import pytest
 from keepvip_harness import procs
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import Vips, wait_for
-from keepvip_harness.operatorrun import PORT_BLOCKS, PORTS_PER_TEST
+from keepvip_harness.operatorrun import PORT_BLOCKS
 from keepvip_harness.rest import ApiError, Rest
 
 OPERATOR = Path(sys.executable).parent / "keepvip-operator"
@@ -112,7 +112,8 @@ class Cluster:
 
     def rendered_by(self, vip: str) -> str | None:
         try:
-            ds = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/daemonsets/keepvip-{vip}")
+            # The one node agent DaemonSet: each leader applies it once when it starts leading.
+            ds = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/daemonsets/keepvip-agent")
         except ApiError:
             return None
         labels = ds["spec"]["template"]["metadata"].get("labels") or {}
@@ -149,7 +150,6 @@ def start_operator(
             KEEPVIP_AGENT_IMAGE="keepvip/agent:test",
             KEEPVIP_EXTRA_POD_LABELS=f"{RENDERED_BY}={identity}",
             KEEPVIP_AGENT_METRICS_PORT=str(next(PORT_BLOCKS)),
-            KEEPVIP_AGENT_METRICS_PORTS=str(PORTS_PER_TEST),
             KEEPVIP_RESYNC_INTERVAL="1",
             KEEPVIP_LOG_LEVEL=os.environ.get("KEEPVIP_TEST_OPERATOR_LOG_LEVEL", "info"),
         )

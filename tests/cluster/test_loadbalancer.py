@@ -157,7 +157,7 @@ def lab(
 @pytest.fixture
 def operator(control_plane: ControlPlane, lab: Lab) -> Iterator[RunningOperator]:
     settings = operator_settings(control_plane, lab.namespace)
-    with running_operator(settings, lab.namespace) as op:
+    with running_operator(settings, lab.namespace, control_plane) as op:
         yield op
 
 
@@ -242,10 +242,17 @@ def test_a_service_of_the_class_gets_an_address_and_a_virtualip_with_the_pools_d
     )
     events = wait_for("an AddressAssigned Event", lambda: lab.events("web", "AddressAssigned"))
     assert events[0]["type"] == "Normal" and "192.0.2.20" in events[0]["message"]
-    # The VirtualIP is an ordinary one for the rest of the operator: agents are rolled out.
+    # The VirtualIP is an ordinary one for the rest of the operator: the node agents run it.
     wait_for(
-        "the agents' DaemonSet",
-        lambda: lab.api.get(f"/apis/apps/v1/namespaces/{lab.namespace}/daemonsets/keepvip-lb-web"),
+        "the node agent DaemonSet",
+        lambda: lab.api.get(f"/apis/apps/v1/namespaces/{lab.namespace}/daemonsets/keepvip-agent"),
+    )
+    wait_for(
+        "lb-web judged free of conflicts",
+        lambda: any(
+            c["type"] == "Conflict" and c["status"] == "False"
+            for c in (lab.vip("lb-web").get("status") or {}).get("conditions") or []
+        ),
     )
     status = wait_for(
         "the pool's status", lambda: (s := lab.pool_status(pool)).get("assigned") == 1 and s
@@ -426,7 +433,10 @@ def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
         operator_settings(control_plane, ns), extra_pod_labels={LAUNCH_LABEL: "true"}
     )
     mapping = {n: netlab.node_ns(i) for n, i in index.items()}
-    with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
+    with (
+        running_operator(settings, ns, control_plane),
+        PodLauncher(control_plane, mapping) as launcher,
+    ):
         try:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
             lab.service("web", ports=(8080,), target_port=80, traffic_policy="Local")

@@ -1,10 +1,12 @@
-"""The operator against a real control plane: what it creates, the RBAC it grants, VRIDs,
-conflicts, status aggregation and garbage collection.
+"""The operator against a real control plane: the node agent DaemonSet, the RBAC it grants
+per namespace, VRIDs, conflicts, placement, status aggregation and its staleness rule.
 
 The operator runs in-process (``keepvip_harness.operatorrun``) watching only the test's
-namespace. No agent runs: the DaemonSet's pods are played by kwok, and the
-agents' status entries are written by the test with server-side apply under
-each agent's field manager, exactly as agents write them.
+namespace, which is also the agents' namespace; the chart's static agent RBAC is applied
+there first. No agent runs: the DaemonSet's pods are played by kwok, the agents'
+status entries are written by the test with server-side apply under each agent's field
+manager, and their node Leases by :class:`~keepvip_harness.agentrbac.NodeLeases`,
+exactly as agents write them.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from typing import Any
 
 import pytest
 
-from keepvip_api import parse_virtualip
+from keepvip_api.names import NODE_AGENT_SELECTOR
+from keepvip_harness.agentrbac import NodeLeases
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import Vips, forbidden, rfc3339, wait_for
 from keepvip_harness.operatorrun import RunningOperator, operator_settings, running_operator
 from keepvip_harness.rest import ApiError
-from keepvip_operator.names import Target
-from keepvip_operator.render import render_namespaced
+from keepvip_operator.render import render_daemonset
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces"
 NODES = ("kv-node-1", "kv-node-2", "kv-node-3")
+AGENTS = ",".join(f"{k}={v}" for k, v in sorted(NODE_AGENT_SELECTOR.items()))
+TRACKING = "keepvip-agent-tracking"
 
 
 def contains(expected: Any, actual: Any, where: str = "") -> list[str]:
@@ -45,47 +49,31 @@ def contains(expected: Any, actual: Any, where: str = "") -> list[str]:
     return [] if expected == actual else [f"{where}: {actual!r} != {expected!r}"]
 
 
-def path_of(obj: dict[str, Any]) -> str:
-    meta = obj["metadata"]
-    kinds = {
-        "ServiceAccount": f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts",
-        "Role": f"{RBAC}/{meta['namespace']}/roles",
-        "RoleBinding": f"{RBAC}/{meta['namespace']}/rolebindings",
-        "DaemonSet": f"/apis/apps/v1/namespaces/{meta['namespace']}/daemonsets",
-    }
-    return f"{kinds[obj['kind']]}/{meta['name']}"
-
-
-def agent_pods(cp: ControlPlane, ns: str, name: str) -> list[dict[str, Any]]:
+def agent_pods(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cp.admin_rest().get(
-        f"/api/v1/namespaces/{ns}/pods", labelSelector=f"keepvip.io/virtualip={name}"
+        f"/api/v1/namespaces/{ns}/pods", labelSelector=AGENTS
     )["items"]
     return items
 
 
-def running_on(cp: ControlPlane, ns: str, name: str) -> set[str]:
+def running_on(cp: ControlPlane, ns: str) -> set[str]:
     return {
         p["spec"].get("nodeName")
-        for p in agent_pods(cp, ns, name)
+        for p in agent_pods(cp, ns)
         if p["status"].get("phase") == "Running"
     }
 
 
-def daemonset(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+def daemonset(cp: ControlPlane, ns: str) -> dict[str, Any]:
     got: dict[str, Any] = cp.admin_rest().get(
-        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-{name}"
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-agent"
     )
     return got
 
 
-def no_daemonset(cp: ControlPlane, ns: str, name: str) -> bool:
-    try:
-        daemonset(cp, ns, name)
-    except ApiError as exc:
-        if exc.status == 404:
-            return True
-        raise
-    return False
+def daemonsets(cp: ControlPlane, ns: str) -> list[str]:
+    items = cp.admin_rest().get(f"/apis/apps/v1/namespaces/{ns}/daemonsets")["items"]
+    return sorted(d["metadata"]["name"] for d in items)
 
 
 def cond(vips: Vips, name: str, kind: str) -> tuple[str, str] | None:
@@ -93,95 +81,76 @@ def cond(vips: Vips, name: str, kind: str) -> tuple[str, str] | None:
     return (c["status"], c["reason"]) if c else None
 
 
-# -- rendering ------------------------------------------------------------------------------
+# -- the node agents ------------------------------------------------------------------------
 
 
-def test_virtualip_becomes_agents_as_rendered(
+def test_virtualips_become_one_node_agent_daemonset_as_rendered(
     control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
 ) -> None:
     ns = vips.namespace
-    created = vips.create(
-        "web", addresses=["192.0.2.50/24"], nodes=[{"name": "kv-node-1", "priority": 150}]
-    )
-    ds = wait_for("the agents' DaemonSet", lambda: daemonset(control_plane, ns, "web"))
+    for i in range(3):
+        vips.create(f"web{i}", addresses=[f"192.0.2.{50 + i}/24"])
+    ds = wait_for("the node agent DaemonSet", lambda: daemonset(control_plane, ns))
     wait_for(
-        "an agent pod Running on each fake node",
-        lambda: running_on(control_plane, ns, "web") == set(NODES),
+        "one agent pod Running on each fake node",
+        lambda: running_on(control_plane, ns) == set(NODES),
     )
-    port = int(ds["metadata"]["annotations"]["keepvip.io/metrics-port"])
-    assert port == keepvip_operator.settings.agent_metrics_port  # the first of the range
-    vip = parse_virtualip(created)
-    target = Target(ns, "web", created["metadata"]["uid"])
-    rendered = render_namespaced(vip, target, keepvip_operator.settings, port)
-    assert [o["kind"] for o in rendered] == ["ServiceAccount", "Role", "RoleBinding", "DaemonSet"]
-    api = control_plane.admin_rest()
-    for obj in rendered:
-        live = api.get(path_of(obj))
-        assert contains(obj, live) == [], obj["kind"]
-        owner = live["metadata"]["ownerReferences"][0]
-        assert (owner["kind"], owner["uid"], owner["controller"]) == ("VirtualIP", target.uid, True)
-    pod = agent_pods(control_plane, ns, "web")[0]
+    assert len(agent_pods(control_plane, ns)) == len(NODES)  # one per node, not per VirtualIP
+    assert daemonsets(control_plane, ns) == ["keepvip-agent"]
+    rendered = render_daemonset(keepvip_operator.settings, ns)
+    assert contains(rendered, ds) == []
+    assert "ownerReferences" not in ds["metadata"]  # it serves every VirtualIP
+    pod = agent_pods(control_plane, ns)[0]
     assert pod["metadata"]["labels"]["keepvip.test/extra"] == "yes"
-    assert pod["spec"]["serviceAccountName"] == "keepvip-web"
+    assert pod["spec"]["serviceAccountName"] == "keepvip-agent"
     assert pod["spec"]["hostNetwork"] is True
-
-    status = wait_for("the allocated VRID", lambda: vips.status("web").get("virtualRouterID"))
-    assert status == 1
-    assert vips.status("web")["observedGeneration"] == 1
-    assert cond(vips, "web", "Conflict") == ("False", "NoConflict")
-    assert cond(vips, "web", "Ready") == ("False", "NoAgentReports")
-
-    # A spec change reaches the agents through the API, not through a new pod template.
-    generation = ds["metadata"]["generation"]
-    vips.patch_spec("web", {"priority": 90, "advertInterval": "100ms"})
-    wait_for("observedGeneration 2", lambda: vips.status("web").get("observedGeneration") == 2)
-    assert daemonset(control_plane, ns, "web")["metadata"]["generation"] == generation
-    # Placement does change the template.
-    vips.patch_spec("web", {"nodeSelector": {"kubernetes.io/hostname": "kv-node-2"}})
-    wait_for(
-        "the template to follow the nodeSelector",
-        lambda: (
-            daemonset(control_plane, ns, "web")["spec"]["template"]["spec"].get("nodeSelector")
-            == {"kubernetes.io/hostname": "kv-node-2"}
-        ),
-    )
-    wait_for(
-        "agents only on kv-node-2",
-        lambda: (
-            {p["spec"].get("nodeName") for p in agent_pods(control_plane, ns, "web")}
-            == {"kv-node-2"}
-        ),
-    )
-
-
-def test_delete_garbage_collects_everything_owned(
-    control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
-) -> None:
-    ns = vips.namespace
-    vips.create("gone", addresses=["192.0.2.60"])
-    wait_for("agents", lambda: running_on(control_plane, ns, "gone") == set(NODES))
+    # No per-VirtualIP objects at all.
     api = control_plane.admin_rest()
-    owned = [
-        f"/api/v1/namespaces/{ns}/serviceaccounts/keepvip-gone",
-        f"{RBAC}/{ns}/roles/keepvip-gone",
-        f"{RBAC}/{ns}/rolebindings/keepvip-gone",
-        f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-gone",
+    sas = [
+        s["metadata"]["name"] for s in api.get(f"/api/v1/namespaces/{ns}/serviceaccounts")["items"]
     ]
-    for path in owned:
-        api.get(path)
-    vips.delete("gone")
+    assert sorted(sas) == ["default", "keepvip-agent"]
 
-    def gone(path: str) -> bool:
-        try:
-            api.get(path)
-        except ApiError as exc:
-            return exc.status == 404
-        return False
+    wait_for(
+        "the allocated VRIDs",
+        lambda: all(vips.status(f"web{i}").get("virtualRouterID") for i in range(3)),
+    )
+    assert sorted(vips.status(f"web{i}")["virtualRouterID"] for i in range(3)) == [1, 2, 3]
+    assert vips.status("web0")["observedGeneration"] == 1
+    assert cond(vips, "web0", "Conflict") == ("False", "NoConflict")
+    assert cond(vips, "web0", "Ready") == ("False", "NoAgentReports")
+    wait_for("placement judged", lambda: cond(vips, "web0", "NoNode") == ("False", "NodesSelected"))
 
-    # The garbage collector rediscovers resources every 30 s: right after the CRD
-    # is created (a fresh control plane) it may not know VirtualIPs as owners yet.
-    wait_for("the owned objects to be collected", lambda: all(gone(p) for p in owned), timeout=90)
-    wait_for("the agent pods to be collected", lambda: agent_pods(control_plane, ns, "gone") == [])
+    # Neither a spec change nor placement touches the pods: the agents read the spec live
+    # and judge placement against their own Node.
+    generation = ds["metadata"]["generation"]
+    uids = sorted(p["metadata"]["uid"] for p in agent_pods(control_plane, ns))
+    vips.patch_spec("web0", {"priority": 90, "advertInterval": "100ms"})
+    wait_for("observedGeneration 2", lambda: vips.status("web0").get("observedGeneration") == 2)
+    vips.patch_spec("web0", {"nodeSelector": {"kubernetes.io/hostname": "kv-node-2"}})
+    wait_for(
+        "placed on kv-node-2",
+        lambda: (vips.condition("web0", "NoNode") or {}).get("message") == "placed on kv-node-2",
+    )
+    vips.patch_spec("web0", {"nodeSelector": {"keepvip.test/nowhere": "yes"}})
+    wait_for("NoNode", lambda: cond(vips, "web0", "NoNode") == ("True", "NoNodeSelected"))
+    warning = wait_for(
+        "the NoNodeSelected Event",
+        lambda: [
+            e
+            for e in vips.events("web0", "NoNodeSelected")
+            if "keepvip.test/nowhere" in e["message"]
+        ],
+    )
+    assert warning[0]["type"] == "Warning"
+    assert daemonset(control_plane, ns)["metadata"]["generation"] == generation
+    assert sorted(p["metadata"]["uid"] for p in agent_pods(control_plane, ns)) == uids
+
+    # Deleting VirtualIPs leaves the node agents (they serve the others, and the next).
+    for i in range(3):
+        vips.delete(f"web{i}")
+    wait_for("the VirtualIPs gone", lambda: vips.api.get(vips.base)["items"] == [])
+    assert daemonset(control_plane, ns)["metadata"]["generation"] == generation
 
 
 # -- RBAC -----------------------------------------------------------------------------------
@@ -204,89 +173,88 @@ def test_agent_service_account_gets_exactly_what_the_agent_needs(
     from kubernetes import client
 
     ns = vips.namespace
+    admin = control_plane.admin_rest()
     vips.create("web", addresses=["192.0.2.80"])
     vips.create("other", addresses=["192.0.2.81"])
-    wait_for(
-        "the RoleBinding",
-        lambda: control_plane.admin_rest().get(f"{RBAC}/{ns}/rolebindings/keepvip-web"),
-    )
-    admin = control_plane.admin_rest()
-    admin.post(
-        f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
-        {"metadata": {"name": "someone-elses"}, "spec": {"holderIdentity": "x"}},
-    )
-    group, version, plural = "keepvip.io", "v1alpha1", "virtualips"
-    with control_plane.service_account_client(ns, "keepvip-web") as sa:
-        custom = client.CustomObjectsApi(sa)
-        core = client.CoreV1Api(sa)
-        leases = client.CoordinationV1Api(sa)
-
-        # What the agent does (keepvip_agent.kube), allowed. RBAC caches settle in a moment.
+    wait_for("the node agents", lambda: daemonset(control_plane, ns))
+    with other_namespace(control_plane, f"{ns}-x") as elsewhere:
         wait_for(
-            "the Role to take effect",
-            lambda: custom.get_namespaced_custom_object(group, version, ns, plural, "web"),
+            "the other namespace's ServiceAccount",
+            lambda: admin.get(f"/api/v1/namespaces/{elsewhere}/serviceaccounts/default"),
         )
-        listed = custom.list_namespaced_custom_object(
-            group, version, ns, plural, field_selector="metadata.name=web"
+        admin.post(
+            f"/apis/coordination.k8s.io/v1/namespaces/{elsewhere}/leases",
+            {"metadata": {"name": "someone-elses"}, "spec": {"holderIdentity": "x"}},
         )
-        assert [o["metadata"]["name"] for o in listed["items"]] == ["web"]
-        entry = {
-            "name": "kv-node-1",
-            "state": "Backup",
-            "heartbeatTime": rfc3339(datetime.now(UTC)),
-        }
-        custom.patch_namespaced_custom_object_status(
-            group, version, ns, plural, "web",
-            {"apiVersion": f"{group}/{version}", "kind": "VirtualIP",
-             "metadata": {"name": "web", "namespace": ns}, "status": {"nodes": [entry]}},
-            field_manager="keepvip-agent-kv-node-1", force=True,
-            _content_type="application/apply-patch+yaml",
-        )  # fmt: skip
-        pods = core.list_namespaced_pod(ns, label_selector="keepvip.io/virtualip=web")
-        assert pods.items is not None
-        lease = client.V1Lease(
-            metadata=client.V1ObjectMeta(name="keepvip-web", namespace=ns),
-            spec=client.V1LeaseSpec(holder_identity="kv-node-1", lease_duration_seconds=6),
-        )
-        leases.create_namespaced_lease(ns, lease)
-        got = leases.read_namespaced_lease("keepvip-web", ns)
-        got.spec.holder_identity = "kv-node-2"
-        leases.replace_namespaced_lease("keepvip-web", ns, got)
-        core.create_namespaced_event(
-            ns,
-            client.CoreV1Event(
-                metadata=client.V1ObjectMeta(generate_name="web."),
-                involved_object=client.V1ObjectReference(kind="VirtualIP", name="web", namespace=ns),
-                reason="Test", message="an agent may post Events", type="Normal",
-            ),
-        )  # fmt: skip
+        group, version, plural = "keepvip.io", "v1alpha1", "virtualips"
+        with control_plane.service_account_client(ns, "keepvip-agent") as sa:
+            custom = client.CustomObjectsApi(sa)
+            core = client.CoreV1Api(sa)
+            leases = client.CoordinationV1Api(sa)
 
-        # Everything else, refused.
-        assert forbidden(custom.get_namespaced_custom_object, group, version, ns, plural, "other")
-        assert forbidden(custom.list_namespaced_custom_object, group, version, ns, plural)
-        assert forbidden(
-            custom.patch_namespaced_custom_object, group, version, ns, plural, "web",
-            {"spec": {"priority": 200}},
-        )  # fmt: skip
-        assert forbidden(
-            custom.patch_namespaced_custom_object_status, group, version, ns, plural, "other",
-            {"status": {"master": "kv-node-1"}},
-        )  # fmt: skip
-        assert forbidden(core.list_namespaced_secret, ns)
-        assert forbidden(core.read_namespaced_config_map, "kube-root-ca.crt", ns)
-        assert forbidden(core.list_pod_for_all_namespaces)
-        assert forbidden(
-            core.patch_namespaced_pod,
-            pods.items[0].metadata.name if pods.items else "x",
-            ns,
-            {"metadata": {"labels": {"keepvip.io/role": "master"}}},
-        )  # no trackPods.roleLabel: no pod patching
-        assert forbidden(leases.read_namespaced_lease, "someone-elses", ns)
-        assert forbidden(leases.delete_namespaced_lease, "keepvip-web", ns)
-        assert forbidden(client.AppsV1Api(sa).delete_namespaced_daemon_set, "keepvip-web", ns)
+            # What the node agent does (keepvip_agent.kube), allowed. RBAC caches settle.
+            wait_for(
+                "the chart's RBAC to take effect",
+                lambda: custom.get_namespaced_custom_object(group, version, ns, plural, "web"),
+            )
+            listed = custom.list_cluster_custom_object(group, version, plural)
+            assert {"web", "other"} <= {o["metadata"]["name"] for o in listed["items"]}
+            entry = {
+                "name": "kv-node-1",
+                "state": "Backup",
+                "heartbeatTime": rfc3339(datetime.now(UTC)),
+            }
+            custom.patch_namespaced_custom_object_status(
+                group, version, ns, plural, "web",
+                {"apiVersion": f"{group}/{version}", "kind": "VirtualIP",
+                 "metadata": {"name": "web", "namespace": ns}, "status": {"nodes": [entry]}},
+                field_manager="keepvip-agent-kv-node-1", force=True,
+                _content_type="application/apply-patch+yaml",
+            )  # fmt: skip
+            assert core.read_node("kv-node-1").metadata.name == "kv-node-1"
+            peers = core.list_namespaced_pod(ns, label_selector=AGENTS)
+            assert peers.items is not None
+            for name in ("keepvip-node-kv-node-1", "keepvip-vip-web-0123456789"):
+                lease = client.V1Lease(
+                    metadata=client.V1ObjectMeta(name=name, namespace=ns),
+                    spec=client.V1LeaseSpec(holder_identity="kv-node-1", lease_duration_seconds=6),
+                )
+                leases.create_namespaced_lease(ns, lease)
+                got = leases.read_namespaced_lease(name, ns)
+                got.spec.holder_identity = "kv-node-2"
+                leases.replace_namespaced_lease(name, ns, got)
+            leases.delete_namespaced_lease("keepvip-vip-web-0123456789", ns)  # released
+            core.create_namespaced_event(
+                ns,
+                client.CoreV1Event(
+                    metadata=client.V1ObjectMeta(generate_name="web."),
+                    involved_object=client.V1ObjectReference(kind="VirtualIP", name="web", namespace=ns),
+                    reason="Test", message="an agent may post Events", type="Normal",
+                ),
+            )  # fmt: skip
+
+            # Everything else, refused.
+            assert forbidden(
+                custom.patch_namespaced_custom_object, group, version, ns, plural, "web",
+                {"spec": {"priority": 200}},
+            )  # fmt: skip
+            assert forbidden(core.list_namespaced_secret, ns)
+            assert forbidden(core.read_namespaced_config_map, "kube-root-ca.crt", ns)
+            assert forbidden(core.list_pod_for_all_namespaces)
+            assert forbidden(core.list_namespaced_pod, elsewhere)  # no VirtualIP tracks pods there
+            assert forbidden(
+                core.patch_namespaced_pod,
+                peers.items[0].metadata.name if peers.items else "x",
+                ns,
+                {"metadata": {"labels": {"keepvip.io/role": "master"}}},
+            )  # no trackPods.roleLabel: no pod patching
+            assert forbidden(core.list_namespaced_service, ns)  # no serviceRef here
+            assert forbidden(core.patch_node, "kv-node-1", {"metadata": {"labels": {"x": "y"}}})
+            assert forbidden(leases.read_namespaced_lease, "someone-elses", elsewhere)
+            assert forbidden(client.AppsV1Api(sa).delete_namespaced_daemon_set, "keepvip-agent", ns)
 
 
-def test_tracking_pods_elsewhere_grants_there_and_is_cleaned_up(
+def test_tracking_pods_grants_where_they_are_and_withdraws_when_none_does(
     control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
 ) -> None:
     from kubernetes import client
@@ -303,29 +271,22 @@ def test_tracking_pods_elsewhere_grants_there_and_is_cleaned_up(
             {"metadata": {"name": "redis-0", "labels": {"app": "redis"}},
              "spec": {"nodeName": "kv-node-1", "containers": [{"name": "redis", "image": "redis"}]}},
         )  # fmt: skip
-        vips.create(
-            "redis",
-            addresses=["192.0.2.90"],
-            trackPods={"namespace": app, "selector": {"matchLabels": {"app": "redis"}},
-                       "onFailure": {"action": "fault"}, "roleLabel": True},
-        )  # fmt: skip
-        name = f"keepvip-{ns}.redis"
+        track = {"namespace": app, "selector": {"matchLabels": {"app": "redis"}},
+                 "onFailure": {"action": "fault"}}  # fmt: skip
+        vips.create("redis", addresses=["192.0.2.90"], trackPods={**track, "roleLabel": True})
+        vips.create("redis-ro", addresses=["192.0.2.91"], trackPods=track)
         role = wait_for(
-            "the Role in the app namespace", lambda: admin.get(f"{RBAC}/{app}/roles/{name}")
+            "the Role in the app namespace", lambda: admin.get(f"{RBAC}/{app}/roles/{TRACKING}")
         )
-        assert role["metadata"]["labels"]["keepvip.io/virtualip-namespace"] == ns
+        assert role["metadata"]["labels"]["keepvip.io/agent-rbac"] == "true"
         assert "ownerReferences" not in role["metadata"]
         verbs = sorted(v for r in role["rules"] for v in r["verbs"])
         assert verbs == ["get", "list", "patch", "watch"]
-        binding = admin.get(f"{RBAC}/{app}/rolebindings/{name}")
+        binding = admin.get(f"{RBAC}/{app}/rolebindings/{TRACKING}")
         assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "keepvip-redis", "namespace": ns}
+            {"kind": "ServiceAccount", "name": "keepvip-agent", "namespace": ns}
         ]
-        # kopf's finalizer, only on VirtualIPs that need a cleanup outside their namespace.
-        assert "keepvip.io/cross-namespace-cleanup" in wait_for(
-            "the finalizer", lambda: vips.get("redis")["metadata"].get("finalizers")
-        )
-        with control_plane.service_account_client(ns, "keepvip-redis") as sa:
+        with control_plane.service_account_client(ns, "keepvip-agent") as sa:
             core = client.CoreV1Api(sa)
             wait_for(
                 "the Role to take effect",
@@ -339,29 +300,35 @@ def test_tracking_pods_elsewhere_grants_there_and_is_cleaned_up(
                 "redis-0", app, {"metadata": {"labels": {"keepvip.io/role": "master"}}}
             )
             assert forbidden(core.list_namespaced_secret, app)
-            # Role labels only where the tracked pods are.
-            own = core.list_namespaced_pod(ns).items
-            if own:
-                assert forbidden(
-                    core.patch_namespaced_pod,
-                    own[0].metadata.name,
-                    ns,
-                    {"metadata": {"labels": {"x": "y"}}},
-                )
 
-        vips.delete("redis")
+            # The roleLabel VirtualIP goes: read stays, patch is withdrawn.
+            vips.delete("redis")
+            wait_for(
+                "patch withdrawn",
+                lambda: (
+                    sorted(
+                        v
+                        for r in admin.get(f"{RBAC}/{app}/roles/{TRACKING}")["rules"]
+                        for v in r["verbs"]
+                    )
+                    == ["get", "list", "watch"]
+                ),
+            )
 
-        def cleaned() -> bool:
-            left = [
-                admin.get(
-                    f"{RBAC}/{app}/{kind}", labelSelector=f"keepvip.io/virtualip-namespace={ns}"
-                )["items"]
-                for kind in ("roles", "rolebindings")
-            ]
-            return left == [[], []]
+            # The last one goes: the grant in that namespace goes too.
+            vips.delete("redis-ro")
 
-        wait_for("the cross-namespace RBAC to be removed", cleaned)
-        wait_for("the VirtualIP to be gone", lambda: vips.api.get(vips.base)["items"] == [])
+            def withdrawn() -> bool:
+                left = [
+                    admin.get(f"{RBAC}/{app}/{kind}", labelSelector="keepvip.io/agent-rbac=true")[
+                        "items"
+                    ]
+                    for kind in ("roles", "rolebindings")
+                ]
+                return left == [[], []]
+
+            wait_for("the agents' RBAC withdrawn from the app namespace", withdrawn)
+            wait_for("the refusal", lambda: forbidden(core.list_namespaced_pod, app), timeout=30)
 
 
 # -- VRIDs and conflicts ----------------------------------------------------------------------
@@ -391,10 +358,8 @@ def test_vrid_allocation_takes_the_lowest_free(
     vips.create("e-v6", addresses=["2001:db8::104"], virtualRouterID=1)
     wait_for("e-v6 judged", lambda: cond(vips, "e-v6", "Conflict"))
     assert cond(vips, "e-v6", "Conflict") == ("False", "NoConflict")
-    for name in ("a-fixed", "b-auto", "c-fixed", "d-auto", "e-v6"):
-        wait_for(
-            f"{name}'s agents", lambda n=name: not no_daemonset(control_plane, vips.namespace, n)
-        )
+    for name in ("a-fixed", "b-auto", "c-fixed", "d-auto"):
+        assert cond(vips, name, "Conflict") == ("False", "NoConflict")
 
 
 def test_same_address_blocks_the_newer_until_the_older_goes(
@@ -402,7 +367,7 @@ def test_same_address_blocks_the_newer_until_the_older_goes(
 ) -> None:
     ns = vips.namespace
     vips.create("a-older", addresses=["192.0.2.70/24"])
-    wait_for("a-older's agents", lambda: daemonset(control_plane, ns, "a-older"))
+    wait_for("a-older judged", lambda: cond(vips, "a-older", "Conflict"))
     vips.create("b-newer", addresses=["192.0.2.71/24", "192.0.2.70/32"])
     conflict = wait_for("Conflict on b-newer", lambda: vips.condition("b-newer", "Conflict"))
     assert (conflict["status"], conflict["reason"]) == ("True", "AddressInUse")
@@ -410,7 +375,6 @@ def test_same_address_blocks_the_newer_until_the_older_goes(
     assert cond(vips, "b-newer", "Ready") == ("False", "Conflict")
     warning = wait_for("the Conflict Event", lambda: vips.events("b-newer", "Conflict"))
     assert warning[0]["type"] == "Warning" and "192.0.2.70" in warning[0]["message"]
-    assert no_daemonset(control_plane, ns, "b-newer")
     assert cond(vips, "a-older", "Conflict") == ("False", "NoConflict")
     assert vips.events("a-older", "Conflict") == []
 
@@ -419,7 +383,6 @@ def test_same_address_blocks_the_newer_until_the_older_goes(
         "b-newer unblocked",
         lambda: cond(vips, "b-newer", "Conflict") == ("False", "NoConflict"),
     )
-    wait_for("b-newer's agents", lambda: daemonset(control_plane, ns, "b-newer"))
     wait_for("the ConflictResolved Event", lambda: vips.events("b-newer", "ConflictResolved"))
 
 
@@ -428,29 +391,21 @@ def test_same_vrid_blocks_the_newer_and_a_new_vrid_releases_it(
 ) -> None:
     ns = vips.namespace
     vips.create("a-older", addresses=["192.0.2.72"], virtualRouterID=7)
-    wait_for("a-older's agents", lambda: daemonset(control_plane, ns, "a-older"))
+    wait_for("a-older judged", lambda: cond(vips, "a-older", "Conflict"))
     vips.create("b-newer", addresses=["192.0.2.73"], virtualRouterID=7)
     conflict = wait_for("Conflict on b-newer", lambda: vips.condition("b-newer", "Conflict"))
     assert (conflict["status"], conflict["reason"]) == ("True", "VirtualRouterIDInUse")
     assert f"virtualRouterID 7 already used by {ns}/a-older for IPv4 (older)" in conflict["message"]
     assert vips.events("b-newer", "Conflict")[0]["type"] == "Warning"
-    assert no_daemonset(control_plane, ns, "b-newer")
 
     vips.patch_spec("b-newer", {"virtualRouterID": 8})
     wait_for(
         "b-newer unblocked", lambda: cond(vips, "b-newer", "Conflict") == ("False", "NoConflict")
     )
     assert vrid(vips, "b-newer") == 8
-    wait_for("b-newer's agents", lambda: daemonset(control_plane, ns, "b-newer"))
-    # Its own agents' port differs from a-older's: both run on every node in the host network.
-    ports = {
-        daemonset(control_plane, ns, n)["metadata"]["annotations"]["keepvip.io/metrics-port"]
-        for n in ("a-older", "b-newer")
-    }
-    assert len(ports) == 2
 
 
-def test_a_name_too_long_to_label_agent_pods_is_refused_by_the_api(
+def test_a_name_longer_than_63_is_refused_by_the_api(
     control_plane: ControlPlane, keepvip_operator: RunningOperator, vips: Vips
 ) -> None:
     # The agents' pods carry the name as a label value (at most 63 characters): the
@@ -460,7 +415,6 @@ def test_a_name_too_long_to_label_agent_pods_is_refused_by_the_api(
         vips.create(name, addresses=["192.0.2.99"])
     assert refused.value.status == 422
     assert "metadata.name: at most 63 characters" in str(refused.value)
-    assert no_daemonset(control_plane, vips.namespace, name)
 
 
 # -- status aggregation ---------------------------------------------------------------------
@@ -475,7 +429,12 @@ def test_status_aggregates_the_agents_entries(
 ) -> None:
     ns = vips.namespace
     vips.create("web", addresses=["192.0.2.110"])
-    wait_for("agent pods on every node", lambda: running_on(control_plane, ns, "web") == set(NODES))
+    wait_for("agent pods on every node", lambda: running_on(control_plane, ns) == set(NODES))
+    with NodeLeases(control_plane.admin_rest(), ns, NODES) as leases:
+        aggregated(vips, leases)
+
+
+def aggregated(vips: Vips, leases: NodeLeases) -> None:
     n1, n2, n3 = NODES
 
     vips.report("web", n1, "Master", reason="no master heard: master down timer fired")
@@ -494,6 +453,10 @@ def test_status_aggregates_the_agents_entries(
     vips.report(
         "web", n1, "Fault", faults=["check web: connection refused"], reason="check web failed"
     )
+    wait_for("Faulted", lambda: cond(vips, "web", "Faulted") == ("True", "AgentFault"))
+    faulted = wait_for("the Faulted Event", lambda: vips.events("web", "Faulted"))
+    assert faulted[0]["type"] == "Warning"
+    assert faulted[0]["message"] == "kv-node-1: check web: connection refused"
     vips.report("web", n2, "Master", reason="no master heard: master down timer fired")
     wait_for("master kv-node-2", lambda: vips.status("web").get("master") == n2)
     wait_for(
@@ -539,8 +502,10 @@ def test_status_aggregates_the_agents_entries(
     wait_for("the SplitBrainResolved Event", lambda: vips.events("web", "SplitBrainResolved"))
     assert cond(vips, "web", "Degraded") == ("False", "BackupAvailable")
 
-    # A stale heartbeat and a node without an agent pod: ignored and pruned.
-    vips.report("web", n3, "Master", age=120)
+    # A node whose agent stopped renewing its node Lease, and a node without an agent
+    # pod: their entries are ignored and pruned.
+    leases.backdate(n3, 120)
+    vips.report("web", n3, "Master")
     vips.report("web", "kv-node-9", "Master")
     wait_for(
         "the stale entries pruned",
@@ -584,7 +549,7 @@ def test_a_restarted_operator_resumes_every_virtualip(
     ns = vips.namespace
     settings = operator_settings(control_plane, ns)
     names = [f"v{i:02d}" for i in range(40)]  # more objects than kopf would run at once
-    with running_operator(settings, ns):
+    with running_operator(settings, ns, control_plane):
         for i, name in enumerate(names):
             vips.create(name, addresses=[f"192.0.2.{150 + i}"])
         wait_for(
@@ -595,10 +560,10 @@ def test_a_restarted_operator_resumes_every_virtualip(
     vrids = {n: vrid(vips, n) for n in names}
     assert sorted(vrids.values()) == list(range(1, 41))
     assert {cond(vips, n, "Conflict") for n in names} == {("False", "NoConflict")}
-    # While it is away: a DaemonSet is deleted and an entry goes stale.
-    control_plane.admin_rest().delete(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-v00")
+    # While it is away: the DaemonSet is deleted and an entry goes stale.
+    control_plane.admin_rest().delete(f"/apis/apps/v1/namespaces/{ns}/daemonsets/keepvip-agent")
     vips.report("v01", "kv-node-9", "Master")
-    with running_operator(settings, ns):
-        wait_for("the DaemonSet back", lambda: daemonset(control_plane, ns, "v00"))
+    with running_operator(settings, ns, control_plane):
+        wait_for("the DaemonSet back", lambda: daemonset(control_plane, ns))
         wait_for("the stale entry pruned", lambda: not vips.status("v01").get("nodes"))
         assert {n: vrid(vips, n) for n in names} == vrids  # nobody's VRID moved

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from keepvip_harness.agentrbac import NodeLeases
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd
 from keepvip_harness.rest import Rest
@@ -130,6 +131,11 @@ def published(control_plane: ControlPlane, kube_namespace: str) -> str:
     }
     for node, entry in entries.items():
         apply_status(api, kube_namespace, f"keepvip-agent-{node}", {"nodes": [entry]})
+    # Their node Leases, as node agents renew them: kv-node-3's agent stopped ten minutes ago
+    # (node agents write entries on change only; the Lease says whether they live).
+    leases = NodeLeases(api, kube_namespace, ["kv-node-1", "kv-node-2", "kv-node-3"])
+    leases.renew_all()
+    leases.backdate("kv-node-3", 610)
     apply_status(
         api,
         kube_namespace,
@@ -204,7 +210,7 @@ def test_status_table_from_the_api(control_plane: ControlPlane, published: str) 
     ]
     assert second == ["kv-node-2", "Backup", "100 (120)", "5h", "higher priority master"]
     assert third[:4] == ["kv-node-3", "Backup?", "100", "3d"]
-    assert third[4].startswith("no heartbeat for 10m; start-up")
+    assert third[4].startswith("node agent silent for 10m; start-up")
 
 
 def test_all_namespaces_json_and_the_kubectl_plugin(

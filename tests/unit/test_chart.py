@@ -26,8 +26,8 @@ from keepvip_api.crd import CRDS
 from keepvip_api.crd import render as render_crd
 from keepvip_harness.tiers import skip_or_fail
 from keepvip_operator import names
-from keepvip_operator.names import Target
-from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac
+from keepvip_operator.rbac import plan_namespace_rbac
+from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import OperatorSettings, parse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,10 +83,29 @@ def template(helm: Any, *args: str, check: bool = True) -> Any:
     )  # fmt: skip
 
 
+AGENT_RBAC_SOURCE = "# Source: keepvip/templates/agent-rbac.yaml"
+
+
+def _documents(helm: Any, *args: str) -> list[tuple[str, dict[str, Any]]]:
+    """(the template it came from, the object) for every rendered object."""
+    out = []
+    for text in template(helm, *args).stdout.split("\n---\n"):
+        obj = yaml.safe_load(text)
+        if obj:
+            out.append(
+                (next((ln for ln in text.splitlines() if ln.startswith("# Source:")), ""), obj)
+            )
+    return out
+
+
 def objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
-    """Rendered objects by kind (one of each kind in this chart, two for RBAC kinds' names)."""
-    docs = [d for d in yaml.safe_load_all(template(helm, *args).stdout) if d]
-    return {d["kind"]: d for d in docs}
+    """The operator's rendered objects by kind (one of each kind), without the node agents'."""
+    return {d["kind"]: d for src, d in _documents(helm, *args) if src != AGENT_RBAC_SOURCE}
+
+
+def agent_objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
+    """The node agents' ServiceAccount and static RBAC (agent-rbac.yaml) by kind."""
+    return {d["kind"]: d for src, d in _documents(helm, *args) if src == AGENT_RBAC_SOURCE}
 
 
 POD_NAME = "kv-keepvip-5d8f7c9b4-x2x7q"
@@ -147,8 +166,9 @@ def test_bundle_is_the_charts_output() -> None:
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
     assert kinds == [
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
-        "ServiceAccount",
-        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
+        "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
+        "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
+        "Deployment",
     ]  # fmt: skip
 
 
@@ -200,7 +220,9 @@ def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_imag
     assert settings.leader_election_identity == POD_NAME
     assert settings.leader_election_namespace == "keepvip-system"
     assert settings.leader_election_lease_name == "kv-keepvip-operator"
+    assert settings.agent_namespace == "keepvip-system"  # the node agents live with the operator
     assert settings == OperatorSettings(
+        agent_namespace="keepvip-system",
         agent_image=settings.agent_image,
         priority_class_name=settings.priority_class_name,
         liveness_endpoint=settings.liveness_endpoint,
@@ -227,7 +249,12 @@ def test_values_reach_the_operators_settings(helm: Any) -> None:
         "--set", "agents.priorityClass.name=system-node-critical",
         "--set", "agents.podLabels.team=net",
         "--set", "agents.metricsPort=19650",
-        "--set", "agents.metricsPorts=64",
+        "--set", "agents.nodeSelector.keepvip\\.io/vrrp=yes",
+        "--set", "agents.tolerations[0].key=edge",
+        "--set", "agents.tolerations[0].operator=Exists",
+        "--set", "agents.tolerations[0].effect=NoSchedule",
+        "--set", "agents.imagePullSecrets[0].name=regcred",
+        "--set", "agents.updateStrategy.maxUnavailable=25%",
     )  # fmt: skip
     assert "PriorityClass" not in objs
     image = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -239,7 +266,11 @@ def test_values_reach_the_operators_settings(helm: Any) -> None:
     assert (s.agent_resources.cpu_limit, s.agent_resources.memory_request) == ("200m", None)
     assert s.priority_class_name == "system-node-critical"
     assert dict(s.extra_pod_labels) == {"team": "net"}
-    assert (s.agent_metrics_port, s.agent_metrics_ports) == (19650, 64)
+    assert s.agent_metrics_port == 19650
+    assert dict(s.agent_node_selector) == {"keepvip.io/vrrp": "yes"}
+    assert s.agent_tolerations == ({"key": "edge", "operator": "Exists", "effect": "NoSchedule"},)
+    assert s.agent_image_pull_secrets == ("regcred",)
+    assert s.agent_max_unavailable == "25%"
     # Watching named namespaces, kopf follows them coming and going.
     rules = objs["ClusterRole"]["rules"]
     assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in rules
@@ -260,8 +291,11 @@ def test_values_reach_the_operators_settings(helm: Any) -> None:
         ("image.digest=sha256:abc", "/image/digest"),
         ("image.repository=", "/image/repository"),
         ("agents.metricsPort=0", "/agents/metricsPort"),
-        ("agents.metricsPort=65500", "the agents' port range must end at 65535 or below"),
-        ("agents.metricsPorts=5000", "/agents/metricsPorts"),
+        ("agents.metricsPort=65536", "/agents/metricsPort"),
+        ("agents.metricsPorts=64", "additional properties 'metricsPorts' not allowed"),
+        ("agents.updateStrategy.maxUnavailable=0", "/agents/updateStrategy/maxUnavailable"),
+        ("agents.nodeSelector.zone=a\\,b", "/agents/nodeSelector/zone"),
+        ("agents.tolerations[0].operator=Maybe", "/agents/tolerations/0/operator"),
         ("agents.resources.requests.cpu=lots", "/agents/resources/requests/cpu"),
         ("agents.resources.requests.gpu=1", "additional properties 'gpu' not allowed"),
         ("agents.priorityClass.value=2000000000", "/agents/priorityClass/value"),
@@ -289,7 +323,8 @@ def test_pod_monitor_selects_the_agents_metrics_port(helm: Any) -> None:
     )  # fmt: skip
     pm = objs["PodMonitor"]
     assert pm["metadata"]["labels"]["release"] == "prometheus"
-    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    # The node agents live in the release namespace only.
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["keepvip-system"]}
     # The labels and the port name the operator gives every agent pod.
     selector = ",".join(f"{k}={v}" for k, v in pm["spec"]["selector"]["matchLabels"].items())
     assert selector == names.agent_pods_selector()
@@ -328,38 +363,87 @@ def covers(held: list[dict[str, Any]], wanted: dict[str, Any]) -> list[str]:
 
 def test_cluster_role_holds_every_permission_the_operator_grants_agents(helm: Any) -> None:
     held = objects(helm)["ClusterRole"]["rules"]
-    target = Target("prod", "web", "1111")
-    for track in (
-        None,
-        {"selector": {"matchLabels": {"app": "web"}}, "onFailure": {"action": "fault"}},
-        {
-            "selector": {"matchLabels": {"app": "web"}},
-            "onFailure": {"action": "fault"},
-            "roleLabel": True,
-        },
-        {
-            "namespace": "apps",
-            "selector": {"matchLabels": {"app": "web"}},
-            "onFailure": {"action": "demote", "weight": 50},
-            "roleLabel": True,
-        },
-    ):
-        spec: dict[str, Any] = {"addresses": ["192.0.2.50/24"]}
-        if track:
-            spec["trackPods"] = track
-        vip = parse_virtualip(
-            {
-                "apiVersion": "keepvip.io/v1alpha1",
-                "kind": "VirtualIP",
-                "metadata": {"name": "web", "namespace": "prod"},
-                "spec": spec,
-            }
+    base = {"selector": {"matchLabels": {"app": "web"}}, "onFailure": {"action": "fault"}}
+    specs: list[dict[str, Any]] = [
+        {},
+        {"trackPods": base},
+        {"trackPods": {**base, "roleLabel": True}},
+        {"trackPods": {**base, "namespace": "apps", "roleLabel": True}},
+        {"serviceRef": {"name": "web"}},
+    ]
+    vips = [
+        (
+            "prod",
+            parse_virtualip(
+                {
+                    "apiVersion": "keepvip.io/v1alpha1",
+                    "kind": "VirtualIP",
+                    "metadata": {"name": "web", "namespace": "prod"},
+                    "spec": {"addresses": ["192.0.2.50/24"], **spec},
+                }
+            ),
         )
-        granted = list(agent_rules(vip, target))
-        for obj in render_cross_namespace_rbac(vip, target):
-            granted += obj.get("rules", [])
-        for rule in granted:
-            assert covers(held, rule) == [], f"the ClusterRole cannot grant {rule}"
+        for spec in specs
+    ]
+    granted = [rule for rules in plan_namespace_rbac(vips).values() for rule in rules]
+    assert granted, "the plan grants something to check"
+    for rule in granted:
+        assert covers(held, rule) == [], f"the ClusterRole cannot grant {rule}"
+
+
+def test_the_operator_never_needs_rights_on_cluster_roles_or_escalation(helm: Any) -> None:
+    for rule in objects(helm)["ClusterRole"]["rules"]:
+        assert not {"clusterroles", "clusterrolebindings"} & set(rule["resources"])
+        assert not {"escalate", "bind", "*"} & set(rule["verbs"])
+
+
+def test_node_agents_static_rbac_is_exactly_the_contracts(helm: Any) -> None:
+    agents = agent_objects(helm)
+    assert set(agents) == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"
+    }  # fmt: skip
+    sa = agents["ServiceAccount"]["metadata"]
+    assert (sa["namespace"], sa["name"]) == ("keepvip-system", "keepvip-agent")
+    # The DaemonSet the operator renders runs as that ServiceAccount, in that namespace.
+    settings = operator_settings(objects(helm)["Deployment"])
+    assert settings.agent_namespace is not None
+    ds = render_daemonset(settings, settings.agent_namespace)
+    assert ds["spec"]["template"]["spec"]["serviceAccountName"] == sa["name"]
+    assert ds["metadata"]["namespace"] == sa["namespace"]
+    rules = {
+        (g, r): sorted(rule["verbs"])
+        for rule in agents["ClusterRole"]["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert rules == {
+        ("keepvip.io", "virtualips"): ["get", "list", "watch"],
+        ("keepvip.io", "virtualips/status"): ["get", "patch"],
+        ("", "nodes"): ["get", "list", "watch"],
+        ("", "events"): ["create", "patch"],
+        ("events.k8s.io", "events"): ["create", "patch"],
+    }
+    role = agents["Role"]
+    assert role["metadata"]["namespace"] == "keepvip-system"
+    assert {(r["resources"][0], tuple(r["verbs"])) for r in role["rules"]} == {
+        ("leases", ("get", "list", "watch", "create", "update", "patch", "delete")),
+        ("pods", ("list", "watch")),
+    }
+    subject = {"kind": "ServiceAccount", "name": "keepvip-agent", "namespace": "keepvip-system"}
+    for binding, target in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        assert agents[binding]["subjects"] == [subject]
+        assert agents[binding]["roleRef"]["name"] == agents[target]["metadata"]["name"]
+
+
+def test_the_rbac_tables_in_security_md_are_what_chart_and_operator_render(helm: Any) -> None:
+    from keepvip_harness import rbacdoc
+
+    binary = find_helm()
+    assert binary is not None
+    doc = rbacdoc.DOC.read_text()
+    assert rbacdoc.current(doc) == rbacdoc.render(binary), (
+        "docs/security.md's RBAC tables are stale: run `make rbac-docs`"
+    )
 
 
 # -- leader election -------------------------------------------------------------------------

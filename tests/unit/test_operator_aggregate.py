@@ -1,4 +1,10 @@
-"""Status aggregation, conditions and the Events they cause (pure), table-driven."""
+"""Status aggregation, conditions and the Events they cause (pure), table-driven.
+
+Node agents write their entries on change only; a node's entries count while
+its node Lease is fresh (``keepvip_api.status.node_alive``). In these tables
+an entry's ``age`` stands for its node Lease's: :func:`alive` judges the
+nodes from it with that one rule.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from keepvip_operator.aggregate import aggregate
+from keepvip_api.status import node_alive
+from keepvip_api.times import parse_time
+from keepvip_operator.aggregate import Aggregate, aggregate
 from keepvip_operator.allocate import Conflict
 from keepvip_operator.conditions import Cond, merge
 from keepvip_operator.statusplan import Decision, OperatorStatus, plan
@@ -30,8 +38,28 @@ def entry(name: str, state: str, *, age: float = 1.0, **extra: Any) -> dict[str,
     }
 
 
+def alive(nodes: list[dict[str, Any]], after: float | None = None) -> frozenset[str]:
+    """The nodes whose (node Lease) time, here the entry's ``heartbeatTime``, is fresh."""
+    kw = {} if after is None else {"after": after}
+    return frozenset(
+        n["name"] for n in nodes if node_alive(parse_time(n.get("heartbeatTime")), NOW, **kw)
+    )
+
+
+def agg_of(
+    nodes: list[dict[str, Any]],
+    previous: str | None = None,
+    *,
+    agent_nodes: frozenset[str] | None = NODES,
+    after: float | None = None,
+) -> Aggregate:
+    return aggregate(
+        nodes, agent_nodes=agent_nodes, alive=alive(nodes, after), previous_master=previous
+    )
+
+
 def conds(agg: Any) -> dict[str, tuple[str, str]]:
-    return {c.type: (c.status, c.reason) for c in agg.conditions}
+    return {c.type: (c.status, c.reason) for c in agg.conditions if c.type != "Faulted"}
 
 
 R, D, S = "Ready", "Degraded", "SplitBrain"
@@ -82,7 +110,7 @@ def test_aggregate(
     master: str | None,
     expected: dict[str, tuple[str, str]],
 ) -> None:
-    agg = aggregate(nodes, agent_nodes=NODES, now=NOW, previous_master=previous)
+    agg = agg_of(nodes, previous)
     assert agg.master == master
     assert conds(agg) == expected
 
@@ -95,25 +123,47 @@ def test_stale_entries_are_listed_for_pruning_with_their_position() -> None:
         {**entry("n3", "Backup"), "heartbeatTime": None},
         {"name": "broken"},  # not the agents' shape: left alone
     ]
-    agg = aggregate(nodes, agent_nodes=NODES, now=NOW, previous_master=None)
+    agg = agg_of(nodes)
     assert [(s.index, s.name, s.why) for s in agg.stale] == [
-        (1, "n2", "heartbeat 45s old"),
+        (1, "n2", "node Lease not renewed"),
         (2, "n9", "no agent pod on the node"),
-        (3, "n3", "no heartbeatTime"),
+        (3, "n3", "node Lease not renewed"),  # no Lease at all
     ]
     assert [n.name for n in agg.counted] == ["n1"]
 
 
 def test_unknown_pods_prune_nothing_for_lack_of_a_pod() -> None:
-    agg = aggregate([entry("n9", "Master")], agent_nodes=None, now=NOW, previous_master=None)
+    agg = aggregate([entry("n9", "Master")], agent_nodes=None, alive=None, previous_master=None)
     assert agg.master == "n9" and agg.stale == ()
 
 
 def test_heartbeat_timeout_is_a_parameter() -> None:
     nodes = [entry("n1", "Master", age=12)]
-    assert aggregate(nodes, agent_nodes=NODES, now=NOW, previous_master=None).master == "n1"
-    short = aggregate(nodes, agent_nodes=NODES, now=NOW, previous_master=None, heartbeat_timeout=10)
-    assert short.master is None
+    assert agg_of(nodes).master == "n1"
+    assert agg_of(nodes, after=10).master is None
+
+
+def test_an_entry_written_long_ago_counts_while_its_node_lease_is_fresh() -> None:
+    """Entries are written on change only: their own age says nothing of the agent."""
+    old = entry("n1", "Master", age=3600)
+    agg = aggregate([old], agent_nodes=NODES, alive=frozenset({"n1"}), previous_master=None)
+    assert agg.master == "n1" and agg.stale == ()
+
+
+def test_agent_faults_make_the_faulted_condition_naming_node_and_cause() -> None:
+    nodes = [
+        entry("n1", "Master"),
+        entry("n2", "Fault", faults=["interface eth9 not found"]),
+        entry("n3", "Fault", faults=["address 203.0.113.9 is on no connected network"]),
+    ]
+    faulted = {c.type: c for c in agg_of(nodes).conditions}["Faulted"]
+    assert (faulted.status, faulted.reason) == ("True", "AgentFault")
+    assert faulted.message == (
+        "n2: interface eth9 not found; n3: address 203.0.113.9 is on no connected network"
+    )
+    split = [entry("n1", "Master"), entry("n2", "Fault", faults=["split brain: n1 holds it"])]
+    faulted = {c.type: c for c in agg_of(split).conditions}["Faulted"]
+    assert (faulted.status, faulted.reason) == ("False", "NoFault")  # SplitBrain tells that one
 
 
 # -- conditions -----------------------------------------------------------------------------
@@ -160,7 +210,7 @@ def step(
     decision: Decision = OK,
     last: str | None = None,
 ) -> Any:
-    agg = aggregate(nodes, agent_nodes=NODES, now=NOW, previous_master=previous.master)
+    agg = agg_of(nodes, previous.master)
     return plan(previous, decision, agg, observed_generation=2, now=NOW, last_master=last)
 
 
@@ -196,6 +246,19 @@ def test_a_gap_without_master_is_told_and_the_next_master_names_the_last_holder(
     assert gap.last_master == "n1"
     back = step(gap.status, [entry("n1", "Fault"), entry("n2", "Master")], last=gap.last_master)
     assert events(back) == [("Normal", "MasterChanged", "n1 -> n2: n2 became Master")]
+
+
+def test_a_fault_is_warned_once_per_cause_and_its_end_told() -> None:
+    healthy = [entry("n1", "Master"), entry("n2", "Backup")]
+    start = step(OperatorStatus(), healthy)
+    missing = [entry("n1", "Master"), entry("n2", "Fault", faults=["interface eth9 not found"])]
+    faulted = step(start.status, missing, last=start.last_master)
+    assert ("Warning", "Faulted", "n2: interface eth9 not found") in events(faulted)
+    cond = faulted.status.condition("Faulted")
+    assert cond is not None and (cond["status"], cond["reason"]) == ("True", "AgentFault")
+    assert events(step(faulted.status, missing, last="n1")) == []  # same cause: told once
+    cleared = step(faulted.status, healthy, last="n1")
+    assert events(cleared) == [("Normal", "FaultedCleared", "no agent reports a fault")]
 
 
 def test_conflict_events_once_per_change() -> None:

@@ -1,22 +1,37 @@
-"""The Reconciler with a recording fake of the API adapter: what it writes, and when it does not."""
+"""The Reconciler with a recording fake of the API adapter: what it writes, and when it does not.
+
+One node agent DaemonSet and the per-namespace RBAC plan are applied when
+they change (and only then); a VirtualIP's own reconcile writes its status,
+judged from entries of nodes that run an agent and whose node Lease is
+fresh, and from placement (NoNode).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 
+from keepvip_api.placement import NodeView, Taint
 from keepvip_harness.fakekube import NOW, FakeKube, vip
 from keepvip_operator.kube import ApiError, Kube
 from keepvip_operator.observed import Observed
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
 from keepvip_operator.settings import OperatorSettings
 
+DS = ("apply", "DaemonSet", "keepvip-agent")
+TRACK = {"selector": {"matchLabels": {"app": "db"}}, "onFailure": {"action": "fault"}}
 
-def node(name: str, state: str, age: float = 1) -> dict[str, Any]:
-    beat = (NOW - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return {"name": name, "state": state, "heartbeatTime": beat, "reason": f"{name} is {state}"}
+
+def node(name: str, state: str) -> dict[str, Any]:
+    return {"name": name, "state": state, "reason": f"{name} is {state}"}
+
+
+def renewed(**ages: float) -> dict[str, Any]:
+    """Node Lease renewTimes, ``age`` seconds before NOW, by node."""
+    return {n: NOW - timedelta(seconds=a) for n, a in ages.items()}
 
 
 @pytest.fixture
@@ -26,22 +41,60 @@ def kube() -> FakeKube:
 
 @pytest.fixture
 def rec(kube: FakeKube) -> Reconciler:
-    return Reconciler(cast(Kube, kube), OperatorSettings(), clock=lambda: NOW)
+    return Reconciler(
+        cast(Kube, kube), OperatorSettings(agent_namespace="agents"), clock=lambda: NOW
+    )
 
 
-def test_reconcile_applies_in_order_and_writes_status(kube: FakeKube, rec: Reconciler) -> None:
+def test_reconcile_applies_the_node_agents_once_and_writes_status(
+    kube: FakeKube, rec: Reconciler
+) -> None:
     web = vip("web", {"addresses": ["192.0.2.1"]})
     decision = rec.reconcile(web, View(vips={web.key: web}))
     assert (decision.vrid, decision.rollout) == (1, True)
-    assert kube.writes() == [
-        ("apply", "ServiceAccount", "keepvip-web"),
-        ("apply", "Role", "keepvip-web"),
-        ("apply", "RoleBinding", "keepvip-web"),
-        ("apply", "DaemonSet", "keepvip-web"),
-        ("apply", "VirtualIP/status", "web"),
-    ]
+    assert kube.writes() == [DS, ("apply", "VirtualIP/status", "web")]
     assert kube.last_status["virtualRouterID"] == 1
     assert kube.last_status["observedGeneration"] == 1
+    kube.calls.clear()
+    other = vip("other", {"addresses": ["192.0.2.2"]}, age=1)
+    rec.reconcile(other, View(vips={web.key: web, other.key: other}))
+    assert kube.writes() == [("apply", "VirtualIP/status", "other")]  # no per-VirtualIP object
+
+
+def test_rbac_is_granted_where_pods_are_tracked_and_withdrawn_when_none_are(
+    kube: FakeKube, rec: Reconciler
+) -> None:
+    db = vip("db", {"addresses": ["192.0.2.1"], "trackPods": {**TRACK, "namespace": "data"}})
+    rec.reconcile(db, View(vips={db.key: db}))
+    assert kube.writes()[:3] == [
+        DS,
+        ("apply", "Role", "keepvip-agent-tracking"),
+        ("apply", "RoleBinding", "keepvip-agent-tracking"),
+    ]
+    kube.calls.clear()
+    # db is gone; the API still shows its grants in "data" (found by label).
+    kube.listed = {
+        kind: [{"metadata": {"name": "keepvip-agent-tracking", "namespace": "data"}}]
+        for kind in ("Role", "RoleBinding")
+    }
+    rec.converge_agents(View(vips={}))
+    assert kube.writes() == [
+        DS,
+        ("delete", "RoleBinding", "keepvip-agent-tracking"),
+        ("delete", "Role", "keepvip-agent-tracking"),
+    ]
+    kube.calls.clear()
+    rec.converge_agents(View(vips={}))
+    assert kube.writes() == []  # the same plan again: nothing to do
+
+
+def test_a_deleted_daemonset_is_applied_again(kube: FakeKube, rec: Reconciler) -> None:
+    web = vip("web", {"addresses": ["192.0.2.1"]})
+    seen = reconciled(rec, kube, web, View(vips={web.key: web}))
+    rec.refresh(web.key, View(vips={web.key: seen}))
+    assert kube.calls == []
+    rec.refresh(web.key, View(vips={web.key: seen}, daemonset=False))  # somebody deleted it
+    assert kube.writes() == [DS]
 
 
 def test_two_virtualips_reconciled_before_either_status_is_seen_get_two_vrids(
@@ -53,16 +106,14 @@ def test_two_virtualips_reconciled_before_either_status_is_seen_get_two_vrids(
     assert rec.reconcile(b, view).vrid == 2
 
 
-def test_a_conflict_withdraws_the_agents_and_warns(kube: FakeKube, rec: Reconciler) -> None:
+def test_a_conflict_is_a_condition_and_a_warning(kube: FakeKube, rec: Reconciler) -> None:
     a = vip("a", {"addresses": ["192.0.2.1"]}, status={"virtualRouterID": 1})
     b = vip("b", {"addresses": ["192.0.2.1"]}, age=5)
-    kube.existing.add("DaemonSet/keepvip-b")
-    decision = rec.reconcile(b, View(vips={a.key: a, b.key: b}, ports={a.key: 9650}))
+    decision = rec.reconcile(b, View(vips={a.key: a, b.key: b}))
     assert not decision.rollout
-    assert kube.writes() == [
-        ("delete", "DaemonSet", "keepvip-b"),
-        ("apply", "VirtualIP/status", "b"),
-    ]
+    assert kube.writes() == [DS, ("apply", "VirtualIP/status", "b")]
+    conflict = {c["type"]: c for c in kube.last_status["conditions"]}["Conflict"]
+    assert conflict["status"] == "True"  # the agents run no instance for it
     assert kube.events() == [
         ("Conflict", "address 192.0.2.1 already claimed by ns/a (older); no agents are rolled out")
     ]
@@ -73,7 +124,7 @@ def test_an_invalid_spec_is_reported_and_raised(kube: FakeKube, rec: Reconciler)
     with pytest.raises(InvalidSpec) as err:
         rec.reconcile(bad, View(vips={bad.key: bad}))
     assert err.value.problems == ("spec.priority: 0 is not in 1..254",)
-    assert kube.writes() == [("apply", "VirtualIP/status", "bad")]  # the agents are left alone
+    assert kube.writes() == [DS, ("apply", "VirtualIP/status", "bad")]
     assert kube.last_status["virtualRouterID"] == 4
     assert kube.events() == [("InvalidSpec", "spec.priority: 0 is not in 1..254")]
 
@@ -88,7 +139,7 @@ def reconciled(rec: Reconciler, kube: FakeKube, obs: Observed, view: View) -> Ob
 def test_refresh_writes_nothing_when_nothing_changed(kube: FakeKube, rec: Reconciler) -> None:
     web = vip("web", {"addresses": ["192.0.2.1"]})
     seen = reconciled(rec, kube, web, View(vips={web.key: web}))
-    rec.refresh(web.key, View(vips={web.key: seen}, ports={web.key: 9650}))
+    rec.refresh(web.key, View(vips={web.key: seen}))
     assert kube.calls == []
 
 
@@ -96,17 +147,23 @@ def test_refresh_leaves_unreconciled_generations_to_the_handlers(
     kube: FakeKube, rec: Reconciler
 ) -> None:
     web = vip("web", {"addresses": ["192.0.2.1"]}, gen=2)
+    rec.converge_agents(View())
+    kube.calls.clear()
     rec.refresh(web.key, View(vips={web.key: web}))
     assert kube.calls == []
 
 
-def test_refresh_aggregates_prunes_and_tells_once(kube: FakeKube, rec: Reconciler) -> None:
+def test_refresh_counts_nodes_by_their_lease_prunes_and_tells_once(
+    kube: FakeKube, rec: Reconciler
+) -> None:
     web = vip("web", {"addresses": ["192.0.2.1"]})
     seen = reconciled(rec, kube, web, View(vips={web.key: web}))
-    status = {**seen.status, "nodes": [node("n1", "Master"), node("n2", "Backup", age=99)]}
+    status = {**seen.status, "nodes": [node("n1", "Master"), node("n2", "Backup")]}
     now = vip("web", {"addresses": ["192.0.2.1"]}, status=status)
     view = View(
-        vips={web.key: now}, ports={web.key: 9650}, agent_nodes={web.key: frozenset({"n1", "n2"})}
+        vips={web.key: now},
+        agent_nodes=frozenset({"n1", "n2"}),
+        renewals=renewed(n1=1, n2=99),  # n2's agent stopped renewing its node Lease
     )
     rec.refresh(web.key, view)
     assert kube.writes() == [
@@ -135,43 +192,57 @@ def test_a_list_that_moved_under_the_prune_is_left_for_the_next_round(
     seen = reconciled(rec, kube, web, View(vips={web.key: web}))
     status = {**seen.status, "nodes": [node("n9", "Master")]}
     kube.patch_error = ApiError(422, "test failed")
-    rec.refresh(
-        web.key,
-        View(
-            vips={web.key: vip("web", {"addresses": ["192.0.2.1"]}, status=status)},
-            ports={web.key: 9650},
-        ),
-    )
+    now = vip("web", {"addresses": ["192.0.2.1"]}, status=status)
+    rec.refresh(web.key, View(vips={web.key: now}, agent_nodes=frozenset({"n1"})))
     assert [c[0] for c in kube.writes()] == ["json_patch"]
 
 
-def test_refresh_rolls_out_once_the_conflict_is_gone(kube: FakeKube, rec: Reconciler) -> None:
+def test_refresh_lets_the_agents_run_it_once_the_conflict_is_gone(
+    kube: FakeKube, rec: Reconciler
+) -> None:
     a = vip("a", {"addresses": ["192.0.2.1"]}, status={"virtualRouterID": 1})
     b = vip("b", {"addresses": ["192.0.2.1"]}, age=5)
-    rec.reconcile(b, View(vips={a.key: a, b.key: b}, ports={a.key: 9650}))
+    rec.reconcile(b, View(vips={a.key: a, b.key: b}))
     b_seen = vip("b", {"addresses": ["192.0.2.1"]}, age=5, status=kube.last_status)
     kube.calls.clear()
-    rec.refresh(b.key, View(vips={a.key: a, b.key: b_seen}, ports={a.key: 9650}))
+    rec.refresh(b.key, View(vips={a.key: a, b.key: b_seen}))
     assert kube.writes() == []  # still blocked: nothing to do
     rec.refresh(b.key, View(vips={b.key: b_seen}))  # a is gone
-    assert [c[1] for c in kube.writes()] == [
-        "ServiceAccount", "Role", "RoleBinding", "DaemonSet", "VirtualIP/status",
-    ]  # fmt: skip
+    assert kube.writes() == [("apply", "VirtualIP/status", "b")]
+    conflict = {c["type"]: c for c in kube.last_status["conditions"]}["Conflict"]
+    assert conflict["status"] == "False"  # what the agents wait for
     assert ("ConflictResolved", "no other VirtualIP claims its addresses or VRID") in kube.events()
 
 
-def test_a_deleted_daemonset_is_recreated_after_the_grace(
-    kube: FakeKube, rec: Reconciler, monkeypatch: pytest.MonkeyPatch
+def test_no_node_when_placement_selects_no_node_that_runs_an_agent(
+    kube: FakeKube, rec: Reconciler
 ) -> None:
-    import keepvip_operator.reconcile as module
+    nodes = {
+        "n1": NodeView("n1", {"zone": "a"}),
+        "n2": NodeView("n2", {"zone": "b"}, (Taint("edge", "NoSchedule"),)),
+        "n3": NodeView("n3", {"zone": "c"}),  # runs no agent
+    }
+    view = View(agent_nodes=frozenset({"n1", "n2"}), nodes=nodes)
 
-    web = vip("web", {"addresses": ["192.0.2.1"]})
-    seen = reconciled(rec, kube, web, View(vips={web.key: web}))
-    rec.refresh(web.key, View(vips={web.key: seen}))  # the index has not seen our DaemonSet yet
-    assert kube.calls == []
-    monkeypatch.setattr(module, "CONVERGE_GRACE", 0.0)
-    rec.refresh(web.key, View(vips={web.key: seen}))  # ...and never will: somebody deleted it
-    assert ("apply", "DaemonSet", "keepvip-web") in kube.writes()
+    def no_node(spec: dict[str, Any]) -> dict[str, Any]:
+        kube.calls.clear()
+        obs = vip("web", {"addresses": ["192.0.2.1"], **spec})
+        rec.forget(obs.target)
+        rec.reconcile(obs, replace(view, vips={obs.key: obs}))
+        return {c["type"]: c for c in kube.last_status["conditions"]}["NoNode"]
+
+    plain = no_node({})
+    assert (plain["status"], plain["reason"]) == ("False", "NodesSelected")
+    assert plain["message"] == "placed on n1"  # n2 is tainted, n3 runs no agent
+    for spec in ({"nodeSelector": {"zone": "c"}}, {"nodeSelector": {"zone": "b"}}):
+        cond = no_node(spec)
+        assert (cond["status"], cond["reason"]) == ("True", "NoNodeSelected"), spec
+        assert ("NoNodeSelected", cond["message"]) in kube.events()
+    assert "taint edge:NoSchedule is not tolerated" in cond["message"]
+    tolerated = no_node(
+        {"nodeSelector": {"zone": "b"}, "tolerations": [{"key": "edge", "operator": "Exists"}]}
+    )
+    assert (tolerated["status"], tolerated["message"]) == ("False", "placed on n2")
 
 
 def test_a_vrid_handed_out_is_respected_by_a_snapshot_that_predates_its_object(

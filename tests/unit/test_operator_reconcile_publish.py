@@ -65,7 +65,9 @@ class ServiceKube(FakeKube):
 
 def setup() -> tuple[ServiceKube, Reconciler]:
     kube = ServiceKube()
-    return kube, Reconciler(cast(Kube, kube), OperatorSettings(), clock=lambda: NOW)
+    return kube, Reconciler(
+        cast(Kube, kube), OperatorSettings(agent_namespace="agents"), clock=lambda: NOW
+    )
 
 
 SPEC = {"addresses": ["192.0.2.50/24"], "serviceRef": {"name": "web"}}

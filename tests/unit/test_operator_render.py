@@ -1,9 +1,10 @@
-"""Rendering (pure): the agents' DaemonSet, ServiceAccount and RBAC for a VirtualIP.
+"""Rendering (pure): the one node agent DaemonSet, and the agents' per-namespace RBAC plan.
 
 The DaemonSet is checked whole against a golden copy (the container contract
-the agent implements), then the properties that matter one by one: the
-template carries no VirtualIP spec, settings reach the pod, and the RBAC is
-exactly what the agent's requests need.
+the agent implements, issue 12's node agent), then the properties that
+matter one by one: settings reach the pod, the selector never grows, and the
+RBAC plan grants pods and EndpointSlices exactly where some VirtualIP needs
+them.
 """
 
 from __future__ import annotations
@@ -11,59 +12,44 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import pytest
 import yaml
 
 from keepvip_api import VirtualIP, parse_virtualip
-from keepvip_operator.names import Target
-from keepvip_operator.rbac import agent_rules, render_cross_namespace_rbac, render_rbac
-from keepvip_operator.render import render_daemonset, render_namespaced
+from keepvip_operator.rbac import plan_namespace_rbac, render_plan
+from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import AgentResources, OperatorSettings
 
-TARGET = Target("prod", "web", "1111-2222")
 SETTINGS = OperatorSettings(agent_image="keepvip:1.0")
+AGENTS = "keepvip-system"
 
 
-def vip(name: str = "web", **spec: Any) -> VirtualIP:
-    return parse_virtualip(
+def vip(namespace: str = "prod", **spec: Any) -> tuple[str, VirtualIP]:
+    return namespace, parse_virtualip(
         {
             "apiVersion": "keepvip.io/v1alpha1",
             "kind": "VirtualIP",
-            "metadata": {"name": name, "namespace": "prod"},
+            "metadata": {"name": "web", "namespace": namespace},
             "spec": {"addresses": ["192.0.2.50/24"], **spec},
         }
     )
 
 
-PLACED = {
-    "nodeSelector": {"node-role.kubernetes.io/edge": ""},
-    "tolerations": [{"key": "edge", "operator": "Exists", "effect": "NoSchedule"}],
-}
-
 GOLDEN_DAEMONSET = """\
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:
-  name: keepvip-web
-  namespace: prod
+  name: keepvip-agent
+  namespace: keepvip-system
   labels:
     app.kubernetes.io/name: keepvip-agent
-    keepvip.io/virtualip: web
     app.kubernetes.io/managed-by: keepvip-operator
-  ownerReferences:
-  - apiVersion: keepvip.io/v1alpha1
-    kind: VirtualIP
-    name: web
-    uid: 1111-2222
-    controller: true
-    blockOwnerDeletion: true
-  annotations:
-    keepvip.io/metrics-port: '9650'
+    app.kubernetes.io/component: node-agent
 spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: keepvip-agent
-      keepvip.io/virtualip: web
+      app.kubernetes.io/managed-by: keepvip-operator
+      app.kubernetes.io/component: node-agent
   updateStrategy:
     type: RollingUpdate
     rollingUpdate:
@@ -74,12 +60,12 @@ spec:
     metadata:
       labels:
         app.kubernetes.io/name: keepvip-agent
-        keepvip.io/virtualip: web
         app.kubernetes.io/managed-by: keepvip-operator
+        app.kubernetes.io/component: node-agent
       annotations:
         kubectl.kubernetes.io/default-container: agent
     spec:
-      serviceAccountName: keepvip-web
+      serviceAccountName: keepvip-agent
       automountServiceAccountToken: true
       hostNetwork: true
       dnsPolicy: ClusterFirstWithHostNet
@@ -94,12 +80,13 @@ spec:
         command:
         - keepvip-agent
         args:
-        - --virtualip
-        - $(POD_NAMESPACE)/web
+        - --kubernetes
         - --node
         - $(NODE_NAME)
+        - --agent-namespace
+        - $(POD_NAMESPACE)
         - --metrics-port
-        - '9650'
+        - '9640'
         - --log-level
         - info
         env:
@@ -121,13 +108,13 @@ spec:
               fieldPath: metadata.namespace
         ports:
         - name: metrics
-          containerPort: 9650
-          hostPort: 9650
+          containerPort: 9640
+          hostPort: 9640
           protocol: TCP
         readinessProbe:
           httpGet:
             path: /readyz
-            port: 9650
+            port: 9640
             scheme: HTTP
           periodSeconds: 2
           timeoutSeconds: 2
@@ -135,7 +122,7 @@ spec:
         livenessProbe:
           httpGet:
             path: /healthz
-            port: 9650
+            port: 9640
             scheme: HTTP
           initialDelaySeconds: 10
           periodSeconds: 10
@@ -165,119 +152,49 @@ spec:
         emptyDir:
           medium: Memory
           sizeLimit: 16Mi
-      priorityClassName: system-node-critical
-      nodeSelector:
-        node-role.kubernetes.io/edge: ''
       tolerations:
-      - key: edge
-        operator: Exists
-        effect: NoSchedule
+      - operator: Exists
+      priorityClassName: system-node-critical
+
 """
 
 
 def test_daemonset_golden() -> None:
-    rendered = render_daemonset(vip(**PLACED), TARGET, SETTINGS, 9650)
-    assert rendered == yaml.safe_load(GOLDEN_DAEMONSET)
-    # The API accepts only strings for annotations and args; YAML above keeps them quoted.
-    container = rendered["spec"]["template"]["spec"]["containers"][0]
-    assert all(isinstance(a, str) for a in container["args"])
+    assert render_daemonset(SETTINGS, AGENTS) == yaml.safe_load(GOLDEN_DAEMONSET)
 
 
-def test_objects_in_apply_order_all_owned_by_the_virtualip() -> None:
-    objs = render_namespaced(vip(), TARGET, SETTINGS, 9650)
-    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
-        ("ServiceAccount", "keepvip-web"),
-        ("Role", "keepvip-web"),
-        ("RoleBinding", "keepvip-web"),
-        ("DaemonSet", "keepvip-web"),
-    ]
-    for obj in objs:
-        assert obj["metadata"]["namespace"] == "prod"
-        assert obj["metadata"]["ownerReferences"] == [
-            {
-                "apiVersion": "keepvip.io/v1alpha1",
-                "kind": "VirtualIP",
-                "name": "web",
-                "uid": "1111-2222",
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
-        assert obj["metadata"]["labels"] == {
-            "app.kubernetes.io/name": "keepvip-agent",
-            "app.kubernetes.io/managed-by": "keepvip-operator",
-            "keepvip.io/virtualip": "web",
-        }
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"priority": 200},
-        {"advertInterval": "100ms", "preempt": True, "preemptDelay": "5s"},
-        {"addresses": ["192.0.2.51/24", "2001:db8::51/64"]},
-        {"virtualRouterID": 42, "nodes": [{"name": "n1", "priority": 150}]},
-        {
-            "checks": [
-                {"name": "up", "link": {"interface": "eth0"}, "onFailure": {"action": "fault"}}
-            ]
-        },
-        {"fencing": "strict", "unicastPeers": ["192.0.2.2"]},
-        {
-            "trackPods": {
-                "selector": {"matchLabels": {"app": "x"}},
-                "onFailure": {"action": "fault"},
-            }
-        },
-    ],
-    ids=["priority", "timers", "addresses", "vrid-nodes", "checks", "fencing-peers", "track-pods"],
-)
-def test_the_template_does_not_embed_the_spec(change: dict[str, Any]) -> None:
-    """A spec change reaches the agents live, never by rolling the pods."""
-    before = render_daemonset(vip(), TARGET, SETTINGS, 9650)["spec"]["template"]
-    after = render_daemonset(vip(**change), TARGET, SETTINGS, 9650)["spec"]["template"]
-    assert before == after
-
-
-def test_placement_and_settings_do_shape_the_template() -> None:
-    base = render_daemonset(vip(), TARGET, SETTINGS, 9650)["spec"]["template"]["spec"]
-    placed = render_daemonset(vip(**PLACED), TARGET, SETTINGS, 9650)["spec"]["template"]["spec"]
-    assert "nodeSelector" not in base and "tolerations" not in base
-    assert placed["nodeSelector"] == PLACED["nodeSelector"]
-    assert placed["tolerations"] == PLACED["tolerations"]
-
+def test_settings_shape_the_pod_but_never_the_selector() -> None:
     settings = replace(
         SETTINGS,
-        agent_image_pull_policy="Always",
-        agent_log_level="debug",
+        agent_metrics_port=9700,
+        agent_tolerations=({"key": "edge", "operator": "Exists", "effect": "NoSchedule"},),
+        agent_node_selector={"keepvip.io/vrrp": "yes"},
+        agent_image_pull_secrets=("regcred",),
+        agent_max_unavailable="20%",
+        watch_namespaces=("a", "b"),
+        extra_pod_labels={"team": "net"},
         priority_class_name=None,
-        termination_grace_period_seconds=45,
-        agent_resources=AgentResources(cpu_limit="500m", memory_limit=None),
-        extra_pod_labels={"keepvip.test/launch": "true", "app.kubernetes.io/name": "hijack"},
-        extra_pod_annotations={"note": "x"},
     )
-    ds = render_daemonset(vip(), TARGET, settings, 9700)
-    template = ds["spec"]["template"]
-    pod = template["spec"]
+    ds = render_daemonset(settings, AGENTS)
+    pod = ds["spec"]["template"]["spec"]
     container = pod["containers"][0]
+    assert pod["tolerations"] == [{"key": "edge", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["nodeSelector"] == {"keepvip.io/vrrp": "yes"}
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert "priorityClassName" not in pod
-    assert pod["terminationGracePeriodSeconds"] == 45
-    assert container["imagePullPolicy"] == "Always"
-    assert container["args"][-2:] == ["--log-level", "debug"]
-    assert container["args"][4:6] == ["--metrics-port", "9700"]
+    assert ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] == "20%"
+    assert container["args"][container["args"].index("--watch-namespaces") + 1] == "a,b"
+    assert container["ports"][0]["hostPort"] == 9700
     assert container["readinessProbe"]["httpGet"]["port"] == 9700
-    assert container["resources"] == {
-        "requests": {"cpu": "10m", "memory": "32Mi"},
-        "limits": {"cpu": "500m"},
-    }
-    # Extra labels are added, but never replace the selector's (which is immutable anyway).
-    assert template["metadata"]["labels"]["keepvip.test/launch"] == "true"
-    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "keepvip-agent"
-    assert ds["spec"]["selector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "keepvip-agent",
-        "keepvip.io/virtualip": "web",
-    }
-    assert template["metadata"]["annotations"]["note"] == "x"
+    assert ds["spec"]["template"]["metadata"]["labels"]["team"] == "net"
+    assert ds["spec"]["selector"] == render_daemonset(SETTINGS, AGENTS)["spec"]["selector"]
+    assert ds["spec"]["selector"]["matchLabels"] == ds["metadata"]["labels"]
+
+
+def test_default_tolerates_every_taint_and_selects_every_node() -> None:
+    pod = render_daemonset(SETTINGS, AGENTS)["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert "nodeSelector" not in pod
 
 
 def test_default_resources_have_no_cpu_limit() -> None:
@@ -287,94 +204,61 @@ def test_default_resources_have_no_cpu_limit() -> None:
     }
 
 
-# -- RBAC -----------------------------------------------------------------------------------
+# -- the per-namespace RBAC plan ------------------------------------------------------------
 
-BASE_RULES = [
-    {"apiGroups": ["keepvip.io"], "resources": ["virtualips"], "verbs": ["get", "list", "watch"],
-     "resourceNames": ["web"]},
-    {"apiGroups": ["keepvip.io"], "resources": ["virtualips/status"], "verbs": ["get", "patch"],
-     "resourceNames": ["web"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "list", "watch", "update", "patch"], "resourceNames": ["keepvip-web"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-]  # fmt: skip
-POD_PATCH = {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}
+READ_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+PATCH_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}
+READ_SERVICES = {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}
+READ_SLICES = {
+    "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]
+}  # fmt: skip
 TRACK = {"selector": {"matchLabels": {"app": "redis"}}, "onFailure": {"action": "fault"}}
 
 
-def test_agent_rules_golden() -> None:
-    assert agent_rules(vip(), TARGET) == BASE_RULES
+def test_a_plain_virtualip_needs_no_namespace_grant() -> None:
+    assert plan_namespace_rbac([vip()]) == {}
+    assert plan_namespace_rbac([]) == {}
 
 
-@pytest.mark.parametrize(
-    ("track", "pod_patch_here"),
-    [
-        ({**TRACK}, False),
-        ({**TRACK, "roleLabel": True}, True),
-        ({**TRACK, "roleLabel": True, "namespace": "prod"}, True),
-        ({**TRACK, "roleLabel": True, "namespace": "data"}, False),
-    ],
-    ids=["no-role-label", "role-label", "role-label-same-namespace", "role-label-elsewhere"],
-)
-def test_pods_are_patched_only_for_role_labels_where_they_live(
-    track: dict[str, Any], pod_patch_here: bool
-) -> None:
-    rules = agent_rules(vip(trackPods=track), TARGET)
-    assert (POD_PATCH in rules) is pod_patch_here
-    assert [r for r in rules if r != POD_PATCH] == BASE_RULES
+def test_tracked_pods_are_read_where_they_live_and_patched_only_for_role_labels() -> None:
+    assert plan_namespace_rbac([vip(trackPods=TRACK)]) == {"prod": [READ_PODS]}
+    elsewhere = {**TRACK, "namespace": "data", "roleLabel": True}
+    assert plan_namespace_rbac([vip(trackPods=elsewhere)]) == {"data": [READ_PODS, PATCH_PODS]}
 
 
-SERVICE_RULES = [
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"],
-     "resourceNames": ["web", "web-udp"]},
-    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-     "verbs": ["list", "watch"]},
-]  # fmt: skip
+def test_one_role_label_in_a_namespace_grants_patch_there_for_all() -> None:
+    labelled = vip("other", trackPods={**TRACK, "namespace": "prod", "roleLabel": True})
+    assert plan_namespace_rbac([vip(trackPods=TRACK), labelled]) == {
+        "prod": [READ_PODS, PATCH_PODS]
+    }
+    assert plan_namespace_rbac([labelled, vip(trackPods=TRACK)]) == {
+        "prod": [READ_PODS, PATCH_PODS]
+    }
 
 
-def test_service_ref_grants_the_named_services_and_endpointslices() -> None:
-    ref = {"name": "web", "sharedWith": ["web-udp"]}
-    assert agent_rules(vip(serviceRef=ref), TARGET) == [
-        *BASE_RULES[:3],
-        *SERVICE_RULES,
-        *BASE_RULES[3:],
-    ]
+def test_service_ref_grants_services_and_endpointslices_only_when_it_tracks_endpoints() -> None:
+    ref = {"name": "web"}
+    assert plan_namespace_rbac([vip(serviceRef=ref)]) == {"prod": [READ_SERVICES, READ_SLICES]}
     untracked = {**ref, "trackEndpoints": False}  # the operator publishes; agents read nothing
-    assert agent_rules(vip(serviceRef=untracked), TARGET) == BASE_RULES
+    assert plan_namespace_rbac([vip(serviceRef=untracked)]) == {}
+    both = vip(serviceRef=ref, trackPods=TRACK)
+    assert plan_namespace_rbac([both]) == {"prod": [READ_PODS, READ_SERVICES, READ_SLICES]}
 
 
-def test_role_binding_binds_the_agents_service_account() -> None:
-    role, binding = render_rbac(vip(), TARGET)
-    assert role["kind"] == "Role" and binding["kind"] == "RoleBinding"
+def test_rendered_plan_binds_the_node_agents_service_account() -> None:
+    objs = render_plan({"data": [READ_PODS]}, AGENTS)
+    role, binding = objs
+    for obj in objs:
+        meta = obj["metadata"]
+        assert (meta["namespace"], meta["name"]) == ("data", "keepvip-agent-tracking")
+        assert meta["labels"]["keepvip.io/agent-rbac"] == "true"
+        assert "ownerReferences" not in meta  # serves every VirtualIP of the namespace
+    assert role["rules"] == [READ_PODS]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": "keepvip-web",
+        "name": "keepvip-agent-tracking",
     }
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "keepvip-web", "namespace": "prod"}
-    ]
-
-
-def test_cross_namespace_rbac_only_for_pods_elsewhere() -> None:
-    assert render_cross_namespace_rbac(vip(), TARGET) == []
-    assert render_cross_namespace_rbac(vip(trackPods={**TRACK, "namespace": "prod"}), TARGET) == []
-    role, binding = render_cross_namespace_rbac(
-        vip(trackPods={**TRACK, "namespace": "data", "roleLabel": True}), TARGET
-    )
-    for obj in (role, binding):
-        meta = obj["metadata"]
-        assert (meta["namespace"], meta["name"]) == ("data", "keepvip-prod.web")
-        assert "ownerReferences" not in meta  # owners cannot be in another namespace
-        assert meta["labels"]["keepvip.io/owner-uid"] == "1111-2222"
-        assert meta["labels"]["keepvip.io/virtualip-namespace"] == "prod"
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-        POD_PATCH,
-    ]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "keepvip-web", "namespace": "prod"}
+        {"kind": "ServiceAccount", "name": "keepvip-agent", "namespace": AGENTS}
     ]

@@ -104,3 +104,16 @@ def test_standalone_agents_give_unix_seconds_and_no_heartbeat() -> None:
     assert node.last_transition == NOW - timedelta(minutes=5)
     assert node.reason == "Backup -> Master: timer"
     assert node.heartbeat is None and not node.stale(NOW + timedelta(days=1))
+
+
+def test_a_node_agents_entry_is_as_fresh_as_its_node_lease() -> None:
+    """Node agents write on change only: the node Lease says whether they live (node_alive)."""
+    obj = virtualip(entry("n1", "Master", beat_age=3600), entry("n2", "Backup", beat_age=5))
+    renewals = {"n1": NOW - timedelta(seconds=2), "n2": NOW - timedelta(seconds=31)}
+    rows = {n.name: n for n in from_virtualip(obj, renewals).nodes}
+    assert not rows["n1"].stale(NOW)  # written an hour ago, its agent renews: fresh
+    assert rows["n2"].stale(NOW)  # written just now, but its agent stopped renewing
+    no_lease = {n.name: n for n in from_virtualip(obj, {}).nodes}
+    assert no_lease["n1"].stale(NOW) and no_lease["n2"].stale(NOW)
+    unreadable = {n.name: n for n in from_virtualip(obj, None).nodes}  # the entries' own times
+    assert unreadable["n1"].stale(NOW) and not unreadable["n2"].stale(NOW)

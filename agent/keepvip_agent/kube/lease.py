@@ -60,9 +60,12 @@ class LeaseArbiter:
         *,
         renew: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        lease: str | None = None,
     ) -> None:
         self.kube, self.namespace, self.node = kube, namespace, node
-        self.lease_name = lease_name(name)
+        self.lease_name = lease or lease_name(name)
+        self.annotations: dict[str, str] = {}
+        """Put on a Lease this node creates (the node agent names the VirtualIP there)."""
         self.core = Arbiter(node, self.lease_name, renew=renew)
         self.clock = clock
         """Monotonic, like ``Kube.last_ok`` and the loop's clock (``last_heard``)."""
@@ -134,14 +137,11 @@ class LeaseArbiter:
             return
         master = _is_master(inst)
         lease = await self._read()
-        view = (
-            None if lease is None else LeaseView(lease.spec.holder_identity, lease.spec.renew_time)
-        )
-        action = self.core.round(self.clock(), master, view)
+        action = self.core.round(self.clock(), master, self._view(lease))
         if isinstance(action, Create):
             await self._create(action.duration)
         elif isinstance(action, Renew):
-            await self._write(lease)
+            await self._renew(lease)
         elif isinstance(action, TakeOver):
             logger.info(
                 "taking over lease %s from %s (not renewed)",
@@ -158,6 +158,22 @@ class LeaseArbiter:
         rejoin = self.core.heal(self._heard_from(inst, self.core.fenced))
         if rejoin is not None:
             self._rejoin(inst, rejoin)
+
+    def _view(self, lease: Any) -> LeaseView | None:
+        """The arbiter's reading of ``lease``: its holder, and the renewal that proves it alive.
+
+        Here the Lease's own renewTime; the node agent's shell reads the holder's node Lease.
+        """
+        return (
+            None if lease is None else LeaseView(lease.spec.holder_identity, lease.spec.renew_time)
+        )
+
+    async def _renew(self, lease: Any) -> None:
+        await self._write(lease)
+
+    def _api_ok(self) -> float:
+        """When the API last answered (monotonic): what ``fencing: strict`` judges."""
+        return self.kube.last_ok
 
     def _heard_from(self, inst: InstanceRunner, node: str | None) -> float:
         """When ``node``'s own advertisements were last heard (monotonic), or -inf."""
@@ -185,7 +201,7 @@ class LeaseArbiter:
         inst = self.inst
         if inst is None:
             return
-        action = self.core.check_api(self.clock(), self.kube.last_ok, _is_master(inst))
+        action = self.core.check_api(self.clock(), self._api_ok(), _is_master(inst))
         if isinstance(action, ApiFence):
             logger.warning("%s: %s", _name(inst), action.reason)
             _report(inst, API_FENCE, False, action.reason)
@@ -208,7 +224,9 @@ class LeaseArbiter:
     async def _create(self, duration: int) -> None:
         now = datetime.now(UTC)
         body = V1Lease(
-            metadata=V1ObjectMeta(name=self.lease_name, namespace=self.namespace),
+            metadata=V1ObjectMeta(
+                name=self.lease_name, namespace=self.namespace, annotations=self.annotations or None
+            ),
             spec=V1LeaseSpec(
                 holder_identity=self.node,
                 lease_duration_seconds=duration,

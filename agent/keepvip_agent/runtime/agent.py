@@ -51,6 +51,11 @@ class Agent:
         self.instance_hooks: list[Callable[[InstanceRunner], None]] = []
         """Called with each new instance before it joins the election (Kubernetes mode wires peers,
         readiness and status here)."""
+        self.stopped_hooks: list[Callable[[InstanceRunner], None]] = []
+        """Called with each instance once it stopped (removed, or replaced by a new spec)."""
+        self.pending_blocks_ready = True
+        """Standalone and per-VirtualIP mode: a VirtualIP that cannot start keeps /readyz failing.
+        The node agent sets it False: such a VirtualIP faults alone, in its own status entry."""
 
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
@@ -66,7 +71,9 @@ class Agent:
     def ready(self) -> bool:
         if self.readiness_problem is not None and self.readiness_problem() is not None:
             return False
-        return not self.pending and all(i.started for i in self.instances.values())
+        if self.pending and self.pending_blocks_ready:
+            return False
+        return all(i.started for i in self.instances.values())
 
     async def apply(self, vips: Sequence[VirtualIP]) -> None:
         """Make the running instances match ``vips`` (added, removed, changed)."""
@@ -76,7 +83,7 @@ class Agent:
             want = self._wanted.get(key)
             if want == inst.vip:
                 continue
-            if want is None or not inst.reconfigure(want):
+            if want is None or not self._reconfigure(inst, want):
                 await self._stop_instance(key)
         for key in list(self.pending):
             if key not in self._wanted:
@@ -85,13 +92,38 @@ class Agent:
             *(self._start(v) for k, v in self._wanted.items() if k not in self.instances)
         )
 
+    def _reconfigure(self, inst: InstanceRunner, want: VirtualIP) -> bool:
+        """Apply a spec change in place; False (restart the instance) if it cannot be."""
+        try:
+            return inst.reconfigure(want)
+        except Exception:
+            logger.exception("%s: cannot reconfigure in place; restarting the instance", want.key)
+            return False
+
     async def _start(self, vip: VirtualIP) -> None:
+        """Start ``vip``'s instance; if it cannot start, say why in ``pending`` and retry later.
+
+        An exception here is this VirtualIP's problem only: it never reaches the caller, so the
+        other instances and the process go on.
+        """
+        try:
+            await self._start_instance(vip)
+        except Exception as exc:
+            reason = f"cannot apply the VirtualIP: {exc or type(exc).__name__}"
+            if self.pending.get(vip.key) != reason:
+                logger.exception("%s: %s", vip.key, reason)
+            self.pending[vip.key] = reason
+            inst = self.instances.get(vip.key)
+            if inst is not None and inst.vip == vip and not inst.started:
+                await self._stop_instance(vip.key)
+
+    async def _start_instance(self, vip: VirtualIP) -> None:
         assert self._addresses is not None
         ifname = vip.spec.interface or await interface_for(self._ipr, vip.spec.addresses[0].ip)
         if ifname is None:
             reason = (
-                f"no interface has a connected route covering {vip.spec.addresses[0].ip}; "
-                "set spec.interface"
+                f"address {vip.spec.addresses[0].ip} is on no connected network; "
+                "no interface of this node has a connected route covering it (set spec.interface)"
             )
             if self.pending.get(vip.key) != reason:
                 logger.error("%s: %s (retrying every %gs)", vip.key, reason, RESOLVE_RETRY)
@@ -111,7 +143,12 @@ class Agent:
 
     async def _stop_instance(self, key: str) -> None:
         inst = self.instances.pop(key)
-        await inst.stop()
+        try:
+            await inst.stop()
+        except Exception:
+            logger.exception("%s: error while stopping (dropped)", key)
+        for hook in self.stopped_hooks:
+            hook(inst)
         port = inst.port
         if not port.instances:
             port.close()

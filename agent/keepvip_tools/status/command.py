@@ -67,12 +67,15 @@ def run(
         _print(from_agents(replies.statuses), args, out, now)
         return EXIT_UNREADABLE if replies.errors else 0
     try:
-        objects = list_virtualips(
+        listing = list_virtualips(
             args.kubeconfig, args.context, args.namespace, args.all_namespaces
         )
     except SourceError as exc:
         print(f"keepvip status: {exc}", file=err)
         return EXIT_UNREADABLE
-    rows = sorted((from_virtualip(o) for o in objects), key=lambda r: (r.namespace or "", r.name))
+    rows = sorted(
+        (from_virtualip(o, listing.renewals) for o in listing.items),
+        key=lambda r: (r.namespace or "", r.name),
+    )
     _print(rows, args, out, now)
     return 0

@@ -8,7 +8,11 @@ per VirtualIP, each with its last transition. Both are turned into the same
 :class:`VipRow` here, so the table and the JSON output have one format and
 the renderer never sees a raw object. An API entry is read through the
 API's :class:`~keepvip_api.status.NodeStatus`, as the operator reads it, and
-judged stale by the same rule (:func:`~keepvip_api.status.is_stale`).
+judged stale by the same rule: node agents write their entries on change
+only, so an entry is as fresh as its node's Lease
+(:func:`~keepvip_api.status.node_alive`). Without read access to those Leases
+the entry's own write time is judged instead (:func:`~keepvip_api.status.is_stale`,
+right for the per-VirtualIP agents, which rewrote their entries every 10 s).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from keepvip_api.status import NodeStatus, is_stale
+from keepvip_api.status import NodeStatus, is_stale, node_alive
 from keepvip_api.times import parse_time
 
 __all__ = ["NodeRow", "VipRow", "from_agents", "from_virtualip"]
@@ -34,9 +38,14 @@ class NodeRow:
     reason: str = ""
     faults: list[str] = field(default_factory=list)
     heartbeat: datetime | None = None
+    renewed: datetime | None = None
+    """When the node's agent last renewed its node Lease (if ``liveness_known``)."""
+    liveness_known: bool = False
 
     def stale(self, now: datetime) -> bool:
-        """An API entry whose agent stopped writing (a standalone agent's row has no heartbeat)."""
+        """An API entry whose node agent is dead (a standalone agent's row is never stale)."""
+        if self.liveness_known:
+            return not node_alive(self.renewed, now)
         return self.heartbeat is not None and is_stale(self.heartbeat, now)
 
     @classmethod
@@ -77,6 +86,8 @@ class VipRow:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         for node in data["nodes"]:
+            node.pop("liveness_known")  # how staleness was judged, not a fact of the node
+            node.pop("renewed")
             for key in ("last_transition", "heartbeat"):
                 if node[key] is not None:
                     node[key] = node[key].isoformat()
@@ -102,8 +113,13 @@ def _condition(status: Mapping[str, Any], kind: str) -> str | None:
     return None
 
 
-def from_virtualip(obj: Mapping[str, Any]) -> VipRow:
-    """A VirtualIP object as the API returns it (spec and status in the API's camelCase)."""
+def from_virtualip(
+    obj: Mapping[str, Any], renewals: Mapping[str, datetime | None] | None = None
+) -> VipRow:
+    """A VirtualIP object as the API returns it (spec and status in the API's camelCase).
+
+    ``renewals``: each node's agent Lease renewTime, by node; None when unreadable.
+    """
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -118,7 +134,10 @@ def from_virtualip(obj: Mapping[str, Any]) -> VipRow:
     for raw in status.get("nodes") or []:
         entry = NodeStatus.from_api(raw)
         if entry is not None:  # the CRD schema admits no other shape
-            row.nodes.append(NodeRow.from_status(entry))
+            node = NodeRow.from_status(entry)
+            if renewals is not None:
+                node.liveness_known, node.renewed = True, renewals.get(node.name)
+            row.nodes.append(node)
     row.nodes.sort(key=lambda n: n.name)
     return row
 

@@ -50,7 +50,10 @@ def _priority(node: NodeRow) -> str:
 
 def _reason(node: NodeRow, now: datetime) -> str:
     parts = []
-    if node.stale(now):
+    if node.stale(now) and node.liveness_known:
+        last = f"for {age(node.renewed, now)}" if node.renewed else "(no node Lease)"
+        parts.append(f"node agent silent {last}")
+    elif node.stale(now):
         parts.append(f"no heartbeat for {age(node.heartbeat, now)}")
     if node.reason:
         parts.append(node.reason)

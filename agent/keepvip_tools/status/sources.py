@@ -16,12 +16,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.names import node_of_lease
 
-__all__ = ["AgentReplies", "SourceError", "fetch_agents", "list_virtualips"]
+__all__ = ["AgentReplies", "Listing", "SourceError", "fetch_agents", "list_virtualips"]
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 TIMEOUT = 5.0
@@ -41,13 +43,41 @@ def _namespace_of_context(kubeconfig: str | None, context: str | None) -> str:
     return str((chosen or {}).get("context", {}).get("namespace") or "default")
 
 
+@dataclass
+class Listing:
+    items: list[dict[str, Any]]
+    renewals: dict[str, datetime | None] | None
+    """Each node's agent Lease renewTime, by node; None when the Leases are not readable."""
+
+
+def _renewals(api_client: Any) -> dict[str, datetime | None] | None:
+    """The node agents' Leases (``keepvip-node-<node>``, any namespace); None if refused."""
+    from kubernetes import client
+
+    try:
+        leases = client.CoordinationV1Api(api_client).list_lease_for_all_namespaces(
+            _request_timeout=TIMEOUT
+        )
+    except Exception:  # 403 or unreachable: staleness falls back to the entries' write times
+        return None
+    out: dict[str, datetime | None] = {}
+    for lease in leases.items or ():
+        node = node_of_lease((lease.metadata.name if lease.metadata else None) or "")
+        if node is not None:
+            spec = lease.spec
+            renewed = (spec.renew_time or spec.acquire_time) if spec else None
+            out[node] = renewed.astimezone(UTC) if renewed else None
+    return out
+
+
 def list_virtualips(
     kubeconfig: str | None,
     context: str | None,
     namespace: str | None,
     all_namespaces: bool,
-) -> list[dict[str, Any]]:
-    """VirtualIP objects of one namespace (default: the context's) or of all namespaces."""
+) -> Listing:
+    """VirtualIP objects of one namespace (default: the context's) or of all namespaces,
+    and the node agents' Lease renewals that say whose entries are stale."""
     try:
         from kubernetes import client, config
     except ImportError:
@@ -82,6 +112,7 @@ def list_virtualips(
             listed = api.list_namespaced_custom_object(
                 GROUP, VERSION, namespace or default_ns, PLURAL, _request_timeout=TIMEOUT
             )
+        renewals = _renewals(api_client)
     except client.ApiException as exc:
         raise SourceError(f"listing VirtualIPs failed: HTTP {exc.status} {exc.reason}") from None
     except Exception as exc:  # urllib3 connection errors have no common base worth naming here
@@ -89,7 +120,7 @@ def list_virtualips(
     finally:
         api_client.close()  # type: ignore[no-untyped-call]
     items = listed.get("items", []) if isinstance(listed, dict) else []
-    return [i for i in items if isinstance(i, dict)]
+    return Listing([i for i in items if isinstance(i, dict)], renewals)
 
 
 @dataclass

@@ -83,3 +83,10 @@ app.kubernetes.io/component: operator
 {{- define "keepvip.leaseName" -}}
 {{- default (printf "%s-operator" (include "keepvip.fullname" .)) .Values.operator.leaderElection.leaseName }}
 {{- end }}
+
+{{/* Names of imagePullSecrets entries, comma separated (the operator's list form). */}}
+{{- define "keepvip.secretNames" -}}
+{{- $out := list }}
+{{- range . }}{{ $out = append $out .name }}{{ end }}
+{{- join "," $out }}
+{{- end }}

@@ -135,7 +135,7 @@ def deployed(
         operator_settings(cp, ns), extra_pod_labels={LAUNCH_LABEL: "true"}, agent_log_level="info"
     )
     mapping = {n: lab.node_ns(i) for n, i in index.items()}
-    with running_operator(settings, ns), PodLauncher(cp, mapping) as launcher:
+    with running_operator(settings, ns, cp), PodLauncher(cp, mapping) as launcher:
         if app is not None:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app)
         vip = api.post(

@@ -31,6 +31,8 @@ class FakeKube:
         self.calls: list[tuple[Any, ...]] = []
         self.existing: set[str] = set()
         self.patch_error: ApiError | None = None
+        self.listed: dict[str, builtins.list[dict[str, Any]]] = {}
+        """What ``list`` answers, by kind (label selectors are not judged)."""
 
     def apply(self, obj: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         name = obj["metadata"]["name"]
@@ -44,7 +46,7 @@ class FakeKube:
         return f"{kind}/{name}" in self.existing
 
     def list(self, api_version: str, kind: str, namespace: str | None, *, labels: str) -> list[Any]:
-        return []
+        return [dict(o, kind=kind, apiVersion=api_version) for o in self.listed.get(kind, [])]
 
     def delete_all(self, objs: Any) -> None:
         for o in objs:

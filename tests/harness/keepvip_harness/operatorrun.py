@@ -23,11 +23,12 @@ import pytest
 from keepvip_operator.main import run
 from keepvip_operator.settings import OperatorSettings
 
+from .agentrbac import agent_rbac
 from .controlplane import ControlPlane
 
-PORTS_PER_TEST = 64
-PORT_BLOCKS = itertools.count(20000 + (os.getpid() % 300) * PORTS_PER_TEST, PORTS_PER_TEST)
-"""Each test's own block of agent metrics ports (see :func:`operator_settings`)."""
+PORTS_PER_TEST = 1
+PORT_BLOCKS = itertools.count(20000 + (os.getpid() % 300) * 64, PORTS_PER_TEST)
+"""Each test's own node agent metrics port (see :func:`operator_settings`)."""
 TEST_SETTINGS = OperatorSettings(
     agent_image="keepvip/agent:test",
     extra_pod_labels={"keepvip.test/extra": "yes"},
@@ -46,8 +47,23 @@ class RunningOperator:
 
 
 @contextlib.contextmanager
-def running_operator(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
-    """keepvip-operator in a thread until the block ends (it must stop within 30 s)."""
+def running_operator(
+    settings: OperatorSettings, namespace: str, control_plane: ControlPlane | None = None
+) -> Iterator[RunningOperator]:
+    """keepvip-operator in a thread until the block ends (it must stop within 30 s).
+
+    With ``control_plane``, the node agents' static RBAC (the chart's, see
+    :mod:`.agentrbac`) is applied in the agents' namespace first, as installing
+    the chart does: the operator renders the DaemonSet, never its ServiceAccount.
+    """
+    with contextlib.ExitStack() as stack:
+        if control_plane is not None:
+            stack.enter_context(agent_rbac(control_plane, settings.agent_namespace or namespace))
+        yield stack.enter_context(_operator_thread(settings, namespace))
+
+
+@contextlib.contextmanager
+def _operator_thread(settings: OperatorSettings, namespace: str) -> Iterator[RunningOperator]:
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -73,12 +89,13 @@ def running_operator(settings: OperatorSettings, namespace: str) -> Iterator[Run
 
 def operator_settings(control_plane: ControlPlane, namespace: str) -> OperatorSettings:
     # Agents of all tests share the fake nodes' ports (host network, hostPort): each
-    # test's operator gets its own port range, so pods of a test whose namespace is
-    # still terminating never block the next test's agents.
+    # test's operator gets its own port, so the node agents of a test whose namespace is
+    # still terminating never block the next test's agents. The agents' namespace is
+    # the test's: its node agent DaemonSet goes there, next to the VirtualIPs.
     return replace(
         TEST_SETTINGS,
         kubeconfig=str(control_plane.admin_kubeconfig),
         watch_namespaces=(namespace,),
+        agent_namespace=namespace,
         agent_metrics_port=next(PORT_BLOCKS),
-        agent_metrics_ports=PORTS_PER_TEST,
     )

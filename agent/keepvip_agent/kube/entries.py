@@ -1,0 +1,128 @@
+"""The node agent's ``status.nodes[]`` entry of one VirtualIP, written on change only.
+
+Unlike :class:`~keepvip_agent.kube.status.StatusWriter` (the per-VirtualIP
+agent's, with a heartbeat), nothing is written while nothing changes: the
+entry is recomputed locally every :data:`POLL` seconds and on every
+transition, and applied only when it differs from the last one applied
+(``heartbeatTime`` aside, which now says when the entry was written). The
+node's liveness is its node Lease. Failed writes are retried with a back-off;
+the latest entry wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_api.names import agent_field_manager
+from keepvip_api.status import NodeStatus
+from keepvip_api.times import micro_time
+
+if TYPE_CHECKING:
+    from keepvip_agent.kube.api import Kube
+
+logger = logging.getLogger(__name__)
+POLL = 1.0
+RETRY = (0.5, 1.0, 2.0, 5.0)
+EntryFn = Callable[[float], NodeStatus | None]
+
+
+def fault_entry(node: str, fault: str, reason: str, now: float) -> NodeStatus:
+    """The entry of a VirtualIP this node cannot run at all (no instance to describe)."""
+    return NodeStatus(
+        name=node,
+        state="Fault",
+        faults=(fault,),
+        reason=reason[:1024],
+        heartbeat_time=micro_time(now),
+        last_transition_time=micro_time(now),
+    )
+
+
+def _comparable(entry: NodeStatus | None) -> Any:
+    if entry is None:
+        return None
+    data = entry.to_api()
+    data.pop("heartbeatTime", None)
+    if entry.state == "Fault" and not entry.configured_priority:
+        data.pop("lastTransitionTime", None)  # a fault entry's time is when it was computed
+    return data
+
+
+class EntryWriter:
+    def __init__(self, kube: Kube, namespace: str, name: str, node: str, entry: EntryFn) -> None:
+        self.kube, self.namespace, self.name, self.node = kube, namespace, name, node
+        self.entry = entry
+        self.writes = 0
+        self._last: Any = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def changed(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL)
+            self._wake.clear()
+            entry = self.entry(time.time())
+            if entry is None or _comparable(entry) == self._last:
+                continue
+            try:
+                await self._apply([entry.to_api()])
+                self._last = _comparable(entry)
+                failures = 0
+            except Exception as exc:
+                if failures == 0:
+                    logger.warning(
+                        "cannot write status of %s/%s: %s", self.namespace, self.name, exc
+                    )
+                failures += 1
+                await asyncio.sleep(RETRY[min(failures - 1, len(RETRY) - 1)])
+                self._wake.set()
+
+    async def _apply(self, nodes: list[dict[str, Any]]) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "status": {"nodes": nodes},
+        }
+        await self.kube.call(
+            self.kube.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            self.name,
+            body,
+            field_manager=agent_field_manager(self.node),
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        self.writes += 1
+
+    async def stop(self, *, withdraw: bool = False) -> None:
+        """Stop; with ``withdraw`` remove this node's entry (the VirtualIP left this node)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            if withdraw:
+                await asyncio.wait_for(self._apply([]), 3.0)
+            else:
+                entry = self.entry(time.time())
+                if entry is not None and _comparable(entry) != self._last:
+                    await asyncio.wait_for(self._apply([entry.to_api()]), 3.0)
+        except Exception as exc:  # best effort on the way out (the VirtualIP may be gone)
+            logger.info("final status write of %s/%s skipped: %s", self.namespace, self.name, exc)

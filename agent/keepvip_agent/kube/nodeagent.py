@@ -1,0 +1,257 @@
+"""The node agent (``--kubernetes``): one process per node, one VRRP instance per VirtualIP here.
+
+Wiring only, with a fixed number of watches whatever the number of
+VirtualIPs: the VirtualIPs (cluster-wide, or per ``--watch-namespaces``),
+this Node (placement), the node agent pods of the agents' namespace (peers:
+the other nodes' host IPs) and the Leases of that namespace (liveness and
+split brain). Pods, Services and EndpointSlices are watched per namespace
+through :class:`~keepvip_agent.kube.shared.SharedWatches`, only where some
+VirtualIP here needs them.
+
+Every change of the VirtualIPs or of the Node recomputes the selection
+(:func:`~keepvip_agent.kube.selection.select`, pure) and hands it to
+:meth:`Agent.apply`, which adds, removes and reconfigures instances without
+touching the others. Each wanted VirtualIP has a
+:class:`~keepvip_agent.kube.vipglue.VipGlue` (status entry, Lease, readiness).
+A VirtualIP that cannot start here (no connected network, a broken spec)
+faults alone in its own status entry; the process and /readyz go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from keepvip_agent.kube.api import Kube, ListWatch
+from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
+from keepvip_agent.kube.pods import node_addresses, peer_addresses
+from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.shared import SharedWatches
+from keepvip_agent.kube.vipglue import VipGlue
+from keepvip_agent.runtime.agent import Agent
+from keepvip_agent.runtime.instance import InstanceRunner
+from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.names import NODE_AGENT_SELECTOR
+
+logger = logging.getLogger(__name__)
+FIRST_PEERS_WAIT = 5.0
+
+
+class NodeController:
+    def __init__(
+        self,
+        kube: Kube,
+        agent: Agent,
+        node: str,
+        agent_namespace: str,
+        watch_namespaces: Sequence[str] = (),
+    ) -> None:
+        self.kube, self.agent, self.node = kube, agent, node
+        self.agent_namespace = agent_namespace
+        self.watch_namespaces = tuple(watch_namespaces)
+        self.loop = asyncio.get_running_loop()
+        self.watches = SharedWatches(kube, node)
+        self.leases = LeaseCache(kube, agent_namespace)
+        self.node_lease = NodeLease(kube, agent_namespace, node)
+        self.glues: dict[str, VipGlue] = {}
+        self._vips: dict[str, list[dict[str, Any]]] = {}
+        """The VirtualIPs as listed, per watched namespace ("" = cluster-wide)."""
+        self._node: dict[str, Any] | None = None
+        self._peer_pods: list[dict[str, Any]] | None = None
+        self._skipped: dict[str, str] = {}
+        self._applying = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._list_watches: list[ListWatch] = []
+        agent.instance_hooks.append(self._wire)
+        agent.stopped_hooks.append(self._unwire)
+        agent.pending_blocks_ready = False
+
+    async def start(self) -> None:
+        self.node_lease.start()
+        self.leases.start()
+        peers = ListWatch(
+            self.kube,
+            "agent-pods",
+            self.kube.core.list_namespaced_pod,
+            self._on_peer_pods,
+            self.loop,
+            namespace=self.agent_namespace,
+            label_selector=",".join(f"{k}={v}" for k, v in sorted(NODE_AGENT_SELECTOR.items())),
+        )
+        node = ListWatch(
+            self.kube,
+            "node",
+            self.kube.core.list_node,
+            self._on_node,
+            self.loop,
+            field_selector=f"metadata.name={self.node}",
+        )
+        self._list_watches += [peers, node]
+        peers.start()
+        node.start()
+        # Join with the peer list known, so the first adverts go to the right nodes.
+        deadline = self.loop.time() + FIRST_PEERS_WAIT
+        while self._peer_pods is None and self.loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for ns in self.watch_namespaces or ("",):
+            self._list_watches.append(self._vip_watch(ns))
+            self._list_watches[-1].start()
+        self._task = self.loop.create_task(self._reconcile_loop())
+
+    def _vip_watch(self, ns: str) -> ListWatch:
+        def deliver(items: list[dict[str, Any]]) -> None:
+            self._vips[ns] = items
+            self._dirty.set()
+
+        if ns:
+            return ListWatch(
+                self.kube,
+                f"virtualips-{ns}",
+                self.kube.custom.list_namespaced_custom_object,
+                deliver,
+                self.loop,
+                group=GROUP,
+                version=VERSION,
+                namespace=ns,
+                plural=PLURAL,
+            )
+        return ListWatch(
+            self.kube,
+            "virtualips",
+            self.kube.custom.list_cluster_custom_object,
+            deliver,
+            self.loop,
+            group=GROUP,
+            version=VERSION,
+            plural=PLURAL,
+        )
+
+    async def stop(self) -> None:
+        for w in self._list_watches:
+            w.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*(g.stop(withdraw=False) for g in self.glues.values()))
+        self.watches.stop()
+        self.leases.stop()
+        await self.node_lease.stop()
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _on_node(self, items: list[dict[str, Any]]) -> None:
+        self._node = items[0] if items else None
+        self._dirty.set()
+
+    def _on_peer_pods(self, pods: list[dict[str, Any]]) -> None:
+        self._peer_pods = pods
+        for glue in self.glues.values():
+            glue.push_peers()
+
+    def _peers(self, family: int) -> frozenset[IPAddress]:
+        return peer_addresses(self._peer_pods or [], self.node, family)
+
+    def _address_of(self, node: str, family: int) -> IPAddress | None:
+        return node_addresses(self._peer_pods or [], family).get(node)
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reconcile()
+            except Exception:  # never the end of the process: the next change retries
+                logger.exception("reconciling the VirtualIPs failed; retrying on the next change")
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+
+    async def reconcile(self) -> None:
+        if len(self._vips) < len(self.watch_namespaces or ("",)):
+            return  # not every VirtualIP list is in yet
+        objects = [o for items in self._vips.values() for o in items]
+        sel = select(objects, self._node)
+        for key, why in sel.skipped.items():
+            if self._skipped.get(key) != why:
+                logger.info("%s: not run on %s: %s", key, self.node, why)
+        self._skipped = sel.skipped
+        existing = {
+            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}"
+            for o in objects
+        }
+        async with self._applying:
+            for key, vip in sel.run.items():
+                glue = self.glues.get(key)
+                if glue is None:
+                    glue = self.glues[key] = VipGlue(
+                        self.kube,
+                        vip,
+                        self.node,
+                        agent_namespace=self.agent_namespace,
+                        watches=self.watches,
+                        leases=self.leases,
+                        node_lease=self.node_lease,
+                        problem=self.agent.pending.get,
+                        peers=self._peers,
+                        address_of=self._address_of,
+                    )
+                    glue.start()
+                elif glue.vip != vip:
+                    glue.update(vip)
+            await self.agent.apply(list(sel.run.values()))
+            gone = [k for k in self.glues if k not in sel.run]
+            for key in gone:
+                glue = self.glues.pop(key)
+                await glue.stop(withdraw=key in existing)
+            for glue in self.glues.values():
+                glue.entries.changed()  # a VirtualIP that could not start: its fault entry
+
+    # -- instance wiring ---------------------------------------------------------------------
+
+    def _wire(self, inst: InstanceRunner) -> None:
+        glue = self.glues.get(inst.vip.key)
+        if glue is not None:
+            glue.wire(inst)
+
+    def _unwire(self, inst: InstanceRunner) -> None:
+        glue = self.glues.get(inst.vip.key)
+        if glue is not None and glue.inst is inst:
+            glue.unwire()
+
+    def ready_problem(self) -> str | None:
+        if self._node is None:
+            return f"waiting for Node {self.node}"
+        if len(self._vips) < len(self.watch_namespaces or ("",)):
+            return "waiting for the VirtualIPs"
+        return None
+
+
+async def run_node_agent(
+    node: str,
+    agent_namespace: str,
+    watch_namespaces: Sequence[str],
+    metrics_address: str,
+    metrics_port: int,
+) -> int:
+    from keepvip_agent.runtime.http import serve
+
+    kube = Kube()
+    async with Agent(node) as agent:
+        agent.install_signal_handlers()
+        controller = NodeController(kube, agent, node, agent_namespace, watch_namespaces)
+        agent.readiness_problem = controller.ready_problem
+        web = await serve(agent, metrics_address, metrics_port) if metrics_port else None
+        try:
+            await controller.start()
+            await agent.stopping.wait()
+        finally:
+            await agent.shutdown()
+            await controller.stop()
+            if web is not None:
+                await web.cleanup()
+    return 0

@@ -1,0 +1,65 @@
+"""Which VirtualIPs the node agent runs: a pure reading of the VirtualIP list and its own Node.
+
+A VirtualIP runs here when it parses, has a VRID (its own or the operator's),
+the operator has not blocked it (condition ``Conflict`` True), and its
+placement (``nodeSelector``, ``tolerations``) selects this Node, judged by
+:func:`keepvip_api.placement.judge` as the operator judges it. Anything else
+runs nothing and writes nothing: an unparsable spec is the operator's to
+report, and a VirtualIP for another node is none of this node's business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keepvip_api import SpecError, from_api_object
+from keepvip_api.model import VirtualIP
+from keepvip_api.placement import NodeView, judge
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Selection:
+    run: dict[str, VirtualIP] = field(default_factory=dict)
+    """key (namespace/name) -> the VirtualIP to run here."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """key -> why not (logged on change; never written to the API)."""
+
+
+def blocked(obj: Mapping[str, Any]) -> bool:
+    """The operator set ``Conflict`` True: the VirtualIP must not be advertised."""
+    conditions = (obj.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Conflict" and c.get("status") == "True" for c in conditions)
+
+
+def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None) -> Selection:
+    out = Selection()
+    view = NodeView.from_api_object(node) if node is not None else None
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        if meta.get("deletionTimestamp"):
+            out.skipped[key] = "being deleted"
+            continue
+        try:
+            vip = from_api_object(dict(obj), allocated_vrid=True)
+        except SpecError as exc:
+            out.skipped[key] = "invalid: " + "; ".join(exc.problems)
+            continue
+        if vip.spec.virtual_router_id is None:
+            out.skipped[key] = "no virtualRouterID yet"
+        elif blocked(obj):
+            out.skipped[key] = "blocked by the operator (Conflict)"
+        elif view is None:
+            out.skipped[key] = "this Node is not known yet"
+        else:
+            placed = judge(view, vip.spec.node_selector, vip.spec.tolerations)
+            if placed.selected:
+                out.run[vip.key] = vip
+            else:
+                out.skipped[key] = placed.reason
+    return out

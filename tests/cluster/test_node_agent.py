@@ -1,0 +1,336 @@
+"""The node agent (issue 12): one ``keepvip-agent --kubernetes`` per node carries every VirtualIP.
+
+No operator here: the test renders what the chart and the operator will (the
+agents' ServiceAccount, RBAC and the one DaemonSet, ``keepvip_harness.nodeagents``)
+and gives every VirtualIP its VRID in the spec; the pod launcher runs the
+real agents in the lab's node namespaces with exactly those rights. Every
+assertion reads what the agents wrote in the API (``status.nodes[]``, Leases)
+or what a client sees through the VIPs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
+from keepvip_harness.clusterlab import app_daemonset
+from keepvip_harness.controlplane import ControlPlane
+from keepvip_harness.kubeapi import GROUP_PATH, wait_for
+from keepvip_harness.nodeagents import (
+    agent_pods,
+    answer,
+    api_server_frozen,
+    entries,
+    masters_of,
+    node_agents,
+    post_vip,
+    vip_spec,
+)
+from keepvip_tools.lab.topology import Lab
+
+VIPS = 10
+
+
+def address(i: int) -> IPv4Address:
+    return IPv4Address(f"192.0.2.{50 + i}")
+
+
+def responders(lab: Lab, index: dict[str, int]) -> None:
+    """An HTTP responder on every node answering with the node's name (any local address)."""
+    for name, i in index.items():
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+
+
+def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    responders(lab, index)
+    with node_agents(control_plane, ns, cluster_lab):
+        for i in range(VIPS):
+            post_vip(api, ns, f"vip{i}", vip_spec(address(i), 60 + i, nodes))
+        wait_for("3 agent pods Running", lambda: len(agent_pods(api, ns)) == 3, 30)
+        for i in range(VIPS):
+            wait_for(
+                f"vip{i}: {nodes[0]} master",
+                lambda i=i: masters_of(api, ns, f"vip{i}") == [nodes[0]],
+                60,
+            )
+            wait_for(f"vip{i}: 3 entries", lambda i=i: len(entries(api, ns, f"vip{i}")) == 3, 30)
+        for i in range(VIPS):
+            assert (
+                wait_for(f"the client via {address(i)}", lambda i=i: answer(lab, address(i)), 10)
+                == nodes[0]
+            )
+        pods = agent_pods(api, ns)
+        assert len(pods) == 3 and {p["spec"]["nodeName"] for p in pods} == set(nodes)
+        uids = {p["metadata"]["uid"] for p in pods}
+        before = {
+            f"vip{i}": {
+                n: e.get("lastTransitionTime") for n, e in entries(api, ns, f"vip{i}").items()
+            }
+            for i in range(VIPS)
+        }
+
+        # Adding a VirtualIP starts no pod and restarts no instance.
+        post_vip(api, ns, "added", vip_spec(address(VIPS), 60 + VIPS, nodes))
+        wait_for("added: master", lambda: masters_of(api, ns, "added") == [nodes[0]], 30)
+        assert (
+            wait_for("the client via the new VIP", lambda: answer(lab, address(VIPS)), 10)
+            == nodes[0]
+        )
+        assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
+        after = {
+            f"vip{i}": {
+                n: e.get("lastTransitionTime") for n, e in entries(api, ns, f"vip{i}").items()
+            }
+            for i in range(VIPS)
+        }
+        assert after == before, "no other instance transitioned"
+
+        # Three broken VirtualIPs fault alone, each with its cause in its own entries.
+        post_vip(api, ns, "no-iface", vip_spec(address(20), 90, nodes, interface="eth9"))
+        post_vip(api, ns, "off-net", vip_spec("203.0.113.9", 91, nodes))
+        check = {
+            "name": "gone",
+            "exec": {"command": ["/nonexistent/keepvip-check"]},
+            "onFailure": {"action": "fault"},
+        }
+        post_vip(api, ns, "no-check", vip_spec(address(21), 92, nodes, checks=[check]))
+
+        def faulted(name: str, word: str) -> bool:
+            found = entries(api, ns, name)
+            return len(found) == 3 and all(
+                e["state"] == "Fault"
+                and word in " ".join([*e.get("faults", []), e.get("reason", "")])
+                for e in found.values()
+            )
+
+        wait_for("no-iface: Fault naming eth9", lambda: faulted("no-iface", "eth9"), 30)
+        wait_for("off-net: Fault naming the address", lambda: faulted("off-net", "203.0.113.9"), 30)
+        wait_for("no-check: Fault naming the check", lambda: faulted("no-check", "gone"), 30)
+        print({n: entries(api, ns, n) for n in ("no-iface", "off-net", "no-check")})
+        assert lab.holders(address(20)) == [] and lab.holders(address(21)) == []
+        assert answer(lab, address(0)) == nodes[0], "a healthy VIP on the same agents still serves"
+        assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
+
+        # Steady state: no status write at all (nothing else writes these objects here),
+        # while every node Lease renews.
+
+        def versions() -> dict[str, str]:
+            items = api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips")["items"]
+            return {v["metadata"]["name"]: v["metadata"]["resourceVersion"] for v in items}
+
+        def renewals() -> dict[str, str]:
+            path = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+            return {n: api.get(f"{path}/{node_lease_name(n)}")["spec"]["renewTime"] for n in nodes}
+
+        time.sleep(3)
+        rv, renewed = versions(), renewals()
+        time.sleep(20)
+        assert versions() == rv, "status entries are written on change only"
+        later = renewals()
+        assert all(later[n] != renewed[n] for n in nodes), "every node Lease renews"
+        # Long past the probes' failure threshold (3 x 2 s): the agents stayed Ready.
+        for pod in agent_pods(api, ns):
+            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", (
+                "a faulted VirtualIP leaves /readyz alone"
+            )
+
+
+def test_placement_by_node_selector_and_taints(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """nodeSelector and tolerations are judged by each agent against its own Node object."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    label, taint_key = f"keepvip.test/{ns}", f"keepvip.test/{ns}"
+    responders(lab, index)
+    try:
+        with node_agents(control_plane, ns, cluster_lab):
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: "yes"}}})
+            api.merge_patch(
+                f"/api/v1/nodes/{nodes[2]}",
+                {"spec": {"taints": [{"key": taint_key, "value": "x", "effect": "NoSchedule"}]}},
+            )
+            tolerate = [{"key": taint_key, "operator": "Exists", "effect": "NoSchedule"}]
+            post_vip(api, ns, "everywhere", vip_spec(address(0), 70, nodes))
+            post_vip(
+                api, ns, "selected", vip_spec(address(1), 71, nodes, nodeSelector={label: "yes"})
+            )
+            post_vip(api, ns, "tolerant", vip_spec(address(2), 72, nodes, tolerations=tolerate))
+            wait_for(
+                "everywhere: all but the tainted node",
+                lambda: set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]},
+                40,
+            )
+            wait_for(
+                "selected: the labelled node only",
+                lambda: set(entries(api, ns, "selected")) == {nodes[1]},
+                30,
+            )
+            wait_for(
+                "tolerant: every node", lambda: set(entries(api, ns, "tolerant")) == set(nodes), 30
+            )
+            wait_for(
+                "selected: master on the one node",
+                lambda: masters_of(api, ns, "selected") == [nodes[1]],
+                20,
+            )
+            assert wait_for("the client", lambda: answer(lab, address(1)), 10) == nodes[1]
+            assert lab.holders(address(1)) == [index[nodes[1]]]
+            time.sleep(2)
+            assert set(entries(api, ns, "everywhere")) == {nodes[0], nodes[1]}
+
+            # Untainting brings the VirtualIP to the node; unlabelling withdraws it (entry gone).
+            api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+            wait_for(
+                "everywhere: every node",
+                lambda: set(entries(api, ns, "everywhere")) == set(nodes),
+                30,
+            )
+            api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+            wait_for("selected: no node", lambda: entries(api, ns, "selected") == {}, 30)
+            wait_for("the VIP released", lambda: lab.holders(address(1)) == [] or None, 15)
+    finally:
+        api.merge_patch(f"/api/v1/nodes/{nodes[1]}", {"metadata": {"labels": {label: None}}})
+        api.merge_patch(f"/api/v1/nodes/{nodes[2]}", {"spec": {"taints": None}})
+
+
+def test_readiness_gating_by_tracked_pods(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """trackPods through the namespace's shared pod watch: readiness moves the VIP, roles label."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    flags = tmp_path / "ready"
+    flags.mkdir()
+    for n in nodes:
+        (flags / n).touch()
+    track = {
+        "selector": {"matchLabels": {"app": "web"}},
+        "onFailure": {"action": "fault"},
+        "roleLabel": True,
+    }
+    with node_agents(control_plane, ns, cluster_lab):
+        api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
+        post_vip(api, ns, "web", vip_spec(address(0), 80, nodes, trackPods=track))
+        post_vip(api, ns, "plain", vip_spec(address(1), 81, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        assert wait_for("the client", lambda: answer(lab, address(0)), 10) == nodes[0]
+
+        def roles() -> dict[str, str | None]:
+            pods = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")["items"]
+            return {p["spec"]["nodeName"]: p["metadata"]["labels"].get(ROLE_LABEL) for p in pods}
+
+        want = {n: ("master" if n == nodes[0] else "backup") for n in nodes}
+        wait_for("role labels", lambda: roles() == want, 20)
+
+        (flags / nodes[0]).unlink()
+        wait_for(f"{nodes[1]} master", lambda: masters_of(api, ns, "web") == [nodes[1]], 15)
+        assert wait_for("the client", lambda: answer(lab, address(0)) == nodes[1], 10)
+        assert entries(api, ns, "web")[nodes[0]]["state"] == "Fault"
+        assert masters_of(api, ns, "plain") == [nodes[0]], "an untracking VirtualIP stays put"
+        (flags / nodes[0]).touch()
+        wait_for(f"{nodes[0]} master again", lambda: masters_of(api, ns, "web") == [nodes[0]], 15)
+
+
+def test_split_brain_is_settled_by_the_moved_lease(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """Node network partitioned, API reachable: the VirtualIP Lease's holder keeps the VIP.
+
+    The Lease is in the agents' namespace, written on transitions only; the
+    holder's liveness is its node Lease.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{vip_lease_name(ns, 'web')}"
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "web", vip_spec(address(0), 85, nodes))
+        wait_for(f"{nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 40)
+        wait_for("the lease", lambda: api.get(lease)["spec"].get("holderIdentity") == nodes[0], 15)
+        version = api.get(lease)["metadata"]["resourceVersion"]
+        time.sleep(5)
+        assert api.get(lease)["metadata"]["resourceVersion"] == version, "no renewal while held"
+
+        lab.cut(index[nodes[0]])  # the others stop hearing it; everybody still reaches the API
+        cut_at = time.monotonic()
+
+        def settled() -> bool:
+            found = entries(api, ns, "web")
+            fenced = [
+                n
+                for n in nodes[1:]
+                if found[n]["state"] == "Fault"
+                and any("split brain" in f for f in found[n].get("faults", []))
+            ]
+            return masters_of(api, ns, "web") == [nodes[0]] and len(fenced) == 2
+
+        wait_for("the backups to step down for the lease holder", settled, 30)
+        print(f"split brain settled {time.monotonic() - cut_at:.1f}s after the partition")
+        assert lab.holders(address(0)) == [index[nodes[0]]], "only the lease holder keeps the VIP"
+        lab.heal(index[nodes[0]])
+        wait_for(
+            "the fenced nodes to rejoin as backups",
+            lambda: (
+                {e["state"] for n, e in entries(api, ns, "web").items() if n != nodes[0]}
+                == {"Backup"}
+            ),
+            20,
+        )
+        assert masters_of(api, ns, "web") == [nodes[0]]
+
+
+def test_strict_fencing_drops_the_vip_when_the_node_lease_cannot_be_renewed(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+) -> None:
+    """fencing: strict: a master whose node Lease is not renewed for 6 s drops the VIP.
+
+    A VirtualIP without fencing on the same agents keeps serving throughout.
+    """
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    with node_agents(control_plane, ns, cluster_lab):
+        post_vip(api, ns, "strict", vip_spec(address(0), 86, nodes, fencing="strict"))
+        post_vip(api, ns, "lenient", vip_spec(address(1), 87, nodes))
+        for name in ("strict", "lenient"):
+            wait_for(
+                f"{name}: {nodes[0]} master",
+                lambda n=name: masters_of(api, ns, n) == [nodes[0]],
+                40,
+            )
+        with api_server_frozen(control_plane):
+            time.sleep(3)
+            assert lab.holders(address(0)) == [index[nodes[0]]], "within the Lease it serves"
+            lab.wait_for(lambda: lab.holders(address(0)) == [] or None, 20)
+            assert lab.holders(address(1)) == [index[nodes[0]]], "fencing none keeps serving"
+        wait_for(
+            "the VIP back on the preferred node",
+            lambda: lab.holders(address(0)) == [index[nodes[0]]],
+            30,
+        )
+        wait_for(
+            f"{nodes[0]} master in status", lambda: masters_of(api, ns, "strict") == [nodes[0]], 30
+        )

@@ -1,0 +1,324 @@
+"""The node agent's pure parts and its shells under fake time.
+
+Which VirtualIPs run on a node (:func:`select`), the shared names and the
+liveness rule, the client-side label selector, the split-brain shell that
+judges the holder by its node Lease (:class:`VipLease`, the arbiter's rules
+unchanged), and the status entry written on change only (:class:`EntryWriter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kubernetes.client import V1Lease
+
+from keepvip_agent.kube.entries import EntryWriter, fault_entry
+from keepvip_agent.kube.lease import API_FENCE
+from keepvip_agent.kube.nodelease import LeaseCache
+from keepvip_agent.kube.pods import selector_matches
+from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.viplease import VipLease
+from keepvip_agent.vrrp.router import State
+from keepvip_api.cluster import LabelSelector
+from keepvip_api.names import SPLIT_BRAIN_FAULT, node_lease_name, vip_lease_name
+from keepvip_api.status import NodeStatus, node_alive
+from keepvip_harness.runtime_rig import run
+
+# -- names and liveness ---------------------------------------------------------------------
+
+
+def test_vip_lease_names_are_readable_unique_and_fit_63_characters() -> None:
+    short = vip_lease_name("prod", "web")
+    assert short.startswith("keepvip-vip-prod-web-") and len(short) <= 63
+    long_ns, long_name = "n" * 63, "x" * 253
+    a, b = vip_lease_name(long_ns, long_name), vip_lease_name(long_ns, long_name + "y")
+    assert len(a) <= 63 and len(b) <= 63 and a != b
+    assert vip_lease_name("a-b", "c") != vip_lease_name("a", "b-c"), "the hash tells them apart"
+    assert vip_lease_name("prod", "web") == short
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", a)
+
+
+def test_a_node_is_alive_while_its_node_lease_renews() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert node_alive(now - timedelta(seconds=30), now)
+    assert not node_alive(now - timedelta(seconds=30.5), now)
+    assert not node_alive(None, now)
+
+
+def test_label_selectors_are_matched_client_side() -> None:
+    sel = LabelSelector.model_validate_json(
+        json.dumps(
+            {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                    {"key": "canary", "operator": "DoesNotExist"},
+                ],
+            }
+        )
+    )
+    assert selector_matches(sel, {"app": "web", "tier": "a"})
+    assert not selector_matches(sel, {"app": "web", "tier": "c"})
+    assert not selector_matches(sel, {"app": "web"})
+    assert not selector_matches(sel, {"app": "web", "tier": "b", "canary": "1"})
+    assert not selector_matches(sel, {"app": "db", "tier": "a"})
+
+
+# -- which VirtualIPs run here ------------------------------------------------------------
+
+
+def obj(name: str, **spec: Any) -> dict[str, Any]:
+    base = {"addresses": ["192.0.2.50/24"], "virtualRouterID": 7}
+    return {
+        "apiVersion": "keepvip.io/v1alpha1",
+        "kind": "VirtualIP",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {**base, **spec},
+    }
+
+
+NODE = {
+    "metadata": {"name": "n1", "labels": {"zone": "a"}},
+    "spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]},
+}
+
+
+def test_select_runs_what_parses_has_a_vrid_is_not_blocked_and_is_placed_here() -> None:
+    blocked = obj("blocked")
+    blocked["status"] = {"conditions": [{"type": "Conflict", "status": "True"}]}
+    gone = obj("gone")
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    tolerate = [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]
+    objects = [
+        obj("ok", tolerations=tolerate, nodeSelector={"zone": "a"}),
+        obj("untolerated"),
+        obj("elsewhere", tolerations=tolerate, nodeSelector={"zone": "b"}),
+        {**obj("novrid", tolerations=tolerate), "spec": {"addresses": ["192.0.2.51/24"]}},
+        obj("invalid", advertInterval="soon"),
+        blocked,
+        gone,
+    ]
+    sel = select(objects, NODE)
+    assert list(sel.run) == ["ns/ok"]
+    assert "dedicated=db:NoSchedule" in sel.skipped["ns/untolerated"]
+    assert "zone" in sel.skipped["ns/elsewhere"]
+    assert "virtualRouterID" in sel.skipped["ns/novrid"]
+    assert sel.skipped["ns/invalid"].startswith("invalid: ")
+    assert "Conflict" in sel.skipped["ns/blocked"]
+    assert sel.skipped["ns/gone"] == "being deleted"
+    assert select([obj("ok")], None).run == {}, "no Node known yet: nothing runs"
+
+
+def test_an_allocated_vrid_in_status_counts() -> None:
+    o = obj("ok")
+    del o["spec"]["virtualRouterID"]
+    o["status"] = {"virtualRouterID": 9}
+    vip = select([o], {"metadata": {"name": "n1"}}).run["ns/ok"]
+    assert vip.spec.virtual_router_id == 9
+
+
+# -- split brain judged by the holder's node Lease --------------------------------------------
+
+
+class FakeCoordination:
+    def __init__(self, cache: LeaseCache) -> None:
+        self.cache = cache
+        self.calls: list[tuple[str, str | None]] = []
+
+    def _store(self, body: V1Lease) -> V1Lease:
+        spec = body.spec
+        self.cache.leases[body.metadata.name] = {
+            "metadata": {"name": body.metadata.name, "resourceVersion": "1"},
+            "spec": {"holderIdentity": spec.holder_identity, "renewTime": str(spec.renew_time)},
+        }
+        return body
+
+    def create_namespaced_lease(self, namespace: str, body: V1Lease, **_: Any) -> V1Lease:
+        self.calls.append(("create", body.spec.holder_identity))
+        return self._store(body)
+
+    def replace_namespaced_lease(
+        self, name: str, namespace: str, body: V1Lease, **_: Any
+    ) -> V1Lease:
+        self.calls.append(("replace", body.spec.holder_identity))
+        return self._store(body)
+
+
+class FakeKube:
+    def __init__(self, cache: LeaseCache) -> None:
+        self.coordination = FakeCoordination(cache)
+        self.last_ok = 0.0
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+
+class FakeBoard:
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, bool, str]] = []
+
+    def report(self, name: str, healthy: bool, on_failure: Any, detail: str = "") -> None:
+        self.reports.append((name, healthy, detail))
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vip_lease(node: str = "b") -> tuple[VipLease, LeaseCache, FakeKube, Any, Clock]:
+    cache = LeaseCache(None, "agents")  # type: ignore[arg-type]
+    kube = FakeKube(cache)
+    node_lease = SimpleNamespace(last_renewed=0.0)
+    la = VipLease(kube, "agents", "ns", "web", node, cache, node_lease)  # type: ignore[arg-type]
+    clock = Clock()
+    la.clock = clock
+    runner = SimpleNamespace(
+        name="ns/web", state=State.MASTER, health=FakeBoard(), last_heard={}, family=4
+    )
+    la.inst = runner  # type: ignore[assignment]
+    la.holder_address = {"a": "192.0.2.1"}.get  # type: ignore[assignment]
+    return la, cache, kube, runner, clock
+
+
+def hold(cache: LeaseCache, holder: str | None) -> None:
+    cache.leases[vip_lease_name("ns", "web")] = {
+        "metadata": {"name": vip_lease_name("ns", "web"), "resourceVersion": "5"},
+        "spec": {"holderIdentity": holder, "renewTime": "2026-01-01T00:00:00.000000Z"},
+    }
+
+
+def renew_node(cache: LeaseCache, node: str, at: float) -> None:
+    cache.leases[node_lease_name(node)] = {
+        "metadata": {"name": node_lease_name(node)},
+        "spec": {"holderIdentity": node, "renewTime": f"t={at}"},
+    }
+
+
+def test_a_master_creates_the_lease_once_and_never_renews_it() -> None:
+    async def scenario() -> None:
+        la, cache, kube, runner, clock = vip_lease()
+        await la.round()
+        assert kube.coordination.calls == [("create", "b")]
+        for i in range(1, 20):  # a minute of rounds holding it: no write at all
+            clock.now = 2.0 * i
+            renew_node(cache, "b", clock.now)
+            await la.round()
+        assert kube.coordination.calls == [("create", "b")]
+        raw = cache.get(vip_lease_name("ns", "web"))
+        assert raw is not None
+        runner.state = State.BACKUP
+        await la.round()  # left master: given back
+        assert kube.coordination.calls[-1] == ("replace", None)
+
+    asyncio.run(scenario())
+
+
+def test_a_holder_whose_node_lease_renews_wins_the_split_brain() -> None:
+    async def scenario() -> None:
+        la, cache, kube, runner, clock = vip_lease()
+        hold(cache, "a")  # the VirtualIP Lease itself never changes
+        for i in range(3):
+            clock.now = 2.0 * i
+            renew_node(cache, "a", clock.now)
+            await la.round()
+        lease = vip_lease_name("ns", "web")
+        assert runner.health.reports == [
+            (SPLIT_BRAIN_FAULT, False, f"a holds lease {lease} and renews it")
+        ]
+        assert kube.coordination.calls == []
+        runner.state = State.FAULT
+        clock.now = 6.0
+        renew_node(cache, "a", clock.now)
+        runner.last_heard["192.0.2.1"] = 6.0  # the holder's own adverts: healed
+        await la.round()
+        assert runner.health.reports[-1] == (SPLIT_BRAIN_FAULT, True, "hearing a again")
+
+    asyncio.run(scenario())
+
+
+def test_a_holder_whose_node_lease_stops_is_taken_over() -> None:
+    async def scenario() -> None:
+        la, cache, kube, runner, clock = vip_lease()
+        hold(cache, "a")
+        renew_node(cache, "a", 0.0)
+        for t in (0.0, 2.0, 4.0, 5.9):
+            clock.now = t
+            await la.round()
+        assert kube.coordination.calls == [], "within the lease duration the holder may be alive"
+        clock.now = 6.0
+        await la.round()
+        assert kube.coordination.calls == [("replace", "b")]
+        assert runner.health.reports == []
+
+    asyncio.run(scenario())
+
+
+def test_strict_fencing_judges_this_nodes_own_node_lease() -> None:
+    la, _cache, kube, runner, clock = vip_lease()
+    la.fencing = "strict"
+    kube.last_ok = 100.0  # other calls succeeding do not count
+    la.node_lease.last_renewed, clock.now = 0.0, 6.5  # type: ignore[attr-defined]
+    la._check_api_fence()
+    assert runner.health.reports == [
+        (API_FENCE, False, "cut off from the API server for 6s (fencing: strict)")
+    ]
+    la.node_lease.last_renewed = 6.0  # type: ignore[attr-defined]
+    la._check_api_fence()
+    assert runner.health.reports[-1] == (API_FENCE, True, "API server reachable")
+
+
+# -- status entries on change only ------------------------------------------------------------
+
+
+class FakeCustom:
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.fail = 0
+
+    def patch_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("API away")
+        self.bodies.append(args[5])
+
+
+def test_entries_are_written_on_first_start_and_on_change_only() -> None:
+    async def scenario() -> None:
+        custom = FakeCustom()
+        kube = SimpleNamespace(custom=custom, call=_call)
+        current = {"entry": fault_entry("n1", "interface eth9 not found", "why", 0.0)}
+        w = EntryWriter(kube, "ns", "web", "n1", lambda now: current["entry"])  # type: ignore[arg-type]
+        w.start()
+        await asyncio.sleep(20)
+        assert len(custom.bodies) == 1, "nothing changed: one write in 20 s"
+        assert custom.bodies[0]["status"]["nodes"][0]["faults"] == ["interface eth9 not found"]
+        current["entry"] = NodeStatus(name="n1", state="Backup", effective_priority=100)
+        custom.fail = 2
+        w.changed()
+        await asyncio.sleep(10)
+        assert len(custom.bodies) == 2, "retried until written, then quiet"
+        assert custom.bodies[1]["status"]["nodes"][0]["state"] == "Backup"
+        await w.stop(withdraw=True)
+        assert custom.bodies[-1]["status"]["nodes"] == []
+
+    run(scenario)
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("state", ["Master", "Backup"])
+def test_fault_entries_carry_no_instance_fields(state: str) -> None:
+    entry = fault_entry("n1", "address 203.0.113.9 is on no connected network", "long", 1.0)
+    assert entry.state == "Fault" and entry.effective_priority is None
+    assert NodeStatus(name="n1", state=state).state == state  # type: ignore[arg-type]
