@@ -556,5 +556,42 @@ def test_cluster_policy_services_share_one_router_and_each_answers_on_its_own_ad
                     )
                     other = 8081 + (i + 1) % count  # another Service's port: not published here
                     assert client_answer_at(netlab, address, other) is None, (name, other)
+
+                # s0 turns Local: it leaves the router with its address, for a VirtualIP
+                # (and VRID) of its own gated on its node's endpoints; the others stay.
+                moved = published["s0"][0]
+                lab.api.merge_patch(
+                    f"{lab.services}/s0", {"spec": {"externalTrafficPolicy": "Local"}}
+                )
+                own = wait_for(
+                    "s0 on a VirtualIP of its own",
+                    lambda: (v := lab.vip("lb-s0")) and v["spec"]["addresses"] == [moved] and v,
+                    30,
+                )
+                ref = own["spec"]["serviceRef"]
+                assert ref["name"] == "s0" and "sharedWith" not in ref
+                assert not ref.get("addressPerService")
+                wait_for(
+                    "the router without s0",
+                    lambda: moved not in ((lab.vip(router) or {}).get("spec") or {})["addresses"],
+                )
+                wait_for(
+                    "lb-s0 with its own VRID and a master",
+                    lambda: (
+                        (st := (lab.vip("lb-s0") or {}).get("status") or {})
+                        and st.get("virtualRouterID") not in (None, vrid)
+                        and any(e["state"] == "Master" for e in st.get("nodes") or [])
+                    ),
+                    90,
+                )
+                assert ingress("s0") == [moved]
+                wait_for(
+                    f"s0 through {moved}:8081", lambda: client_answer_at(netlab, moved, 8081), 20
+                )
+                assert wait_for(
+                    "s1 still through its address",
+                    lambda: client_answer_at(netlab, published["s1"][0], 8082),
+                    20,
+                )
         finally:
             dump_logs(control_plane, launcher, ns)
