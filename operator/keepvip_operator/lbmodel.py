@@ -46,7 +46,8 @@ ROUTER_LABEL = "keepvip.io/shared-router"
 """On a pool's shared router: ``ipv4`` or ``ipv6``."""
 VIP_PREFIX = "lb-"
 MAX_SHARED = 17
-"""serviceRef.name plus the 16 Services sharedWith holds."""
+"""Services on one address (allow-shared-ip): kept at the 17 that serviceRef held before
+sharedWith grew to 239 for shared routers (one address per Service there)."""
 FAMILY = {"IPv4": 4, "IPv6": 6}
 
 
