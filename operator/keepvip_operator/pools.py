@@ -180,7 +180,6 @@ class _Router:
     """None: the pool is gone (or invalid); the members keep their addresses."""
     members: list[tuple[LBService, IP]]
     name: str | None = None
-    pool_label: str | None = None
 
     @property
     def addresses(self) -> tuple[IP, ...]:
@@ -339,7 +338,7 @@ def _keep_router(
 ) -> None:
     """Step 1 for a shared router: the members that still fit stay, in their order."""
     pool = next((p for p in st.pools if safe_label(p.name) == h.pool_label), None)
-    router = _Router(h.namespace, h.addresses[0].version, pool, [], h.name, h.pool_label)
+    router = _Router(h.namespace, h.addresses[0].version, pool, [], h.name)
     by_name = {m.name: m for m in members}
     for name, address in zip(h.services, h.addresses, strict=False):
         svc = by_name.get(name)
@@ -545,7 +544,7 @@ def _finish_router(router: _Router, st: _State, outcomes: dict[str, Outcome]) ->
     if pool is not None:
         body = render_router(router.namespace, router.name, pool, router.members)
     for svc, address in router.members:
-        if pool is not None and pool.spec.contains(address):
+        if pool is not None and pool.serves(router.namespace) and pool.spec.contains(address):
             outcomes[svc.key] = Outcome(
                 "True",
                 ASSIGNED,

@@ -538,6 +538,11 @@ def test_a_shrunk_or_deleted_pool_keeps_the_members_serving() -> None:
     assert outcome(p2, "a") == ("True", "AddressOutsidePool")
     assert outcome(p2, "b") == ("True", "AddressAssigned")
     assert routers(p2) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.10"), ("b", "198.51.100.11")]}
+    elsewhere = pool("lan", "198.51.100.10-198.51.100.250", sharedRouter=True,
+                     advertInterval="100ms", namespaces=["elsewhere"])  # fmt: skip
+    p_ns = pools.plan([service("a", 1), service("b", 2)], [elsewhere], as_vips(p))
+    assert outcome(p_ns, "a") == outcome(p_ns, "b") == ("True", "AddressOutsidePool")
+    assert len(routers(p_ns)["lb-pool-lan-ipv4-0"]) == 2
     p3 = pools.plan([service("a", 1), service("b", 2)], [], as_vips(p))
     assert [w.body for w in p3.wanted] == [None]  # left as it is
     assert outcome(p3, "a") == outcome(p3, "b") == ("True", "AddressOutsidePool")
