@@ -5,13 +5,15 @@ Standalone agents accept and ignore them, so one file can serve both modes.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
 from keepvip_api.base import Model
 from keepvip_api.errors import field_problems
 from keepvip_api.types import int_in
+
+T = TypeVar("T")
 
 
 class OnFailure(Model):
@@ -86,6 +88,11 @@ DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
 
 
+MAX_SHARED_WITH = 239
+"""sharedWith's limit: with serviceRef.name, 240 Services, one per address of a full router
+(keepvip_api.model.MAX_ADDRESSES)."""
+
+
 class ServiceRef(Model):
     """The Service (same namespace) this VirtualIP fronts.
 
@@ -96,8 +103,13 @@ class ServiceRef(Model):
 
     name: ServiceName
     """The Service's name."""
-    shared_with: tuple[ServiceName, ...] = Field(default=(), max_length=16)
-    """More Services of the namespace on the same addresses (on other ports): a shared address."""
+    shared_with: tuple[ServiceName, ...] = Field(default=(), max_length=MAX_SHARED_WITH)
+    """More Services of the namespace on the same addresses (on other ports): a shared address;
+    with addressPerService, on one address each."""
+    address_per_service: bool = False
+    """Each Service gets one address of its own, in order: name gets addresses[0], sharedWith[i]
+    addresses[i+1] (a pool's shared VRRP router); there must be as many addresses as Services.
+    False: every Service gets every address."""
     track_endpoints: bool = True
     """Gate each node on the Services' Ready endpoints. externalTrafficPolicy Local: a Ready
     endpoint on the node; Cluster: a Ready endpoint anywhere (kube-proxy forwards)."""
@@ -119,6 +131,15 @@ class ServiceRef(Model):
     def services(self) -> tuple[str, ...]:
         """Every Service on these addresses, the named one first."""
         return (self.name, *self.shared_with)
+
+    def addresses_for(self, service: str, addresses: tuple[T, ...]) -> tuple[T, ...]:
+        """The addresses Service ``service`` is published with (of the VirtualIP's ``addresses``)."""
+        if service not in self.services:
+            return ()
+        if not self.address_per_service:
+            return addresses
+        i = self.services.index(service)
+        return addresses[i : i + 1]
 
     model_config = Model.model_config | {
         "json_schema_extra": {

@@ -47,7 +47,15 @@ __all__ = [
     "VirtualIPSpec",
 ]
 
-MAX_ADDRESSES = 32
+MAX_ADDRESSES = 240
+"""Below the 255 an advertisement's one-octet Count IPvX Addr allows (RFC 9568 5.2.6) because
+the API server's estimated cost of the CEL rule "an address is listed twice" (pairs of parsed
+addresses, so the square of this) exceeds its per-rule budget at 255 (v1.36: by 1.09x)."""
+MAX_ADVERTISED = {4: 255, 6: 77}
+"""Election-family addresses an advertisement may list so that it fits the IPv6 minimum link
+MTU of 1280 bytes: IPv6 header 40 + VRRP header 8 + 16 per address (IPv4: 20 + 8 + 4 x 255 is
+1048 bytes). More IPv6 addresses would need adverts that list only some of them (keepalived's
+virtual_ipaddress_excluded); a VirtualIP simply may not carry more."""
 
 
 def _ip(v: str) -> str:
@@ -83,6 +91,21 @@ SPEC_RULES: list[JsonValue] = [
     {
         "rule": f"self.addresses.all(a, self.addresses.exists_one(b, {_ip('b')} == {_ip('a')}))",
         "message": "an address is listed twice",
+        "fieldPath": ".addresses",
+    },
+    {
+        "rule": f"self.addresses.filter(a, {_ip('a')}.family() == "
+        f"{_ip('self.addresses[0]')}.family()).size() <= "
+        f"({_ip('self.addresses[0]')}.family() == 4 ? {MAX_ADVERTISED[4]} : {MAX_ADVERTISED[6]})",
+        "message": f"an advertisement lists at most {MAX_ADVERTISED[4]} IPv4 or "
+        f"{MAX_ADVERTISED[6]} IPv6 addresses (of addresses[0]'s family)",
+        "fieldPath": ".addresses",
+    },
+    {
+        "rule": "!has(self.serviceRef) || !has(self.serviceRef.addressPerService) || "
+        "!self.serviceRef.addressPerService || size(self.addresses) == 1 + "
+        "(has(self.serviceRef.sharedWith) ? size(self.serviceRef.sharedWith) : 0)",
+        "message": "serviceRef.addressPerService: one address per Service (name and sharedWith)",
         "fieldPath": ".addresses",
     },
     {
@@ -283,9 +306,35 @@ class VirtualIPSpec(Model):
                         "(the family of addresses[0])",
                     )
                 )
+        problems += self._address_count_problems()
         if problems:
             raise field_problems(problems)
         return self
+
+    def _address_count_problems(self) -> list[tuple[str, str]]:
+        """An advertisement must list every election address; addressPerService needs one each."""
+        problems: list[tuple[str, str]] = []
+        family = self.addresses[0].version
+        advertised, limit = len(self.election_addresses), MAX_ADVERTISED[family]
+        if advertised > limit:
+            problems.append(
+                (
+                    "addresses",
+                    f"{advertised} IPv{family} addresses; an advertisement lists at most "
+                    f"{MAX_ADVERTISED[4]} IPv4 or {MAX_ADVERTISED[6]} IPv6 addresses "
+                    "(of addresses[0]'s family)",
+                )
+            )
+        ref = self.service_ref
+        if ref is not None and ref.address_per_service and len(ref.services) != len(self.addresses):
+            problems.append(
+                (
+                    "addresses",
+                    f"serviceRef.addressPerService: {len(ref.services)} Services but "
+                    f"{len(self.addresses)} addresses (one address per Service)",
+                )
+            )
+        return problems
 
     # -- derived values ----------------------------------------------------------
 

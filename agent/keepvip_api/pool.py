@@ -124,6 +124,12 @@ class VirtualIPPoolSpec(Model):
     these addresses."""
     namespaces: tuple[str, ...] = Field(default=(), max_length=64)
     """Only Services in these namespaces may use the pool; empty: every namespace."""
+    shared_router: bool = False
+    """Services with externalTrafficPolicy Cluster (single-stack) share one VRRP router, so one
+    VRID, per namespace and IP family: up to 240 IPv4 or 77 IPv6 addresses each, one per
+    Service, failing over together and not gated on endpoints. Services with policy Local (or
+    dual-stack, or sharing an address) keep a VirtualIP each. False: a VirtualIP (and VRID) per
+    Service, each gated on its own endpoints."""
     interface: election.Interface
     """Default: the interface whose connected route covers the address."""
     node_selector: election.NodeSelector

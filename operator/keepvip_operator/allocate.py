@@ -10,10 +10,17 @@ a running VirtualIP is never stopped by one created after it. The older one
 wins even while it is blocked itself, so an object's fate never flips
 because a third one came or went.
 
-Allocation is conservative: an allocated VRID is unique across both
-families and across every VRID any other VirtualIP names in its spec or
-status, so allocated VRIDs never conflict. An allocated VRID is kept as long
-as no older object uses it (a running VIP keeps its VRRP identity).
+Allocation is conservative while it can be: an allocated VRID is unique
+across both families and across every VRID any other VirtualIP names in its
+spec or status, so an edit that moves a VirtualIP to the other family never
+makes its VRID collide. Only when all 255 are taken that way does a
+VirtualIP get a VRID the other family uses (VRIDs are 255 per segment *and
+address family*), so each family has its 255. The 256th VirtualIP of a
+family gets ``Conflict=True`` with reason ``NoVRID`` (and the Warning Event
+every conflict gets), never a VRID someone else has. An allocated VRID is
+kept as long as no older object of its family uses it (a running VIP keeps
+its VRRP identity). A claim whose family is unknown (an invalid spec, a
+reservation) counts for both families.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ipaddress import IPv4Address, IPv6Address
 from keepvip_operator.observed import Observed
 
 VRIDS = range(1, 256)
+NO_VRID = "NoVRID"
+"""The Conflict reason when every VRID of the family is taken (issue 12's contract name)."""
 
 
 @dataclass(frozen=True)
@@ -70,24 +79,34 @@ def lowest_free(used: Iterable[int], candidates: Iterable[int]) -> int | None:
     return next((c for c in candidates if c not in taken), None)
 
 
+def _meets(me: Claim, other: Claim) -> bool:
+    """The two may run the same virtual router: same family, or one family unknown."""
+    return me.family is None or other.family is None or me.family == other.family
+
+
 def choose_vrid(me: Claim, others: Iterable[Claim]) -> int | None:
     """The VRID ``me`` runs with: its spec's, else its allocated one, else the lowest free.
 
-    None when all 255 are taken.
+    The lowest free across both families first, else the lowest free in its
+    own family (see the module docstring); None when all 255 of its family
+    are taken.
     """
     if me.spec_vrid is not None:
         return me.spec_vrid
     others = [o for o in others if o.key != me.key]
-    by_older = {v for o in others if o.older_than(me) for v in o.vrids}
+    by_older = {v for o in others if o.older_than(me) and _meets(me, o) for v in o.vrids}
     if me.status_vrid is not None and me.status_vrid not in by_older:
         return me.status_vrid
-    return lowest_free((v for o in others for v in o.vrids), VRIDS)
+    anywhere = lowest_free((v for o in others for v in o.vrids), VRIDS)
+    if anywhere is not None:
+        return anywhere
+    return lowest_free((v for o in others if _meets(me, o) for v in o.vrids), VRIDS)
 
 
 @dataclass(frozen=True)
 class Conflict:
     reason: str
-    """AddressInUse, VirtualRouterIDInUse or NoFreeVirtualRouterID (condition reasons)."""
+    """AddressInUse, VirtualRouterIDInUse or NoVRID (condition reasons)."""
     message: str
 
 
@@ -114,8 +133,14 @@ def find_conflicts(me: Claim, vrid: int | None, others: Iterable[Claim]) -> list
                 )
             )
     if vrid is None:
+        family = f"IPv{me.family}" if me.family else "its address family"
         out.append(
-            Conflict("NoFreeVirtualRouterID", "all 255 virtualRouterIDs are in use; set one")
+            Conflict(
+                NO_VRID,
+                f"no virtualRouterID left: all 255 for {family} are in use (VRIDs are 255 "
+                "per segment and address family); free one, or serve LoadBalancer Services "
+                "with externalTrafficPolicy Cluster from a pool (they share a VRRP router)",
+            )
         )
     return out
 

@@ -5,7 +5,10 @@ for the load-balancer feature, and the place that renders the VirtualIP the
 operator writes for a Service. The allocator (:mod:`keepvip_operator.pools`)
 takes only these frozen values.
 
-Names: a Service's VirtualIP is ``lb-<service>``. Service names are DNS
+Names: a Service's own VirtualIP is ``lb-<service>``; a pool's shared VRRP
+router (Services with externalTrafficPolicy Cluster, pool ``sharedRouter``)
+is ``lb-pool-<pool>-ipv<family>-<n>``, one address per Service
+(``serviceRef.addressPerService``). Service names are DNS
 labels of up to 63 characters, and a VirtualIP name must fit a label value
 (63, it labels the agent pods), so a long name is cut and suffixed with a
 hash of the whole name (``lb-<first 50>-<8 hex>``): deterministic, so a
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
@@ -39,9 +42,12 @@ POOL_ANNOTATION = "keepvip.io/address-pool"
 """Take the address from this pool only (even one with autoAssign: false)."""
 POOL_LABEL = "keepvip.io/pool"
 SERVICE_LABEL = "keepvip.io/service"
+ROUTER_LABEL = "keepvip.io/shared-router"
+"""On a pool's shared router: ``ipv4`` or ``ipv6``."""
 VIP_PREFIX = "lb-"
 MAX_SHARED = 17
-"""serviceRef.name plus the 16 Services sharedWith holds."""
+"""Services on one address (allow-shared-ip): kept at the 17 that serviceRef held before
+sharedWith grew to 239 for shared routers (one address per Service there)."""
 FAMILY = {"IPv4": 4, "IPv6": 6}
 
 
@@ -54,6 +60,15 @@ def safe_label(value: str) -> str:
     if len(value) <= names.MAX_LABEL_VALUE:
         return value
     return f"{value[:50].rstrip('-.')}-{_hash(value)}"
+
+
+def router_name(pool: str, family: int, n: int) -> str:
+    """The ``n``-th shared router of ``pool`` for IPv``family`` (see the module docstring)."""
+    tail = f"-ipv{family}-{n}"
+    full = f"{VIP_PREFIX}pool-{pool}"
+    if len(full) + len(tail) > names.MAX_LABEL_VALUE:
+        full = f"{VIP_PREFIX}pool-{pool[:30].rstrip('-.')}-{_hash(pool)}"
+    return full + tail
 
 
 def vip_name(service: str) -> str:
@@ -92,6 +107,9 @@ class LBService:
     pool: str | None = None
     conditions: tuple[Mapping[str, Any], ...] = ()
     """status.conditions as read (the operator's condition among them)."""
+    cluster_policy: bool = True
+    """externalTrafficPolicy Cluster (the default): any node can serve it, so it may share a
+    VRRP router; Local needs a router of its own, gated on the node's own endpoints."""
 
     @property
     def key(self) -> str:
@@ -148,6 +166,7 @@ def read_service(body: Mapping[str, Any], *, default_load_balancer: bool) -> LBS
         ports=ports,
         pool=str(annotations.get(POOL_ANNOTATION) or "") or None,
         conditions=tuple(c for c in status.get("conditions") or () if isinstance(c, Mapping)),
+        cluster_policy=spec.get("externalTrafficPolicy") != "Local",
     )
 
 
@@ -198,6 +217,8 @@ class Holding:
     pool_label: str | None = None
     deleting: bool = False
     spec: VirtualIPSpec | None = None
+    per_service: bool = False
+    """A shared router: ``services[i]`` has ``addresses[i]`` (serviceRef.addressPerService)."""
 
     @property
     def key(self) -> str:
@@ -232,6 +253,7 @@ def read_virtualip(body: Mapping[str, Any]) -> Holding:
         pool_label=labels.get(POOL_LABEL),
         deleting=bool(meta.get("deletionTimestamp")),
         spec=parsed,
+        per_service=bool(ref and ref.address_per_service),
     )
 
 
@@ -280,6 +302,55 @@ def render_virtualip(
                     "controller": not shared,
                 }
                 for s in members
+            ],
+        },
+        "spec": spec,
+    }
+    from_api_object(body)  # raises SpecError: the pool model and the VirtualIP model disagree
+    return body
+
+
+def render_router(
+    namespace: str, name: str, pool: Pool, members: Sequence[tuple[LBService, IP]]
+) -> dict[str, Any]:
+    """A pool's shared VRRP router: one address per Service, in the order given.
+
+    ``addressPerService`` publishes each Service with its own address only;
+    ``trackEndpoints: false`` because the agents gate a router on *every*
+    Service it fronts, and with externalTrafficPolicy Cluster that judgement
+    is the same on every node: it could only take every Service's address
+    down because one of them has no Ready endpoint (kube-proxy rejects
+    connections to that one instead). Every Service is an owner, none the
+    controller: the router goes with the last one.
+    """
+    first, *rest = (s for s, _ in members)
+    defaults = pool.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    spec: dict[str, Any] = {k: defaults[k] for k in POOL_FIELDS if k in defaults}
+    spec["addresses"] = [str(a) for _, a in members]
+    ref: dict[str, Any] = {"name": first.name}
+    if rest:
+        ref["sharedWith"] = [s.name for s in rest]
+    spec["serviceRef"] = ref | {"addressPerService": True, "trackEndpoints": False}
+    body: dict[str, Any] = {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                names.MANAGED_BY_LABEL: names.FIELD_MANAGER,
+                POOL_LABEL: safe_label(pool.name),
+                ROUTER_LABEL: f"ipv{members[0][1].version}",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "name": s.name,
+                    "uid": s.uid,
+                    "controller": False,
+                }
+                for s, _ in members
             ],
         },
         "spec": spec,

@@ -18,7 +18,22 @@ pool edits. Decisions, in this order:
 2. The others, oldest first (creationTimestamp, then namespace/name), get the
    addresses they request, or join a compatible share, or the first free
    address of the first eligible pool (by name), one per IP family, all from
-   one pool.
+   one pool. A Service that leaves a shared router (its policy became Local)
+   gets its old address back when it is still free.
+
+Shared routers (pool ``sharedRouter: true``): a single-stack Service with
+externalTrafficPolicy Cluster that shares no address goes into a VRRP
+router of its pool, namespace and family, one address per Service, instead
+of a VirtualIP (and a VRID) of its own: into the first such router (by
+name) with room, else a new one. A router holds :data:`ROUTER_CAPACITY`
+addresses: all of them fit one advertisement (255 IPv4 addresses would;
+IPv6 stops at 77 to fit the 1280-byte minimum MTU), so nothing is bound
+that the adverts do not list. A member stays while it fits; a Service that
+turns Local leaves (its address moves to a VirtualIP of its own); one that
+turns Cluster keeps its own VirtualIP (moving a live address without need
+would cut its clients off; delete the VirtualIP to move it). Routers are
+rebuilt from the VirtualIPs alone (``serviceRef.addressPerService``), so a
+restarted operator finds every member where it was.
 
 An address is taken while any VirtualIP names it, **including one being
 deleted**: its agents may still hold the address until they are gone, and
@@ -33,13 +48,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from keepvip_api.model import MAX_ADDRESSES, MAX_ADVERTISED
 from keepvip_operator.lbmodel import (
     IP,
     MAX_SHARED,
     Holding,
     LBService,
     Pool,
+    render_router,
     render_virtualip,
+    router_name,
+    safe_label,
     vip_name,
 )
 
@@ -54,6 +73,8 @@ NO_POOL = "NoPool"
 INVALID = "InvalidRequest"
 WAITING = "VirtualIPDeleting"
 MAX_AVAILABLE = 2**31 - 1
+ROUTER_CAPACITY = {f: min(n, MAX_ADDRESSES) for f, n in MAX_ADVERTISED.items()}
+"""Services (one address each) in one shared router, per family."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +166,57 @@ class _Group:
             return f"used by Service {first.key} for other IP families"
         return None
 
+    def services_at(self, address: IP) -> list[LBService]:
+        return self.members
+
+
+@dataclass
+class _Router:
+    """A pool's shared VRRP router: Services of one namespace and family, one address each."""
+
+    namespace: str
+    family: int
+    pool: Pool | None
+    """None: the pool is gone (or invalid); the members keep their addresses."""
+    members: list[tuple[LBService, IP]]
+    name: str | None = None
+
+    @property
+    def addresses(self) -> tuple[IP, ...]:
+        return tuple(a for _, a in self.members)
+
+    def services_at(self, address: IP) -> list[LBService]:
+        return [s for s, a in self.members if a == address]
+
+    def takes(self, pool: Pool, svc: LBService) -> bool:
+        """``svc`` (eligible for ``pool``'s routers) may join this router."""
+        return (
+            self.pool is pool
+            and self.namespace == svc.namespace
+            and (self.family,) == svc.families
+            and len(self.members) < ROUTER_CAPACITY[self.family]
+        )
+
+
+def _shares(svc: LBService, pool: Pool) -> bool:
+    """``svc`` goes into a shared router of ``pool`` (see the module docstring)."""
+    return (
+        pool.spec.shared_router
+        and svc.cluster_policy
+        and len(svc.families) == 1
+        and svc.share_key is None
+        and not svc.request_problem
+    )
+
 
 @dataclass
 class _State:
     pools: list[Pool]
-    taken: dict[IP, Holding | _Group] = field(default_factory=dict)
+    taken: dict[IP, Holding | _Group | _Router] = field(default_factory=dict)
     groups: list[_Group] = field(default_factory=list)
+    routers: list[_Router] = field(default_factory=list)
+    preferred: dict[str, IP] = field(default_factory=dict)
+    """Service key -> the address it had in a router it left (given back when free)."""
     names: set[str] = field(default_factory=set)
     """namespace/name of every VirtualIP, existing or planned."""
     orphans: dict[str, str] = field(default_factory=dict)
@@ -160,6 +226,12 @@ class _State:
         self.groups.append(group)
         for a in group.addresses:
             self.taken[a] = group
+
+    def join(self, router: _Router, svc: LBService, address: IP) -> None:
+        if router not in self.routers:
+            self.routers.append(router)
+        router.members.append((svc, address))
+        self.taken[address] = router
 
     def pool_for(self, svc: LBService, addresses: Iterable[IP]) -> Pool | None:
         wanted = list(addresses)
@@ -197,6 +269,7 @@ def plan(services: Iterable[LBService], pools: Iterable[Pool], vips: Iterable[Ho
             outcomes[svc.key] = outcome
 
     wanted = [_finish(g, st, outcomes) for g in st.groups]
+    wanted += [_finish_router(r, st, outcomes) for r in st.routers]
     reused = {w.key for w in wanted}
     return Plan(
         outcomes=outcomes,
@@ -234,6 +307,9 @@ def _keep(
         return
     owners = {uid for _n, uid in h.owners}
     members = [m for m in members if m.uid in owners]
+    if h.per_service and not h.deleting:
+        _keep_router(h, members, st, placed, delete)
+        return
     if h.deleting:
         for m in members:
             outcomes[m.key] = Outcome(
@@ -255,6 +331,33 @@ def _keep(
     group.pool = st.pool_for(group.members[0], h.addresses)
     st.take(group)
     placed.update(m.key for m in group.members)
+
+
+def _keep_router(
+    h: Holding, members: list[LBService], st: _State, placed: set[str], delete: list[str]
+) -> None:
+    """Step 1 for a shared router: the members that still fit stay, in their order."""
+    pool = next((p for p in st.pools if safe_label(p.name) == h.pool_label), None)
+    router = _Router(h.namespace, h.addresses[0].version, pool, [], h.name)
+    by_name = {m.name: m for m in members}
+    for name, address in zip(h.services, h.addresses, strict=False):
+        svc = by_name.get(name)
+        if svc is None or svc.key in placed:
+            continue
+        if (
+            svc.cluster_policy
+            and svc.families == (address.version,)
+            and svc.share_key is None
+            and not svc.request_problem
+            and (not svc.requested or svc.requested == (address,))
+            and (svc.pool is None or pool is None or svc.pool == pool.name)
+        ):
+            st.join(router, svc, address)
+            placed.add(svc.key)
+        else:  # it moves out (say, to externalTrafficPolicy Local): offer its address back
+            st.preferred[svc.key] = address
+    if not router.members:
+        delete.append(h.key)
 
 
 def _keeps(svc: LBService, h: Holding) -> bool:
@@ -297,7 +400,13 @@ def _place(svc: LBService, st: _State) -> Outcome | None:
             f"or has no {families} addresses",
         )
     for pool in eligible:
-        chosen = [_first_free(pool, f, st) for f in svc.families]
+        if _shares(svc, pool):
+            address = _free(pool, svc.families[0], svc, st)
+            if address is not None:
+                _join_router(pool, svc, address, st)
+                return None
+            continue
+        chosen = [_free(pool, f, svc, st) for f in svc.families]
         if all(a is not None for a in chosen):
             st.take(_Group(svc.namespace, tuple(a for a in chosen if a), pool, [svc]))
             return None
@@ -307,6 +416,27 @@ def _place(svc: LBService, st: _State) -> Outcome | None:
 
 def _in(group: _Group, pool_name: str) -> bool:
     return group.pool is not None and group.pool.name == pool_name
+
+
+def _join_router(pool: Pool, svc: LBService, address: IP, st: _State) -> None:
+    """Into the first router of the pool, namespace and family with room, else a new one."""
+    router = next((r for r in st.routers if r.takes(pool, svc)), None)
+    if router is None:
+        router = _Router(svc.namespace, svc.families[0], pool, [])
+    st.join(router, svc, address)
+
+
+def _free(pool: Pool, family: int, svc: LBService, st: _State) -> IP | None:
+    """The address ``svc`` had in a router it left, if free and in ``pool``; else the first free."""
+    had = st.preferred.get(svc.key)
+    if (
+        had is not None
+        and had.version == family
+        and had not in st.taken
+        and pool.spec.contains(had)
+    ):
+        return had
+    return _first_free(pool, family, st)
 
 
 def _first_free(pool: Pool, family: int, st: _State) -> IP | None:
@@ -332,6 +462,9 @@ def _place_requested(svc: LBService, st: _State) -> Outcome | None:
                 holder.members.append(svc)
                 return None
             return Outcome("False", IN_USE, f"{listed} is {why}")
+        if isinstance(holder, _Router):
+            users = ", ".join(s.key for a in wanted for s in holder.services_at(a))
+            return Outcome("False", IN_USE, f"{listed}: used by Service {users}")
         if isinstance(holder, _Group):
             return Outcome(
                 "False",
@@ -349,6 +482,9 @@ def _place_requested(svc: LBService, st: _State) -> Outcome | None:
             f"{listed} is not in a VirtualIPPool that serves namespace {svc.namespace} "
             f"(pools serving it: {where})",
         )
+    if _shares(svc, pool):
+        _join_router(pool, svc, wanted[0], st)
+        return None
     st.take(_Group(svc.namespace, wanted, pool, [svc]))
     return None
 
@@ -394,12 +530,55 @@ def _finish(group: _Group, st: _State, outcomes: dict[str, Outcome]) -> Wanted:
     return Wanted(group.namespace, group.name, group.addresses, tuple(group.members), body)
 
 
+def _finish_router(router: _Router, st: _State, outcomes: dict[str, Outcome]) -> Wanted:
+    """Name a new router, render it, and say what each member has."""
+    pool = router.pool
+    if router.name is None:
+        assert pool is not None  # a new router is always opened for a pool
+        n = 0
+        while f"{router.namespace}/{router_name(pool.name, router.family, n)}" in st.names:
+            n += 1
+        router.name = router_name(pool.name, router.family, n)
+        st.names.add(f"{router.namespace}/{router.name}")
+    body = None
+    if pool is not None:
+        body = render_router(router.namespace, router.name, pool, router.members)
+    for svc, address in router.members:
+        if pool is not None and pool.serves(router.namespace) and pool.spec.contains(address):
+            outcomes[svc.key] = Outcome(
+                "True",
+                ASSIGNED,
+                f"{address} from pool {pool.name} (shared VRRP router {router.name})",
+                (address,),
+                router.name,
+            )
+        else:
+            outcomes[svc.key] = Outcome(
+                "True",
+                OUTSIDE,
+                f"{address} is no longer in a VirtualIPPool that serves namespace "
+                f"{router.namespace}; it keeps serving (shared VRRP router {router.name})",
+                (address,),
+                router.name,
+            )
+    return Wanted(
+        router.namespace,
+        router.name,
+        router.addresses,
+        tuple(s for s, _ in router.members),
+        body,
+    )
+
+
 def _pool_statuses(st: _State) -> dict[str, PoolStatus]:
     out = {}
     for pool in st.pools:
         mine = [a for a in st.taken if pool.spec.contains(a)]
         services = sorted(
-            m.key for a in mine if isinstance(g := st.taken[a], _Group) for m in g.members
+            m.key
+            for a in mine
+            if isinstance(g := st.taken[a], _Group | _Router)
+            for m in g.services_at(a)
         )
         out[pool.name] = PoolStatus(
             assigned=len(mine),

@@ -59,6 +59,14 @@ def addresses_of(vip: VirtualIP) -> tuple[str, ...]:
     return tuple(out)
 
 
+def addresses_for(vip: VirtualIP, service: str) -> tuple[str, ...]:
+    """What Service ``service`` lists: all the addresses, or with ``addressPerService`` its own."""
+    ref = vip.spec.service_ref
+    if ref is None or not ref.address_per_service:
+        return addresses_of(vip) if ref is not None and service in ref.services else ()
+    return tuple(str(a.ip) for a in ref.addresses_for(service, vip.spec.addresses))
+
+
 @dataclass(frozen=True)
 class Step:
     """One write to a Service: a JSON merge patch, on the object or its status subresource."""

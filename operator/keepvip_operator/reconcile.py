@@ -254,7 +254,8 @@ class Reconciler:
         published: dict[str, str] = {}
         missing: list[str] = []
         for name in wanted:
-            got = self._write_service(t, self._service(t.namespace, name), addresses)
+            own = publish.addresses_for(vip, name) if addresses else ()  # addressPerService
+            got = self._write_service(t, self._service(t.namespace, name), own)
             if got is None:
                 missing.append(name)
             else:

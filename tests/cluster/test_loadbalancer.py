@@ -11,9 +11,11 @@ No agent runs here (kwok plays the agent pods): what is asserted is the API.
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +81,14 @@ class Lab:
         type_: str = "LoadBalancer",
         target_port: int | None = None,
         traffic_policy: str | None = None,
+        app: str | None = None,
         **annotations: str,
     ) -> dict[str, Any]:
         target = {"targetPort": target_port} if target_port else {}
         spec: dict[str, Any] = {
             "type": type_,
             **({"externalTrafficPolicy": traffic_policy} if traffic_policy else {}),
-            "selector": {"app": name},
+            "selector": {"app": app or name},
             "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP", **target} for p in ports],
         }
         if cls:
@@ -476,5 +479,129 @@ def test_end_to_end_the_pool_address_is_elected_and_reaches_the_backend(
                 (flags / nodes[0]).touch()
                 wait_for(f"{nodes[0]} master again", lambda: masters() == [nodes[0]], 30)
                 assert wait_for("the client", lambda: client_answer(netlab, 8080) == nodes[0], 15)
+        finally:
+            dump_logs(control_plane, launcher, ns)
+
+
+def client_answer_at(netlab: NetLab, address: str, port: int) -> str | None:
+    """The node that answers ``address:port`` for the lab's client; None if none does."""
+    out = netlab.exec(
+        netlab.client_ns, sys.executable, "-m", "keepvip_tools.lab.probe", address,
+        "--port", str(port), "--duration", "0.01", check=False,
+    )  # fmt: skip
+    who = [line.split()[1] for line in out.splitlines() if line.strip()]
+    return who[-1] if who and who[-1] != "-" else None
+
+
+def test_cluster_policy_services_share_one_router_and_each_answers_on_its_own_address(
+    control_plane: ControlPlane,
+    lab: Lab,
+    cluster_lab: tuple[NetLab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Eight Services (externalTrafficPolicy Cluster) of a pool with sharedRouter: one
+    VirtualIP, one VRID, one set of agents; the master holds all eight addresses; each
+    Service is published with its own address only, and the client reaches each Service
+    through its own address and port (ServiceNet DNATs only what a Service publishes, so
+    another Service's port on that address gets no answer)."""
+    netlab, index = cluster_lab
+    ns, api, nodes = lab.namespace, lab.api, list(index)
+    count = 8
+    addresses = [f"192.0.2.{60 + i}" for i in range(count)]
+    pool = lab.pool([f"{addresses[0]}-{addresses[-1]}"], sharedRouter=True, advertInterval="100ms")
+    flags = tmp_path / "ready"
+    flags.mkdir()
+    for n in nodes:
+        (flags / n).touch()
+    settings = replace(
+        operator_settings(control_plane, ns), extra_pod_labels={LAUNCH_LABEL: "true"}
+    )
+    mapping = {n: netlab.node_ns(i) for n, i in index.items()}
+    names = [f"s{i}" for i in range(count)]
+    with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
+        try:
+            api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
+            for i, name in enumerate(names):
+                lab.service(name, ports=(8081 + i,), target_port=80, app="web")
+
+            def ingress(name: str) -> list[str]:
+                lb = lab.get_service(name).get("status", {}).get("loadBalancer", {})
+                return [i.get("ip") for i in lb.get("ingress") or []]
+
+            published = wait_for(
+                "each Service published with one address of its own",
+                lambda: (
+                    (got := {n: ingress(n) for n in names})
+                    and all(len(v) == 1 for v in got.values())
+                    and got
+                ),
+                60,
+            )
+            assert sorted(a for (a,) in published.values()) == addresses
+            router = f"lb-pool-{pool}-ipv4-0"
+            assert lab.vip_names() == {router}
+            vip = lab.vip(router) or {}
+            assert vip["spec"]["serviceRef"]["addressPerService"] is True
+            assert len(vip["spec"]["addresses"]) == count
+            for name in names:
+                assert lab.reason(name) == "AddressAssigned"
+                assert router in (lab.condition(name) or ("", "", ""))[2]
+
+            def masters() -> list[str]:
+                entries = ((lab.vip(router) or {}).get("status") or {}).get("nodes") or []
+                return sorted(e["name"] for e in entries if e["state"] == "Master")
+
+            (master,) = wait_for("one master for the router", masters, 90)
+            vrid = (lab.vip(router) or {})["status"]["virtualRouterID"]
+            print(f"{count} Services on one router, VRID {vrid}, master {master}")
+            for address in addresses:
+                assert netlab.holders(ip_address(address)) == [index[master]], address
+            with ServiceNet(api, ns, names, mapping):
+                for i, name in enumerate(names):
+                    address = published[name][0]
+                    wait_for(
+                        f"{name} through {address}:{8081 + i}",
+                        lambda a=address, p=8081 + i: client_answer_at(netlab, a, p),
+                        20,
+                    )
+                    other = 8081 + (i + 1) % count  # another Service's port: not published here
+                    assert client_answer_at(netlab, address, other) is None, (name, other)
+
+                # s0 turns Local: it leaves the router with its address, for a VirtualIP
+                # (and VRID) of its own gated on its node's endpoints; the others stay.
+                moved = published["s0"][0]
+                lab.api.merge_patch(
+                    f"{lab.services}/s0", {"spec": {"externalTrafficPolicy": "Local"}}
+                )
+                own = wait_for(
+                    "s0 on a VirtualIP of its own",
+                    lambda: (v := lab.vip("lb-s0")) and v["spec"]["addresses"] == [moved] and v,
+                    30,
+                )
+                ref = own["spec"]["serviceRef"]
+                assert ref["name"] == "s0" and "sharedWith" not in ref
+                assert not ref.get("addressPerService")
+                wait_for(
+                    "the router without s0",
+                    lambda: moved not in ((lab.vip(router) or {}).get("spec") or {})["addresses"],
+                )
+                wait_for(
+                    "lb-s0 with its own VRID and a master",
+                    lambda: (
+                        (st := (lab.vip("lb-s0") or {}).get("status") or {})
+                        and st.get("virtualRouterID") not in (None, vrid)
+                        and any(e["state"] == "Master" for e in st.get("nodes") or [])
+                    ),
+                    90,
+                )
+                assert ingress("s0") == [moved]
+                wait_for(
+                    f"s0 through {moved}:8081", lambda: client_answer_at(netlab, moved, 8081), 20
+                )
+                assert wait_for(
+                    "s1 still through its address",
+                    lambda: client_answer_at(netlab, published["s1"][0], 8082),
+                    20,
+                )
         finally:
             dump_logs(control_plane, launcher, ns)

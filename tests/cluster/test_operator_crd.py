@@ -151,6 +151,16 @@ BAD: list[tuple[str, dict[str, Any], list[str], str, bool]] = [
     ("service-shared-twice", {**BASE, "serviceRef": {"name": "web", "sharedWith": ["dns", "web"]}},
      ["spec.serviceRef", "sharedWith: a Service is listed more than once"],
      "spec.serviceRef.sharedWith: 'web' is listed more than once", True),
+    ("address-per-service-count",
+     {"addresses": ["192.0.2.50"],
+      "serviceRef": {"name": "web", "sharedWith": ["dns"], "addressPerService": True}},
+     ["spec.addresses",
+      "serviceRef.addressPerService: one address per Service (name and sharedWith)"],
+     "spec.addresses: serviceRef.addressPerService: 2 Services but 1 addresses", True),
+    ("advert-too-long-ipv6", {"addresses": [f"2001:db8::{i:x}" for i in range(1, 79)]},
+     ["spec.addresses",
+      "an advertisement lists at most 255 IPv4 or 77 IPv6 addresses (of addresses[0]'s family)"],
+     "spec.addresses: 78 IPv6 addresses; an advertisement lists at most", True),
 ]  # fmt: skip
 
 
@@ -236,6 +246,15 @@ KUBERNETES_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "fencing": "strict",
         "checks": [{"name": "uplink", "link": {"interface": "eth0"},
                     "onFailure": {"action": "fault"}}],
+    })),
+    # A full shared router: 240 addresses (the CEL rules' cost fits the API's budget).
+    ("full-router", document("router", {
+        "addresses": [f"198.51.100.{i}" for i in range(1, 241)],
+        "serviceRef": {"name": "s0", "sharedWith": [f"s{i}" for i in range(1, 240)],
+                       "addressPerService": True, "trackEndpoints": False},
+    })),
+    ("full-ipv6-router", document("router6", {
+        "addresses": [f"2001:db8::{i:x}" for i in range(1, 78)] + ["192.0.2.1"],
     })),
     ("keepalived-v2", document("legacy", {
         "addresses": ["192.0.2.70"], "virtualRouterID": 70, "version": 2, "advertInterval": "1s",

@@ -39,6 +39,14 @@ B = claim("ns/b", 10, "192.0.2.2", status=2)
 V6 = claim("ns/v6", 20, "2001:db8::1", spec=5)
 
 
+def v4(vrid: int) -> Claim:
+    return claim(f"ns/v4-{vrid}", 0, f"198.51.100.{vrid}", spec=vrid)
+
+
+def v6(vrid: int) -> Claim:
+    return claim(f"ns/v6-{vrid}", 0, f"2001:db8::{vrid:x}", spec=vrid)
+
+
 @pytest.mark.parametrize(
     ("me", "others", "expected"),
     [
@@ -53,11 +61,26 @@ V6 = claim("ns/v6", 20, "2001:db8::1", spec=5)
         (claim("ns/x", 30, "192.0.2.9", status=2), [A, B], 3),
         # ... but not against a newer one (that one gets the conflict)
         (claim("ns/x", 5, "192.0.2.9", status=2), [A, B], 2),
-        (claim("ns/x", 30, "192.0.2.9"), [claim(f"ns/{v}", 0, spec=v) for v in range(1, 256)], None),
-        (claim("ns/x", 30, "192.0.2.9"), [claim(f"ns/{v}", 0, spec=v) for v in range(1, 255)], 255),
+        (claim("ns/x", 30, "192.0.2.9"), [v4(v) for v in range(1, 256)], None),
+        (claim("ns/x", 30, "192.0.2.9"), [v4(v) for v in range(1, 255)], 255),
+        # VRIDs are 255 per family: with all 255 taken by IPv6, IPv4 still has its own.
+        (claim("ns/x", 30, "192.0.2.9"), [v6(v) for v in range(1, 256)], 1),
+        (claim("ns/x", 30, "2001:db8::9"), [v6(v) for v in range(1, 256)], None),
+        # Mixed: every VRID taken by one family or the other: the lowest the other family has.
+        (claim("ns/x", 30, "192.0.2.9"),
+         [v4(v) for v in range(1, 201)] + [v6(v) for v in range(201, 256)], 201),
+        (claim("ns/x", 30, "2001:db8::9"),
+         [v4(v) for v in range(1, 201)] + [v6(v) for v in range(201, 256)], 1),
+        # A claim of unknown family (invalid spec, reservation) counts for both.
+        (claim("ns/x", 30, "192.0.2.9"),
+         [v4(v) for v in range(1, 255)] + [claim("ns/r", 0, status=255)], None),
+        # An allocated VRID the other family also uses is kept (another virtual router).
+        (claim("ns/x", 30, "192.0.2.9", status=7), [v6(7)], 7),
     ],
     ids=["spec", "spec-taken", "first", "lowest-free", "family-blind", "spec-and-status-count",
-         "keeps-allocated", "older-wins", "newer-loses", "exhausted", "last-one"],
+         "keeps-allocated", "older-wins", "newer-loses", "exhausted", "last-one",
+         "v4-after-255-v6", "256th-v6", "mixed-v4", "mixed-v6", "unknown-family-counts",
+         "keeps-other-family-vrid"],
 )  # fmt: skip
 def test_choose_vrid(me: Claim, others: list[Claim], expected: int | None) -> None:
     assert choose_vrid(me, others) == expected
@@ -94,7 +117,10 @@ def test_choose_vrid_ignores_itself_in_others() -> None:
         # The older object wins: a newer one never blocks it.
         (claim("ns/x", -5, "192.0.2.1"), 1, [A], []),
         (claim("ns/x", 30, "192.0.2.9"), None, [A],
-         [("NoFreeVirtualRouterID", "all 255 virtualRouterIDs are in use; set one")]),
+         [("NoVRID", "no virtualRouterID left: all 255 for IPv4 are in use (VRIDs are 255 "
+                     "per segment and address family); free one, or serve LoadBalancer "
+                     "Services with externalTrafficPolicy Cluster from a pool (they share a "
+                     "VRRP router)")]),
     ],
     ids=["none", "one-address", "two-objects", "two-addresses", "prefix-blind", "vrid-spec",
          "vrid-status", "vrid-other-family", "vrid-same-family-v6", "older-wins", "exhausted"],

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from keepvip_api import parse_virtualip
-from keepvip_operator import pools
+from keepvip_operator import pools, publish
 from keepvip_operator.lbmodel import (
     LBService,
     Pool,
@@ -46,6 +46,7 @@ def service(
     families: tuple[str, ...] = ("IPv4",),
     cls: str | None = "keepvip.io/vrrp",
     default: bool = False,
+    policy: str | None = None,
     **annotations: str,
 ) -> LBService:
     ann = dict(annotations)
@@ -60,6 +61,8 @@ def service(
     }
     if cls:
         spec["loadBalancerClass"] = cls
+    if policy:
+        spec["externalTrafficPolicy"] = policy
     svc = read_service(
         {
             "metadata": {
@@ -384,3 +387,173 @@ def test_an_unreadable_request_is_an_invalid_request() -> None:
     assert "'web'" in p.outcomes[f"{NS}/a"].message
     two = pools.plan([service("a", ips="192.0.2.10,192.0.2.11")], [POOL], [])
     assert outcome(two, "a") == ("False", "InvalidRequest")
+
+
+# -- shared VRRP routers (pool sharedRouter: Services with externalTrafficPolicy Cluster) ------
+
+SHARED = pool("lan", "198.51.100.10-198.51.100.250", "2001:db8::10-2001:db8::ff",
+              sharedRouter=True, advertInterval="100ms")  # fmt: skip
+
+
+def routers(plan: pools.Plan, ns: str = NS) -> dict[str, list[tuple[str, str]]]:
+    """Router name -> [(Service, its address)] as rendered (and as the operator publishes them)."""
+    out = {}
+    for w in plan.wanted:
+        if w.body is None or not w.name.startswith("lb-pool-") or w.namespace != ns:
+            continue
+        vip = parse_virtualip(dict(w.body))
+        ref = vip.spec.service_ref
+        assert ref is not None and ref.address_per_service and not ref.track_endpoints
+        out[w.name] = [(n, ",".join(publish.addresses_for(vip, n))) for n in ref.services]
+    return out
+
+
+def test_cluster_policy_services_of_a_pool_share_one_router_each_with_its_own_address() -> None:
+    svcs = [service(f"s{i}", i) for i in range(6)] + [service("local", 9, policy="Local")]
+    p = pools.plan(svcs, [SHARED], [])
+    assert routers(p) == {
+        "lb-pool-lan-ipv4-0": [(f"s{i}", f"198.51.100.{10 + i}") for i in range(6)]
+    }
+    for i in range(6):
+        assert outcome(p, f"s{i}") == ("True", "AddressAssigned")
+        assert addresses(p, f"s{i}") == [f"198.51.100.{10 + i}"]
+        assert p.outcomes[f"{NS}/s{i}"].vip == "lb-pool-lan-ipv4-0"
+    # externalTrafficPolicy Local needs a router of its own, gated on the node's endpoints.
+    assert p.outcomes[f"{NS}/local"].vip == "lb-local"
+    local = parse_virtualip(dict(next(w for w in p.wanted if w.name == "lb-local").body or {}))
+    assert local.spec.service_ref is not None and local.spec.service_ref.track_endpoints
+    assert not local.spec.service_ref.address_per_service
+    assert p.pools["lan"].assigned == 7 and len(p.pools["lan"].services) == 7
+    body = next(w.body for w in p.wanted if w.name == "lb-pool-lan-ipv4-0") or {}
+    assert body["metadata"]["labels"]["keepvip.io/shared-router"] == "ipv4"
+    assert not any(o["controller"] for o in body["metadata"]["ownerReferences"])
+    assert parse_virtualip(dict(body)).spec.advert_interval == 0.1  # the pool's defaults
+
+
+def test_without_shared_router_every_service_keeps_a_virtualip_of_its_own() -> None:
+    plain = pool("lan", "198.51.100.10-198.51.100.20")
+    p = pools.plan([service("a", 1), service("b", 2)], [plain], [])
+    assert sorted(w.name for w in p.wanted) == ["lb-a", "lb-b"]
+
+
+def test_dual_stack_and_address_sharing_services_keep_their_own_virtualip() -> None:
+    p = pools.plan(
+        [service("dual", 1, families=("IPv4", "IPv6")), service("x", 2, share="k", ports=[80]),
+         service("y", 3, share="k", ports=[53]), service("c", 4)],
+        [SHARED], [],
+    )  # fmt: skip
+    assert p.outcomes[f"{NS}/dual"].vip == "lb-dual"
+    assert p.outcomes[f"{NS}/x"].vip == p.outcomes[f"{NS}/y"].vip == "lb-x"
+    assert list(routers(p)) == ["lb-pool-lan-ipv4-0"]
+
+
+def test_one_router_per_namespace_and_family() -> None:
+    p = pools.plan(
+        [service("a", 1), service("b", 2, ns="other"), service("c", 3, families=("IPv6",))],
+        [SHARED], [],
+    )  # fmt: skip
+    assert routers(p) == {
+        "lb-pool-lan-ipv4-0": [("a", "198.51.100.10")],
+        "lb-pool-lan-ipv6-0": [("c", "2001:db8::10")],
+    }
+    assert routers(p, "other") == {"lb-pool-lan-ipv4-0": [("b", "198.51.100.11")]}
+    assert {w.key for w in p.wanted} == {
+        f"{NS}/lb-pool-lan-ipv4-0",
+        "other/lb-pool-lan-ipv4-0",
+        f"{NS}/lb-pool-lan-ipv6-0",
+    }
+
+
+def test_a_full_router_opens_the_next_and_a_freed_place_is_refilled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(pools.ROUTER_CAPACITY, 4, 3)
+    p = pools.plan([service(f"s{i}", i) for i in range(7)], [SHARED], [])
+    assert {k: len(v) for k, v in routers(p).items()} == {
+        "lb-pool-lan-ipv4-0": 3, "lb-pool-lan-ipv4-1": 3, "lb-pool-lan-ipv4-2": 1
+    }  # fmt: skip
+    # s1 leaves; a new Service takes its place in router 0 (the first with room).
+    rest = [service(f"s{i}", i) for i in range(7) if i != 1] + [service("new", 30)]
+    p2 = pools.plan(rest, [SHARED], as_vips(p))
+    got = routers(p2)
+    assert got["lb-pool-lan-ipv4-0"] == [
+        ("s0", "198.51.100.10"), ("s2", "198.51.100.12"), ("new", "198.51.100.11")
+    ]  # fmt: skip
+    assert got["lb-pool-lan-ipv4-2"] == [("s6", "198.51.100.16")]
+
+
+def test_the_real_capacities_fit_one_advertisement() -> None:
+    assert pools.ROUTER_CAPACITY == {4: 240, 6: 77}
+    p = pools.plan([service(f"s{i}", i % 60, families=("IPv6",)) for i in range(78)], [SHARED], [])
+    assert {k: len(v) for k, v in routers(p).items()} == {
+        "lb-pool-lan-ipv6-0": 77, "lb-pool-lan-ipv6-1": 1
+    }  # fmt: skip
+
+
+def test_routers_survive_a_restart_unchanged() -> None:
+    svcs = [service(f"s{i}", i) for i in range(5)]
+    p = pools.plan(svcs, [SHARED], [])
+    # A restart sees the VirtualIPs only, Services in another order, one new and older.
+    again = pools.plan([service("early", 0), *reversed(svcs)], [SHARED], as_vips(p))
+    assert again.delete == ()
+    old = {w.key: w.body for w in p.wanted}
+    (router,) = [w for w in again.wanted if w.name == "lb-pool-lan-ipv4-0"]
+    assert [s for s, _ in routers(again)[router.name][:5]] == [f"s{i}" for i in range(5)]
+    assert routers(again)[router.name][5] == ("early", "198.51.100.15")
+    assert {k: v for k, v in old.items()} != {}  # the members kept their addresses:
+    for i in range(5):
+        assert addresses(again, f"s{i}") == addresses(p, f"s{i}")
+    # Nothing changed: the same router is rendered again (no write).
+    same = pools.plan(list(reversed(svcs)), [SHARED], as_vips(p))
+    assert [w.body for w in same.wanted] == [w.body for w in p.wanted]
+
+
+def test_a_member_leaving_and_the_last_one_leaving() -> None:
+    p = pools.plan([service("a", 1), service("b", 2), service("c", 3)], [SHARED], [])
+    p2 = pools.plan([service("a", 1), service("c", 3)], [SHARED], as_vips(p))
+    assert routers(p2) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.10"), ("c", "198.51.100.12")]}
+    p3 = pools.plan([], [SHARED], as_vips(p2))
+    assert p3.wanted == () and p3.delete == (f"{NS}/lb-pool-lan-ipv4-0",)
+
+
+def test_cluster_to_local_moves_out_with_its_address_and_back_stays() -> None:
+    p = pools.plan([service("a", 1), service("b", 2)], [SHARED], [])
+    p2 = pools.plan([service("a", 1), service("b", 2, policy="Local")], [SHARED], as_vips(p))
+    assert routers(p2) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.10")]}
+    assert p2.outcomes[f"{NS}/b"].vip == "lb-b"
+    assert addresses(p2, "b") == ["198.51.100.11"]  # the same address, now its own router
+    # Back to Cluster: it keeps its own VirtualIP (moving a live address needs a reason).
+    p3 = pools.plan([service("a", 1), service("b", 2)], [SHARED], as_vips(p2))
+    assert p3.outcomes[f"{NS}/b"].vip == "lb-b" and addresses(p3, "b") == ["198.51.100.11"]
+    assert routers(p3) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.10")]}
+    # It keeps its address even when a lower one is free (a left in the same round).
+    p4 = pools.plan([service("b", 2, policy="Local")], [SHARED], as_vips(p))
+    assert addresses(p4, "b") == ["198.51.100.11"]
+
+
+def test_a_shrunk_or_deleted_pool_keeps_the_members_serving() -> None:
+    p = pools.plan([service("a", 1), service("b", 2)], [SHARED], [])
+    shrunk = pool("lan", "198.51.100.11-198.51.100.250", sharedRouter=True, advertInterval="100ms")
+    p2 = pools.plan([service("a", 1), service("b", 2)], [shrunk], as_vips(p))
+    assert outcome(p2, "a") == ("True", "AddressOutsidePool")
+    assert outcome(p2, "b") == ("True", "AddressAssigned")
+    assert routers(p2) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.10"), ("b", "198.51.100.11")]}
+    elsewhere = pool("lan", "198.51.100.10-198.51.100.250", sharedRouter=True,
+                     advertInterval="100ms", namespaces=["elsewhere"])  # fmt: skip
+    p_ns = pools.plan([service("a", 1), service("b", 2)], [elsewhere], as_vips(p))
+    assert outcome(p_ns, "a") == outcome(p_ns, "b") == ("True", "AddressOutsidePool")
+    assert len(routers(p_ns)["lb-pool-lan-ipv4-0"]) == 2
+    p3 = pools.plan([service("a", 1), service("b", 2)], [], as_vips(p))
+    assert [w.body for w in p3.wanted] == [None]  # left as it is
+    assert outcome(p3, "a") == outcome(p3, "b") == ("True", "AddressOutsidePool")
+
+
+def test_requested_addresses_join_the_router_and_a_members_address_is_refused() -> None:
+    p = pools.plan([service("a", 1, ips="198.51.100.99"), service("b", 2)], [SHARED], [])
+    assert routers(p) == {"lb-pool-lan-ipv4-0": [("a", "198.51.100.99"), ("b", "198.51.100.10")]}
+    p2 = pools.plan(
+        [service("a", 1, ips="198.51.100.99"), service("b", 2), service("c", 3, ips="198.51.100.10")],
+        [SHARED], as_vips(p),
+    )  # fmt: skip
+    assert outcome(p2, "c") == ("False", "AddressInUse")
+    assert "used by Service shop/b" in p2.outcomes[f"{NS}/c"].message
