@@ -70,7 +70,7 @@ RUN set -eu; \
     echo kubernetes.zip > kubernetes-zip.pth; \
     # Everything else keeps its source, with bytecode beside it.
     $venv/bin/python -m compileall -q .; \
-    $venv/bin/python -c 'import kubernetes.client, kubernetes.watch, keepvip_operator.main, keepvip_agent.kube.mode'; \
+    $venv/bin/python -c 'import kubernetes.client, kubernetes.watch, keepvip_operator.main, keepvip_agent.kube.nodeagent'; \
     $venv/bin/keepvip-agent --version; \
     $venv/bin/keepvip-operator --version
 

@@ -4,8 +4,6 @@ Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]`
 Kubernetes, one agent per node for every VirtualIP (the node agent DaemonSet):
 ``keepvip-agent --kubernetes --node $(NODE_NAME) --agent-namespace $(POD_NAMESPACE)
 --metrics-port 9640 [--watch-namespaces a,b]``.
-Kubernetes, one VirtualIP (the per-VirtualIP layout, until the operator renders the node agent):
-``keepvip-agent --virtualip NAMESPACE/NAME --node $(NODE_NAME)``.
 An invalid file exits 2 with one line per problem, before anything on the
 host is touched. SIGTERM or SIGINT hands over gracefully and exits 0.
 """
@@ -31,9 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--config", help="standalone: YAML file with one or more VirtualIP documents"
-    )
-    source.add_argument(
-        "--virtualip", metavar="NAMESPACE/NAME", help="Kubernetes: follow this VirtualIP in the API"
     )
     source.add_argument(
         "--kubernetes",
@@ -92,17 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_node_agent(
                 args.node, args.agent_namespace, namespaces, args.metrics_address, args.metrics_port
             )
-        )
-    if args.virtualip:
-        namespace, _, name = args.virtualip.partition("/")
-        if not namespace or not name:
-            print("error: --virtualip: expected NAMESPACE/NAME", file=sys.stderr)
-            return EXIT_CONFIG
-        setup_logging(args.log_level, args.log_format)
-        from keepvip_agent.kube.mode import run_kubernetes
-
-        return asyncio.run(
-            run_kubernetes(namespace, name, args.node, args.metrics_address, args.metrics_port)
         )
     try:
         vips = load_file(args.config)

@@ -5,12 +5,11 @@ entry with server-side apply under its own field manager, and the operator
 owns ``master``, ``conditions``, ``virtualRouterID`` and ``observedGeneration``
 (the managers are named in :mod:`keepvip_api.names`).
 
-A per-VirtualIP agent (``--virtualip``) rewrites its entry at least every
-:data:`HEARTBEAT` seconds; an entry whose heartbeat is older than
-:data:`STALE_AFTER` belongs to a dead or cut-off agent (:func:`is_stale`). A
-node agent writes its entries on change only and proves it lives by its node
-Lease: :func:`node_alive` is that rule, for the operator and for ``keepvip
-status`` alike.
+A node agent writes its entries on change only and proves it lives by its
+node Lease, renewed every few seconds: a Lease not renewed within
+:data:`STALE_AFTER` belongs to a dead or cut-off agent. :func:`node_alive` is
+that rule, for the operator and for ``keepvip status`` alike (which falls back
+to an entry's own write time, :func:`is_stale`, where it may not read Leases).
 """
 
 from __future__ import annotations
