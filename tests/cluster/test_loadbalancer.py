@@ -518,7 +518,10 @@ def test_cluster_policy_services_share_one_router_and_each_answers_on_its_own_ad
     )
     mapping = {n: netlab.node_ns(i) for n, i in index.items()}
     names = [f"s{i}" for i in range(count)]
-    with running_operator(settings, ns), PodLauncher(control_plane, mapping) as launcher:
+    with (
+        running_operator(settings, ns, control_plane),
+        PodLauncher(control_plane, mapping) as launcher,
+    ):
         try:
             api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags))
             for i, name in enumerate(names):

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from keepvip_agent.runtime.instance import InstanceRunner
 
 
-
 def node_entry(inst: InstanceRunner, now: float) -> NodeStatus:
     last = inst.transitions[-1] if inst.transitions else None
     return NodeStatus(

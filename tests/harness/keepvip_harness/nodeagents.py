@@ -127,6 +127,10 @@ def node_agent_daemonset(ns: str, log_level: str = "info") -> dict[str, Any]:
             "$(NODE_NAME)",
             "--agent-namespace",
             "$(POD_NAMESPACE)",
+            # Only this test's namespace: the control plane is shared by the whole
+            # session, and VirtualIPs other tests left behind must not run here.
+            "--watch-namespaces",
+            "$(POD_NAMESPACE)",
             "--metrics-port",
             str(port),
             "--log-level",
