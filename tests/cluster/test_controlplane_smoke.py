@@ -15,30 +15,15 @@ import os
 import subprocess
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane
+from keepvip_harness.kubeapi import wait_for
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_harness.rest import ApiError
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; its value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except ApiError as exc:
-            last = exc
-        if last and not isinstance(last, ApiError):
-            return last
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
