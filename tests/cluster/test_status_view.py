@@ -181,7 +181,16 @@ def rows(table: str) -> list[list[str]]:
 
 
 def test_status_table_from_the_api(control_plane: ControlPlane, published: str) -> None:
-    result = keepvip_status("--kubeconfig", str(control_plane.admin_kubeconfig), "-n", published)
+    # The test's own agent namespace: other tests' node agents on the shared control plane renew
+    # Leases for the same node names elsewhere.
+    result = keepvip_status(
+        "--kubeconfig",
+        str(control_plane.admin_kubeconfig),
+        "-n",
+        published,
+        "--agent-namespace",
+        published,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
@@ -29,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace", help="namespace (default: the context's)")
     p.add_argument(
         "-A", "--all-namespaces", action="store_true", help="VirtualIPs of every namespace"
+    )
+    p.add_argument(
+        "--agent-namespace",
+        default=os.environ.get("KEEPVIP_AGENT_NAMESPACE"),
+        help="namespace of the node agents, whose Leases say which agents live "
+        "(default: $KEEPVIP_AGENT_NAMESPACE, else any namespace)",
     )
     p.add_argument(
         "--agent",
@@ -68,7 +75,11 @@ def run(
         return EXIT_UNREADABLE if replies.errors else 0
     try:
         listing = list_virtualips(
-            args.kubeconfig, args.context, args.namespace, args.all_namespaces
+            args.kubeconfig,
+            args.context,
+            args.namespace,
+            args.all_namespaces,
+            args.agent_namespace,
         )
     except SourceError as exc:
         print(f"keepvip status: {exc}", file=err)

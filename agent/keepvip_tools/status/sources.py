@@ -50,23 +50,30 @@ class Listing:
     """Each node's agent Lease renewTime, by node; None when the Leases are not readable."""
 
 
-def _renewals(api_client: Any) -> dict[str, datetime | None] | None:
-    """The node agents' Leases (``keepvip-node-<node>``, any namespace); None if refused."""
+def _renewals(api_client: Any, agent_namespace: str | None) -> dict[str, datetime | None] | None:
+    """The node agents' Leases (``keepvip-node-<node>``) in ``agent_namespace``, or in any
+    namespace when it is not given (then the newest renewal of a node wins); None if refused."""
     from kubernetes import client
 
+    api = client.CoordinationV1Api(api_client)
     try:
-        leases = client.CoordinationV1Api(api_client).list_lease_for_all_namespaces(
-            _request_timeout=TIMEOUT
-        )
+        if agent_namespace:
+            leases = api.list_namespaced_lease(agent_namespace, _request_timeout=TIMEOUT)
+        else:
+            leases = api.list_lease_for_all_namespaces(_request_timeout=TIMEOUT)
     except Exception:  # 403 or unreachable: staleness falls back to the entries' write times
         return None
     out: dict[str, datetime | None] = {}
     for lease in leases.items or ():
         node = node_of_lease((lease.metadata.name if lease.metadata else None) or "")
-        if node is not None:
-            spec = lease.spec
-            renewed = (spec.renew_time or spec.acquire_time) if spec else None
-            out[node] = renewed.astimezone(UTC) if renewed else None
+        if node is None:
+            continue
+        spec = lease.spec
+        renewed = (spec.renew_time or spec.acquire_time) if spec else None
+        renewed = renewed.astimezone(UTC) if renewed else None
+        known = out.get(node)
+        if node not in out or (renewed is not None and (known is None or renewed > known)):
+            out[node] = renewed
     return out
 
 
@@ -75,6 +82,7 @@ def list_virtualips(
     context: str | None,
     namespace: str | None,
     all_namespaces: bool,
+    agent_namespace: str | None = None,
 ) -> Listing:
     """VirtualIP objects of one namespace (default: the context's) or of all namespaces,
     and the node agents' Lease renewals that say whose entries are stale."""
@@ -112,7 +120,7 @@ def list_virtualips(
             listed = api.list_namespaced_custom_object(
                 GROUP, VERSION, namespace or default_ns, PLURAL, _request_timeout=TIMEOUT
             )
-        renewals = _renewals(api_client)
+        renewals = _renewals(api_client, agent_namespace)
     except client.ApiException as exc:
         raise SourceError(f"listing VirtualIPs failed: HTTP {exc.status} {exc.reason}") from None
     except Exception as exc:  # urllib3 connection errors have no common base worth naming here
