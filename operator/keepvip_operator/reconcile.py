@@ -115,6 +115,9 @@ class Reconciler:
         self._decisions: dict[str, Decision] = {}
         self._published: dict[str, Cond | None] = {}
         """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
+        self._withdrawn: set[str] = set()
+        """VirtualIP uids being deleted whose addresses were taken off their Services: a
+        reconcile or a Service event still in flight on an older view must not publish again."""
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -182,6 +185,7 @@ class Reconciler:
         self._written.pop(t.uid, None)
         self._last_master.pop(t.uid, None)
         self._published.pop(t.uid, None)
+        self._withdrawn.discard(t.uid)
 
     def converge_agents(self, view: View, *, also: Observed | None = None) -> None:
         """Apply the node agent DaemonSet and the RBAC plan if they changed; withdraw the rest.
@@ -232,17 +236,22 @@ class Reconciler:
                 self._converged_view = view
 
     def withdraw(self, t: Target) -> None:
-        """The VirtualIP is being deleted: take its addresses off every Service it published on."""
-        for svc in self._labelled_services(t):
-            self._write_service(t, svc, ())
+        """The VirtualIP is being deleted: take its addresses off every Service it published on.
+
+        Under the VirtualIP's lock, and for good: from here on :meth:`_publish` leaves its
+        Services alone (until :meth:`forget`), whatever view a late caller holds."""
+        with self._lock(t.uid):
+            self._withdrawn.add(t.uid)
+            for svc in self._labelled_services(t):
+                self._write_service(t, svc, ())
 
     # -- publishing on Services (decisions in publish.py) ---------------------------------------
 
     def _publish(self, obs: Observed, decision: Decision) -> None:
         """Publish on the serviceRef Services (withdraw if not rolled out), sweep the others."""
         t, vip = obs.target, obs.vip
-        if vip is None:
-            return  # invalid spec: leave everything as it is
+        if vip is None or t.uid in self._withdrawn:
+            return  # invalid spec: leave everything as it is; being deleted: withdrawn already
         ref = vip.spec.service_ref
         if ref is None and not self._may_have_published(obs):
             return  # no Service requests at all for VirtualIPs that never had a serviceRef

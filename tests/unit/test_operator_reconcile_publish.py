@@ -138,3 +138,22 @@ def test_delete_withdraws_from_every_labelled_service() -> None:
     rec.withdraw(web.target)
     assert "externalIPs" not in kube.services["web"]["spec"]
     assert KEY not in (kube.services["web"]["metadata"].get("annotations") or {})
+
+
+def test_nothing_publishes_again_after_the_withdrawal_of_a_deleted_virtualip() -> None:
+    """A reconcile or a Service event in flight with a view from before the deletion mark.
+
+    Seen in CI: the Service event caused by the withdrawal itself published the address again
+    from a view that did not show the deletion yet, and nobody withdrew it after that."""
+    kube, rec = setup()
+    kube.add("web")
+    web = vip("web", SPEC)
+    stale = View(vips={web.key: web})
+    rec.reconcile(web, stale)
+    rec.withdraw(web.target)
+    rec.publish_for(web.key, stale)
+    rec.reconcile(web, stale)
+    assert "externalIPs" not in kube.services["web"]["spec"]
+    rec.forget(web.target)  # gone; a new VirtualIP of that name and uid publishes as usual
+    rec.reconcile(web, stale)
+    assert kube.services["web"]["spec"]["externalIPs"] == ["192.0.2.50"]
