@@ -11,6 +11,8 @@
 #
 # State (pid file, log) is in ${KEEPVIP_DOCKERD_DIR:-${XDG_RUNTIME_DIR:-/tmp}/keepvip-dockerd}.
 set -euo pipefail
+# shellcheck source=../lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"
 
 state=${KEEPVIP_DOCKERD_DIR:-${XDG_RUNTIME_DIR:-/tmp}/keepvip-dockerd}
 
@@ -65,19 +67,7 @@ ensure() {
 }
 
 stop() {
-	local marker=$state/started-by-keepvip pid
-	[[ -f $marker ]] || return 0
-	pid=$(cat "$marker")
-	if kill -0 "$pid" 2>/dev/null; then
-		log "stopping the dockerd this script started (pid $pid)"
-		kill -TERM "$pid"
-		for _ in $(seq 1 60); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-	fi
-	rm -f "$marker"
+	stop_started "$state/started-by-keepvip"
 }
 
 # A client that builds with BuildKit, needed for the build's optional secret.

@@ -25,6 +25,8 @@
 # kept between runs: it holds the cached node image) and
 # ${XDG_RUNTIME_DIR:-/run}/keepvip-kind (socket, pid file, log).
 set -euo pipefail
+# shellcheck source=../lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 data=${KEEPVIP_KIND_DOCKERD_DIR:-/var/lib/keepvip-kind/docker}
@@ -101,22 +103,12 @@ clean_rules() {
 }
 
 stop() {
-	local marker=$run/started-by-keepvip pid
+	local marker=$run/started-by-keepvip
 	if [[ ! -f $marker ]]; then
 		answers || clean_rules # leftovers of an earlier daemon; a running one keeps its rules
 		return 0
 	fi
-	pid=$(cat "$marker")
-	if kill -0 "$pid" 2>/dev/null; then
-		log "stopping the dockerd this script started (pid $pid)"
-		kill -TERM "$pid"
-		for _ in $(seq 1 60); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-	fi
-	rm -f "$marker"
+	stop_started "$marker"
 	ip link del keepvipkind0 2>/dev/null || true
 	clean_rules
 }
