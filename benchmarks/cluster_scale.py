@@ -275,6 +275,26 @@ def settled_cpu(pid: int, what: str) -> None:
     print(f"{what}: CPU still climbing after 60 s; going on", flush=True)
 
 
+def quiet(pid: int, settle: float, limit: float = 900.0) -> dict[str, Any]:
+    """Wait until the operator's work after everything is Ready has drained.
+
+    Its CPU over 5 s slices, until two slices in a row are under 3 % of a core
+    or within 1 point of each other (a plateau: that is its idle), at most
+    ``limit`` seconds; then ``settle`` seconds more. The slices are recorded.
+    """
+    t0, slices = time.monotonic(), []
+    while time.monotonic() - t0 < limit:
+        c0 = proc_cpu_seconds(pid)
+        time.sleep(5.0)
+        slices.append(100 * (proc_cpu_seconds(pid) - c0) / 5.0)
+        if len(slices) >= 2 and (max(slices[-2:]) < 3.0 or abs(slices[-1] - slices[-2]) < 1.0):
+            break
+    out = {"seconds": time.monotonic() - t0, "cpu_percent_per_5s": slices}
+    print(f"operator quiet after {out['seconds']:.0f} s: {slices}", flush=True)
+    time.sleep(settle)
+    return out
+
+
 def agent_pids(api: Rest, ns: str, launcher: PodLauncher) -> dict[str, int]:
     selector = ",".join(f"{k}={v}" for k, v in sorted(NODE_AGENT_SELECTOR.items()))
     pods = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector)["items"]
@@ -586,7 +606,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     out["operator_rss_started_mib"] = proc_rss_bytes(op.pid) / MiB
                     run = Scale(cp, lab, ns, op, launcher)
                     out["apply_all"] = run.apply_all(args.vips, args.services)
-                    time.sleep(args.settle)
+                    out["operator_quiet"] = quiet(op.pid, args.settle)
                     out["steady_1s"] = run.steady(args.window, "1 s")
                     out["apply_to_master"] = run.apply_runs(args.apply_runs)
                     out["cut"] = run.cut_runs(args.cut_runs, args.vips)

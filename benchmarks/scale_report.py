@@ -20,6 +20,11 @@ def stats(values: list[float | None]) -> dict[str, Any]:
     return {"median": median(vals), "worst": max(vals) if vals else None, "n": len(vals)}
 
 
+def ratio(value: float | None) -> str:
+    """keepalived's CPU time can be 0 ticks over a window: no ratio then."""
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     k, ka = result["keepvip"], result["keepalived"]
     first = result["nodes"][0]
@@ -131,8 +136,8 @@ def markdown(result: dict[str, Any]) -> str:
         c = s[f"agent_cpu_{label}"]
         lines.append(
             f"| {label} | {c['master']:.2f} | {c['keepalived_master']:.2f} | "
-            f"**{c['ratio_master']:.2f}** | {c['backup_median']:.2f} | "
-            f"{c['keepalived_backup']:.2f} | **{c['ratio_backup']:.2f}** |"
+            f"**{ratio(c['ratio_master'])}** | {c['backup_median']:.2f} | "
+            f"{c['keepalived_backup']:.2f} | **{ratio(c['ratio_backup'])}** |"
         )
     lines += [
         "",
