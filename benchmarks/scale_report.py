@@ -1,8 +1,9 @@
 """The figures of ``cluster_scale.py``: medians, ratios to keepalived, targets met or missed.
 
 Apart from the measuring code so that a recorded ``cluster-scale.json`` can be
-re-rendered (``python benchmarks/scale_report.py results/cluster-scale.json``)
-when only the wording changes.
+re-rendered (``python benchmarks/scale_report.py results/cluster-scale.json >
+results/cluster-scale.md``) when only the wording changes or notes were added
+to the JSON (``notes``: paragraphs printed at the end).
 """
 
 from __future__ import annotations
@@ -152,10 +153,12 @@ def markdown(result: dict[str, Any]) -> str:
         "per-VirtualIP layout (a DaemonSet per VirtualIP); that part is replaced by this benchmark.",
         "",
     ]
+    for note in result.get("notes", []):  # added by hand to the JSON after a run, then re-rendered
+        lines += [note, ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     data = json.loads(Path(sys.argv[1]).read_text())
     data["summary"] = summary(data)
-    print(markdown(data))
+    sys.stdout.write(markdown(data))
