@@ -324,7 +324,17 @@ def parallel(calls: list[Callable[[Rest], Any]], cp: ControlPlane, threads: int 
     def run(call: Callable[[Rest], Any]) -> None:
         if not hasattr(local, "api"):
             local.api = cp.admin_rest()
-        call(local.api)
+        for attempt in range(3):
+            try:
+                call(local.api)
+                return
+            except ApiError as exc:
+                if exc.status == 409 and attempt:  # the timed-out attempt got through
+                    return
+                raise
+            except OSError:  # a timeout on a busy API server (1250 POSTs at once)
+                if attempt == 2:
+                    raise
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, calls))
