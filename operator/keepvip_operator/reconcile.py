@@ -39,7 +39,7 @@ from typing import Any
 
 from keepvip_api.placement import NodeView, judge, selected_nodes
 from keepvip_api.status import node_alive
-from keepvip_operator import names, publish
+from keepvip_operator import names, publish, upgrade
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
 from keepvip_operator.conditions import NO_NODE, Cond, put
@@ -50,6 +50,7 @@ from keepvip_operator.rbac import RBAC_API, plan_namespace_rbac, render_plan
 from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.statusplan import Decision, OperatorStatus, plan
+from keepvip_operator.upgrade import LegacyAgents
 
 logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -76,6 +77,10 @@ class View:
     """Each node's agent Lease renewTime, by node; None: not known (counts every entry)."""
     daemonset: bool = True
     """The node agent DaemonSet is there (as the index shows it)."""
+    agents_ready: bool = True
+    """The node agent DaemonSet has a Ready pod on every node it is scheduled to."""
+    legacy: Mapping[str, LegacyAgents] = field(default_factory=dict)
+    """Per-VirtualIP DaemonSets of keepvip before 0.2, by their VirtualIP's key (:mod:`upgrade`)."""
 
 
 def no_node(vip_selector: Mapping[str, str], tolerations: Any, view: View) -> Cond:
@@ -116,6 +121,9 @@ class Reconciler:
         self._published: dict[str, Cond | None] = {}
         """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
         self._withdrawn: set[str] = set()
+        self._legacy_deleted: set[tuple[str, str]] = set()
+        """Old per-VirtualIP DaemonSets this process asked the API to delete."""
+        self._waiting_logged = False
         """VirtualIP uids being deleted whose addresses were taken off their Services: a
         reconcile or a Service event still in flight on an older view must not publish again."""
 
@@ -205,9 +213,20 @@ class Reconciler:
         )
         namespace = self.settings.agent_namespace
         assert namespace, "settings.agent_namespace is checked at start-up"
-        wanted = (render_daemonset(self.settings, namespace), *render_plan(plan, namespace))
+        marked = [k for k, o in vips.items() if self._marked(o)]
+        may_start = upgrade.node_agents_may_start(view.legacy, marked, vips)
+        daemonset = (render_daemonset(self.settings, namespace),) if may_start else ()
+        wanted = (*daemonset, *render_plan(plan, namespace))
+        if not may_start and not self._waiting_logged:
+            self._waiting_logged = True
+            logger.info(
+                "upgrade: the node agent DaemonSet waits until every VirtualIP served by a "
+                "per-VirtualIP DaemonSet is marked Upgrading"
+            )
+        if may_start and view.daemonset:
+            self._delete_legacy(view, marked)
         with self._agents:
-            if wanted == self._applied and view.daemonset:
+            if wanted == self._applied and (view.daemonset or not may_start):
                 if also is None:
                     self._converged_view = view
                 return
@@ -227,13 +246,44 @@ class Reconciler:
                     obj.get("kind", "RBAC"), obj["metadata"].get("namespace"),
                 )  # fmt: skip
             self.kube.delete_all(stale)
-            if self._applied is None or wanted[0] != self._applied[0]:
+            if daemonset and (self._applied is None or daemonset[0] not in self._applied):
                 logger.info(
                     "applied the node agent DaemonSet %s/%s", namespace, names.NODE_AGENT_NAME
                 )
             self._applied = wanted
             if also is None:
                 self._converged_view = view
+
+    def _marked(self, obs: Observed) -> bool:
+        """Its status says ``Upgrading=True``: as this process wrote it, else as observed."""
+        written = self._written.get(obs.target.uid)
+        if written is not None:
+            return written.condition(upgrade.UPGRADING) is not None
+        return upgrade.marked(obs.status)
+
+    def _delete_legacy(self, view: View, marked: list[str]) -> None:
+        """Delete the old per-VirtualIP DaemonSets whose turn it is (:func:`upgrade.to_delete`)."""
+        for old in upgrade.to_delete(view.legacy, marked, view.agents_ready):
+            ident = (old.namespace, old.name)
+            if ident in self._legacy_deleted:
+                continue
+            logger.info(
+                "%s: upgrade: deleting the per-VirtualIP DaemonSet %s (its pods first); the "
+                "node agents take over once it is gone", old.key, old.name,
+            )  # fmt: skip
+            self.kube.delete("apps/v1", "DaemonSet", old.namespace, old.name, foreground=True)
+            self._legacy_deleted.add(ident)
+
+    def _remove_legacy_rbac(self, t: Target) -> None:
+        """The old agents' Role and RoleBinding (here and in tracked namespaces): they are gone."""
+        name = upgrade.old_object_name(t.name)
+        for kind in ("RoleBinding", "Role"):
+            self.kube.delete(RBAC_API, kind, t.namespace, name)
+            for obj in self.kube.list(
+                RBAC_API, kind, None, labels=f"{upgrade.OWNER_UID_LABEL}={t.uid}"
+            ):
+                self.kube.delete_all([obj])
+        logger.info("%s: upgrade: the per-VirtualIP agents are gone; their RBAC removed", t.key)
 
     def withdraw(self, t: Target) -> None:
         """The VirtualIP is being deleted: take its addresses off every Service it published on.
@@ -392,18 +442,23 @@ class Reconciler:
         previous = self._previous(obs)
         raw_nodes = [n for n in obs.status.get("nodes") or () if isinstance(n, Mapping)]
         now = self.clock()
+        legacy = view.legacy.get(obs.key)
         alive = None
-        if view.renewals is not None:
+        if view.renewals is not None and legacy is None:
             timeout = self.settings.heartbeat_timeout
             alive = frozenset(n for n, t_ in view.renewals.items() if node_alive(t_, now, timeout))
-        agg = aggregate(
+        if legacy is None and self._marked(obs):
+            self._remove_legacy_rbac(t)  # the old agents are gone: the condition goes next
+        agg = aggregate(  # the old agents' entries count as they are while they run
             raw_nodes,
-            agent_nodes=view.agent_nodes,
+            agent_nodes=view.agent_nodes if legacy is None else None,
             alive=alive,
             previous_master=previous.master,
         )
         extra = []
-        if obs.vip is not None and decision.rollout:
+        if legacy is not None:
+            extra.append(upgrade.condition(legacy))
+        elif obs.vip is not None and decision.rollout:
             spec = obs.vip.spec
             extra.append(no_node(spec.node_selector or {}, spec.tolerations or (), view))
         p = plan(

@@ -1,7 +1,8 @@
 """Which VirtualIPs the node agent runs: a pure reading of the VirtualIP list and its own Node.
 
 A VirtualIP runs here when it parses, has a VRID (its own or the operator's),
-the operator has not blocked it (condition ``Conflict`` True), and its
+the operator has not blocked it (condition ``Conflict`` True) nor left it to
+the per-VirtualIP agents of an earlier keepvip (``Upgrading`` True), and its
 placement (``nodeSelector``, ``tolerations``) selects this Node, judged by
 :func:`keepvip_api.placement.judge` as the operator judges it. Anything else
 runs nothing and writes nothing: an unparsable spec is the operator's to
@@ -30,10 +31,20 @@ class Selection:
     """key -> why not (logged on change; never written to the API)."""
 
 
+def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
 def blocked(obj: Mapping[str, Any]) -> bool:
     """The operator set ``Conflict`` True: the VirtualIP must not be advertised."""
-    conditions = (obj.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Conflict" and c.get("status") == "True" for c in conditions)
+    return _condition_true(obj, "Conflict")
+
+
+def upgrading(obj: Mapping[str, Any]) -> bool:
+    """The operator set ``Upgrading`` True: per-VirtualIP agents of an earlier keepvip still
+    serve it, and two agents of one node must never advertise one VRID."""
+    return _condition_true(obj, "Upgrading")
 
 
 def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None) -> Selection:
@@ -54,6 +65,8 @@ def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None)
             out.skipped[key] = "no virtualRouterID yet"
         elif blocked(obj):
             out.skipped[key] = "blocked by the operator (Conflict)"
+        elif upgrading(obj):
+            out.skipped[key] = "the per-VirtualIP agents of an earlier keepvip still serve it"
         elif view is None:
             out.skipped[key] = "this Node is not known yet"
         else:

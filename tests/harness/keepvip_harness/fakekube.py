@@ -41,8 +41,18 @@ class FakeKube:
         self.last_status = obj.get("status")
         return obj
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        self.calls.append(("delete", kind, name))
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        foreground: bool = False,
+    ) -> bool:
+        self.calls.append(
+            ("delete", kind, name, "foreground") if foreground else ("delete", kind, name)
+        )
         return f"{kind}/{name}" in self.existing
 
     def list(self, api_version: str, kind: str, namespace: str | None, *, labels: str) -> list[Any]:
