@@ -50,7 +50,7 @@ from keepvip_operator.observed import Observed, observe
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
 from keepvip_operator.resync import Resync
 from keepvip_operator.settings import OperatorSettings
-from keepvip_operator.upgrade import VIRTUALIP_LABEL, LegacyAgents
+from keepvip_operator.upgrade import VIRTUALIP_LABEL, OldObject, by_virtualip
 
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 AGENT_LABELS = dict(names.NODE_AGENT_SELECTOR)
@@ -94,9 +94,10 @@ class Context:
     def _snapshot(self) -> View:
         vips = cast(Mapping[str, Iterable[Observed]], self.indices.get("virtualips", {}))
         daemonsets = cast(Mapping[str, Iterable[bool]], self.indices.get("agent_daemonset", {}))
-        legacy = cast(
-            Mapping[str, Iterable[LegacyAgents]], self.indices.get("legacy_daemonsets", {})
-        )
+        old = [
+            cast(Mapping[str, Iterable[OldObject]], self.indices.get(k, {}))
+            for k in ("legacy_daemonsets", "legacy_pods")
+        ]
         pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
         nodes = cast(Mapping[str, Iterable[NodeView]], self.indices.get("nodes", {}))
         leases = cast(Mapping[str, Iterable[Any]], self.indices.get("node_leases", {}))
@@ -108,7 +109,7 @@ class Context:
             renewals={k: next(iter(s)) for k, s in leases.items() if s},
             daemonset=any(daemonsets.values()),
             agents_ready=any(any(s) for s in daemonsets.values()),
-            legacy={k: next(iter(s)) for k, s in legacy.items() if s},
+            legacy=by_virtualip(o for index in old for objs in index.values() for o in objs),
         )
 
     def poke(self, *keys: str, rejudge: bool = True) -> None:
@@ -128,8 +129,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     # Events with meaning (MasterChanged, Conflict, ...) are posted explicitly; the
     # per-object log becomes Events only for warnings and errors.
     ks.posting.level = logging.WARNING
-    ks.watching.label_selectors["v1", "pods"] = names.agent_pods_selector()
-    # The node agent DaemonSet and the per-VirtualIP ones of keepvip before 0.2 (upgrade.py).
+    # Pods and DaemonSets: the node agents', and the per-VirtualIP ones of keepvip before 0.2
+    # (upgrade.py).
+    ks.watching.label_selectors["v1", "pods"] = names.selector_string(names.AGENT_OBJECT_LABELS)
     ks.watching.label_selectors["apps", "v1", "daemonsets"] = names.selector_string(
         names.AGENT_OBJECT_LABELS
     )
@@ -224,18 +226,27 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         desired = status.get("desiredNumberScheduled") or 0
         return {str(name): desired > 0 and (status.get("numberReady") or 0) >= desired}
 
-    @on(kopf.index, "apps", "v1", "daemonsets", labels=LEGACY_LABELS, when=_ours)
-    def legacy_daemonsets(
-        name: str | None, namespace: str | None, labels: kopf.Labels, meta: kopf.Meta, **_: Any
-    ) -> dict[str, LegacyAgents]:
-        """Per-VirtualIP DaemonSets of keepvip before 0.2, by their VirtualIP (upgrade.py)."""
-        old = LegacyAgents(
-            namespace=str(namespace),
-            name=str(name),
-            virtualip=str(labels.get(VIRTUALIP_LABEL)),
+    def _old(kind: str, body: kopf.Body) -> dict[str, OldObject]:
+        meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+        old = OldObject(
+            kind=kind,
+            namespace=str(meta.get("namespace")),
+            name=str(meta.get("name")),
+            virtualip=str((meta.get("labels") or {}).get(VIRTUALIP_LABEL)),
+            node=spec.get("nodeName") if kind == "Pod" else None,
             deleting=bool(meta.get("deletionTimestamp")),
         )
         return {old.key: old}
+
+    @on(kopf.index, "apps", "v1", "daemonsets", labels=LEGACY_LABELS, when=_ours)
+    def legacy_daemonsets(body: kopf.Body, **_: Any) -> dict[str, OldObject]:
+        """Per-VirtualIP DaemonSets of keepvip before 0.2, by their VirtualIP (upgrade.py)."""
+        return _old("DaemonSet", body)
+
+    @on(kopf.index, "v1", "pods", labels=LEGACY_LABELS, when=_ours)
+    def legacy_pods(body: kopf.Body, **_: Any) -> dict[str, OldObject]:
+        """Their agent pods, by their VirtualIP."""
+        return _old("Pod", body)
 
     @on(kopf.index, "v1", "pods", labels=AGENT_LABELS, when=_in_agent_namespace)
     def agent_pods(spec: kopf.Spec, name: str | None, **_: Any) -> dict[str, str]:
@@ -281,6 +292,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
                 "virtualips",
                 "agent_daemonset",
                 "legacy_daemonsets",
+                "legacy_pods",
                 "agent_pods",
                 "nodes",
                 "node_leases",
@@ -391,7 +403,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         _all(rejudge=False)  # gone: the next refresh applies it again; Ready: the upgrade goes on
 
     @on(kopf.on.event, "apps", "v1", "daemonsets", labels=LEGACY_LABELS, when=_ours)
-    async def legacy_daemonset_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    @on(kopf.on.event, "v1", "pods", labels=LEGACY_LABELS, when=_ours)
+    async def legacy_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
         ctx.poke(f"{namespace}/{labels.get(VIRTUALIP_LABEL)}", rejudge=False)  # Upgrading
 
     placements: dict[str, Any] = {}

@@ -156,10 +156,10 @@ class Kube:
         namespace: str | None,
         name: str,
         *,
-        foreground: bool = False,
+        orphan: bool = False,
     ) -> bool:
-        """Delete (background propagation, or foreground: dependents first); False if not there."""
-        policy = "Foreground" if foreground else "Background"
+        """Delete (background propagation, or orphaning its dependents); False if not there."""
+        policy = "Orphan" if orphan else "Background"
         try:
             self.request(
                 "DELETE", path(api_version, kind, namespace, name), {"propagationPolicy": policy}

@@ -50,7 +50,7 @@ from keepvip_operator.rbac import RBAC_API, plan_namespace_rbac, render_plan
 from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.statusplan import Decision, OperatorStatus, plan
-from keepvip_operator.upgrade import LegacyAgents
+from keepvip_operator.upgrade import OldObject
 
 logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -79,8 +79,9 @@ class View:
     """The node agent DaemonSet is there (as the index shows it)."""
     agents_ready: bool = True
     """The node agent DaemonSet has a Ready pod on every node it is scheduled to."""
-    legacy: Mapping[str, LegacyAgents] = field(default_factory=dict)
-    """Per-VirtualIP DaemonSets of keepvip before 0.2, by their VirtualIP's key (:mod:`upgrade`)."""
+    legacy: Mapping[str, tuple[OldObject, ...]] = field(default_factory=dict)
+    """Per-VirtualIP DaemonSets and agent pods of keepvip before 0.2, by their VirtualIP's key
+    (:mod:`upgrade`)."""
 
 
 def no_node(vip_selector: Mapping[str, str], tolerations: Any, view: View) -> Cond:
@@ -121,8 +122,8 @@ class Reconciler:
         self._published: dict[str, Cond | None] = {}
         """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
         self._withdrawn: set[str] = set()
-        self._legacy_deleted: set[tuple[str, str]] = set()
-        """Old per-VirtualIP DaemonSets this process asked the API to delete."""
+        self._legacy_deleted: set[tuple[str, str, str]] = set()
+        """Old per-VirtualIP DaemonSets and pods this process asked the API to delete."""
         self._waiting_logged = False
         """VirtualIP uids being deleted whose addresses were taken off their Services: a
         reconcile or a Service event still in flight on an older view must not publish again."""
@@ -262,17 +263,32 @@ class Reconciler:
         return upgrade.marked(obs.status)
 
     def _delete_legacy(self, view: View, marked: list[str]) -> None:
-        """Delete the old per-VirtualIP DaemonSets whose turn it is (:func:`upgrade.to_delete`)."""
-        for old in upgrade.to_delete(view.legacy, marked, view.agents_ready):
-            ident = (old.namespace, old.name)
-            if ident in self._legacy_deleted:
-                continue
-            logger.info(
-                "%s: upgrade: deleting the per-VirtualIP DaemonSet %s (its pods first); the "
-                "node agents take over once it is gone", old.key, old.name,
-            )  # fmt: skip
-            self.kube.delete("apps/v1", "DaemonSet", old.namespace, old.name, foreground=True)
-            self._legacy_deleted.add(ident)
+        """Delete the old per-VirtualIP objects whose turn it is (:func:`upgrade.next_deletions`)."""
+        for key, old in sorted(view.legacy.items()):
+            obs = view.vips.get(key)
+            if obs is None:
+                continue  # its VirtualIP is gone: the garbage collector's
+            master = self._previous(obs).master
+            steps = upgrade.next_deletions(
+                old, master, node_agents_ready=view.agents_ready, is_marked=key in marked
+            )
+            for obj in steps:
+                ident = (obj.kind, obj.namespace, obj.name)
+                if ident in self._legacy_deleted:
+                    continue
+                self._legacy_deleted.add(ident)
+                if obj.kind == "DaemonSet":
+                    logger.info(
+                        "%s: upgrade: deleting the per-VirtualIP DaemonSet %s (its pods stay "
+                        "and go one by one, the master's last)", key, obj.name,
+                    )  # fmt: skip
+                    self.kube.delete("apps/v1", "DaemonSet", obj.namespace, obj.name, orphan=True)
+                else:
+                    logger.info(
+                        "%s: upgrade: deleting the per-VirtualIP agent %s on %s%s",
+                        key, obj.name, obj.node, " (the master)" if obj.node == master else "",
+                    )  # fmt: skip
+                    self.kube.delete("v1", "Pod", obj.namespace, obj.name)
 
     def _remove_legacy_rbac(self, t: Target) -> None:
         """The old agents' Role and RoleBinding (here and in tracked namespaces): they are gone."""

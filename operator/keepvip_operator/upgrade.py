@@ -4,23 +4,25 @@ Before 0.2 the operator ran one DaemonSet (and a ServiceAccount, Role and
 RoleBinding, all named ``keepvip-<name>``) per VirtualIP, in the VirtualIP's
 namespace. Those old agents and the node agents cannot hear each other: the
 old ones accept adverts only from the host IPs of their own DaemonSet's pods.
-So a VirtualIP changes hands as a whole, and never with two agents of one
-node advertising its VRID:
+So a VirtualIP changes hands as a whole, never with two agents of one node
+advertising its VRID, and moves once:
 
-1. ``Upgrading=True`` is written on every VirtualIP that still has an old
-   DaemonSet, and the node agents skip a VirtualIP while it says so
+1. ``Upgrading=True`` is written on every VirtualIP that old agents still
+   serve, and the node agents skip a VirtualIP while it says so
    (``keepvip_agent.kube.selection``). The node agent DaemonSet is applied
    only once every such VirtualIP carries it (:func:`node_agents_may_start`).
 2. Once the node agent DaemonSet has a Ready pod on every node it is
-   scheduled to, the old DaemonSets are deleted with foreground propagation:
-   the DaemonSet object stays until its pods are gone, so its disappearance
-   means no old agent of that VirtualIP advertises any more.
-3. Then the condition is dropped (the node agents start the VirtualIP and
-   elect a master, so the VIP moves once, after a master-down interval) and
-   the old Role and RoleBinding are deleted. The old ServiceAccount and split
-   brain Lease stay until the VirtualIP is deleted (they are owned by it and
-   grant nothing once the RoleBinding is gone; the operator has no right to
-   delete ServiceAccounts or Leases outside its own).
+   scheduled to, the old DaemonSet is deleted with orphan propagation (its
+   pods stay), then its pods on the backups are deleted, and the pod on the
+   master (``status.master``) last (:func:`next_deletions`). Deleting the
+   DaemonSet with its pods at once would let each dying master hand the VIP
+   to a backup that is about to die too: several moves instead of one.
+3. When no old pod is left the condition is dropped: the node agents start
+   the VirtualIP and elect a master, so the VIP moves once, after a
+   master-down interval. The old Role and RoleBinding are deleted; the old
+   ServiceAccount and split-brain Lease stay until the VirtualIP is deleted
+   (owned by it, they grant nothing once the RoleBinding is gone, and the
+   operator has no right to delete ServiceAccounts or Leases).
 
 The old agents' port range (9650 upward) never overlaps the node agent's
 port (9640), so old and new pods of one node never need the same host port.
@@ -42,15 +44,18 @@ OWNER_UID_LABEL = "keepvip.io/owner-uid"
 
 
 @dataclass(frozen=True)
-class LegacyAgents:
-    """An old per-VirtualIP DaemonSet, as the operator's index shows it."""
+class OldObject:
+    """An old per-VirtualIP DaemonSet or agent pod, as the operator's indices show it."""
 
+    kind: str
+    """``DaemonSet`` or ``Pod``."""
     namespace: str
     name: str
-    """The DaemonSet's name (``keepvip-<virtualip>``)."""
     virtualip: str
     """The VirtualIP it serves (its label ``keepvip.io/virtualip``)."""
-    deleting: bool
+    node: str | None = None
+    """A pod's node."""
+    deleting: bool = False
 
     @property
     def key(self) -> str:
@@ -58,48 +63,64 @@ class LegacyAgents:
         return f"{self.namespace}/{self.virtualip}"
 
 
+def by_virtualip(objects: Iterable[OldObject]) -> dict[str, tuple[OldObject, ...]]:
+    out: dict[str, list[OldObject]] = {}
+    for obj in objects:
+        out.setdefault(obj.key, []).append(obj)
+    return {k: tuple(sorted(v, key=lambda o: (o.kind, o.name))) for k, v in out.items()}
+
+
 def old_object_name(virtualip: str) -> str:
     """The old DaemonSet, ServiceAccount, Role and RoleBinding of a VirtualIP."""
     return f"keepvip-{virtualip}"
 
 
-def condition(legacy: LegacyAgents) -> Cond:
-    state = "being removed" if legacy.deleting else "still running"
+def condition(old: Iterable[OldObject]) -> Cond:
+    pods = sorted(f"{o.name} on {o.node}" for o in old if o.kind == "Pod")
+    what = f"pods {', '.join(pods)}" if pods else "its DaemonSet"
     return Cond(
         UPGRADING,
         "True",
         REASON,
-        f"the per-VirtualIP agents of an earlier keepvip (DaemonSet {legacy.namespace}/"
-        f"{legacy.name}) are {state}; the node agents take this VirtualIP over once they are gone",
+        f"served by the per-VirtualIP agents of an earlier keepvip ({what}); the node agents "
+        "take it over once they are gone",
     )
 
 
 def marked(status: Mapping[str, object]) -> bool:
     """The status says ``Upgrading=True`` (the node agents leave the VirtualIP alone)."""
-    for c in status.get("conditions") or ():  # type: ignore[attr-defined]
-        if isinstance(c, Mapping) and c.get("type") == UPGRADING and c.get("status") == "True":
-            return True
-    return False
+    conditions = status.get("conditions") or ()
+    assert isinstance(conditions, Iterable)
+    return any(
+        isinstance(c, Mapping) and c.get("type") == UPGRADING and c.get("status") == "True"
+        for c in conditions
+    )
 
 
 def node_agents_may_start(
-    legacy: Mapping[str, LegacyAgents], marked_keys: Iterable[str], existing: Iterable[str]
+    old: Mapping[str, object], marked_keys: Iterable[str], existing: Iterable[str]
 ) -> bool:
-    """Every existing VirtualIP that still has old agents is marked ``Upgrading``.
+    """Every existing VirtualIP that old agents still serve is marked ``Upgrading``.
 
     ``marked_keys``: VirtualIPs whose status (as written or observed) says so;
-    ``existing``: the VirtualIPs there are (an old DaemonSet of a VirtualIP that
-    is gone is the garbage collector's, not a reason to wait).
+    ``existing``: the VirtualIPs there are (old objects of a VirtualIP that is
+    gone are the garbage collector's, not a reason to wait).
     """
-    waiting = {k for k in legacy if k in set(existing)} - set(marked_keys)
-    return not waiting
+    return not ({k for k in old if k in set(existing)} - set(marked_keys))
 
 
-def to_delete(
-    legacy: Mapping[str, LegacyAgents], marked_keys: Iterable[str], node_agents_ready: bool
-) -> list[LegacyAgents]:
-    """The old DaemonSets to delete now: once the node agents are Ready everywhere, marked ones."""
-    if not node_agents_ready:
+def next_deletions(
+    old: tuple[OldObject, ...], master: str | None, *, node_agents_ready: bool, is_marked: bool
+) -> list[OldObject]:
+    """What to delete now for one VirtualIP: the DaemonSet (orphaning its pods), the backups'
+    pods, the master's pod last; nothing before the node agents are Ready and it is marked."""
+    if not (node_agents_ready and is_marked):
         return []
-    done = set(marked_keys)
-    return [x for k, x in sorted(legacy.items()) if not x.deleting and k in done]
+    daemonsets = [o for o in old if o.kind == "DaemonSet"]
+    if daemonsets:
+        return [o for o in daemonsets if not o.deleting]
+    pods = [o for o in old if o.kind == "Pod"]
+    backups = [o for o in pods if o.node != master]
+    if backups:
+        return [o for o in backups if not o.deleting]
+    return [o for o in pods if not o.deleting]

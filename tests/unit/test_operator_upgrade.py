@@ -2,9 +2,9 @@
 
 The Reconciler with the recording fake of the API: a VirtualIP still served
 by an old DaemonSet is marked ``Upgrading`` before the node agent DaemonSet
-is applied; the old DaemonSet is deleted (foreground: its pods first) only
-once the node agents are Ready; when it is gone the old RBAC goes and the
-condition is dropped, which is what lets the node agents start it
+is applied; once the node agents are Ready the old DaemonSet is deleted
+orphaning its pods, then the backups' pods, the master's last; when none is
+left the old RBAC goes and the condition is dropped, which is what lets the node agents start it
 (``keepvip_agent.kube.selection``). The cluster tier runs the real thing
 (tests/cluster/test_upgrade.py).
 """
@@ -21,10 +21,12 @@ from keepvip_operator import upgrade
 from keepvip_operator.kube import Kube
 from keepvip_operator.reconcile import Reconciler, View
 from keepvip_operator.settings import OperatorSettings
-from keepvip_operator.upgrade import LegacyAgents
+from keepvip_operator.upgrade import OldObject
 
 SPEC = {"addresses": ["192.0.2.1"], "virtualRouterID": 7}
-OLD = LegacyAgents(namespace="ns", name="keepvip-web", virtualip="web", deleting=False)
+OLD_DS = OldObject("DaemonSet", "ns", "keepvip-web", "web")
+OLD_PODS = tuple(OldObject("Pod", "ns", f"keepvip-web-{n}", "web", node=n) for n in ("n1", "n2"))
+OLD = (OLD_DS, *OLD_PODS)
 DS = ("apply", "DaemonSet", "keepvip-agent")
 OLD_ENTRIES = [
     {"name": "n1", "state": "Master", "reason": "n1 is Master"},
@@ -64,32 +66,44 @@ def test_the_node_agents_wait_until_every_old_virtualip_is_marked(
     kube.calls.clear()
     rec.converge_agents(view)  # now marked: the node agents may start
     assert kube.writes()[0] == DS
-    assert ("delete", "DaemonSet", "keepvip-web", "foreground") not in kube.writes()
+    assert not [c for c in kube.writes() if c[0] == "delete"]  # not before they are Ready
 
 
-def test_the_old_daemonset_is_deleted_once_the_node_agents_are_ready_and_only_once(
+def test_the_old_objects_go_once_the_node_agents_are_ready_the_masters_pod_last(
     kube: FakeKube, rec: Reconciler
 ) -> None:
     web = vip("web", SPEC, status={"nodes": OLD_ENTRIES})
-    view = View(vips={web.key: web}, legacy={web.key: OLD}, daemonset=False)
-    rec.reconcile(web, view)
-    marked = vip("web", SPEC, status=kube.last_status)
-    not_ready = View(vips={web.key: marked}, legacy={web.key: OLD}, agents_ready=False)
-    rec.refresh(web.key, not_ready)
-    assert not [c for c in kube.writes() if c[0] == "delete"]
-    ready = View(vips={web.key: marked}, legacy={web.key: OLD}, agents_ready=True)
-    rec.refresh(web.key, ready)
-    rec.refresh(web.key, View(vips={web.key: marked}, legacy={web.key: OLD}, agents_ready=True))
-    deletes = [c for c in kube.writes() if c[0] == "delete"]
-    assert deletes == [("delete", "DaemonSet", "keepvip-web", "foreground")]
+    rec.reconcile(web, View(vips={web.key: web}, legacy={web.key: OLD}, daemonset=False))
+    marked = vip("web", SPEC, status={**kube.last_status, "nodes": OLD_ENTRIES})
+    assert marked.status["master"] == "n1"
+
+    def step(old: tuple[OldObject, ...], *, ready: bool = True) -> list[tuple[Any, ...]]:
+        kube.calls.clear()
+        rec.refresh(
+            web.key, View(vips={web.key: marked}, legacy={web.key: old}, agents_ready=ready)
+        )
+        return [c for c in kube.writes() if c[0] == "delete"]
+
+    assert step(OLD, ready=False) == []
+    assert step(OLD) == [("delete", "DaemonSet", "keepvip-web", "orphan")]
+    assert step(OLD) == []  # asked once; the index shows it going
+    assert step(OLD_PODS) == [("delete", "Pod", "keepvip-web-n2")]  # the backup first
+    assert step(OLD_PODS[:1]) == [("delete", "Pod", "keepvip-web-n1")]  # then the master
+
+
+def test_without_a_master_every_old_pod_goes_at_once() -> None:
+    assert upgrade.next_deletions(OLD_PODS, None, node_agents_ready=True, is_marked=True) == list(
+        OLD_PODS
+    )
+    assert upgrade.next_deletions(OLD_PODS, "n1", node_agents_ready=True, is_marked=False) == []
 
 
 def test_an_unrelated_virtualip_does_not_hold_up_a_fresh_install(
     kube: FakeKube, rec: Reconciler
 ) -> None:
     other = vip("other", {"addresses": ["192.0.2.2"]})
-    orphan = LegacyAgents(namespace="ns", name="keepvip-gone", virtualip="gone", deleting=True)
-    rec.reconcile(other, View(vips={other.key: other}, legacy={"ns/gone": orphan}))
+    orphan = OldObject("DaemonSet", "ns", "keepvip-gone", "gone", deleting=True)
+    rec.reconcile(other, View(vips={other.key: other}, legacy={"ns/gone": (orphan,)}))
     assert kube.writes()[0] == DS
     assert "Upgrading" not in conditions(kube.last_status)
 
@@ -117,12 +131,11 @@ def test_when_the_old_daemonset_is_gone_its_rbac_goes_and_the_agents_may_start(
     assert list(select([_raw(kube.last_status)], _node()).run) == ["ns/web"]
 
 
-def test_the_condition_says_which_daemonset_and_what_happens_next() -> None:
+def test_the_condition_says_what_still_serves_it_and_what_happens_next() -> None:
     cond = upgrade.condition(OLD)
     assert (cond.type, cond.status, cond.reason) == ("Upgrading", "True", "PerVirtualIPAgents")
-    assert "ns/keepvip-web" in cond.message and "still running" in cond.message
-    gone = upgrade.condition(LegacyAgents("ns", "keepvip-web", "web", deleting=True))
-    assert "being removed" in gone.message
+    assert "keepvip-web-n1 on n1" in cond.message and "node agents" in cond.message
+    assert "its DaemonSet" in upgrade.condition([OLD_DS]).message
 
 
 def _raw(status: dict[str, Any]) -> dict[str, Any]:

@@ -48,11 +48,9 @@ class FakeKube:
         namespace: str | None,
         name: str,
         *,
-        foreground: bool = False,
+        orphan: bool = False,
     ) -> bool:
-        self.calls.append(
-            ("delete", kind, name, "foreground") if foreground else ("delete", kind, name)
-        )
+        self.calls.append(("delete", kind, name, "orphan") if orphan else ("delete", kind, name))
         return f"{kind}/{name}" in self.existing
 
     def list(self, api_version: str, kind: str, namespace: str | None, *, labels: str) -> list[Any]:
