@@ -29,7 +29,14 @@ PREVIOUS = "ad160083e995d968c87723fb78a7e22b14eaa526"
 """keepvip before the node agent: the operator renders one DaemonSet per VirtualIP."""
 IMAGE = "keepvip/agent:previous"
 """The image name the old operator is told to render; the launcher maps it to :func:`extract`'s bin."""
+VIRTUALIP_LABEL = "keepvip.io/virtualip"
+"""The label on every old per-VirtualIP object: its VirtualIP's name."""
 COMMANDS = {"keepvip-agent": "keepvip_agent.cli", "keepvip-operator": "keepvip_operator.main"}
+
+
+def old_name(virtualip: str) -> str:
+    """The old DaemonSet, ServiceAccount, Role and RoleBinding of a VirtualIP."""
+    return f"keepvip-{virtualip}"
 
 
 def extract(dest: Path) -> Path:
