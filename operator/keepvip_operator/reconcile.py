@@ -125,6 +125,9 @@ class Reconciler:
         self._legacy_deleted: set[tuple[str, str, str]] = set()
         """Old per-VirtualIP DaemonSets and pods this process asked the API to delete."""
         self._waiting_logged = False
+        self._handover: dict[str, str] = {}
+        """VirtualIP uid -> the node whose old agent was master when its pod was deleted: named
+        as master when the node agents take over, so they start it there first."""
         """VirtualIP uids being deleted whose addresses were taken off their Services: a
         reconcile or a Service event still in flight on an older view must not publish again."""
 
@@ -288,6 +291,8 @@ class Reconciler:
                         "%s: upgrade: deleting the per-VirtualIP agent %s on %s%s",
                         key, obj.name, obj.node, " (the master)" if obj.node == master else "",
                     )  # fmt: skip
+                    if master is not None and obj.node == master:
+                        self._handover[obs.target.uid] = master
                     self.kube.delete("v1", "Pod", obj.namespace, obj.name)
 
     def _remove_legacy_rbac(self, t: Target) -> None:
@@ -463,8 +468,10 @@ class Reconciler:
         if view.renewals is not None and legacy is None:
             timeout = self.settings.heartbeat_timeout
             alive = frozenset(n for n, t_ in view.renewals.items() if node_alive(t_, now, timeout))
+        handover = None
         if legacy is None and self._marked(obs):
             self._remove_legacy_rbac(t)  # the old agents are gone: the condition goes next
+            handover = self._handover.pop(t.uid, None)
         agg = aggregate(  # the old agents' entries count as they are while they run
             raw_nodes,
             agent_nodes=view.agent_nodes if legacy is None else None,
@@ -486,6 +493,10 @@ class Reconciler:
             last_master=self._last_master.get(t.uid),
             extra=extra,
         )
+        if handover is not None and p.status.master is None:
+            # The node agents start where the old master was; the others join it as backups
+            # (keepvip_agent.kube.selection.handover_hold).
+            p = replace(p, status=replace(p.status, master=handover))
         published = self._published.get(t.uid)
         if published is not None:  # the plan knows nothing of Services
             p = replace(p, status=replace(p.status, conditions=put(

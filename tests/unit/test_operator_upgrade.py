@@ -15,7 +15,8 @@ from typing import Any, cast
 
 import pytest
 
-from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.selection import handover_hold, select
+from keepvip_api import from_api_object
 from keepvip_harness.fakekube import FakeKube, vip
 from keepvip_operator import upgrade
 from keepvip_operator.kube import Kube
@@ -150,3 +151,26 @@ def _raw(status: dict[str, Any]) -> dict[str, Any]:
 
 def _node() -> dict[str, Any]:
     return {"metadata": {"name": "n1", "labels": {}}, "spec": {}}
+
+
+def test_the_old_masters_node_starts_first_and_the_others_wait_a_master_down_interval() -> None:
+    obj = {**_raw({"master": "n1"}), "spec": {**SPEC, "advertInterval": "200ms"}}
+    vip_ = from_api_object(obj, allocated_vrid=True)
+    assert handover_hold(obj, vip_, "n1") == 0.0
+    assert handover_hold(obj, vip_, "n2") == pytest.approx(4 * 0.2 + 1.0)
+    assert handover_hold({**obj, "status": {}}, vip_, "n2") == 0.0  # nobody named: no wait
+
+
+def test_the_old_master_is_named_when_the_node_agents_take_over(
+    kube: FakeKube, rec: Reconciler
+) -> None:
+    web = vip("web", SPEC, status={"nodes": OLD_ENTRIES})
+    rec.reconcile(web, View(vips={web.key: web}, legacy={web.key: OLD}, daemonset=False))
+    marked = vip("web", SPEC, status={**kube.last_status, "nodes": OLD_ENTRIES})
+    rec.refresh(web.key, View(vips={web.key: marked}, legacy={web.key: OLD_PODS[:1]}))
+    # The old master released the VIP on its way out: no entry says Master any more.
+    released = [{**e, "state": "Backup"} for e in OLD_ENTRIES]
+    gone = vip("web", SPEC, status={**kube.last_status, "nodes": released})
+    rec.refresh(web.key, View(vips={web.key: gone}))
+    assert kube.last_status["master"] == "n1"
+    assert "Upgrading" not in conditions(kube.last_status)

@@ -27,7 +27,7 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
-from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.selection import UPGRADING, Selection, handover_hold, select
 from keepvip_agent.kube.shared import SharedWatches
 from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
@@ -62,6 +62,8 @@ class NodeController:
         self._node: dict[str, Any] | None = None
         self._peer_pods: list[dict[str, Any]] | None = None
         self._skipped: dict[str, str] = {}
+        self._held: dict[str, float] = {}
+        """VirtualIPs that just left ``Upgrading``, started only at this loop time (handover_hold)."""
         self._applying = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -176,6 +178,7 @@ class NodeController:
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
         sel = select(objects, self._node)
+        self._hold_back(sel, objects)
         for key, why in sel.skipped.items():
             if self._skipped.get(key) != why:
                 logger.info("%s: not run on %s: %s", key, self.node, why)
@@ -210,6 +213,29 @@ class NodeController:
                 await glue.stop(withdraw=key in existing)
             for glue in self.glues.values():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
+
+    def _hold_back(self, sel: Selection, objects: list[dict[str, Any]]) -> None:
+        """Leave out the VirtualIPs whose handover hold after the upgrade has not run out."""
+        now = self.loop.time()
+        by_key = {
+            f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objects
+        }
+        self._held = {k: t for k, t in self._held.items() if k in sel.run}
+        for key in list(sel.run):
+            if self._skipped.get(key) == UPGRADING:  # it was upgrading in the last round
+                hold = handover_hold(by_key[key], sel.run[key], self.node)
+                if hold:
+                    self._held[key] = now + hold
+            until = self._held.get(key)
+            if until is None:
+                continue
+            if now < until:
+                del sel.run[key]
+                master = (by_key[key].get("status") or {}).get("master")
+                sel.skipped[key] = f"upgrade: starts once {master} has taken it over"
+                self.loop.call_later(until - now, self._dirty.set)
+            else:
+                del self._held[key]
 
     # -- instance wiring ---------------------------------------------------------------------
 

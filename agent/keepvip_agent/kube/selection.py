@@ -47,6 +47,28 @@ def upgrading(obj: Mapping[str, Any]) -> bool:
     return _condition_true(obj, "Upgrading")
 
 
+UPGRADING = "the per-VirtualIP agents of an earlier keepvip still serve it"
+HOLD_MARGIN = 1.0
+"""Seconds, on top of a master-down interval: the old master's node agent sees the change too."""
+
+
+def handover_hold(obj: Mapping[str, Any], vip: VirtualIP, node: str) -> float:
+    """Seconds this node waits before starting a VirtualIP that just left ``Upgrading``.
+
+    Every node agent sees the condition go at the same moment. Started
+    together, the first master-down timer to expire wins, which is not
+    always the preferred node's (startup jitter beats the priority skew of a
+    few milliseconds), and preemption then moves the VIP a second time. So
+    the node the old agents had as master (``status.master``) starts at once
+    and the others a master-down interval (at most 4 adverts) and a second
+    later, as backups that hear it: the VIP comes back where it was.
+    """
+    master = (obj.get("status") or {}).get("master")
+    if not master or master == node:
+        return 0.0
+    return 4 * vip.spec.advert_interval + HOLD_MARGIN
+
+
 def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None) -> Selection:
     out = Selection()
     view = NodeView.from_api_object(node) if node is not None else None
@@ -66,7 +88,7 @@ def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None)
         elif blocked(obj):
             out.skipped[key] = "blocked by the operator (Conflict)"
         elif upgrading(obj):
-            out.skipped[key] = "the per-VirtualIP agents of an earlier keepvip still serve it"
+            out.skipped[key] = UPGRADING
         elif view is None:
             out.skipped[key] = "this Node is not known yet"
         else:
