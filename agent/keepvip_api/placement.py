@@ -107,3 +107,21 @@ def selected_nodes(
     """Names of the nodes the placement selects, sorted."""
     given = tuple(tolerations)
     return sorted(n.name for n in nodes if judge(n, node_selector, given).selected)
+
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+"""The well-known label that keeps a node out of load balancers (kube-proxy, cloud providers)."""
+
+
+def maintenance(node: Mapping[str, Any]) -> str | None:
+    """Why a Node is in maintenance (cordoned or excluded from load balancers), or None.
+
+    A VirtualIP with ``onCordon: yield`` hands over from such a node and keeps it as a
+    backup of last resort; placement is not changed by it (a DaemonSet pod tolerates the
+    cordon's taint), so the node's agent keeps its place in the election.
+    """
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "the node is cordoned (spec.unschedulable)"
+    if EXCLUDE_LABEL in ((node.get("metadata") or {}).get("labels") or {}):
+        return f"the node is labelled {EXCLUDE_LABEL}"
+    return None

@@ -334,3 +334,82 @@ def test_strict_fencing_drops_the_vip_when_the_node_lease_cannot_be_renewed(
         wait_for(
             f"{nodes[0]} master in status", lambda: masters_of(api, ns, "strict") == [nodes[0]], 30
         )
+
+
+def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Issue 16, part 1: cordon (and the exclude-from-external-load-balancers label) with
+    ``onCordon: yield`` moves the VIP make-before-break whatever ``preempt`` says; the node
+    keeps priority 1; uncordon brings it back under ``preempt`` only; ``ignore`` stays."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    responders(lab, index)
+    node0 = f"/api/v1/nodes/{nodes[0]}"
+    sticky, back, ignoring = address(30), address(31), address(32)
+    log = tmp_path / "probe.log"
+    try:
+        with node_agents(control_plane, ns, cluster_lab), log.open("w") as out:
+            post_vip(api, ns, "sticky", vip_spec(sticky, 80, nodes, preempt=False))
+            post_vip(api, ns, "back", vip_spec(back, 81, nodes))
+            post_vip(api, ns, "ignoring", vip_spec(ignoring, 82, nodes, onCordon="ignore"))
+            for name in ("sticky", "back", "ignoring"):
+                wait_for(f"{name}: {nodes[0]} master",
+                         lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            lab.spawn(
+                lab.client_ns,
+                [sys.executable, "-m", "keepvip_tools.lab.probe", str(sticky),
+                 "--every", "0.01", "--timeout", "0.1"],
+                stdout=out,
+            )  # fmt: skip
+            time.sleep(1)
+            api.merge_patch(node0, {"spec": {"unschedulable": True}})
+            wait_for("sticky moved off the cordoned node (no preempt)",
+                     lambda: masters_of(api, ns, "sticky") == [nodes[1]], 20)  # fmt: skip
+            wait_for("back moved too", lambda: masters_of(api, ns, "back") == [nodes[1]], 20)
+            wait_for(
+                f"{nodes[0]} is a backup at priority 1",
+                lambda: (
+                    entries(api, ns, "sticky")[nodes[0]].get("effectivePriority") == 1
+                    and entries(api, ns, "sticky")[nodes[0]]["state"] == "Backup"
+                ),
+                20,
+            )
+            time.sleep(1)
+            assert masters_of(api, ns, "ignoring") == [nodes[0]], "onCordon: ignore stays"
+            assert answer(lab, sticky) == nodes[1]
+            # Uncordon: preempt brings "back" home, "sticky" stays where it is.
+            api.merge_patch(node0, {"spec": {"unschedulable": None}})
+            wait_for("back returns", lambda: masters_of(api, ns, "back") == [nodes[0]], 20)
+            time.sleep(2)
+            assert masters_of(api, ns, "sticky") == [nodes[1]]
+            # The exclude label counts as a cordon.
+            label = {"node.kubernetes.io/exclude-from-external-load-balancers": "true"}
+            api.merge_patch(node0, {"metadata": {"labels": label}})
+            wait_for("back moves off the excluded node",
+                     lambda: masters_of(api, ns, "back") == [nodes[1]], 20)  # fmt: skip
+        seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
+        gaps, since = [], None
+        for t, who in ((float(a), b) for a, b in seen):
+            if who == "-" and since is None:
+                since = t
+            elif who != "-" and since is not None:
+                gaps.append(t - since)
+                since = None
+        print(f"client through the cordon: {len(seen)} probes, gaps {gaps}")
+        assert {b for _a, b in seen} >= {nodes[0], nodes[1]}
+        assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
+    finally:
+        api.merge_patch(
+            node0,
+            {
+                "spec": {"unschedulable": None},
+                "metadata": {
+                    "labels": {"node.kubernetes.io/exclude-from-external-load-balancers": None}
+                },
+            },
+        )

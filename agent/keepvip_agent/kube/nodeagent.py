@@ -35,6 +35,7 @@ from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_api.crd import GROUP, PLURAL, VERSION
 from keepvip_api.names import NODE_AGENT_SELECTOR
+from keepvip_api.placement import maintenance
 
 logger = logging.getLogger(__name__)
 FIRST_PEERS_WAIT = 5.0
@@ -147,7 +148,12 @@ class NodeController:
 
     def _on_node(self, items: list[dict[str, Any]]) -> None:
         self._node = items[0] if items else None
+        for glue in self.glues.values():
+            glue.report_cordon()
         self._dirty.set()
+
+    def _maintenance(self) -> str | None:
+        return maintenance(self._node) if self._node is not None else None
 
     def _on_peer_pods(self, pods: list[dict[str, Any]]) -> None:
         self._peer_pods = pods
@@ -202,6 +208,7 @@ class NodeController:
                         problem=self.agent.pending.get,
                         peers=self._peers,
                         address_of=self._address_of,
+                        maintenance=self._maintenance,
                     )
                     glue.start()
                 elif glue.vip != vip:
