@@ -113,8 +113,13 @@ EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 """The well-known label that keeps a node out of load balancers (kube-proxy, cloud providers)."""
 
 
+MAINTENANCE_LABEL = "keepvip.io/maintenance"
+"""Set by ``keepvip drain NODE``: keepvip's maintenance of a node, without cordoning it."""
+
+
 def maintenance(node: Mapping[str, Any]) -> str | None:
-    """Why a Node is in maintenance (cordoned or excluded from load balancers), or None.
+    """Why a Node is in maintenance (cordoned, drained for keepvip, excluded from load
+    balancers), or None.
 
     A VirtualIP with ``onCordon: yield`` hands over from such a node and keeps it as a
     backup of last resort; placement is not changed by it (a DaemonSet pod tolerates the
@@ -122,6 +127,9 @@ def maintenance(node: Mapping[str, Any]) -> str | None:
     """
     if (node.get("spec") or {}).get("unschedulable"):
         return "the node is cordoned (spec.unschedulable)"
-    if EXCLUDE_LABEL in ((node.get("metadata") or {}).get("labels") or {}):
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if MAINTENANCE_LABEL in labels:
+        return f"the node is drained for keepvip ({MAINTENANCE_LABEL}, `keepvip undrain` ends it)"
+    if EXCLUDE_LABEL in labels:
         return f"the node is labelled {EXCLUDE_LABEL}"
     return None

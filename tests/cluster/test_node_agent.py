@@ -15,6 +15,8 @@ import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
+
 from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
 from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
@@ -29,6 +31,7 @@ from keepvip_harness.nodeagents import (
     post_vip,
     vip_spec,
 )
+from keepvip_tools.cli import main as keepvip_main
 from keepvip_tools.lab.topology import Lab
 
 VIPS = 10
@@ -413,3 +416,99 @@ def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
                 },
             },
         )
+
+
+def test_keepvip_drain_moves_every_vip_off_a_node_and_undrain_ends_it(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 16, part 4: ``keepvip drain NODE`` (no cordon, no eviction) and ``undrain``."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    kubeconfig = ["--kubeconfig", str(control_plane.admin_kubeconfig)]
+    responders(lab, index)
+    try:
+        with node_agents(control_plane, ns, cluster_lab):
+            post_vip(api, ns, "one", vip_spec(address(40), 83, nodes))
+            post_vip(api, ns, "two", vip_spec(address(41), 84, nodes, preempt=False))
+            for name in ("one", "two"):
+                wait_for(f"{name}: {nodes[0]} master",
+                         lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            capsys.readouterr()
+            assert keepvip_main(["drain", nodes[0], *kubeconfig, "--timeout", "30"]) == 0
+            said = capsys.readouterr().out
+            print(said)
+            assert f"{ns}/one: {nodes[0]} -> {nodes[1]}" in said
+            assert f"{ns}/two: {nodes[0]} -> {nodes[1]}" in said
+            labels = api.get(f"/api/v1/nodes/{nodes[0]}")["metadata"]["labels"]
+            assert labels.get("keepvip.io/maintenance") == "true"
+            assert not api.get(f"/api/v1/nodes/{nodes[0]}")["spec"].get("unschedulable")
+            assert answer(lab, address(40)) == nodes[1]
+            assert keepvip_main(["undrain", nodes[0], *kubeconfig]) == 0
+            assert "keepvip.io/maintenance" not in (
+                api.get(f"/api/v1/nodes/{nodes[0]}")["metadata"].get("labels") or {}
+            )
+            wait_for("one (preempt) returns", lambda: masters_of(api, ns, "one") == [nodes[0]], 20)
+            assert masters_of(api, ns, "two") == [nodes[1]]
+    finally:
+        api.merge_patch(
+            f"/api/v1/nodes/{nodes[0]}", {"metadata": {"labels": {"keepvip.io/maintenance": None}}}
+        )
+
+
+def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Issue 16, part 2: SIGTERM (pod deleted, node shutting down, DaemonSet rolling) hands
+    every VIP of the node over before the agent exits: the client sees no gap beyond the
+    graceful handover, and the DaemonSet's new pod takes the VIP back (preempt)."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    responders(lab, index)
+    log = tmp_path / "probe.log"
+    with node_agents(control_plane, ns, cluster_lab), log.open("w") as out:
+        post_vip(api, ns, "web", vip_spec(address(45), 85, nodes))
+        post_vip(api, ns, "db", vip_spec(address(46), 86, nodes, preempt=False))
+        for name in ("web", "db"):
+            wait_for(f"{name}: {nodes[0]} master",
+                     lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+        lab.spawn(
+            lab.client_ns,
+            [sys.executable, "-m", "keepvip_tools.lab.probe", str(address(45)),
+             "--every", "0.01", "--timeout", "0.1"],
+            stdout=out,
+        )  # fmt: skip
+        time.sleep(1)
+        (pod,) = [p for p in agent_pods(api, ns) if p["spec"]["nodeName"] == nodes[0]]
+        api.delete(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
+        wait_for("db handed over", lambda: masters_of(api, ns, "db") == [nodes[1]], 30)
+        wait_for(
+            "a new agent pod on the node",
+            lambda: any(
+                p["spec"]["nodeName"] == nodes[0] and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                for p in agent_pods(api, ns)
+            ),
+            30,
+        )
+        wait_for("web back on the node (preempt)",
+                 lambda: masters_of(api, ns, "web") == [nodes[0]], 60)  # fmt: skip
+        time.sleep(1)
+    seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
+    gaps, since = [], None
+    for t, who in ((float(a), b) for a, b in seen):
+        if who == "-" and since is None:
+            since = t
+        elif who != "-" and since is not None:
+            gaps.append(round(t - since, 3))
+            since = None
+    answered = [b for _a, b in seen if b != "-"]
+    print(f"client through the agent's SIGTERM and restart: gaps {gaps}")
+    assert nodes[1] in answered and answered[-1] == nodes[0]
+    assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
