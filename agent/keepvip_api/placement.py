@@ -50,11 +50,13 @@ class Taint:
 
 @dataclass(frozen=True)
 class NodeView:
-    """The two things of a Node that placement reads."""
+    """The two things of a Node that placement reads (and whether it is in maintenance)."""
 
     name: str
     labels: Mapping[str, str]
     taints: tuple[Taint, ...] = ()
+    maintenance: str | None = None
+    """Why the node is in maintenance (:func:`maintenance`); not a placement input."""
 
     @classmethod
     def from_api_object(cls, node: Mapping[str, Any]) -> NodeView:
@@ -63,7 +65,12 @@ class NodeView:
             Taint(key=t.get("key", ""), effect=t.get("effect", ""), value=t.get("value") or "")
             for t in (node.get("spec") or {}).get("taints") or ()
         )
-        return cls(name=meta.get("name", ""), labels=meta.get("labels") or {}, taints=taints)
+        return cls(
+            name=meta.get("name", ""),
+            labels=meta.get("labels") or {},
+            taints=taints,
+            maintenance=maintenance(node),
+        )
 
 
 @dataclass(frozen=True)

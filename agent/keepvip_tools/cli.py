@@ -45,6 +45,14 @@ def build_parser(prog: str = "keepvip") -> argparse.ArgumentParser:
     add_drain_arguments(drain)
     undrain = sub.add_parser("undrain", help="end keepvip's maintenance of a node")
     undrain_arguments(undrain)
+    from keepvip_tools.maintenance import add_move_arguments
+
+    move = sub.add_parser(
+        "move",
+        help="hand a VIP over to a chosen node now",
+        description="Ask the agents to hand the VirtualIP over to NODE and print the outcome.",
+    )
+    add_move_arguments(move)
     return p
 
 
@@ -58,6 +66,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "keepvip") -> int:
         from keepvip_tools.convert.command import run as run_convert
 
         return run_convert(args)
+    if args.command == "move":
+        from keepvip_tools.maintenance import run_move
+
+        return run_move(args)
     if args.command in ("drain", "undrain"):
         from keepvip_tools.maintenance import run as run_maintenance
 

@@ -1,4 +1,5 @@
-"""``keepvip drain NODE`` and ``keepvip undrain NODE``: move every VIP off a node, and back.
+"""``keepvip drain NODE``, ``undrain NODE`` and ``move NS/NAME --to NODE``: VIPs off a node and back,
+or one VIP to a chosen node.
 
 ``drain`` labels the Node ``keepvip.io/maintenance=true`` and nothing else:
 other workloads are neither cordoned nor evicted. The node agents treat the
@@ -9,6 +10,11 @@ the VirtualIPs, printing each move, until none names the node as master; one
 that stays (``onCordon: ignore``, or no other node can take it) is reported
 with the reason and makes the exit status 1 after ``--timeout``.
 ``undrain`` removes the label: with ``preempt: true`` the VIPs come back.
+
+``move`` sets the one-shot annotation ``keepvip.io/move-to: NODE`` (GitOps can
+set it too): the agents hand the VIP over to that node without a gap and the
+operator ends the request, removing the annotation and writing the outcome in
+the condition ``Moved`` (and an Event), which the command prints.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import MAINTENANCE_LABEL
 from keepvip_tools.status.sources import SourceError, connect
 
@@ -115,6 +122,59 @@ def follow(
             file=out,
         )
     return sorted(waiting) + sorted(k for k, h in first.items() if h.ignores_cordon)
+
+
+def add_move_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("virtualip", metavar="NAMESPACE/NAME")
+    p.add_argument("--to", required=True, metavar="NODE", help="the node to hand the VIP to")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context to use")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the outcome")
+
+
+def moved(vip: Mapping[str, Any]) -> tuple[bool, str] | None:
+    """The outcome of a move once the operator ended it (annotation gone): (done, message)."""
+    if MOVE_ANNOTATION in ((vip.get("metadata") or {}).get("annotations") or {}):
+        return None
+    for c in (vip.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Moved":
+            return c.get("status") == "True", str(c.get("message", ""))
+    return False, "the request was removed without an outcome"
+
+
+def run_move(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    from kubernetes import client
+
+    namespace, sep, name = args.virtualip.partition("/")
+    if not sep or not namespace or not name:
+        print("keepvip move: give the VirtualIP as NAMESPACE/NAME", file=err)
+        return 2
+    try:
+        api_client, _ns = connect(args.kubeconfig, args.context)
+    except SourceError as exc:
+        print(f"keepvip move: {exc}", file=err)
+        return 1
+    with api_client:
+        custom = client.CustomObjectsApi(api_client)
+        body = {"metadata": {"annotations": {MOVE_ANNOTATION: args.to}}}
+        try:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+        except client.ApiException as exc:
+            print(f"keepvip move: {args.virtualip}: HTTP {exc.status} {exc.reason}", file=err)
+            return 1
+        print(f"{args.virtualip}: asked to move to {args.to}", file=out)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            time.sleep(POLL)
+            vip: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            outcome = moved(vip)
+            if outcome is not None:
+                print(f"{args.virtualip}: {outcome[1]}", file=out if outcome[0] else err)
+                return 0 if outcome[0] else 1
+    print(f"keepvip move: no outcome after {args.timeout:g}s (is keepvip-operator running?); "
+          f"the request stays in the annotation {MOVE_ANNOTATION}", file=err)  # fmt: skip
+    return 1
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import NodeView, judge, selected_nodes
-from keepvip_api.status import node_alive
-from keepvip_operator import names, publish, upgrade
+from keepvip_api.status import NodeStatus, node_alive
+from keepvip_operator import move, names, publish, upgrade
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
 from keepvip_operator.conditions import NO_NODE, Cond, put
@@ -125,6 +126,12 @@ class Reconciler:
         self._legacy_deleted: set[tuple[str, str, str]] = set()
         """Old per-VirtualIP DaemonSets and pods this process asked the API to delete."""
         self._waiting_logged = False
+        self._moves: dict[str, tuple[str, datetime]] = {}
+        """VirtualIP uid -> the node a pending manual move asks for, and when it was first seen."""
+        self._ended_moves: dict[str, str] = {}
+        """uid -> a move this process ended (its annotation may still show in a late event)."""
+        self._move_results: dict[str, Cond] = {}
+        """uid -> the condition ``Moved`` of the last move ended (kept in every status write)."""
         self._handover: dict[str, str] = {}
         """VirtualIP uid -> the node whose old agent was master when its pod was deleted: named
         as master when the node agents take over, so they start it there first."""
@@ -198,6 +205,9 @@ class Reconciler:
         self._last_master.pop(t.uid, None)
         self._published.pop(t.uid, None)
         self._withdrawn.discard(t.uid)
+        self._moves.pop(t.uid, None)
+        self._ended_moves.pop(t.uid, None)
+        self._move_results.pop(t.uid, None)
 
     def converge_agents(self, view: View, *, also: Observed | None = None) -> None:
         """Apply the node agent DaemonSet and the RBAC plan if they changed; withdraw the rest.
@@ -479,6 +489,10 @@ class Reconciler:
             previous_master=previous.master,
         )
         extra = []
+        if legacy is None and obs.vip is not None:
+            moved = self._judge_move(obs, agg.master, agg.entry(obs.move_to), view, now)
+            if moved is not None:
+                extra.append(moved)
         if legacy is not None:
             extra.append(upgrade.condition(legacy))
         elif obs.vip is not None and decision.rollout:
@@ -520,6 +534,51 @@ class Reconciler:
         for event in p.events:
             logger.info("%s: %s: %s", t.key, event.reason, event.message)
             self.kube.post_event(t, event.type, event.reason, event.message)
+
+    def _judge_move(
+        self,
+        obs: Observed,
+        master: str | None,
+        entry: NodeStatus | None,
+        view: View,
+        now: datetime,
+    ) -> Cond | None:
+        """Judge a manual move (:mod:`move`); end it when done or refused. The ``Moved``
+        condition to keep, if any."""
+        t, target = obs.target, obs.move_to
+        kept = self._move_results.get(t.uid)
+        if kept is None:  # after a restart: what the status says
+            old = OperatorStatus.read(obs.status).condition(move.MOVED)
+            if old is not None:
+                kept = Cond(move.MOVED, old.get("status", "Unknown"), old.get("reason", ""),
+                            old.get("message", ""))  # fmt: skip
+        if target is None:
+            self._ended_moves.pop(t.uid, None)
+            self._moves.pop(t.uid, None)
+            return kept
+        if self._ended_moves.get(t.uid) == target:
+            return kept  # our removal of the annotation is not in this view yet
+        assert obs.vip is not None
+        asked, since = self._moves.get(t.uid, (target, now))
+        since = since if asked == target else now
+        self._moves[t.uid] = (target, since)
+        v = move.verdict(
+            target, obs.vip, nodes=view.nodes, entry=entry, master=master,
+            waited=(now - since).total_seconds(),
+        )  # fmt: skip
+        if v.outcome == "pending":
+            return kept
+        url = path(names.API_VERSION, names.KIND, t.namespace, t.name)
+        self.kube.request(
+            "PATCH", url, {"metadata": {"annotations": {MOVE_ANNOTATION: None}}},
+            query=[("fieldManager", names.FIELD_MANAGER)], content_type=MERGE_PATCH,
+        )  # fmt: skip
+        self._moves.pop(t.uid, None)
+        self._ended_moves[t.uid] = target
+        cond = self._move_results[t.uid] = v.condition()
+        logger.info("%s: %s", t.key, v.message)
+        self.kube.post_event(t, "Normal" if cond.true else "Warning", cond.reason, v.message)
+        return cond
 
     def _prune(self, t: Target, stale: tuple[Stale, ...]) -> None:
         """Remove dead agents' entries; each removal is guarded by a test of the name there."""

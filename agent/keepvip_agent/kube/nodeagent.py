@@ -34,7 +34,7 @@ from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_api.crd import GROUP, PLURAL, VERSION
-from keepvip_api.names import NODE_AGENT_SELECTOR
+from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
 from keepvip_api.placement import maintenance
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,10 @@ class NodeController:
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
         sel = select(objects, self._node)
-        self._hold_back(sel, objects)
+        by_key = {
+            f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objects
+        }
+        self._hold_back(sel, by_key)
         for key, why in sel.skipped.items():
             if self._skipped.get(key) != why:
                 logger.info("%s: not run on %s: %s", key, self.node, why)
@@ -213,6 +216,8 @@ class NodeController:
                     glue.start()
                 elif glue.vip != vip:
                     glue.update(vip)
+                annotations = by_key[key].get("metadata", {}).get("annotations") or {}
+                glue.move_to(annotations.get(MOVE_ANNOTATION) or None)
             await self.agent.apply(list(sel.run.values()))
             gone = [k for k in self.glues if k not in sel.run]
             for key in gone:
@@ -221,12 +226,9 @@ class NodeController:
             for glue in self.glues.values():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
 
-    def _hold_back(self, sel: Selection, objects: list[dict[str, Any]]) -> None:
+    def _hold_back(self, sel: Selection, by_key: dict[str, dict[str, Any]]) -> None:
         """Leave out the VirtualIPs whose handover hold after the upgrade has not run out."""
         now = self.loop.time()
-        by_key = {
-            f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objects
-        }
         self._held = {k: t for k, t in self._held.items() if k in sel.run}
         for key in list(sel.run):
             if self._skipped.get(key) == UPGRADING:  # it was upgrading in the last round

@@ -63,6 +63,7 @@ class VipGlue:
         self.watches = watches
         self._problem, self._peers, self._address_of = problem, peers, address_of
         self._maintenance = maintenance
+        self._move_to: str | None = None
         self.inst: InstanceRunner | None = None
         self.entries = EntryWriter(kube, self.namespace, self.name, node, self._entry)
         self.lease = VipLease(
@@ -114,11 +115,22 @@ class VipGlue:
         inst = self.inst
         if inst is None:
             return
-        if self.vip.spec.on_cordon != "yield":
+        moving = self._move_to not in (None, self.node)
+        if self.vip.spec.on_cordon != "yield" and not moving:
             inst.health.forget(CORDON)
             return
-        reason = self._maintenance()
+        reason = self._maintenance() if self.vip.spec.on_cordon == "yield" else None
+        if reason is None and self._move_to not in (None, self.node):
+            reason = f"moving to {self._move_to} on request"
         inst.health.report(CORDON, reason is None, CORDON_DEMOTE, reason or "")
+
+    def move_to(self, target: str | None) -> None:
+        """A manual move (annotation ``keepvip.io/move-to``): every node but ``target`` yields
+        as under a cordon, so ``target`` displaces the master without a gap (even with
+        ``onCordon: ignore``: the request is explicit)."""
+        if target != self._move_to:
+            self._move_to = target
+            self.report_cordon()
 
     # -- the status entry --------------------------------------------------------------------
 

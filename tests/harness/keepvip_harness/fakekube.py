@@ -60,6 +60,10 @@ class FakeKube:
         for o in objs:
             self.calls.append(("delete", o["kind"], o["metadata"]["name"]))
 
+    def request(self, method: str, url: str, body: Any = None, **_: Any) -> Any:
+        self.calls.append(("request", method, url, body))
+        return {}
+
     def json_patch(self, url: str, ops: builtins.list[dict[str, Any]]) -> Any:
         self.calls.append(("json_patch", url, ops))
         if self.patch_error:
