@@ -2,7 +2,9 @@
 
 In order, on one cluster (conftest.py): the VIP answers from the master; the
 tracked app's pod on the master turning not Ready moves the VIP; draining
-the master's node hands it over gracefully; killing the leading one of the
+the master's node hands it over gracefully; rolling the node agents does
+too, moving the VIP at most once per node; the operator's disruption budget
+refuses to evict its second replica; killing the leading one of the
 operator's two replicas does not stop reconciling; killing the master's
 node container moves the VIP within the documented bound; deleting the
 VirtualIP leaves the VIP on no node. The client is a container on the cluster's
