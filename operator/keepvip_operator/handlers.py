@@ -19,7 +19,9 @@
 * ``on.event`` for Services that a VirtualIP's ``serviceRef`` names (an
   in-memory filter on the index: no Service of anyone else gets a handler
   run) -> :meth:`Reconciler.publish_for`: a Service appearing gets the
-  addresses, a user's apply that dropped them gets them back.
+  addresses, a user's apply that dropped them gets them back. Merged per
+  VirtualIP (:class:`~keepvip_operator.resync.Coalesce`): a shared router's
+  own writes on its Services come back as one event each.
 
 Blocking work runs in threads (``asyncio.to_thread``) on a :class:`View`
 snapshot taken here, on the event loop that owns the indices.
@@ -48,7 +50,7 @@ from keepvip_operator.conditions import CONFLICT, status_of
 from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
 from keepvip_operator.observed import Observed, observe
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
-from keepvip_operator.resync import Resync
+from keepvip_operator.resync import Coalesce, Resync
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.upgrade import VIRTUALIP_LABEL, OldObject, by_virtualip
 
@@ -69,6 +71,8 @@ class Context:
     reconciler: Reconciler
     indices: dict[str, Any] = field(default_factory=dict)
     resync: Resync | None = None
+    publisher: Coalesce | None = None
+    """publish_for per VirtualIP, on its Services' events (merged while one runs)."""
     claims_seen: dict[str, Claim] = field(default_factory=dict)
     """Each VirtualIP's claim at its last event: did an event change addresses or VRID?"""
     _view: View | None = None
@@ -310,10 +314,20 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         )
         ctx.resync.start()
 
+        async def publish(key: str) -> None:
+            try:
+                await asyncio.to_thread(ctx.reconciler.publish_for, key, ctx.view())
+            except ApiError as exc:
+                logging.getLogger(__name__).warning("%s: publishing: %s", key, exc)
+
+        ctx.publisher = Coalesce(publish)
+
     @on(kopf.on.cleanup)
     async def stop(**_: Any) -> None:
         if ctx.resync is not None:
             await ctx.resync.stop()
+        if ctx.publisher is not None:
+            await ctx.publisher.stop()
 
     # -- VirtualIPs ----------------------------------------------------------------------------
 
@@ -378,12 +392,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     @on(kopf.on.event, "v1", "services", when=_fronted)
     async def fronted_service_event(namespace: str | None, name: str | None, **_: Any) -> None:
-        view = ctx.view()
-        for key in _referencing(view, namespace, name):
-            try:
-                await asyncio.to_thread(ctx.reconciler.publish_for, key, view)
-            except ApiError as exc:
-                logging.getLogger(__name__).warning("%s: publishing on %s: %s", key, name, exc)
+        assert ctx.publisher is not None
+        for key in _referencing(ctx.view(), namespace, name):
+            ctx.publisher.poke(key)
 
     # -- LoadBalancer Services and VirtualIPPools (services.py) -----------------------------------
 

@@ -192,8 +192,8 @@ class NodeController:
             if self._skipped.get(key) != why:
                 logger.info("%s: not run on %s: %s", key, self.node, why)
         self._skipped = sel.skipped
-        existing = {
-            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}"
+        by_key = {
+            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
             for o in objects
         }
         async with self._applying:
@@ -222,9 +222,15 @@ class NodeController:
             gone = [k for k in self.glues if k not in sel.run]
             for key in gone:
                 glue = self.glues.pop(key)
-                await glue.stop(withdraw=key in existing)
-            for glue in self.glues.values():
+                await glue.stop(withdraw=key in by_key)
+            for key, glue in self.glues.items():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
+                if key in by_key:
+                    glue.entries.observed(self._has_entry(by_key[key]))
+
+    def _has_entry(self, obj: dict[str, Any]) -> bool:
+        nodes = (obj.get("status") or {}).get("nodes") or []
+        return any(isinstance(e, dict) and e.get("name") == self.node for e in nodes)
 
     def _hold_back(self, sel: Selection, by_key: dict[str, dict[str, Any]]) -> None:
         """Leave out the VirtualIPs whose handover hold after the upgrade has not run out."""
