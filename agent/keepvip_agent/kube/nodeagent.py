@@ -152,7 +152,7 @@ class NodeController:
         for glue in self.glues.values():
             glue.push_peers()
 
-    def _peers(self, family: int) -> frozenset[IPAddress]:
+    def _peers(self, family: int) -> frozenset[IPAddress] | None:
         return peer_addresses(self._peer_pods or [], self.node, family)
 
     def _address_of(self, node: str, family: int) -> IPAddress | None:
