@@ -162,12 +162,17 @@ def test_150_virtualips_run_on_one_agent_pod_per_node_and_each_answers(
     cluster.kubectl(
         "delete", "virtualips", "-n", NAMESPACE, "-l", SELECTOR, "--wait=true", timeout=300
     )
-    wait_until(
-        "none of the 150 addresses on any node",
-        lambda: not bound_anywhere(e2e, set(address_of.values())),
-        60,
-        every=1.0,
-    )
+    left: dict[str, set[str]] = {}
+
+    def unbound() -> bool:
+        left.clear()
+        left.update(bound_anywhere(e2e, set(address_of.values())))
+        return not left
+
+    try:
+        wait_until("none of the 150 addresses on any node", unbound, 60, every=1.0)
+    except AssertionError:
+        raise AssertionError(f"still bound 60 s after the delete: {left}") from None
     gone_at = time.monotonic() - started
     assert not {a: w for a, w in e2e.answers(list(expected)).items() if w}, "nobody answers"
     print(

@@ -204,10 +204,15 @@ class NodeController:
                 elif glue.vip != vip:
                     glue.update(vip)
             await self.agent.apply(list(sel.run.values()))
-            gone = [k for k in self.glues if k not in sel.run]
-            for key in gone:
-                glue = self.glues.pop(key)
-                await glue.stop(withdraw=key in existing)
+            gone = [(k, self.glues.pop(k)) for k in list(self.glues) if k not in sel.run]
+            # Together (each releases its Lease and withdraws its entry: API round trips).
+            stopped = await asyncio.gather(
+                *(glue.stop(withdraw=key in existing) for key, glue in gone),
+                return_exceptions=True,
+            )
+            for result in stopped:
+                if isinstance(result, BaseException):
+                    raise result
             for glue in self.glues.values():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
 
