@@ -160,7 +160,7 @@ class NodeController:
         for glue in self.glues.values():
             glue.push_peers()
 
-    def _peers(self, family: int) -> frozenset[IPAddress]:
+    def _peers(self, family: int) -> frozenset[IPAddress] | None:
         return peer_addresses(self._peer_pods or [], self.node, family)
 
     def _address_of(self, node: str, family: int) -> IPAddress | None:
@@ -185,17 +185,14 @@ class NodeController:
         objects = [o for items in self._vips.values() for o in items]
         sel = select(objects, self._node)
         by_key = {
-            f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o for o in objects
+            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
+            for o in objects
         }
         self._hold_back(sel, by_key)
         for key, why in sel.skipped.items():
             if self._skipped.get(key) != why:
                 logger.info("%s: not run on %s: %s", key, self.node, why)
         self._skipped = sel.skipped
-        by_key = {
-            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
-            for o in objects
-        }
         async with self._applying:
             for key, vip in sel.run.items():
                 glue = self.glues.get(key)
@@ -219,10 +216,15 @@ class NodeController:
                 annotations = by_key[key].get("metadata", {}).get("annotations") or {}
                 glue.move_to(annotations.get(MOVE_ANNOTATION) or None)
             await self.agent.apply(list(sel.run.values()))
-            gone = [k for k in self.glues if k not in sel.run]
-            for key in gone:
-                glue = self.glues.pop(key)
-                await glue.stop(withdraw=key in by_key)
+            gone = [(k, self.glues.pop(k)) for k in list(self.glues) if k not in sel.run]
+            # Together (each releases its Lease and withdraws its entry: API round trips).
+            stopped = await asyncio.gather(
+                *(glue.stop(withdraw=key in by_key) for key, glue in gone),
+                return_exceptions=True,
+            )
+            for result in stopped:
+                if isinstance(result, BaseException):
+                    raise result
             for key, glue in self.glues.items():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
                 if key in by_key:

@@ -54,7 +54,7 @@ class VipGlue:
         leases: LeaseCache,
         node_lease: NodeLease,
         problem: Callable[[str], str | None],
-        peers: Callable[[int], frozenset[IPAddress]],
+        peers: Callable[[int], frozenset[IPAddress] | None],
         address_of: Callable[[str, int], IPAddress | None],
         maintenance: Callable[[], str | None] = lambda: None,
     ) -> None:
