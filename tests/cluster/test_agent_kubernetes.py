@@ -307,8 +307,12 @@ def test_keepvip_move_hands_the_vip_to_the_chosen_node_or_says_why_not(
     kubeconfig = ["--kubeconfig", str(control_plane.admin_kubeconfig)]
     for name, i in index.items():
         lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
-    with deployed(control_plane, ns, cluster_lab, base_spec(nodes, preempt=False)):
+    with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
         wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
+        # Off once the preferred node is master (three agents starting together with it off:
+        # the first timer to run out wins).
+        api.merge_patch(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}",
+                        {"spec": {"preempt": False}})  # fmt: skip
         wait_for("status.master", lambda: vip_status(api, ns).get("master") == nodes[0], 30)
         capsys.readouterr()
         target = f"{ns}/{NAME}"

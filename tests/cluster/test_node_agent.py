@@ -14,6 +14,7 @@ import sys
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,12 +358,13 @@ def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
     log = tmp_path / "probe.log"
     try:
         with node_agents(control_plane, ns, cluster_lab), log.open("w") as out:
-            post_vip(api, ns, "sticky", vip_spec(sticky, 80, nodes, preempt=False))
+            post_vip(api, ns, "sticky", vip_spec(sticky, 80, nodes))
             post_vip(api, ns, "back", vip_spec(back, 81, nodes))
             post_vip(api, ns, "ignoring", vip_spec(ignoring, 82, nodes, onCordon="ignore"))
             for name in ("sticky", "back", "ignoring"):
                 wait_for(f"{name}: {nodes[0]} master",
                          lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            preempt_off(api, ns, "sticky")
             lab.spawn(
                 lab.client_ns,
                 [sys.executable, "-m", "keepvip_tools.lab.probe", str(sticky),
@@ -433,10 +435,11 @@ def test_keepvip_drain_moves_every_vip_off_a_node_and_undrain_ends_it(
     try:
         with node_agents(control_plane, ns, cluster_lab):
             post_vip(api, ns, "one", vip_spec(address(40), 83, nodes))
-            post_vip(api, ns, "two", vip_spec(address(41), 84, nodes, preempt=False))
+            post_vip(api, ns, "two", vip_spec(address(41), 84, nodes))
             for name in ("one", "two"):
                 wait_for(f"{name}: {nodes[0]} master",
                          lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            preempt_off(api, ns, "two")
             capsys.readouterr()
             assert keepvip_main(["drain", nodes[0], *kubeconfig, "--timeout", "30"]) == 0
             said = capsys.readouterr().out
@@ -509,3 +512,10 @@ def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
     print(f"client through the agent's SIGTERM and restart: gaps {gaps}")
     assert nodes[1] in answered and answered[-1] == nodes[0]
     assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
+
+
+def preempt_off(api: Any, ns: str, name: str) -> None:
+    """Turn preempt off once the preferred node is master: created with it off, the first
+    master of three agents starting together is whichever timer runs out first."""
+    api.merge_patch(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{name}", {"spec": {"preempt": False}})
+    time.sleep(1)  # the agents apply it in place (no transition)
