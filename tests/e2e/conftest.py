@@ -3,8 +3,8 @@
 The cluster is the one of `make kind-up` (tests/harness/keepvip_harness/kindctl.py): created by
 pytest-kind's ``KindCluster`` from the node image hack/kind/build.sh
 assembles here (no registry is needed), on the kind tier's own Docker daemon
-and a Docker network on 198.51.100.0/25. If `make kind-up` left one running,
-the session reuses it (and leaves it running, its dead nodes restarted);
+and a Docker network on 198.51.100.0/25 and 2001:db8:4b1d::/64. If `make
+kind-up` left one running, the session reuses it (and leaves it running, its dead nodes restarted);
 otherwise the session creates it and removes it at the end, with the network
 and the daemon it started, also after a failure.
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,7 +22,7 @@ from kubernetes.client import V1Lease
 from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
 from keepvip_agent.kube.nodelease import LeaseCache
-from keepvip_agent.kube.pods import selector_matches
+from keepvip_agent.kube.pods import peer_addresses, selector_matches
 from keepvip_agent.kube.selection import select
 from keepvip_agent.kube.viplease import VipLease
 from keepvip_agent.vrrp.router import State
@@ -68,6 +69,34 @@ def test_label_selectors_are_matched_client_side() -> None:
     assert not selector_matches(sel, {"app": "web"})
     assert not selector_matches(sel, {"app": "web", "tier": "b", "canary": "1"})
     assert not selector_matches(sel, {"app": "db", "tier": "a"})
+
+
+def _agent_pod(node: str, *ips: str, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": f"agent-{node}"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node},
+        "status": {"hostIP": ips[0], "hostIPs": [{"ip": ip} for ip in ips]},
+    }
+
+
+def test_ipv4_elections_unicast_to_the_other_agents_host_ips_ipv6_ones_multicast() -> None:
+    """IPv6 adverts come from link-local addresses that no pod status shows: an IPv6
+    election is told "anyone, by multicast" (None), never a list of host IPs: those would
+    drop every advert as from a stranger, and on single-stack IPv4 nodes (kind's) the list
+    would be empty, so every node would hear nobody and be master."""
+    pods = [
+        _agent_pod("n1", "198.51.100.2", "2001:db8::2"),
+        _agent_pod("n2", "198.51.100.3", "2001:db8::3"),
+        _agent_pod("n3", "198.51.100.4"),
+        _agent_pod("n4", "198.51.100.5", deleting=True),
+        {"metadata": {"name": "pending"}, "spec": {}, "status": {}},
+    ]
+    assert peer_addresses(pods, "n1", 4) == {ip_address("198.51.100.3"), ip_address("198.51.100.4")}
+    assert peer_addresses(pods, "n1", 6) is None
+    assert peer_addresses(pods[2:3], "n1", 6) is None
 
 
 # -- which VirtualIPs run here ------------------------------------------------------------

@@ -8,6 +8,7 @@ kernel refusal would, to show the exception stays with its VirtualIP.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from keepvip_agent.kube import shared
 from keepvip_agent.kube.shared import PODS, SERVICES, SharedWatches
 from keepvip_agent.runtime.agent import Agent
 from keepvip_api import from_api_object
+from keepvip_harness.runtime_rig import now, run
 
 
 class FakeListWatch:
@@ -119,3 +121,39 @@ def test_an_exception_starting_one_virtualip_is_its_own_pending_fault(
         assert not agent.ready, "standalone and per-VirtualIP mode: not ready, as before"
 
     asyncio.run(scenario())
+
+
+class _HandingOver:
+    """An instance whose stop waits a whole advert interval for a successor that never comes
+    (a master of a deleted VirtualIP), as InstanceRunner.stop does."""
+
+    def __init__(self, key: str, port: SimpleNamespace) -> None:
+        self.vip = vip(key)
+        self.port = port
+        port.instances.add(self)
+
+    async def stop(self) -> None:
+        await asyncio.sleep(1.0)
+        self.port.instances.discard(self)
+
+
+def test_virtualips_removed_together_stop_together() -> None:
+    """150 masters of deleted VirtualIPs stop in about one advert interval, not 150; their
+    port closes once, after the last one."""
+
+    async def scenario() -> None:
+        agent = Agent("n1")
+        closed: list[str] = []
+        port = SimpleNamespace(
+            instances=set(), ifname="eth0", family=4, close=lambda: closed.append("eth0")
+        )
+        agent.ports[("eth0", 4)] = port  # type: ignore[assignment]
+        for i in range(150):
+            agent.instances[f"ns/v{i}"] = _HandingOver(f"v{i}", port)  # type: ignore[assignment]
+        started = now()
+        await agent.apply([])
+        assert agent.instances == {} and agent.ports == {}
+        assert now() - started < 1.5
+        assert closed, "the port closed when its last instance left"
+
+    run(scenario)

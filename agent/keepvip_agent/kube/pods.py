@@ -15,8 +15,18 @@ __all__ = ["AGENT_LABEL", "ROLE_LABEL", "is_ready", "node_addresses", "peer_addr
 
 def peer_addresses(
     pods: Iterable[dict[str, Any]], own_node: str, family: int
-) -> frozenset[IPAddress]:
-    """Host IPs (of the election's family) of the agent pods on other nodes."""
+) -> frozenset[IPAddress] | None:
+    """Whom an election of ``family`` advertises to and hears from: None means anyone, by multicast.
+
+    IPv4: the host IPs of the agent pods on other nodes (unicast, so clouds
+    that drop multicast work too). IPv6: multicast to ff02::12. A VRRPv3 IPv6
+    advertisement comes from the sender's link-local address (RFC 9568
+    5.1.2.1), which no pod status shows, so a list of host IPs would drop
+    every advertisement as from a stranger; and single-stack IPv4 nodes have
+    no IPv6 host IP at all, which would leave an empty list: every node master.
+    """
+    if family == 6:
+        return None
     out: set[IPAddress] = set()
     for pod in pods:
         spec, status = pod.get("spec") or {}, pod.get("status") or {}

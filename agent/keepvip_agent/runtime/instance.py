@@ -208,10 +208,11 @@ class InstanceRunner:
             return self._static_peers
         return self._discovered_peers
 
-    def set_peers(self, peers: frozenset[IPAddress]) -> None:
-        """Peers found by other means (Kubernetes: the hostIPs of the agent pods)."""
+    def set_peers(self, peers: frozenset[IPAddress] | None) -> None:
+        """Peers found by other means (Kubernetes: the hostIPs of the agent pods); None: anyone."""
         if peers != self._discovered_peers:
-            log.info("%s: peers %s", self.name, ", ".join(sorted(map(str, peers))) or "none")
+            shown = "any (multicast)" if peers is None else ", ".join(sorted(map(str, peers)))
+            log.info("%s: peers %s", self.name, shown or "none")
         self._discovered_peers = peers
 
     # -- for the port and the status endpoint ------------------------------------------

@@ -13,7 +13,10 @@ kindnetd cannot be built.
 One cluster, ``keepvip``, on network ``keepvip-kind``: 198.51.100.0/25, nodes
 and clients from 198.51.100.0/26, VIPs from the rest (the daemon's own bridge
 has 198.51.100.128/26; the image tier's networks are in 192.0.2.128/25 and the
-lab's in network namespaces, so the tiers never share a route).
+lab's in network namespaces, so the tiers never share a route). The network is
+dual-stack, as kind's own is: 2001:db8:4b1d::/64, nodes and clients from its
+first /112, so that more VIPs fit than the 61 of the IPv4 range (the scale
+test's 150 VirtualIPs). The cluster itself stays IPv4 (node IPs, pods, Services).
 ``up()`` is idempotent: a second call reuses the cluster, rebuilds the keepvip
 image (Docker's cache makes that quick when nothing changed), reloads it and
 upgrades the chart. ``down()`` removes the cluster, the network and the daemon,
@@ -46,6 +49,13 @@ NETWORK = "keepvip-kind"
 SUBNET = ipaddress.IPv4Network("198.51.100.0/25")
 # Docker's IPAM hands out node and client addresses from here only.
 NODE_RANGE = "198.51.100.0/26"
+SUBNET6 = ipaddress.IPv6Network("2001:db8:4b1d::/64")
+NODE_RANGE6 = "2001:db8:4b1d::/112"
+# VIP blocks by user, apart from NODE_RANGE(6): test_kind_scale.py's. The other e2e tests
+# and the benchmark take single addresses counted down from the IPv4 broadcast address
+# (.97 and up).
+SCALE_VIPS4 = ipaddress.IPv4Network("198.51.100.64/27")
+SCALE_VIPS6 = ipaddress.IPv6Network("2001:db8:4b1d::1:0/112")
 STATE = Path(
     os.environ.get("KEEPVIP_KIND_DIR")
     or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
@@ -165,9 +175,11 @@ class Cluster:
     def running(self, node: str) -> bool:
         return bool(self.docker.inspect(node)["State"]["Running"])
 
-    def addresses(self, node: str) -> set[str]:
-        """IPv4 addresses on the node (its host network, where the agents put the VIP)."""
-        out = self.docker("exec", node, "ip", "-4", "-o", "addr", "show")
+    def addresses(self, node: str, family: int = 4) -> set[str]:
+        """Addresses of ``family`` (4, 6; 0: both) on the node (its host network, where the
+        agents put the VIPs)."""
+        flag = [f"-{family}"] if family else []
+        out = self.docker("exec", node, "ip", *flag, "-o", "addr", "show")
         return {line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3}
 
     def net(self) -> None:
@@ -292,16 +304,31 @@ def _exists(docker: Docker) -> bool:
     return bool(docker("ps", "-a", "-q", "--filter", f"label=io.x-k8s.kind.cluster={NAME}").strip())
 
 
+def _dual_stack(docker: Docker) -> bool:
+    """Whether the existing network has the IPv6 block (networks made before it had none)."""
+    subnets = docker("network", "inspect", NETWORK, "--format", "{{json .IPAM.Config}}")
+    return str(SUBNET6) in {c.get("Subnet") for c in json.loads(subnets) or []}
+
+
 def up(docker: Docker) -> Cluster:
     """The cluster, created if missing, with keepvip installed and its operator Ready."""
     image = node_image()
     kind, kubectl = kind_binary(), kubectl_binary()
     existed = _exists(docker)
+    if docker.succeeds("network", "inspect", NETWORK) and not _dual_stack(docker):
+        if existed:
+            raise RuntimeError(
+                f"the network {NETWORK} predates its IPv6 block {SUBNET6}: "
+                "remove the cluster with `make kind-down` and run `make kind-up` again"
+            )
+        docker("network", "rm", NETWORK)
     if not docker.succeeds("network", "inspect", NETWORK):
         docker(
             "network", "create", "--driver", "bridge", "--label", "keepvip.kind=1",
             "--subnet", str(SUBNET), "--ip-range", NODE_RANGE,
             "--gateway", str(SUBNET.network_address + 1),
+            "--ipv6", "--subnet", str(SUBNET6), "--ip-range", NODE_RANGE6,
+            "--gateway", str(SUBNET6.network_address + 1),
             "-o", "com.docker.network.bridge.name=keepvipkind1", NETWORK,
         )  # fmt: skip
     kc = _kind_cluster(kind, kubectl, image)

@@ -11,6 +11,7 @@ so that test modules and benchmarks import no conftest.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,7 @@ class E2E:
         return self.cluster.get("virtualip", name, "-n", NAMESPACE)
 
     def master(self, name: str = "web") -> str | None:
-        status = self.virtualip(name).get("status") or {}
-        ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
-        master = status.get("master")
-        return str(master) if master and ready and ready[0]["status"] == "True" else None
+        return ready_master(self.virtualip(name))
 
     def app_pod_on(self, node: str) -> str:
         pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", "app=web")["items"]
@@ -69,6 +67,23 @@ class E2E:
              "--duration", str(duration)]
         )  # fmt: skip
 
+    def answers(self, addresses: Sequence[str], port: int = APP_PORT) -> dict[str, str | None]:
+        """Who answers a GET on each address (None: nobody), asked in one ``docker exec``,
+        32 at a time (an address nobody holds costs the 1 s timeout)."""
+        script = (
+            "import sys\nfrom concurrent.futures import ThreadPoolExecutor\n"
+            "from keepvip_tools.lab.probe import get\n"
+            "port, addresses = int(sys.argv[1]), sys.argv[2:]\n"
+            "with ThreadPoolExecutor(32) as pool:\n"
+            "    for a, who in zip(addresses, pool.map(lambda a: get(a, port, 1.0), addresses)):\n"
+            "        print(a, who or '-')\n"
+        )
+        out = self.docker(
+            "exec", self.client, "python", "-c", script, str(port), *addresses, timeout=600
+        )
+        found = dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+        return {a: None if found.get(a, "-") == "-" else found[a] for a in addresses}
+
     def answer(self, address: str | None = None, port: int = APP_PORT) -> str | None:
         out = self.docker(
             "exec", self.client, "python", "-m", "keepvip_tools.lab.probe", address or self.vip,
@@ -76,6 +91,14 @@ class E2E:
         )  # fmt: skip
         who = [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
         return who[-1] if who and who[-1] != "-" else None
+
+
+def ready_master(vip: dict[str, Any]) -> str | None:
+    """The master in a VirtualIP's status while its Ready condition is True, else None."""
+    status = vip.get("status") or {}
+    ready = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
+    master = status.get("master")
+    return str(master) if master and ready and ready[0]["status"] == "True" else None
 
 
 def app(image: str) -> dict[str, Any]:
