@@ -1,7 +1,7 @@
-"""keepvip on the real control plane: readiness gating, Service endpoints, apply-to-master, 200 VirtualIPs.
+"""keepvip on the real control plane: readiness gating, Service endpoints, apply-to-master.
 
 ``.venv/bin/python benchmarks/cluster.py [--runs 10] [--apply-runs 5]
-[--count 200] [--quick] [--only gating,service,apply,scale]`` (root; needs the control-plane
+[--quick] [--only gating,service,apply]`` (root; needs the control-plane
 binaries from ``make controlplane-build``).
 
 It starts its own control plane (the test harness, ``keepvip_harness``) and tears it down,
@@ -9,20 +9,18 @@ also on failure. Gating and apply-to-master run the operator in-process and the
 agents as real ``keepvip-agent`` processes (the pod launcher) in lab node
 namespaces on one bridge, as ``tests/cluster/test_agent_kubernetes.py`` does (``keepvip_harness.clusterlab``);
 times compare with the client probe's because CLOCK_MONOTONIC is shared by all
-namespaces. The scale part runs ``keepvip-operator`` as its own process (so its
-CPU and RSS can be read from /proc); 600 real agents do not fit on this machine,
-so the benchmark writes the agents' status entries itself, by server-side apply
-with each agent's field manager. Medians are printed; nothing here gates CI.
+namespaces. Medians are printed; nothing here gates CI. Scale (250 VirtualIPs and
+1000 Services on three real node agents) is ``benchmarks/cluster_scale.py``; the
+``scale`` part that was here measured the per-VirtualIP layout (kwok agent pods,
+status entries written by the benchmark) and is gone.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -31,15 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from keepvip_harness.appservice import PORT, SliceWatch, service
 from keepvip_harness.clusterlab import NAME, app_daemonset, base_spec, client_answer
 from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
-from keepvip_harness.kubeapi import GROUP_PATH, apply, ensure_crd, rfc3339
-from keepvip_harness.labdaemons import machine, median, proc_cpu_seconds, proc_rss_bytes, read_probe
+from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd, namespace, versions
+from keepvip_harness.labdaemons import machine, median, read_probe
 from keepvip_harness.operatorrun import operator_settings, running_operator
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_harness.rest import ApiError, Rest
@@ -62,24 +59,6 @@ def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.0
             return last
         time.sleep(every)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-@contextlib.contextmanager
-def namespace(cp: ControlPlane) -> Iterator[str]:
-    api, name = cp.admin_rest(), f"kvb-{secrets.token_hex(4)}"
-    api.post(
-        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    )
-    wait(
-        "the default ServiceAccount",
-        lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        30,
-    )
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(ApiError):
-            api.delete(f"/api/v1/namespaces/{name}")
 
 
 def vip_path(ns: str, name: str = NAME) -> str:
@@ -362,209 +341,6 @@ def bench_apply(cp: ControlPlane, runs: int) -> dict[str, Any]:
     return summarize(samples)
 
 
-# -- 3. many VirtualIPs at once ----------------------------------------------------
-
-
-def vip_address(i: int) -> str:
-    return f"198.51.100.{100 + i}/24" if i < 100 else f"203.0.113.{28 + i}/24"
-
-
-def peak_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def bench_scale(cp: ControlPlane, count: int, idle: float) -> dict[str, Any]:
-    assert count <= 200, "addresses: 100 in 198.51.100.0/24, 100 in 203.0.113.0/24"
-    nodes = [n.name for n in cp.nodes]
-    api = cp.admin_rest()
-    # The fake nodes admit 110 pods each, as a kubelet does; 3 agents per VirtualIP
-    # on 3 nodes need more than that for 200 VirtualIPs.
-    capacity = {"status": {"capacity": {"pods": "1000"}, "allocatable": {"pods": "1000"}}}
-    for n in nodes:
-        api.merge_patch(f"/api/v1/nodes/{n}/status", capacity)
-    with namespace(cp) as ns:
-        ensure_crd(cp)
-        log = Path(tempfile.mkstemp(prefix="keepvip-bench-operator-", suffix=".log")[1])
-        argv = [
-            str(Path(sys.executable).with_name("keepvip-operator")),
-            f"--kubeconfig={cp.admin_kubeconfig}",
-            f"--watch-namespaces={ns}",
-            "--agent-image=keepvip/agent:bench",
-            "--log-level=warning",
-        ]
-        with log.open("wb") as out:
-            op = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            return _scale(cp, ns, nodes, op, count, idle)
-        finally:
-            op.terminate()
-            try:
-                op.wait(30)
-            except subprocess.TimeoutExpired:
-                op.kill()
-                op.wait()
-            print(f"operator log: {log}")
-
-
-def _scale(
-    cp: ControlPlane, ns: str, nodes: list[str], op: subprocess.Popen[Any], count: int, idle: float
-) -> dict[str, Any]:
-    api = cp.admin_rest()
-    base = f"{GROUP_PATH}/namespaces/{ns}/virtualips"
-    # Started once its CPU use stops climbing (imports, first list and watch).
-    last = -1.0
-    for _ in range(60):
-        time.sleep(0.5)
-        cpu = proc_cpu_seconds(op.pid)
-        if op.poll() is not None:
-            raise RuntimeError("keepvip-operator exited")
-        if cpu == last and cpu > 0:
-            break
-        last = cpu
-    start_cpu, start_rss = proc_cpu_seconds(op.pid), proc_rss_bytes(op.pid)
-    names = [f"vip-{i:03d}" for i in range(count)]
-
-    def create(i: int) -> None:
-        spec = {
-            "addresses": [vip_address(i)],
-            "advertInterval": "1s",
-            "nodes": [
-                {"name": n, "priority": p} for n, p in zip(nodes, (150, 120, 100), strict=True)
-            ],
-        }
-        body = {
-            "apiVersion": "keepvip.io/v1alpha1",
-            "kind": "VirtualIP",
-            "metadata": {"name": names[i]},
-            "spec": spec,
-        }
-        Rest.request(api_for(), "POST", base, body)
-
-    local = threading.local()
-
-    def api_for() -> Rest:
-        if not hasattr(local, "api"):
-            local.api = cp.admin_rest()
-        return local.api  # type: ignore[no-any-return]
-
-    rss_peak_sampled = start_rss
-    t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(create, range(count)))
-    applied = time.monotonic()
-    marks: dict[str, float] = {}
-
-    def vips() -> list[dict[str, Any]]:
-        return list(api.get(base)["items"])
-
-    def poll(key: str, done: Callable[[], bool], timeout: float) -> None:
-        nonlocal rss_peak_sampled
-        deadline = time.monotonic() + timeout
-        while not done():
-            rss_peak_sampled = max(rss_peak_sampled, proc_rss_bytes(op.pid))
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{key} not reached in {timeout:.0f}s")
-            time.sleep(0.2)
-        marks[key] = time.monotonic() - t0
-        print(f"scale: {key} after {marks[key]:.1f}s", flush=True)
-
-    wanted = {f"keepvip-{n}" for n in names}
-
-    def daemonsets() -> bool:
-        have = {
-            d["metadata"]["name"]
-            for d in api.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets")["items"]
-        }
-        return wanted <= have
-
-    def vrids() -> bool:
-        got = [(v.get("status") or {}).get("virtualRouterID") for v in vips()]
-        return len(got) == count and all(isinstance(x, int) for x in got) and len(set(got)) == count
-
-    poll("all_daemonsets", daemonsets, 600)
-    poll("all_vrids", vrids, 600)
-
-    # The agents' part, written by the benchmark: one Master, two Backups per VirtualIP.
-    def report(job: tuple[str, int]) -> None:
-        name, k = job
-        node = nodes[k]
-        now = rfc3339(datetime.now(UTC))
-        entry = {
-            "name": node,
-            "state": "Master" if k == 0 else "Backup",
-            "configuredPriority": (150, 120, 100)[k],
-            "effectivePriority": (150, 120, 100)[k],
-            "faults": [],
-            "heartbeatTime": now,
-            "lastTransitionTime": now,
-            "reason": "benchmark: written as the agent would",
-        }
-        body = {
-            "apiVersion": "keepvip.io/v1alpha1",
-            "kind": "VirtualIP",
-            "metadata": {"name": name, "namespace": ns},
-            "status": {"nodes": [entry]},
-        }
-        apply(api_for(), f"{base}/{name}/status", body, f"keepvip-agent-{node}")
-
-    def pods_running() -> bool:
-        # An agent reports only once its pod runs (kwok runs these pods), and the
-        # operator prunes entries of nodes without an agent pod of the VirtualIP.
-        pods = api.get(f"/api/v1/namespaces/{ns}/pods")["items"]
-        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
-        return len(running) >= 3 * count
-
-    poll("all_agent_pods_running", pods_running, 600)
-
-    def write_all(which: list[str]) -> None:
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            list(pool.map(report, [(n, k) for n in which for k in range(3)]))
-
-    status_from = time.monotonic() - t0
-    write_all(names)
-    marks["status_entries_written"] = time.monotonic() - t0
-    last_beat = time.monotonic()
-
-    def ready() -> bool:
-        nonlocal last_beat
-        ok, lost = 0, []
-        for v in vips():
-            st = v.get("status") or {}
-            conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
-            ok += conds.get("Ready") == "True" and st.get("master") == nodes[0]
-            if len(st.get("nodes") or []) < 3:
-                lost.append(v["metadata"]["name"])
-        if lost and time.monotonic() - last_beat > 10:  # the agents' heartbeat period
-            print(f"re-reporting {len(lost)} VirtualIPs missing entries", flush=True)
-            write_all(lost)
-            last_beat = time.monotonic()
-        return ok == count
-
-    poll("all_ready", ready, 600)
-    busy_cpu = proc_cpu_seconds(op.pid) - start_cpu
-    idle_from = proc_cpu_seconds(op.pid)
-    time.sleep(idle)
-    idle_cpu = proc_cpu_seconds(op.pid) - idle_from
-    agent_pods = len(api.get(f"/api/v1/namespaces/{ns}/pods")["items"])
-    return {
-        "count": count,
-        "apply_seconds": applied - t0,
-        "seconds_from_apply_start": {**marks, "status_writes_started": status_from},
-        "operator_cpu_seconds_until_ready": busy_cpu,
-        "operator_rss_before_bytes": start_rss,
-        "operator_peak_rss_bytes": max(peak_rss_bytes(op.pid), rss_peak_sampled),
-        "operator_rss_after_bytes": proc_rss_bytes(op.pid),
-        "idle_seconds": idle,
-        "operator_idle_cpu_percent": 100 * idle_cpu / idle,
-        "agent_pods_faked_by_kwok": agent_pods,
-    }
-
-
 # -- summary and report ------------------------------------------------------------
 
 
@@ -576,46 +352,24 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def versions(cp: ControlPlane) -> dict[str, str]:
-    def run(*argv: str) -> str:
-        out = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return (
-            (out.stdout + out.stderr).strip().splitlines()[0]
-            if (out.stdout + out.stderr).strip()
-            else "?"
-        )
-
-    return {
-        "kube-apiserver": run(str(cp.binary("kube-apiserver")), "--version"),
-        "keepvip-operator": run(
-            str(Path(sys.executable).with_name("keepvip-operator")), "--version"
-        ),
-        "kopf": run(
-            sys.executable, "-c", "import kopf, importlib.metadata as m; print(m.version('kopf'))"
-        ),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10, help="readiness-gating runs per action")
     p.add_argument("--apply-runs", type=int, default=5)
-    p.add_argument("--count", type=int, default=200, help="VirtualIPs applied at once")
-    p.add_argument("--idle", type=float, default=30.0, help="seconds of operator idle CPU measured")
     p.add_argument("--actions", default="fault,demote", help="trackPods onFailure actions to time")
-    p.add_argument("--only", default="gating,service,apply,scale")
-    p.add_argument(
-        "--quick", action="store_true", help="3 runs, 2 applies, 20 VirtualIPs, 5 s idle"
-    )
+    p.add_argument("--only", default="gating,service,apply")
+    p.add_argument("--quick", action="store_true", help="3 runs, 2 applies")
     p.add_argument("--out", type=Path, default=RESULTS / "cluster.json")
     args = p.parse_args(argv)
     if args.quick:
-        args.runs, args.apply_runs, args.count, args.idle = 3, 2, 20, 5.0
+        args.runs, args.apply_runs = 3, 2
     bin_dir, reason = find_bin_dir()
     if bin_dir is None:
         print(f"no control-plane binaries: {reason}", file=sys.stderr)
         return 2
     parts = args.only.split(",")
+    if "scale" in parts:
+        p.error("the scale part is benchmarks/cluster_scale.py (the node-agent layout)")
     result: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "machine": machine(),
@@ -635,8 +389,6 @@ def main(argv: list[str] | None = None) -> int:
             result["readiness_gating"] = bench_gating(cp, args.runs, args.actions.split(","))
         if "service" in parts:
             result["service_endpoints"] = bench_service(cp, args.runs)
-        if "scale" in parts:
-            result["scale"] = bench_scale(cp, args.count, args.idle)
     result["uptime_after"] = subprocess.run(
         ["uptime"], capture_output=True, text=True, check=False
     ).stdout.strip()

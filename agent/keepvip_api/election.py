@@ -39,6 +39,7 @@ Nodes = Annotated[
 Preempt = Annotated[bool, Field(default=False)]
 PreemptDelay = Annotated[duration_in(0, 3600), Field(default=0.0)]  # type: ignore[valid-type]
 Fencing = Annotated[Literal["none", "strict"], Field(default="none")]
+OnCordon = Annotated[Literal["yield", "ignore"], Field(default="yield")]
 
 POOL_FIELDS = (
     "interface",
@@ -50,5 +51,6 @@ POOL_FIELDS = (
     "preempt",
     "preemptDelay",
     "fencing",
+    "onCordon",
 )
 """The spec fields (wire names) that a pool sets on the VirtualIPs made from it: those above."""

@@ -262,6 +262,11 @@ class VirtualIPSpec(Model):
     fencing: election.Fencing
     """Kubernetes: none keeps serving when the API server is unreachable (as keepalived would);
     strict drops the VIP once a master has been cut off from the API longer than its lease."""
+    on_cordon: election.OnCordon
+    """Kubernetes: yield (default): a node that is cordoned (spec.unschedulable, as kubectl cordon
+    and drain set it) or labelled node.kubernetes.io/exclude-from-external-load-balancers hands
+    the VIP over without a gap and stays a backup of last resort (priority 1) until it is
+    uncordoned; ignore: cordon changes nothing."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": SPEC_RULES})
 

@@ -87,3 +87,8 @@ def node_of_lease(lease: str) -> str | None:
 def selector_string(labels: dict[str, str]) -> str:
     """``{a: 1, b: 2}`` -> ``a=1,b=2``, a label selector."""
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+MOVE_ANNOTATION = "keepvip.io/move-to"
+"""A one-shot request to hand the VIP over to the node it names (``keepvip move``): the agents
+act on it, the operator judges it and removes it when done or refused."""

@@ -50,11 +50,13 @@ class Taint:
 
 @dataclass(frozen=True)
 class NodeView:
-    """The two things of a Node that placement reads."""
+    """The two things of a Node that placement reads (and whether it is in maintenance)."""
 
     name: str
     labels: Mapping[str, str]
     taints: tuple[Taint, ...] = ()
+    maintenance: str | None = None
+    """Why the node is in maintenance (:func:`maintenance`); not a placement input."""
 
     @classmethod
     def from_api_object(cls, node: Mapping[str, Any]) -> NodeView:
@@ -63,7 +65,12 @@ class NodeView:
             Taint(key=t.get("key", ""), effect=t.get("effect", ""), value=t.get("value") or "")
             for t in (node.get("spec") or {}).get("taints") or ()
         )
-        return cls(name=meta.get("name", ""), labels=meta.get("labels") or {}, taints=taints)
+        return cls(
+            name=meta.get("name", ""),
+            labels=meta.get("labels") or {},
+            taints=taints,
+            maintenance=maintenance(node),
+        )
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,29 @@ def selected_nodes(
     """Names of the nodes the placement selects, sorted."""
     given = tuple(tolerations)
     return sorted(n.name for n in nodes if judge(n, node_selector, given).selected)
+
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+"""The well-known label that keeps a node out of load balancers (kube-proxy, cloud providers)."""
+
+
+MAINTENANCE_LABEL = "keepvip.io/maintenance"
+"""Set by ``keepvip drain NODE``: keepvip's maintenance of a node, without cordoning it."""
+
+
+def maintenance(node: Mapping[str, Any]) -> str | None:
+    """Why a Node is in maintenance (cordoned, drained for keepvip, excluded from load
+    balancers), or None.
+
+    A VirtualIP with ``onCordon: yield`` hands over from such a node and keeps it as a
+    backup of last resort; placement is not changed by it (a DaemonSet pod tolerates the
+    cordon's taint), so the node's agent keeps its place in the election.
+    """
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "the node is cordoned (spec.unschedulable)"
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if MAINTENANCE_LABEL in labels:
+        return f"the node is drained for keepvip ({MAINTENANCE_LABEL}, `keepvip undrain` ends it)"
+    if EXCLUDE_LABEL in labels:
+        return f"the node is labelled {EXCLUDE_LABEL}"
+    return None

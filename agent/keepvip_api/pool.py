@@ -149,6 +149,11 @@ class VirtualIPPoolSpec(Model):
     fencing: election.Fencing
     """none keeps serving when the API server is unreachable; strict drops the VIP once a master
     has been cut off from the API longer than its lease."""
+    on_cordon: election.OnCordon
+    """yield (default): a node that is cordoned (spec.unschedulable, as kubectl cordon
+    and drain set it) or labelled node.kubernetes.io/exclude-from-external-load-balancers hands
+    the VIP over without a gap and stays a backup of last resort (priority 1) until it is
+    uncordoned; ignore: cordon changes nothing."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> VirtualIPPoolSpec:

@@ -1,4 +1,4 @@
-"""``keepvip``: the user's multi-tool (lab demo, keepalived conversion, status), and ``kubectl keepvip``.
+"""``keepvip``: the user's multi-tool (lab demo, keepalived conversion, status, drain), and ``kubectl keepvip``.
 
 Only argument wiring lives here; each subcommand's logic is in its own
 module, imported when the subcommand runs so ``keepvip status`` does not
@@ -34,6 +34,25 @@ def build_parser(prog: str = "keepvip") -> argparse.ArgumentParser:
         description="Show VirtualIPs from the Kubernetes API or from standalone agents.",
     )
     status_arguments(status)
+    from keepvip_tools.maintenance import add_arguments as undrain_arguments
+    from keepvip_tools.maintenance import add_drain_arguments
+
+    drain = sub.add_parser(
+        "drain",
+        help="move every VIP off a node (keepvip only: no cordon, no eviction)",
+        description="Label the node keepvip.io/maintenance=true and follow its VIPs moving off.",
+    )
+    add_drain_arguments(drain)
+    undrain = sub.add_parser("undrain", help="end keepvip's maintenance of a node")
+    undrain_arguments(undrain)
+    from keepvip_tools.maintenance import add_move_arguments
+
+    move = sub.add_parser(
+        "move",
+        help="hand a VIP over to a chosen node now",
+        description="Ask the agents to hand the VirtualIP over to NODE and print the outcome.",
+    )
+    add_move_arguments(move)
     return p
 
 
@@ -47,6 +66,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "keepvip") -> int:
         from keepvip_tools.convert.command import run as run_convert
 
         return run_convert(args)
+    if args.command == "move":
+        from keepvip_tools.maintenance import run_move
+
+        return run_move(args)
+    if args.command in ("drain", "undrain"):
+        from keepvip_tools.maintenance import run as run_maintenance
+
+        return run_maintenance(args)
     if args.command == "status":
         from keepvip_tools.status.command import run as run_status
 

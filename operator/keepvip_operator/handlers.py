@@ -19,7 +19,9 @@
 * ``on.event`` for Services that a VirtualIP's ``serviceRef`` names (an
   in-memory filter on the index: no Service of anyone else gets a handler
   run) -> :meth:`Reconciler.publish_for`: a Service appearing gets the
-  addresses, a user's apply that dropped them gets them back.
+  addresses, a user's apply that dropped them gets them back. Merged per
+  VirtualIP (:class:`~keepvip_operator.resync.Coalesce`): a shared router's
+  own writes on its Services come back as one event each.
 
 Blocking work runs in threads (``asyncio.to_thread``) on a :class:`View`
 snapshot taken here, on the event loop that owns the indices.
@@ -48,11 +50,13 @@ from keepvip_operator.conditions import CONFLICT, status_of
 from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
 from keepvip_operator.observed import Observed, observe
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
-from keepvip_operator.resync import Resync
+from keepvip_operator.resync import Coalesce, Resync
 from keepvip_operator.settings import OperatorSettings
+from keepvip_operator.upgrade import VIRTUALIP_LABEL, OldObject, by_virtualip
 
 RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 AGENT_LABELS = dict(names.NODE_AGENT_SELECTOR)
+LEGACY_LABELS = {**names.AGENT_OBJECT_LABELS, VIRTUALIP_LABEL: kopf.PRESENT}
 # Retry delays for API trouble: busy or away (5xx, 429, 409, no connection) vs refused (403).
 BUSY_DELAY, REFUSED_DELAY = 5.0, 30.0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,6 +71,8 @@ class Context:
     reconciler: Reconciler
     indices: dict[str, Any] = field(default_factory=dict)
     resync: Resync | None = None
+    publisher: Coalesce | None = None
+    """publish_for per VirtualIP, on its Services' events (merged while one runs)."""
     claims_seen: dict[str, Claim] = field(default_factory=dict)
     """Each VirtualIP's claim at its last event: did an event change addresses or VRID?"""
     _view: View | None = None
@@ -92,6 +98,10 @@ class Context:
     def _snapshot(self) -> View:
         vips = cast(Mapping[str, Iterable[Observed]], self.indices.get("virtualips", {}))
         daemonsets = cast(Mapping[str, Iterable[bool]], self.indices.get("agent_daemonset", {}))
+        old = [
+            cast(Mapping[str, Iterable[OldObject]], self.indices.get(k, {}))
+            for k in ("legacy_daemonsets", "legacy_pods")
+        ]
         pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
         nodes = cast(Mapping[str, Iterable[NodeView]], self.indices.get("nodes", {}))
         leases = cast(Mapping[str, Iterable[Any]], self.indices.get("node_leases", {}))
@@ -102,6 +112,8 @@ class Context:
             nodes={k: next(iter(s)) for k, s in nodes.items() if s},
             renewals={k: next(iter(s)) for k, s in leases.items() if s},
             daemonset=any(daemonsets.values()),
+            agents_ready=any(any(s) for s in daemonsets.values()),
+            legacy=by_virtualip(o for index in old for objs in index.values() for o in objs),
         )
 
     def poke(self, *keys: str, rejudge: bool = True) -> None:
@@ -121,8 +133,12 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     # Events with meaning (MasterChanged, Conflict, ...) are posted explicitly; the
     # per-object log becomes Events only for warnings and errors.
     ks.posting.level = logging.WARNING
-    ks.watching.label_selectors["v1", "pods"] = names.agent_pods_selector()
-    ks.watching.label_selectors["apps", "v1", "daemonsets"] = names.agent_pods_selector()
+    # Pods and DaemonSets: the node agents', and the per-VirtualIP ones of keepvip before 0.2
+    # (upgrade.py).
+    ks.watching.label_selectors["v1", "pods"] = names.selector_string(names.AGENT_OBJECT_LABELS)
+    ks.watching.label_selectors["apps", "v1", "daemonsets"] = names.selector_string(
+        names.AGENT_OBJECT_LABELS
+    )
     # Without these a silently dropped connection can leave a watch hanging for ever.
     ks.watching.connect_timeout = 10
     ks.watching.server_timeout = 300
@@ -207,8 +223,34 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         return {obs.key: obs}
 
     @on(kopf.index, "apps", "v1", "daemonsets", labels=AGENT_LABELS, when=_in_agent_namespace)
-    def agent_daemonset(name: str | None, **_: Any) -> dict[str, bool]:
-        return {str(name): True} if name == names.NODE_AGENT_NAME else {}
+    def agent_daemonset(name: str | None, status: kopf.Status, **_: Any) -> dict[str, bool]:
+        """The node agent DaemonSet -> whether it has a Ready pod on every node it wants."""
+        if name != names.NODE_AGENT_NAME:
+            return {}
+        desired = status.get("desiredNumberScheduled") or 0
+        return {str(name): desired > 0 and (status.get("numberReady") or 0) >= desired}
+
+    def _old(kind: str, body: kopf.Body) -> dict[str, OldObject]:
+        meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+        old = OldObject(
+            kind=kind,
+            namespace=str(meta.get("namespace")),
+            name=str(meta.get("name")),
+            virtualip=str((meta.get("labels") or {}).get(VIRTUALIP_LABEL)),
+            node=spec.get("nodeName") if kind == "Pod" else None,
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+        return {old.key: old}
+
+    @on(kopf.index, "apps", "v1", "daemonsets", labels=LEGACY_LABELS, when=_ours)
+    def legacy_daemonsets(body: kopf.Body, **_: Any) -> dict[str, OldObject]:
+        """Per-VirtualIP DaemonSets of keepvip before 0.2, by their VirtualIP (upgrade.py)."""
+        return _old("DaemonSet", body)
+
+    @on(kopf.index, "v1", "pods", labels=LEGACY_LABELS, when=_ours)
+    def legacy_pods(body: kopf.Body, **_: Any) -> dict[str, OldObject]:
+        """Their agent pods, by their VirtualIP."""
+        return _old("Pod", body)
 
     @on(kopf.index, "v1", "pods", labels=AGENT_LABELS, when=_in_agent_namespace)
     def agent_pods(spec: kopf.Spec, name: str | None, **_: Any) -> dict[str, str]:
@@ -250,7 +292,15 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         )
         ctx.indices = {
             k: kwargs[k]
-            for k in ("virtualips", "agent_daemonset", "agent_pods", "nodes", "node_leases")
+            for k in (
+                "virtualips",
+                "agent_daemonset",
+                "legacy_daemonsets",
+                "legacy_pods",
+                "agent_pods",
+                "nodes",
+                "node_leases",
+            )
         }
 
         async def refresh(key: str, rejudge: bool) -> None:
@@ -264,10 +314,20 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         )
         ctx.resync.start()
 
+        async def publish(key: str) -> None:
+            try:
+                await asyncio.to_thread(ctx.reconciler.publish_for, key, ctx.view())
+            except ApiError as exc:
+                logging.getLogger(__name__).warning("%s: publishing: %s", key, exc)
+
+        ctx.publisher = Coalesce(publish)
+
     @on(kopf.on.cleanup)
     async def stop(**_: Any) -> None:
         if ctx.resync is not None:
             await ctx.resync.stop()
+        if ctx.publisher is not None:
+            await ctx.publisher.stop()
 
     # -- VirtualIPs ----------------------------------------------------------------------------
 
@@ -332,12 +392,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     @on(kopf.on.event, "v1", "services", when=_fronted)
     async def fronted_service_event(namespace: str | None, name: str | None, **_: Any) -> None:
-        view = ctx.view()
-        for key in _referencing(view, namespace, name):
-            try:
-                await asyncio.to_thread(ctx.reconciler.publish_for, key, view)
-            except ApiError as exc:
-                logging.getLogger(__name__).warning("%s: publishing on %s: %s", key, name, exc)
+        assert ctx.publisher is not None
+        for key in _referencing(ctx.view(), namespace, name):
+            ctx.publisher.poke(key)
 
     # -- LoadBalancer Services and VirtualIPPools (services.py) -----------------------------------
 
@@ -354,7 +411,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
 
     @on(kopf.on.event, "apps", "v1", "daemonsets", labels=AGENT_LABELS, when=_in_agent_namespace)
     async def agent_daemonset_event(**_: Any) -> None:
-        _all(rejudge=False)  # gone: the next refresh applies it again
+        _all(rejudge=False)  # gone: the next refresh applies it again; Ready: the upgrade goes on
+
+    @on(kopf.on.event, "apps", "v1", "daemonsets", labels=LEGACY_LABELS, when=_ours)
+    @on(kopf.on.event, "v1", "pods", labels=LEGACY_LABELS, when=_ours)
+    async def legacy_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        ctx.poke(f"{namespace}/{labels.get(VIRTUALIP_LABEL)}", rejudge=False)  # Upgrading
 
     placements: dict[str, Any] = {}
 

@@ -149,13 +149,20 @@ class Kube:
             "PATCH", url, ops, query=[("fieldManager", FIELD_MANAGER)], content_type=JSON_PATCH
         )
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        """Delete (background propagation); False if it was not there."""
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        orphan: bool = False,
+    ) -> bool:
+        """Delete (background propagation, or orphaning its dependents); False if not there."""
+        policy = "Orphan" if orphan else "Background"
         try:
             self.request(
-                "DELETE",
-                path(api_version, kind, namespace, name),
-                {"propagationPolicy": "Background"},
+                "DELETE", path(api_version, kind, namespace, name), {"propagationPolicy": policy}
             )
         except ApiError as exc:
             if exc.not_found:

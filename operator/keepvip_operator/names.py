@@ -64,6 +64,11 @@ class Target:
         return f"{self.namespace}/{self.name}"
 
 
+AGENT_OBJECT_LABELS: dict[str, str] = {NAME_LABEL: "keepvip-agent", MANAGED_BY_LABEL: FIELD_MANAGER}
+"""Labels of every agent DaemonSet keepvip renders: the node agent's, and the per-VirtualIP
+ones of keepvip before 0.2 (which the upgrade removes)."""
+
+
 def agent_pods_selector() -> str:
     """The node agent pods (and their DaemonSet), as a label selector string."""
     return selector_string(NODE_AGENT_SELECTOR)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from keepvip_api import SpecError, VirtualIP, from_api_object
+from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.times import EPOCH, parse_time
 from keepvip_operator.names import Target
 
@@ -34,6 +35,8 @@ class Observed:
     """spec.virtualRouterID even of an invalid spec, so allocation never hands it out."""
     status: Mapping[str, Any]
     """The object's status as read (operator and agent fields); treat as read-only."""
+    move_to: str | None = None
+    """The node a manual move asks for (annotation ``keepvip.io/move-to``), if any."""
 
     @property
     def key(self) -> str:
@@ -74,4 +77,5 @@ def observe(body: Mapping[str, Any]) -> Observed:
         else None,
         # A deep, plain copy: kopf's bodies are live views that change under us.
         status=json.loads(json.dumps(dict(status), default=str)),
+        move_to=str((meta.get("annotations") or {}).get(MOVE_ANNOTATION) or "") or None,
     )

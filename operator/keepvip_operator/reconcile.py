@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import NodeView, judge, selected_nodes
-from keepvip_api.status import node_alive
-from keepvip_operator import names, publish
+from keepvip_api.status import NodeStatus, node_alive
+from keepvip_operator import move, names, publish, upgrade
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
 from keepvip_operator.conditions import NO_NODE, Cond, put
@@ -50,6 +51,7 @@ from keepvip_operator.rbac import RBAC_API, plan_namespace_rbac, render_plan
 from keepvip_operator.render import render_daemonset
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.statusplan import Decision, OperatorStatus, plan
+from keepvip_operator.upgrade import OldObject
 
 logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -76,6 +78,11 @@ class View:
     """Each node's agent Lease renewTime, by node; None: not known (counts every entry)."""
     daemonset: bool = True
     """The node agent DaemonSet is there (as the index shows it)."""
+    agents_ready: bool = True
+    """The node agent DaemonSet has a Ready pod on every node it is scheduled to."""
+    legacy: Mapping[str, tuple[OldObject, ...]] = field(default_factory=dict)
+    """Per-VirtualIP DaemonSets and agent pods of keepvip before 0.2, by their VirtualIP's key
+    (:mod:`upgrade`)."""
 
 
 def no_node(vip_selector: Mapping[str, str], tolerations: Any, view: View) -> Cond:
@@ -116,6 +123,18 @@ class Reconciler:
         self._published: dict[str, Cond | None] = {}
         """ServicePublished per VirtualIP uid, as last decided (None: no serviceRef)."""
         self._withdrawn: set[str] = set()
+        self._legacy_deleted: set[tuple[str, str, str]] = set()
+        """Old per-VirtualIP DaemonSets and pods this process asked the API to delete."""
+        self._waiting_logged = False
+        self._moves: dict[str, tuple[str, datetime]] = {}
+        """VirtualIP uid -> the node a pending manual move asks for, and when it was first seen."""
+        self._ended_moves: dict[str, str] = {}
+        """uid -> a move this process ended (its annotation may still show in a late event)."""
+        self._move_results: dict[str, Cond] = {}
+        """uid -> the condition ``Moved`` of the last move ended (kept in every status write)."""
+        self._handover: dict[str, str] = {}
+        """VirtualIP uid -> the node whose old agent was master when its pod was deleted: named
+        as master when the node agents take over, so they start it there first."""
         """VirtualIP uids being deleted whose addresses were taken off their Services: a
         reconcile or a Service event still in flight on an older view must not publish again."""
 
@@ -186,6 +205,9 @@ class Reconciler:
         self._last_master.pop(t.uid, None)
         self._published.pop(t.uid, None)
         self._withdrawn.discard(t.uid)
+        self._moves.pop(t.uid, None)
+        self._ended_moves.pop(t.uid, None)
+        self._move_results.pop(t.uid, None)
 
     def converge_agents(self, view: View, *, also: Observed | None = None) -> None:
         """Apply the node agent DaemonSet and the RBAC plan if they changed; withdraw the rest.
@@ -205,9 +227,20 @@ class Reconciler:
         )
         namespace = self.settings.agent_namespace
         assert namespace, "settings.agent_namespace is checked at start-up"
-        wanted = (render_daemonset(self.settings, namespace), *render_plan(plan, namespace))
+        marked = [k for k, o in vips.items() if self._marked(o)]
+        may_start = upgrade.node_agents_may_start(view.legacy, marked, vips)
+        daemonset = (render_daemonset(self.settings, namespace),) if may_start else ()
+        wanted = (*daemonset, *render_plan(plan, namespace))
+        if not may_start and not self._waiting_logged:
+            self._waiting_logged = True
+            logger.info(
+                "upgrade: the node agent DaemonSet waits until every VirtualIP served by a "
+                "per-VirtualIP DaemonSet is marked Upgrading"
+            )
+        if may_start and view.daemonset:
+            self._delete_legacy(view, marked)
         with self._agents:
-            if wanted == self._applied and view.daemonset:
+            if wanted == self._applied and (view.daemonset or not may_start):
                 if also is None:
                     self._converged_view = view
                 return
@@ -227,13 +260,61 @@ class Reconciler:
                     obj.get("kind", "RBAC"), obj["metadata"].get("namespace"),
                 )  # fmt: skip
             self.kube.delete_all(stale)
-            if self._applied is None or wanted[0] != self._applied[0]:
+            if daemonset and (self._applied is None or daemonset[0] not in self._applied):
                 logger.info(
                     "applied the node agent DaemonSet %s/%s", namespace, names.NODE_AGENT_NAME
                 )
             self._applied = wanted
             if also is None:
                 self._converged_view = view
+
+    def _marked(self, obs: Observed) -> bool:
+        """Its status says ``Upgrading=True``: as this process wrote it, else as observed."""
+        written = self._written.get(obs.target.uid)
+        if written is not None:
+            return written.condition(upgrade.UPGRADING) is not None
+        return upgrade.marked(obs.status)
+
+    def _delete_legacy(self, view: View, marked: list[str]) -> None:
+        """Delete the old per-VirtualIP objects whose turn it is (:func:`upgrade.next_deletions`)."""
+        for key, old in sorted(view.legacy.items()):
+            obs = view.vips.get(key)
+            if obs is None:
+                continue  # its VirtualIP is gone: the garbage collector's
+            master = self._previous(obs).master
+            steps = upgrade.next_deletions(
+                old, master, node_agents_ready=view.agents_ready, is_marked=key in marked
+            )
+            for obj in steps:
+                ident = (obj.kind, obj.namespace, obj.name)
+                if ident in self._legacy_deleted:
+                    continue
+                self._legacy_deleted.add(ident)
+                if obj.kind == "DaemonSet":
+                    logger.info(
+                        "%s: upgrade: deleting the per-VirtualIP DaemonSet %s (its pods stay "
+                        "and go one by one, the master's last)", key, obj.name,
+                    )  # fmt: skip
+                    self.kube.delete("apps/v1", "DaemonSet", obj.namespace, obj.name, orphan=True)
+                else:
+                    logger.info(
+                        "%s: upgrade: deleting the per-VirtualIP agent %s on %s%s",
+                        key, obj.name, obj.node, " (the master)" if obj.node == master else "",
+                    )  # fmt: skip
+                    if master is not None and obj.node == master:
+                        self._handover[obs.target.uid] = master
+                    self.kube.delete("v1", "Pod", obj.namespace, obj.name)
+
+    def _remove_legacy_rbac(self, t: Target) -> None:
+        """The old agents' Role and RoleBinding (here and in tracked namespaces): they are gone."""
+        name = upgrade.old_object_name(t.name)
+        for kind in ("RoleBinding", "Role"):
+            self.kube.delete(RBAC_API, kind, t.namespace, name)
+            for obj in self.kube.list(
+                RBAC_API, kind, None, labels=f"{upgrade.OWNER_UID_LABEL}={t.uid}"
+            ):
+                self.kube.delete_all([obj])
+        logger.info("%s: upgrade: the per-VirtualIP agents are gone; their RBAC removed", t.key)
 
     def withdraw(self, t: Target) -> None:
         """The VirtualIP is being deleted: take its addresses off every Service it published on.
@@ -392,18 +473,29 @@ class Reconciler:
         previous = self._previous(obs)
         raw_nodes = [n for n in obs.status.get("nodes") or () if isinstance(n, Mapping)]
         now = self.clock()
+        legacy = view.legacy.get(obs.key)
         alive = None
-        if view.renewals is not None:
+        if view.renewals is not None and legacy is None:
             timeout = self.settings.heartbeat_timeout
             alive = frozenset(n for n, t_ in view.renewals.items() if node_alive(t_, now, timeout))
-        agg = aggregate(
+        handover = None
+        if legacy is None and self._marked(obs):
+            self._remove_legacy_rbac(t)  # the old agents are gone: the condition goes next
+            handover = self._handover.pop(t.uid, None)
+        agg = aggregate(  # the old agents' entries count as they are while they run
             raw_nodes,
-            agent_nodes=view.agent_nodes,
+            agent_nodes=view.agent_nodes if legacy is None else None,
             alive=alive,
             previous_master=previous.master,
         )
         extra = []
-        if obs.vip is not None and decision.rollout:
+        if legacy is None and obs.vip is not None:
+            moved = self._judge_move(obs, agg.master, agg.entry(obs.move_to), view, now)
+            if moved is not None:
+                extra.append(moved)
+        if legacy is not None:
+            extra.append(upgrade.condition(legacy))
+        elif obs.vip is not None and decision.rollout:
             spec = obs.vip.spec
             extra.append(no_node(spec.node_selector or {}, spec.tolerations or (), view))
         p = plan(
@@ -415,6 +507,10 @@ class Reconciler:
             last_master=self._last_master.get(t.uid),
             extra=extra,
         )
+        if handover is not None and p.status.master is None:
+            # The node agents start where the old master was; the others join it as backups
+            # (keepvip_agent.kube.selection.handover_hold).
+            p = replace(p, status=replace(p.status, master=handover))
         published = self._published.get(t.uid)
         if published is not None:  # the plan knows nothing of Services
             p = replace(p, status=replace(p.status, conditions=put(
@@ -438,6 +534,51 @@ class Reconciler:
         for event in p.events:
             logger.info("%s: %s: %s", t.key, event.reason, event.message)
             self.kube.post_event(t, event.type, event.reason, event.message)
+
+    def _judge_move(
+        self,
+        obs: Observed,
+        master: str | None,
+        entry: NodeStatus | None,
+        view: View,
+        now: datetime,
+    ) -> Cond | None:
+        """Judge a manual move (:mod:`move`); end it when done or refused. The ``Moved``
+        condition to keep, if any."""
+        t, target = obs.target, obs.move_to
+        kept = self._move_results.get(t.uid)
+        if kept is None:  # after a restart: what the status says
+            old = OperatorStatus.read(obs.status).condition(move.MOVED)
+            if old is not None:
+                kept = Cond(move.MOVED, old.get("status", "Unknown"), old.get("reason", ""),
+                            old.get("message", ""))  # fmt: skip
+        if target is None:
+            self._ended_moves.pop(t.uid, None)
+            self._moves.pop(t.uid, None)
+            return kept
+        if self._ended_moves.get(t.uid) == target:
+            return kept  # our removal of the annotation is not in this view yet
+        assert obs.vip is not None
+        asked, since = self._moves.get(t.uid, (target, now))
+        since = since if asked == target else now
+        self._moves[t.uid] = (target, since)
+        v = move.verdict(
+            target, obs.vip, nodes=view.nodes, entry=entry, master=master,
+            waited=(now - since).total_seconds(),
+        )  # fmt: skip
+        if v.outcome == "pending":
+            return kept
+        url = path(names.API_VERSION, names.KIND, t.namespace, t.name)
+        self.kube.request(
+            "PATCH", url, {"metadata": {"annotations": {MOVE_ANNOTATION: None}}},
+            query=[("fieldManager", names.FIELD_MANAGER)], content_type=MERGE_PATCH,
+        )  # fmt: skip
+        self._moves.pop(t.uid, None)
+        self._ended_moves[t.uid] = target
+        cond = self._move_results[t.uid] = v.condition()
+        logger.info("%s: %s", t.key, v.message)
+        self.kube.post_event(t, "Normal" if cond.true else "Warning", cond.reason, v.message)
+        return cond
 
     def _prune(self, t: Target, stale: tuple[Stale, ...]) -> None:
         """Remove dead agents' entries; each removal is guarded by a test of the name there."""

@@ -93,3 +93,45 @@ class Resync:
                 await self.work(key, rejudge)
             except Exception:  # one object's failure must not stop the loop
                 logger.exception("%s: resync failed; retrying on the next sweep", key)
+
+
+class Coalesce:
+    """Run ``work(key)`` for poked keys: one run per key at a time, pokes merged meanwhile.
+
+    A poke while the key's run is under way asks for exactly one more run after
+    it, however many pokes came: every poke is followed by a run that *starts*
+    after it (so it sees what the poke announced), and a burst of N pokes costs
+    at most two runs, not N. Publishing a shared router's addresses is why: its
+    own writes on its N Services come back as N Service events, and a run per
+    event (each reading all N Services) made the work quadratic.
+    """
+
+    def __init__(self, work: Callable[[str], Awaitable[None]]) -> None:
+        self.work = work
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def poke(self, key: str) -> None:
+        """Call on the event loop."""
+        if key in self._tasks:
+            self._again.add(key)
+        else:
+            self._tasks[key] = asyncio.get_running_loop().create_task(self._run(key))
+
+    async def _run(self, key: str) -> None:
+        try:
+            while True:
+                self._again.discard(key)
+                try:
+                    await self.work(key)
+                except Exception:  # one key's failure must not stop the others
+                    logger.exception("%s: failed; retrying on its next event", key)
+                if key not in self._again:
+                    return
+        finally:
+            self._tasks.pop(key, None)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            await cancel(task)
+        self._again.clear()

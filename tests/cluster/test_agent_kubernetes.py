@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from keepvip_api.names import vip_lease_name
 from keepvip_harness.clusterlab import (
     NAME,
@@ -43,6 +45,7 @@ from keepvip_harness.clusterlab import (
 )
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
+from keepvip_tools.cli import main as keepvip_main
 from keepvip_tools.lab.topology import Lab
 
 
@@ -287,3 +290,48 @@ def test_strict_fencing_drops_the_vip_when_the_api_is_gone(
         wait_for(
             f"{nodes[0]} master in status", lambda: masters(control_plane, ns) == [nodes[0]], 30
         )
+
+
+def test_keepvip_move_hands_the_vip_to_the_chosen_node_or_says_why_not(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 16, part 4: ``keepvip move NS/NAME --to NODE`` (the annotation keepvip.io/move-to):
+    the agents hand over to that node, the operator ends the request with the condition
+    Moved and an Event; a node that cannot take it is refused with the reason."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    kubeconfig = ["--kubeconfig", str(control_plane.admin_kubeconfig)]
+    for name, i in index.items():
+        lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
+    with deployed(control_plane, ns, cluster_lab, base_spec(nodes)):
+        wait_for(f"{nodes[0]} master", lambda: masters(control_plane, ns) == [nodes[0]], 30)
+        # Off once the preferred node is master (three agents starting together with it off:
+        # the first timer to run out wins).
+        api.merge_patch(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}",
+                        {"spec": {"preempt": False}})  # fmt: skip
+        wait_for("status.master", lambda: vip_status(api, ns).get("master") == nodes[0], 30)
+        capsys.readouterr()
+        target = f"{ns}/{NAME}"
+        assert keepvip_main(["move", target, "--to", nodes[2], *kubeconfig, "--timeout", "60"]) == 0
+        assert f"moved to {nodes[2]} on request" in capsys.readouterr().out
+        assert masters(control_plane, ns) == [nodes[2]]
+        assert wait_for("the client", lambda: client_answer(lab) == nodes[2], 10)
+        vip = api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}")
+        assert "keepvip.io/move-to" not in (vip["metadata"].get("annotations") or {})
+        assert condition(control_plane, ns, "Moved") == "True"
+        assert any(nodes[2] in m for m in events(control_plane, ns, "Moved"))
+        time.sleep(3)
+        assert masters(control_plane, ns) == [nodes[2]], "the move lasts (preempt: false)"
+        # Refused, with the reason, and nothing moves.
+        assert keepvip_main(["move", target, "--to", "no-such-node", *kubeconfig]) == 1
+        assert "no such Node" in capsys.readouterr().err
+        assert condition(control_plane, ns, "Moved") == "False"
+        assert masters(control_plane, ns) == [nodes[2]]
+
+
+def vip_status(api: Any, ns: str) -> dict[str, Any]:
+    return dict(api.get(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{NAME}").get("status") or {})

@@ -14,6 +14,9 @@ import sys
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
 from keepvip_harness.clusterlab import app_daemonset
@@ -29,6 +32,7 @@ from keepvip_harness.nodeagents import (
     post_vip,
     vip_spec,
 )
+from keepvip_tools.cli import main as keepvip_main
 from keepvip_tools.lab.topology import Lab
 
 VIPS = 10
@@ -334,3 +338,184 @@ def test_strict_fencing_drops_the_vip_when_the_node_lease_cannot_be_renewed(
         wait_for(
             f"{nodes[0]} master in status", lambda: masters_of(api, ns, "strict") == [nodes[0]], 30
         )
+
+
+def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Issue 16, part 1: cordon (and the exclude-from-external-load-balancers label) with
+    ``onCordon: yield`` moves the VIP make-before-break whatever ``preempt`` says; the node
+    keeps priority 1; uncordon brings it back under ``preempt`` only; ``ignore`` stays."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    responders(lab, index)
+    node0 = f"/api/v1/nodes/{nodes[0]}"
+    sticky, back, ignoring = address(30), address(31), address(32)
+    log = tmp_path / "probe.log"
+    try:
+        with node_agents(control_plane, ns, cluster_lab), log.open("w") as out:
+            post_vip(api, ns, "sticky", vip_spec(sticky, 80, nodes))
+            post_vip(api, ns, "back", vip_spec(back, 81, nodes))
+            post_vip(api, ns, "ignoring", vip_spec(ignoring, 82, nodes, onCordon="ignore"))
+            for name in ("sticky", "back", "ignoring"):
+                wait_for(f"{name}: {nodes[0]} master",
+                         lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            preempt_off(api, ns, "sticky")
+            lab.spawn(
+                lab.client_ns,
+                [sys.executable, "-m", "keepvip_tools.lab.probe", str(sticky),
+                 "--every", "0.01", "--timeout", "0.1"],
+                stdout=out,
+            )  # fmt: skip
+            time.sleep(1)
+            api.merge_patch(node0, {"spec": {"unschedulable": True}})
+            wait_for("sticky moved off the cordoned node (no preempt)",
+                     lambda: masters_of(api, ns, "sticky") == [nodes[1]], 20)  # fmt: skip
+            wait_for("back moved too", lambda: masters_of(api, ns, "back") == [nodes[1]], 20)
+            wait_for(
+                f"{nodes[0]} is a backup at priority 1",
+                lambda: (
+                    entries(api, ns, "sticky")[nodes[0]].get("effectivePriority") == 1
+                    and entries(api, ns, "sticky")[nodes[0]]["state"] == "Backup"
+                ),
+                20,
+            )
+            time.sleep(1)
+            assert masters_of(api, ns, "ignoring") == [nodes[0]], "onCordon: ignore stays"
+            assert answer(lab, sticky) == nodes[1]
+            # Uncordon: preempt brings "back" home, "sticky" stays where it is.
+            api.merge_patch(node0, {"spec": {"unschedulable": None}})
+            wait_for("back returns", lambda: masters_of(api, ns, "back") == [nodes[0]], 20)
+            time.sleep(2)
+            assert masters_of(api, ns, "sticky") == [nodes[1]]
+            # The exclude label counts as a cordon.
+            label = {"node.kubernetes.io/exclude-from-external-load-balancers": "true"}
+            api.merge_patch(node0, {"metadata": {"labels": label}})
+            wait_for("back moves off the excluded node",
+                     lambda: masters_of(api, ns, "back") == [nodes[1]], 20)  # fmt: skip
+        seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
+        gaps, since = [], None
+        for t, who in ((float(a), b) for a, b in seen):
+            if who == "-" and since is None:
+                since = t
+            elif who != "-" and since is not None:
+                gaps.append(t - since)
+                since = None
+        print(f"client through the cordon: {len(seen)} probes, gaps {gaps}")
+        assert {b for _a, b in seen} >= {nodes[0], nodes[1]}
+        assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
+    finally:
+        api.merge_patch(
+            node0,
+            {
+                "spec": {"unschedulable": None},
+                "metadata": {
+                    "labels": {"node.kubernetes.io/exclude-from-external-load-balancers": None}
+                },
+            },
+        )
+
+
+def test_keepvip_drain_moves_every_vip_off_a_node_and_undrain_ends_it(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 16, part 4: ``keepvip drain NODE`` (no cordon, no eviction) and ``undrain``."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    kubeconfig = ["--kubeconfig", str(control_plane.admin_kubeconfig)]
+    responders(lab, index)
+    try:
+        with node_agents(control_plane, ns, cluster_lab):
+            post_vip(api, ns, "one", vip_spec(address(40), 83, nodes))
+            post_vip(api, ns, "two", vip_spec(address(41), 84, nodes))
+            for name in ("one", "two"):
+                wait_for(f"{name}: {nodes[0]} master",
+                         lambda n=name: masters_of(api, ns, n) == [nodes[0]], 60)  # fmt: skip
+            preempt_off(api, ns, "two")
+            capsys.readouterr()
+            assert keepvip_main(["drain", nodes[0], *kubeconfig, "--timeout", "30"]) == 0
+            said = capsys.readouterr().out
+            print(said)
+            assert f"{ns}/one: {nodes[0]} -> {nodes[1]}" in said
+            assert f"{ns}/two: {nodes[0]} -> {nodes[1]}" in said
+            labels = api.get(f"/api/v1/nodes/{nodes[0]}")["metadata"]["labels"]
+            assert labels.get("keepvip.io/maintenance") == "true"
+            assert not api.get(f"/api/v1/nodes/{nodes[0]}")["spec"].get("unschedulable")
+            assert answer(lab, address(40)) == nodes[1]
+            assert keepvip_main(["undrain", nodes[0], *kubeconfig]) == 0
+            assert "keepvip.io/maintenance" not in (
+                api.get(f"/api/v1/nodes/{nodes[0]}")["metadata"].get("labels") or {}
+            )
+            wait_for("one (preempt) returns", lambda: masters_of(api, ns, "one") == [nodes[0]], 20)
+            assert masters_of(api, ns, "two") == [nodes[1]]
+    finally:
+        api.merge_patch(
+            f"/api/v1/nodes/{nodes[0]}", {"metadata": {"labels": {"keepvip.io/maintenance": None}}}
+        )
+
+
+def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
+    control_plane: ControlPlane,
+    kube_namespace: str,
+    cluster_lab: tuple[Lab, dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    """Issue 16, part 2: SIGTERM (pod deleted, node shutting down, DaemonSet rolling) hands
+    the node's VIPs over before the agent exits: the client sees the next node answer with
+    no gap beyond the graceful handover, and the DaemonSet's new pod takes the VIP back
+    (preempt)."""
+    lab, index = cluster_lab
+    ns, nodes = kube_namespace, list(index)
+    api = control_plane.admin_rest()
+    responders(lab, index)
+    log = tmp_path / "probe.log"
+    with node_agents(control_plane, ns, cluster_lab), log.open("w") as out:
+        post_vip(api, ns, "web", vip_spec(address(45), 85, nodes))
+        wait_for(f"web: {nodes[0]} master", lambda: masters_of(api, ns, "web") == [nodes[0]], 60)
+        lab.spawn(
+            lab.client_ns,
+            [sys.executable, "-m", "keepvip_tools.lab.probe", str(address(45)),
+             "--every", "0.01", "--timeout", "0.1"],
+            stdout=out,
+        )  # fmt: skip
+        time.sleep(1)
+        (pod,) = [p for p in agent_pods(api, ns) if p["spec"]["nodeName"] == nodes[0]]
+        api.delete(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
+        wait_for(
+            "a new agent pod on the node",
+            lambda: any(
+                p["spec"]["nodeName"] == nodes[0] and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                for p in agent_pods(api, ns)
+            ),
+            30,
+        )
+        wait_for("web back on the node (preempt)",
+                 lambda: masters_of(api, ns, "web") == [nodes[0]], 60)  # fmt: skip
+        time.sleep(1)
+    seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
+    gaps, since = [], None
+    for t, who in ((float(a), b) for a, b in seen):
+        if who == "-" and since is None:
+            since = t
+        elif who != "-" and since is not None:
+            gaps.append(round(t - since, 3))
+            since = None
+    answered = [b for _a, b in seen if b != "-"]
+    print(f"client through the agent's SIGTERM and restart: gaps {gaps}")
+    assert nodes[1] in answered and answered[-1] == nodes[0]
+    assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
+
+
+def preempt_off(api: Any, ns: str, name: str) -> None:
+    """Turn preempt off once the preferred node is master: created with it off, the first
+    master of three agents starting together is whichever timer runs out first."""
+    api.merge_patch(f"{GROUP_PATH}/namespaces/{ns}/virtualips/{name}", {"spec": {"preempt": False}})
+    time.sleep(1)  # the agents apply it in place (no transition)

@@ -2,7 +2,9 @@
 
 In order, on one cluster (conftest.py): the VIP answers from the master; the
 tracked app's pod on the master turning not Ready moves the VIP; draining
-the master's node hands it over gracefully; killing the leading one of the
+the master's node hands it over gracefully; rolling the node agents does
+too, moving the VIP at most once per node; the operator's disruption budget
+refuses to evict its second replica; killing the leading one of the
 operator's two replicas does not stop reconciling; killing the master's
 node container moves the VIP within the documented bound; deleting the
 VirtualIP leaves the VIP on no node. The client is a container on the cluster's
@@ -17,6 +19,7 @@ to the readiness probe's period (1 s here).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -118,6 +121,68 @@ def test_draining_the_masters_node_hands_over_gracefully(e2e: E2E) -> None:
         ),
         120,
     )
+
+
+def answering_nodes(lines: str, since: float) -> list[str]:
+    """The nodes that answered after ``since``, in order, each run of one node once."""
+    out: list[str] = []
+    for line in lines.splitlines():
+        parts = line.split()
+        fresh = len(parts) == 2 and float(parts[0]) >= since and parts[1] != "-"
+        if fresh and (not out or out[-1] != parts[1]):
+            out.append(parts[1])
+    return out
+
+
+def test_rolling_the_node_agents_moves_the_vip_gracefully_and_at_most_once_per_node(
+    e2e: E2E,
+) -> None:
+    """Issue 16, part 3: `kubectl rollout restart` of the agent DaemonSet (what an image
+    upgrade does): every master hands over on SIGTERM, the client never waits longer than a
+    graceful handover, and with preempt off the VIP moves at most once per node rolled."""
+    master(e2e)
+    workers = e2e.cluster.workers()
+    probe = e2e.probe(duration=90)
+    time.sleep(0.5)
+    since = time.monotonic()
+    e2e.cluster.kubectl("rollout", "restart", "daemonset/keepvip-agent", "-n", CHART_NAMESPACE)
+    e2e.cluster.kubectl(
+        "rollout", "status", "daemonset/keepvip-agent", "-n", CHART_NAMESPACE, "--timeout=85s",
+        timeout=90,
+    )  # fmt: skip
+    took = time.monotonic() - since
+    out, _ = probe.communicate(timeout=120)
+    seen = answering_nodes(out, since)
+    _took, gap = outage(out, since, "") if seen else (0.0, 0.0)
+    print(f"agents rolled on {len(workers)} workers in {took:.1f} s: answered by {seen}, "
+          f"longest gap {gap:.2f} s")  # fmt: skip
+    assert seen, "nobody answered during the roll"
+    assert gap <= GRACEFUL_GAP, f"clients saw {gap:.2f} s without an answer"
+    assert len(seen) - 1 <= len(workers), f"the VIP moved more than once per node: {seen}"
+
+
+def test_the_operators_disruption_budget_keeps_one_replica_through_evictions(e2e: E2E) -> None:
+    """Issue 16, part 3: with two replicas, evicting one is allowed and evicting the other
+    while the first's replacement is not Ready is refused (429), so a drain never takes both."""
+    pdb = e2e.cluster.get("pdb", "keepvip", "-n", CHART_NAMESPACE)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    wait_until("the budget allows one", lambda: e2e.cluster.get(
+        "pdb", "keepvip", "-n", CHART_NAMESPACE)["status"].get("disruptionsAllowed") == 1, 120)  # fmt: skip
+    first, second = sorted(p["metadata"]["name"] for p in operator_pods(e2e))[:2]
+
+    def evict(pod: str) -> str:
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": pod, "namespace": CHART_NAMESPACE}}  # fmt: skip
+        path = f"/api/v1/namespaces/{CHART_NAMESPACE}/pods/{pod}/eviction"
+        return e2e.cluster.kubectl(
+            "create", "--raw", path, "-f", "-", stdin=json.dumps(body), check=False
+        )
+
+    evict(first)
+    refused = evict(second)
+    print(f"second eviction: {refused.strip()[:200]}")
+    assert any(p["metadata"]["name"] == second for p in operator_pods(e2e)), "both were evicted"
+    wait_until("two operator replicas again", lambda: len(operator_pods(e2e)) == 2, 120)
 
 
 def operator_pods(e2e: E2E) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ installed on a real control plane is tests/cluster/test_chart.py.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -166,7 +167,7 @@ def test_bundle_is_the_charts_output() -> None:
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
     assert kinds == [
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
-        "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
+        "PodDisruptionBudget", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
         "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
         "Deployment",
     ]  # fmt: skip
@@ -187,7 +188,7 @@ def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_imag
     objs = objects(helm)
     assert set(objs) == {
         "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-        "RoleBinding", "Deployment",
+        "RoleBinding", "Deployment", "PodDisruptionBudget",
     }  # fmt: skip
     deploy = objs["Deployment"]
     assert deploy["spec"]["replicas"] == 2
@@ -498,3 +499,28 @@ def test_leader_election_values_reach_the_operator_and_off_means_one_replica(hel
     assert "Role" not in off and "RoleBinding" not in off
     assert off["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
     assert operator_settings(off["Deployment"]).leader_election is False
+
+
+def test_two_replicas_spread_over_nodes_and_a_drain_evicts_one_at_a_time(helm: Any) -> None:
+    objs = objects(helm)
+    deploy, pdb = objs["Deployment"], objs["PodDisruptionBudget"]
+    selector = deploy["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    (term,) = deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    # One replica: no budget (it would block every drain of its node).
+    one = objects(helm, "--set", "operator.replicas=1")
+    assert "PodDisruptionBudget" not in one
+    off = objects(helm, "--set", "operator.podDisruptionBudget.enabled=false")
+    assert "PodDisruptionBudget" not in off
+    # An affinity of the user's replaces the default spreading.
+    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "role", "operator": "In", "values": ["infra"]}]}]}}}  # fmt: skip
+    custom = objects(helm, "--set-json", f"operator.affinity={json.dumps(mine)}")
+    assert custom["Deployment"]["spec"]["template"]["spec"]["affinity"] == mine

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes.client import V1Lease
 
-from keepvip_agent.kube.entries import EntryWriter, fault_entry
+from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
 from keepvip_agent.kube.nodelease import LeaseCache
 from keepvip_agent.kube.pods import peer_addresses, selector_matches
@@ -379,6 +379,39 @@ def test_a_lease_shell_stopped_as_its_round_completes_stops() -> None:
             await stopping
 
     asyncio.run(scenario())
+
+
+def test_an_entry_removed_by_someone_else_is_written_again_at_most_every_pause() -> None:
+    """The operator prunes a node's entries while its Lease looks lapsed; the live agent
+    (writing on change only) must put them back, without racing a repeated pruning."""
+
+    async def scenario() -> None:
+        custom = FakeCustom()
+        kube = SimpleNamespace(custom=custom, call=_call)
+        entry = NodeStatus(name="n1", state="Master", effective_priority=150)
+        w = EntryWriter(kube, "ns", "web", "n1", lambda now: entry)  # type: ignore[arg-type]
+        w.observed(False)  # before the first write: nothing of ours to miss
+        w.start()
+        await asyncio.sleep(3)
+        assert len(custom.bodies) == 1
+        w.observed(True)
+        await asyncio.sleep(3)
+        assert len(custom.bodies) == 1, "present: nothing to do"
+        w.observed(False)  # pruned
+        await asyncio.sleep(1.5)
+        assert len(custom.bodies) == 2, "written again at once"
+        for _ in range(8):  # pruned again and again, every half second
+            w.observed(False)
+            await asyncio.sleep(0.5)
+        assert len(custom.bodies) == 2, "not again within the pause"
+        await asyncio.sleep(REWRITE_PAUSE)
+        assert len(custom.bodies) == 3, "then once more"
+        w.observed(True)
+        await asyncio.sleep(3 * REWRITE_PAUSE)
+        assert len(custom.bodies) == 3, "back: quiet"
+        await w.stop()
+
+    run(scenario)
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

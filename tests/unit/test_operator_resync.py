@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from keepvip_operator.resync import Resync
+from keepvip_operator.resync import Coalesce, Resync
 
 
 def test_pokes_sweeps_and_failures() -> None:
@@ -28,3 +28,41 @@ def test_pokes_sweeps_and_failures() -> None:
 
     seen = asyncio.run(scenario())
     assert {"ns/a", "ns/b"} <= set(seen[2:])
+
+
+def test_coalesce_merges_pokes_into_one_more_run_that_starts_after_them() -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        runs: list[tuple[str, int]] = []
+        gate = asyncio.Event()
+        pokes = {"a": 0, "b": 0}
+
+        async def work(key: str) -> None:
+            runs.append((key, pokes[key]))  # how many pokes this run can see
+            if key == "a" and len(runs) == 1:
+                await gate.wait()
+            if key == "b":
+                raise RuntimeError("boom")
+
+        c = Coalesce(work)
+
+        def poke(key: str) -> None:
+            pokes[key] += 1
+            c.poke(key)
+
+        poke("a")
+        await asyncio.sleep(0)
+        for _ in range(5):  # while the first run of "a" is under way
+            poke("a")
+        poke("b")
+        await asyncio.sleep(0.01)
+        assert runs == [("a", 1), ("b", 1)], "b runs beside a, and its failure is contained"
+        gate.set()
+        await asyncio.sleep(0.01)
+        poke("b")
+        await asyncio.sleep(0.01)
+        await c.stop()
+        return runs
+
+    runs = asyncio.run(scenario())
+    # One more run of "a" for the five pokes, and it saw all of them; "b" ran again.
+    assert runs == [("a", 1), ("b", 1), ("a", 6), ("b", 2)]

@@ -7,6 +7,14 @@ transition, and applied only when it differs from the last one applied
 (``heartbeatTime`` aside, which now says when the entry was written). The
 node's liveness is its node Lease. Failed writes are retried with a back-off;
 the latest entry wins.
+
+Written on change only, an entry that someone else removed would stay away:
+the operator prunes the entries of a node whose Lease lapsed, and an agent
+whose renewals were only late (250 VirtualIPs turning master at once on a
+busy node) kept serving with no entry, so its VirtualIPs showed no master
+for good. The watched object tells (:meth:`EntryWriter.observed`): an entry
+found missing is written again, at most every :data:`REWRITE_PAUSE` seconds,
+so a node still judged dead does not race the operator's pruning.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 POLL = 1.0
+REWRITE_PAUSE = 10.0
 RETRY = (0.5, 1.0, 2.0, 5.0)
 EntryFn = Callable[[float], NodeStatus | None]
 
@@ -60,6 +69,8 @@ class EntryWriter:
         self.entry = entry
         self.writes = 0
         self._last: Any = None
+        self._missing = False
+        self._rewrite_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -69,6 +80,16 @@ class EntryWriter:
     def changed(self) -> None:
         self._wake.set()
 
+    def observed(self, present: bool) -> None:
+        """Whether the VirtualIP as last seen in the API holds this node's entry.
+
+        Missing after a write: removed by someone else (pruned), so write it again. An
+        event older than the write says missing too; that costs one write, no more.
+        """
+        self._missing = not present and self._last is not None
+        if self._missing:
+            self._wake.set()
+
     async def _run(self) -> None:
         failures = 0
         while True:
@@ -76,6 +97,12 @@ class EntryWriter:
                 async with asyncio.timeout(POLL):
                     await self._wake.wait()
             self._wake.clear()
+            now = asyncio.get_running_loop().time()
+            if self._missing and now >= self._rewrite_at:
+                self._missing, self._last = False, None
+                self._rewrite_at = now + REWRITE_PAUSE
+                logger.info("%s/%s: this node's entry was removed; writing it again",
+                            self.namespace, self.name)  # fmt: skip
             entry = self.entry(time.time())
             if entry is None or _comparable(entry) == self._last:
                 continue

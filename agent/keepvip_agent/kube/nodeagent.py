@@ -27,14 +27,15 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
-from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.selection import UPGRADING, Selection, handover_hold, select
 from keepvip_agent.kube.shared import SharedWatches
 from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_api.crd import GROUP, PLURAL, VERSION
-from keepvip_api.names import NODE_AGENT_SELECTOR
+from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
+from keepvip_api.placement import maintenance
 
 logger = logging.getLogger(__name__)
 FIRST_PEERS_WAIT = 5.0
@@ -62,6 +63,8 @@ class NodeController:
         self._node: dict[str, Any] | None = None
         self._peer_pods: list[dict[str, Any]] | None = None
         self._skipped: dict[str, str] = {}
+        self._held: dict[str, float] = {}
+        """VirtualIPs that just left ``Upgrading``, started only at this loop time (handover_hold)."""
         self._applying = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -145,7 +148,12 @@ class NodeController:
 
     def _on_node(self, items: list[dict[str, Any]]) -> None:
         self._node = items[0] if items else None
+        for glue in self.glues.values():
+            glue.report_cordon()
         self._dirty.set()
+
+    def _maintenance(self) -> str | None:
+        return maintenance(self._node) if self._node is not None else None
 
     def _on_peer_pods(self, pods: list[dict[str, Any]]) -> None:
         self._peer_pods = pods
@@ -176,14 +184,15 @@ class NodeController:
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
         sel = select(objects, self._node)
+        by_key = {
+            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
+            for o in objects
+        }
+        self._hold_back(sel, by_key)
         for key, why in sel.skipped.items():
             if self._skipped.get(key) != why:
                 logger.info("%s: not run on %s: %s", key, self.node, why)
         self._skipped = sel.skipped
-        existing = {
-            f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}"
-            for o in objects
-        }
         async with self._applying:
             for key, vip in sel.run.items():
                 glue = self.glues.get(key)
@@ -199,22 +208,51 @@ class NodeController:
                         problem=self.agent.pending.get,
                         peers=self._peers,
                         address_of=self._address_of,
+                        maintenance=self._maintenance,
                     )
                     glue.start()
                 elif glue.vip != vip:
                     glue.update(vip)
+                annotations = by_key[key].get("metadata", {}).get("annotations") or {}
+                glue.move_to(annotations.get(MOVE_ANNOTATION) or None)
             await self.agent.apply(list(sel.run.values()))
             gone = [(k, self.glues.pop(k)) for k in list(self.glues) if k not in sel.run]
             # Together (each releases its Lease and withdraws its entry: API round trips).
             stopped = await asyncio.gather(
-                *(glue.stop(withdraw=key in existing) for key, glue in gone),
+                *(glue.stop(withdraw=key in by_key) for key, glue in gone),
                 return_exceptions=True,
             )
             for result in stopped:
                 if isinstance(result, BaseException):
                     raise result
-            for glue in self.glues.values():
+            for key, glue in self.glues.items():
                 glue.entries.changed()  # a VirtualIP that could not start: its fault entry
+                if key in by_key:
+                    glue.entries.observed(self._has_entry(by_key[key]))
+
+    def _has_entry(self, obj: dict[str, Any]) -> bool:
+        nodes = (obj.get("status") or {}).get("nodes") or []
+        return any(isinstance(e, dict) and e.get("name") == self.node for e in nodes)
+
+    def _hold_back(self, sel: Selection, by_key: dict[str, dict[str, Any]]) -> None:
+        """Leave out the VirtualIPs whose handover hold after the upgrade has not run out."""
+        now = self.loop.time()
+        self._held = {k: t for k, t in self._held.items() if k in sel.run}
+        for key in list(sel.run):
+            if self._skipped.get(key) == UPGRADING:  # it was upgrading in the last round
+                hold = handover_hold(by_key[key], sel.run[key], self.node)
+                if hold:
+                    self._held[key] = now + hold
+            until = self._held.get(key)
+            if until is None:
+                continue
+            if now < until:
+                del sel.run[key]
+                master = (by_key[key].get("status") or {}).get("master")
+                sel.skipped[key] = f"upgrade: starts once {master} has taken it over"
+                self.loop.call_later(until - now, self._dirty.set)
+            else:
+                del self._held[key]
 
     # -- instance wiring ---------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Which VirtualIPs the node agent runs: a pure reading of the VirtualIP list and its own Node.
 
 A VirtualIP runs here when it parses, has a VRID (its own or the operator's),
-the operator has not blocked it (condition ``Conflict`` True), and its
+the operator has not blocked it (condition ``Conflict`` True) nor left it to
+the per-VirtualIP agents of an earlier keepvip (``Upgrading`` True), and its
 placement (``nodeSelector``, ``tolerations``) selects this Node, judged by
 :func:`keepvip_api.placement.judge` as the operator judges it. Anything else
 runs nothing and writes nothing: an unparsable spec is the operator's to
@@ -30,10 +31,42 @@ class Selection:
     """key -> why not (logged on change; never written to the API)."""
 
 
+def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
 def blocked(obj: Mapping[str, Any]) -> bool:
     """The operator set ``Conflict`` True: the VirtualIP must not be advertised."""
-    conditions = (obj.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Conflict" and c.get("status") == "True" for c in conditions)
+    return _condition_true(obj, "Conflict")
+
+
+def upgrading(obj: Mapping[str, Any]) -> bool:
+    """The operator set ``Upgrading`` True: per-VirtualIP agents of an earlier keepvip still
+    serve it, and two agents of one node must never advertise one VRID."""
+    return _condition_true(obj, "Upgrading")
+
+
+UPGRADING = "the per-VirtualIP agents of an earlier keepvip still serve it"
+HOLD_MARGIN = 1.0
+"""Seconds, on top of a master-down interval: the old master's node agent sees the change too."""
+
+
+def handover_hold(obj: Mapping[str, Any], vip: VirtualIP, node: str) -> float:
+    """Seconds this node waits before starting a VirtualIP that just left ``Upgrading``.
+
+    Every node agent sees the condition go at the same moment. Started
+    together, the first master-down timer to expire wins, which is not
+    always the preferred node's (startup jitter beats the priority skew of a
+    few milliseconds), and preemption then moves the VIP a second time. So
+    the node the old agents had as master (``status.master``) starts at once
+    and the others a master-down interval (at most 4 adverts) and a second
+    later, as backups that hear it: the VIP comes back where it was.
+    """
+    master = (obj.get("status") or {}).get("master")
+    if not master or master == node:
+        return 0.0
+    return 4 * vip.spec.advert_interval + HOLD_MARGIN
 
 
 def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None) -> Selection:
@@ -54,6 +87,8 @@ def select(objects: Iterable[Mapping[str, Any]], node: Mapping[str, Any] | None)
             out.skipped[key] = "no virtualRouterID yet"
         elif blocked(obj):
             out.skipped[key] = "blocked by the operator (Conflict)"
+        elif upgrading(obj):
+            out.skipped[key] = UPGRADING
         elif view is None:
             out.skipped[key] = "this Node is not known yet"
         else:

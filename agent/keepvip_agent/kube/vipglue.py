@@ -26,7 +26,7 @@ from keepvip_agent.kube.viplease import VipLease
 from keepvip_agent.runtime.instance import InstanceRunner, TransitionRecord
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_agent.vrrp.router import State
-from keepvip_api.cluster import ServiceRef, TrackPods
+from keepvip_api.cluster import OnFailure, ServiceRef, TrackPods
 from keepvip_api.model import VirtualIP
 from keepvip_api.status import NodeStatus
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TRACK = "trackPods"
 SERVICE = "serviceRef"
+CORDON = "onCordon"
+CORDON_DEMOTE = OnFailure(action="demote", weight=254)
+"""Down to priority 1 (a health board never goes below it): a backup of last resort."""
 
 
 class VipGlue:
@@ -53,11 +56,14 @@ class VipGlue:
         problem: Callable[[str], str | None],
         peers: Callable[[int], frozenset[IPAddress] | None],
         address_of: Callable[[str, int], IPAddress | None],
+        maintenance: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.kube, self.vip, self.node = kube, vip, node
         self.namespace, self.name = vip.metadata.namespace or "default", vip.metadata.name
         self.watches = watches
         self._problem, self._peers, self._address_of = problem, peers, address_of
+        self._maintenance = maintenance
+        self._move_to: str | None = None
         self.inst: InstanceRunner | None = None
         self.entries = EntryWriter(kube, self.namespace, self.name, node, self._entry)
         self.lease = VipLease(
@@ -95,7 +101,36 @@ class VipGlue:
         self._follow_tracked_pods(vip.spec.track_pods)
         ref = vip.spec.service_ref
         self._follow_services(ref if ref is not None and ref.track_endpoints else None)
+        self.report_cordon()
         self.entries.changed()
+
+    def report_cordon(self) -> None:
+        """With ``onCordon: yield``, a node in maintenance drops to priority 1 (the last resort).
+
+        The VRRP core lets any backup displace a master whose priority fell below what it
+        advertised before, whatever ``preempt`` says, and the master keeps the VIP until the
+        new one's first advertisement: a handover without a gap, and the way back after
+        uncordon is the usual preempt rule.
+        """
+        inst = self.inst
+        if inst is None:
+            return
+        moving = self._move_to not in (None, self.node)
+        if self.vip.spec.on_cordon != "yield" and not moving:
+            inst.health.forget(CORDON)
+            return
+        reason = self._maintenance() if self.vip.spec.on_cordon == "yield" else None
+        if reason is None and self._move_to not in (None, self.node):
+            reason = f"moving to {self._move_to} on request"
+        inst.health.report(CORDON, reason is None, CORDON_DEMOTE, reason or "")
+
+    def move_to(self, target: str | None) -> None:
+        """A manual move (annotation ``keepvip.io/move-to``): every node but ``target`` yields
+        as under a cordon, so ``target`` displaces the master without a gap (even with
+        ``onCordon: ignore``: the request is explicit)."""
+        if target != self._move_to:
+            self._move_to = target
+            self.report_cordon()
 
     # -- the status entry --------------------------------------------------------------------
 
@@ -122,6 +157,7 @@ class VipGlue:
         if self._ref is not None:
             inst.health.expect(SERVICE)
             self._report_service()
+        self.report_cordon()
         self.entries.changed()
 
     def unwire(self) -> None:

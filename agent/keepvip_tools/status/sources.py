@@ -77,15 +77,8 @@ def _renewals(api_client: Any, agent_namespace: str | None) -> dict[str, datetim
     return out
 
 
-def list_virtualips(
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    all_namespaces: bool,
-    agent_namespace: str | None = None,
-) -> Listing:
-    """VirtualIP objects of one namespace (default: the context's) or of all namespaces,
-    and the node agents' Lease renewals that say whose entries are stale."""
+def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
+    """An API client (in-cluster, or from the kubeconfig) and the default namespace."""
     try:
         from kubernetes import client, config
     except ImportError:
@@ -101,15 +94,27 @@ def list_virtualips(
     try:
         if in_cluster:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient()
-            default_ns = IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
-        else:
-            # The client reads KUBECONFIG once, when it is imported: pass it explicitly.
-            kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
-            api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-            default_ns = _namespace_of_context(kubeconfig, context)
+            return client.ApiClient(), IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+        # The client reads KUBECONFIG once, when it is imported: pass it explicitly.
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+        return api_client, _namespace_of_context(kubeconfig, context)
     except (config.ConfigException, OSError, ValueError, TypeError) as exc:
         raise SourceError(f"cannot load the Kubernetes configuration: {exc}") from None
+
+
+def list_virtualips(
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    agent_namespace: str | None = None,
+) -> Listing:
+    """VirtualIP objects of one namespace (default: the context's) or of all namespaces,
+    and the node agents' Lease renewals that say whose entries are stale."""
+    from kubernetes import client
+
+    api_client, default_ns = connect(kubeconfig, context)
     api = client.CustomObjectsApi(api_client)
     try:
         if all_namespaces:
@@ -126,7 +131,7 @@ def list_virtualips(
     except Exception as exc:  # urllib3 connection errors have no common base worth naming here
         raise SourceError(f"cannot reach the Kubernetes API: {exc}") from None
     finally:
-        api_client.close()  # type: ignore[no-untyped-call]
+        api_client.close()
     items = listed.get("items", []) if isinstance(listed, dict) else []
     return Listing([i for i in items if isinstance(i, dict)], renewals)
 

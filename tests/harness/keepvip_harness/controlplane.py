@@ -112,6 +112,9 @@ class ControlPlane:
     bin_dir: Path
     nodes: tuple[FakeNode, ...] = DEFAULT_NODES
     launch_label: str = LAUNCH_LABEL
+    service_cidr: str = SERVICE_CIDR
+    """``--service-cluster-ip-range``; a benchmark with more Services than this /25 holds
+    passes a dual-stack pair (its IPv6 half for IPv6 Services)."""
     state_dir: Path | None = None
     detach: bool = False
     ports: dict[str, int] = field(default_factory=dict)
@@ -392,7 +395,7 @@ class ControlPlane:
             f"--service-account-issuer={SA_ISSUER}",
             f"--service-account-key-file={p.service_account_pub}",
             f"--service-account-signing-key-file={p.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.service_cidr}",
             # The aggregation layer (APIServices such as metrics-server's), and
             # what the controller manager and scheduler read to authenticate
             # requests proxied through it.

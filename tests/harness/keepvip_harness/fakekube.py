@@ -41,8 +41,16 @@ class FakeKube:
         self.last_status = obj.get("status")
         return obj
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        self.calls.append(("delete", kind, name))
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        orphan: bool = False,
+    ) -> bool:
+        self.calls.append(("delete", kind, name, "orphan") if orphan else ("delete", kind, name))
         return f"{kind}/{name}" in self.existing
 
     def list(self, api_version: str, kind: str, namespace: str | None, *, labels: str) -> list[Any]:
@@ -51,6 +59,10 @@ class FakeKube:
     def delete_all(self, objs: Any) -> None:
         for o in objs:
             self.calls.append(("delete", o["kind"], o["metadata"]["name"]))
+
+    def request(self, method: str, url: str, body: Any = None, **_: Any) -> Any:
+        self.calls.append(("request", method, url, body))
+        return {}
 
     def json_patch(self, url: str, ops: builtins.list[dict[str, Any]]) -> Any:
         self.calls.append(("json_patch", url, ops))

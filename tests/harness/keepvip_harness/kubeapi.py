@@ -14,8 +14,11 @@ would.
 from __future__ import annotations
 
 import contextlib
+import secrets
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,8 +39,9 @@ POOL_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtual
 APPLY = "application/apply-patch+yaml"
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; its value. ApiError counts as not yet."""
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    """Poll ``check`` every ``every`` seconds until it returns something truthy; its value.
+    ApiError counts as not yet."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -47,8 +51,46 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
             last = exc
         if last and not isinstance(last, ApiError):
             return last
-        time.sleep(0.1)
+        time.sleep(every)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@contextlib.contextmanager
+def namespace(cp: ControlPlane, prefix: str = "kvb") -> Iterator[str]:
+    """A fresh namespace (its default ServiceAccount there) until the block ends."""
+    api, name = cp.admin_rest(), f"{prefix}-{secrets.token_hex(4)}"
+    api.post(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
+    wait_for(
+        "the default ServiceAccount",
+        lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        30,
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiError):
+            api.delete(f"/api/v1/namespaces/{name}")
+
+
+def versions(cp: ControlPlane) -> dict[str, str]:
+    """What a benchmark ran against: the API server, the operator and kopf."""
+
+    def run(*argv: str) -> str:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        text = (out.stdout + out.stderr).strip()
+        return text.splitlines()[0] if text else "?"
+
+    return {
+        "kube-apiserver": run(str(cp.binary("kube-apiserver")), "--version"),
+        "keepvip-operator": run(
+            str(Path(sys.executable).with_name("keepvip-operator")), "--version"
+        ),
+        "kopf": run(
+            sys.executable, "-c", "import kopf, importlib.metadata as m; print(m.version('kopf'))"
+        ),
+    }
 
 
 def apply(api: Rest, path: str, body: Any, manager: str) -> Any:

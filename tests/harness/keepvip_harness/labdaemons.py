@@ -337,28 +337,35 @@ def clear_vip(lab: Lab, addresses: Sequence[str] = (f"{VIP4}/24",)) -> None:
 # -- the master's advert phase ------------------------------------------------------
 
 # Run in the bridge namespace: print the monotonic time of every VRRP packet
-# that node N's port receives from N. CLOCK_MONOTONIC is shared by all
+# that node N's port receives from N (only VRID V's, when given). CLOCK_MONOTONIC is shared by all
 # namespaces, so the benchmark can time a cut against the master's adverts.
 _SNIFFER = """
 import socket, sys, time
 port, src = sys.argv[1], socket.inet_aton(sys.argv[2])
+vrid = int(sys.argv[3]) if len(sys.argv) > 3 else None  # None: every virtual router's
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL: before the bridge
 s.bind((port, 0))
 while True:
     f = s.recv(64)
-    if len(f) > 34 and f[12:14] == b"\\x08\\x00" and f[23] == 112 and f[26:30] == src:
+    if len(f) > 34 and f[12:14] == b"\\x08\\x00" and f[23] == 112 and f[26:30] == src and (
+        vrid is None or f[14 + 4 * (f[14] & 15) + 1] == vrid
+    ):
         sys.stdout.write(f"{time.monotonic():.6f}\\n")
         sys.stdout.flush()
 """
 
 
 class AdvertWatch:
-    """Times of the advertisements node ``i`` sends, seen on its bridge port."""
+    """Times of the IPv4 advertisements node ``i`` sends, seen on its bridge port.
 
-    def __init__(self, lab: Lab, i: int) -> None:
+    ``vrid``: only that virtual router's (a node carrying many VirtualIPs sends many).
+    """
+
+    def __init__(self, lab: Lab, i: int, vrid: int | None = None) -> None:
+        only = [] if vrid is None else [str(vrid)]
         self._proc = lab.spawn(
             lab.bridge_ns,
-            [sys.executable, "-c", _SNIFFER, f"p{i}", str(lab.node_v4(i))],
+            [sys.executable, "-c", _SNIFFER, f"p{i}", str(lab.node_v4(i)), *only],
             stdout=subprocess.PIPE,
         )
         self._times: queue.Queue[float] = queue.Queue()

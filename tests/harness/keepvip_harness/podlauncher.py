@@ -61,11 +61,15 @@ class PodLauncher:
         *,
         label: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        image_paths: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> None:
+        """``image_paths``: image name -> directory whose commands run that image's pods
+        (first on PATH); other images run this venv's commands."""
         self.cp = cp
         self._netns_for = netns_for
         self.label = label or cp.launch_label
         self.extra_env = dict(extra_env or {})
+        self.image_paths = {k: str(v) for k, v in (image_paths or {}).items()}
         self.api = cp.admin_rest()
         self.dir = Path(tempfile.mkdtemp(prefix="keepvip-launcher-"))
         self._workers: dict[str, PodWorker] = {}
@@ -234,7 +238,9 @@ class PodLauncher:
         relay = self._relay(self.netns_for(spec["nodeName"]) or "")
         # The interpreter running the tests sits next to the project's
         # console scripts (keepvip-agent): put them first on PATH.
-        path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        image = (spec.get("containers") or [{}])[0].get("image", "")
+        commands = self.image_paths.get(image, str(Path(sys.executable).parent))
+        path = f"{commands}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         env = {
             "PATH": path,
             "HOME": os.environ.get("HOME", "/root"),
