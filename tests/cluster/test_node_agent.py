@@ -492,7 +492,8 @@ def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
         wait_for(
             "a new agent pod on the node",
             lambda: any(
-                p["spec"]["nodeName"] == nodes[0] and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                p["spec"].get("nodeName") == nodes[0]
+                and p["metadata"]["uid"] != pod["metadata"]["uid"]
                 for p in agent_pods(api, ns)
             ),
             30,
