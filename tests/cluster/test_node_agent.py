@@ -384,6 +384,8 @@ def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
                 ),
                 20,
             )
+            said = entries(api, ns, "sticky")[nodes[0]].get("demotions") or []
+            assert any("cordoned" in d for d in said), f"status says why: {said}"
             time.sleep(1)
             assert masters_of(api, ns, "ignoring") == [nodes[0]], "onCordon: ignore stays"
             assert answer(lab, sticky) == nodes[1]
