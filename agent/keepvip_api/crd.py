@@ -27,7 +27,7 @@ VERSION = "v1alpha1"
 KIND = "VirtualIP"
 PLURAL = "virtualips"
 SHORT_NAMES = ["vip"]
-_DROP = {"title", "additionalProperties", "$defs", "discriminator"}
+_DROP = {"title", "additionalProperties", "$defs", "discriminator", "x-keepvip-agent-default"}
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -61,9 +61,16 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+AGENT_DEFAULT = "x-keepvip-agent-default"
+"""Marks a field whose default is applied by keepvip, not by the API server: a field added
+in a later release, so objects served to an older operator or agent during an upgrade do
+not carry a field it would refuse as unknown."""
+
+
 def _default(node: dict[str, Any], value: Any) -> Any:
-    """Scalar defaults go into the CRD; object and list defaults live in the agent only."""
-    if value is None or isinstance(value, dict | list):
+    """Scalar defaults go into the CRD; object and list defaults live in the agent only, and
+    so do those of fields marked :data:`AGENT_DEFAULT`."""
+    if value is None or isinstance(value, dict | list) or node.get(AGENT_DEFAULT):
         return None
     if node.get("pattern") == DURATION_PATTERN and isinstance(value, int | float):
         return format_duration(value)

@@ -39,7 +39,11 @@ Nodes = Annotated[
 Preempt = Annotated[bool, Field(default=False)]
 PreemptDelay = Annotated[duration_in(0, 3600), Field(default=0.0)]  # type: ignore[valid-type]
 Fencing = Annotated[Literal["none", "strict"], Field(default="none")]
-OnCordon = Annotated[Literal["yield", "ignore"], Field(default="yield")]
+OnCordon = Annotated[
+    Literal["yield", "ignore"],
+    # Added in 0.2: defaulted by keepvip, not the API server (see keepvip_api.crd.AGENT_DEFAULT).
+    Field(default="yield", json_schema_extra={"x-keepvip-agent-default": True}),
+]
 
 POOL_FIELDS = (
     "interface",

@@ -63,6 +63,9 @@ class NodeStatus(Model):
     """Why the node entered its state."""
     faults: tuple[str, ...] = ()
     """What keeps the node out of the election, in state Fault."""
+    demotions: tuple[str, ...] | None = None
+    """Why effectivePriority is below configuredPriority: each failing demote source (a check,
+    pod readiness, a cordon or a move) with its detail."""
     heartbeat_time: str | None = None
     """When the agent last wrote this entry; a stale heartbeat means a dead or cut-off agent."""
 

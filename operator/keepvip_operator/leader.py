@@ -272,7 +272,8 @@ class LeaderElector:
         The future is awaited directly (no task is created: see the module docstring).
         """
         future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        return await asyncio.wait_for(future, max(within, 0.01))
+        async with asyncio.timeout(max(within, 0.01)):
+            return await future
 
     async def attempt(self) -> None:
         """One round of client-go's tryAcquireOrRenew; errors are logged once per streak."""

@@ -246,7 +246,8 @@ async def _standby_health(endpoint: str | None, elector: LeaderElector) -> Async
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, TimeoutError, ValueError):
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            async with asyncio.timeout(5):
+                request = await reader.readuntil(b"\r\n\r\n")
             target = request.split(b" ", 2)[1].decode(errors="replace") if b" " in request else ""
             ok = urlsplit(target).path == (url.path or "/")
             body = json.dumps({"leader": False, "holder": elector.election.holder}).encode()

@@ -75,7 +75,8 @@ class Resync:
         next_sweep = loop.time() + self.interval
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
+                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
+                    await self._wake.wait()
             self._wake.clear()
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + self.interval

@@ -92,7 +92,8 @@ class LoadBalancers:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SWEEP)
+                async with asyncio.timeout(SWEEP):
+                    await self._wake.wait()
             if not self._armed:
                 continue
             await asyncio.sleep(0.05)  # a burst of events makes one round

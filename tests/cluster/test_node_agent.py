@@ -384,6 +384,8 @@ def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
                 ),
                 20,
             )
+            said = entries(api, ns, "sticky")[nodes[0]].get("demotions") or []
+            assert any("cordoned" in d for d in said), f"status says why: {said}"
             time.sleep(1)
             assert masters_of(api, ns, "ignoring") == [nodes[0]], "onCordon: ignore stays"
             assert answer(lab, sticky) == nodes[1]
@@ -492,7 +494,8 @@ def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
         wait_for(
             "a new agent pod on the node",
             lambda: any(
-                p["spec"]["nodeName"] == nodes[0] and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                p["spec"].get("nodeName") == nodes[0]
+                and p["metadata"]["uid"] != pod["metadata"]["uid"]
                 for p in agent_pods(api, ns)
             ),
             30,

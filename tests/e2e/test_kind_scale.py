@@ -19,11 +19,14 @@ then; its agent pod is still an API object (one per node, as counted here)
 and the VIPs elect among the live workers.
 
 What it costs: printed (apply to all Ready, to all answering, delete to none
-bound); about a minute on the 2-core machine (docs/testing.md).
+bound): 31 s on the 2-core machine in the whole tier, Ready at 20 s
+(docs/testing.md). Deletion is timed from a list of the objects, not kubectl
+delete --wait, which polls each deleted object 0.2 s apart (30 s for 150).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -71,8 +74,10 @@ def scale(e2e: E2E) -> Iterator[dict[str, str]]:
     finally:
         e2e.cluster.kubectl(
             "delete", "virtualips", "-n", NAMESPACE, "-l", SELECTOR, "--ignore-not-found",
-            "--wait=true", check=False, timeout=300,
+            "--wait=false", check=False,
         )  # fmt: skip
+        with contextlib.suppress(AssertionError):  # the test's own failure is the one to see
+            wait_until("the scale VirtualIPs gone", lambda: not masters(e2e), 60, every=0.5)
 
 
 def agent_pods(e2e: E2E) -> list[dict[str, Any]]:
@@ -159,9 +164,11 @@ def test_150_virtualips_run_on_one_agent_pod_per_node_and_each_answers(
     shown_rss = {n: None if r is None else round(r, 1) for n, r in rss.items()}
 
     started = time.monotonic()
-    cluster.kubectl(
-        "delete", "virtualips", "-n", NAMESPACE, "-l", SELECTOR, "--wait=true", timeout=300
-    )
+    # kubectl's --wait polls the deleted objects one by one every 0.2 s (30 s for 150 that are
+    # long gone): one list instead.
+    cluster.kubectl("delete", "virtualips", "-n", NAMESPACE, "-l", SELECTOR, "--wait=false")
+    wait_until("the 150 VirtualIPs gone", lambda: not masters(e2e), 60, every=0.5)
+    deleted_at = time.monotonic() - started
     left: dict[str, set[str]] = {}
 
     def unbound() -> bool:
@@ -179,5 +186,6 @@ def test_150_virtualips_run_on_one_agent_pod_per_node_and_each_answers(
         f"{COUNT} VirtualIPs: all Ready with a master {ready_at:.1f} s after the apply, all "
         f"answering from their master at {answering_at:.1f} s; masters {dict(spread)}; "
         f"agent RSS MiB {shown_rss}; "
-        f"deleted and unbound everywhere in {gone_at:.1f} s"
+        f"deleted (gone from the API) in {deleted_at:.1f} s, unbound everywhere at "
+        f"{gone_at:.1f} s"
     )

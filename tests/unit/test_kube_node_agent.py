@@ -94,7 +94,12 @@ def test_ipv4_elections_unicast_to_the_other_agents_host_ips_ipv6_ones_multicast
         _agent_pod("n4", "198.51.100.5", deleting=True),
         {"metadata": {"name": "pending"}, "spec": {}, "status": {}},
     ]
-    assert peer_addresses(pods, "n1", 4) == {ip_address("198.51.100.3"), ip_address("198.51.100.4")}
+    # A terminating agent (n4) is still a peer: it hands its VIPs over right then.
+    assert peer_addresses(pods, "n1", 4) == {
+        ip_address("198.51.100.3"),
+        ip_address("198.51.100.4"),
+        ip_address("198.51.100.5"),
+    }
     assert peer_addresses(pods, "n1", 6) is None
     assert peer_addresses(pods[2:3], "n1", 6) is None
 
@@ -340,6 +345,45 @@ def test_entries_are_written_on_first_start_and_on_change_only() -> None:
         assert custom.bodies[-1]["status"]["nodes"] == []
 
     run(scenario)
+
+
+def test_an_entry_writer_stopped_as_its_entry_changes_stops() -> None:
+    """A stop in the same loop iteration as a change (an instance's shutdown transition, then
+    its VirtualIP's glue stopping): with asyncio.wait_for on Python 3.11 the cancel was
+    swallowed, the loop ran on and stop() never returned; on kind a node agent then applied
+    no VirtualIP change again. Real event loop: the race is in asyncio itself."""
+
+    async def scenario() -> None:
+        kube = SimpleNamespace(custom=FakeCustom(), call=_call)
+        w = EntryWriter(kube, "ns", "web", "n1", lambda now: None)  # type: ignore[arg-type]
+        w.start()
+        await asyncio.sleep(0.01)  # waiting for a change
+        w.changed()
+        async with asyncio.timeout(3):
+            await w.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_lease_shell_stopped_as_its_round_completes_stops() -> None:
+    """The same race in the split-brain Lease loop: a round completing as stop() cancels it."""
+
+    async def scenario() -> None:
+        la, *_ = vip_lease()
+        gate = asyncio.get_running_loop().create_future()
+
+        async def round_() -> None:
+            await gate
+
+        la.round = round_  # type: ignore[method-assign]
+        la.start()
+        await asyncio.sleep(0.01)  # the loop is in a round
+        gate.set_result(None)  # the round completes...
+        stopping = asyncio.create_task(la.stop())  # ...as the stop cancels it
+        async with asyncio.timeout(3):
+            await stopping
+
+    asyncio.run(scenario())
 
 
 def test_an_entry_removed_by_someone_else_is_written_again_at_most_every_pause() -> None:

@@ -94,7 +94,8 @@ class EntryWriter:
         failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await self._wake.wait()
             self._wake.clear()
             now = asyncio.get_running_loop().time()
             if self._missing and now >= self._rewrite_at:
@@ -146,10 +147,12 @@ class EntryWriter:
             await asyncio.gather(self._task, return_exceptions=True)
         try:
             if withdraw:
-                await asyncio.wait_for(self._apply([]), 3.0)
+                async with asyncio.timeout(3.0):
+                    await self._apply([])
             else:
                 entry = self.entry(time.time())
                 if entry is not None and _comparable(entry) != self._last:
-                    await asyncio.wait_for(self._apply([entry.to_api()]), 3.0)
+                    async with asyncio.timeout(3.0):
+                        await self._apply([entry.to_api()])
         except Exception as exc:  # best effort on the way out (the VirtualIP may be gone)
             logger.info("final status write of %s/%s skipped: %s", self.namespace, self.name, exc)

@@ -104,7 +104,8 @@ class LeaseArbiter:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         try:
-            await asyncio.wait_for(self._release(), 3.0)
+            async with asyncio.timeout(3.0):
+                await self._release()
         except Exception as exc:  # best effort on the way out
             logger.info("lease release skipped: %s", exc)
 
@@ -113,7 +114,8 @@ class LeaseArbiter:
             try:
                 # Bounded: against a hung API server a call blocks for its timeout
                 # times the client's retries; the next round simply tries again.
-                await asyncio.wait_for(self.round(), self.duration)
+                async with asyncio.timeout(self.duration):
+                    await self.round()
                 self._warned = False
             except Exception as exc:
                 if not self._warned:

@@ -117,7 +117,8 @@ class NodeLease:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self.renew_once(), 3 * self.renew)
+                async with asyncio.timeout(3 * self.renew):
+                    await self.renew_once()
                 self.last_renewed = time.monotonic()
                 self.renewals += 1
                 if self._warned:

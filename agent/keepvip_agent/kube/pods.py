@@ -18,7 +18,7 @@ def peer_addresses(
 ) -> frozenset[IPAddress] | None:
     """Whom an election of ``family`` advertises to and hears from: None means anyone, by multicast.
 
-    IPv4: the host IPs of the agent pods on other nodes (unicast, so clouds
+    IPv4: the host IPs of the agent pods on other nodes, terminating ones included (unicast, so clouds
     that drop multicast work too). IPv6: multicast to ff02::12. A VRRPv3 IPv6
     advertisement comes from the sender's link-local address (RFC 9568
     5.1.2.1), which no pod status shows, so a list of host IPs would drop
@@ -30,9 +30,10 @@ def peer_addresses(
     out: set[IPAddress] = set()
     for pod in pods:
         spec, status = pod.get("spec") or {}, pod.get("status") or {}
-        if spec.get("nodeName") in (None, own_node) or pod.get("metadata", {}).get(
-            "deletionTimestamp"
-        ):
+        # A pod being deleted stays a peer until it is gone: its agent is handing its VIPs
+        # over right then, and dropping its priority-0 advertisement as from a stranger
+        # turned that handover into a master-down timeout.
+        if spec.get("nodeName") in (None, own_node):
             continue
         candidates = [h.get("ip") for h in status.get("hostIPs") or []] or [status.get("hostIP")]
         for raw in candidates:

@@ -25,8 +25,20 @@ def node_entry(inst: InstanceRunner, now: float) -> NodeStatus:
         configured_priority=inst.health.configured,
         effective_priority=inst.priority,
         faults=tuple(sorted(inst.faults)),
+        demotions=demotions(inst) or None,
         heartbeat_time=micro_time(now),
         address=str(inst.source) if inst.source is not None else None,
         last_transition_time=micro_time(last.at) if last is not None else None,
         reason=last.reason[:1024] if last is not None else None,
+    )
+
+
+def demotions(inst: InstanceRunner) -> tuple[str, ...]:
+    """The failing demote sources and their details (what lowered the effective priority)."""
+    return tuple(
+        sorted(
+            f"{name}: {r.detail}"
+            for name, r in inst.health.reports.items()
+            if r is not None and not r.healthy and r.on_failure.action == "demote"
+        )
     )

@@ -31,7 +31,8 @@ Reporter = Callable[[Check, bool, str], None]
 async def probe(check: Check) -> tuple[bool, str]:
     """Run one probe within its timeout; return (healthy, detail)."""
     try:
-        return await asyncio.wait_for(_probe(check), check.timeout)
+        async with asyncio.timeout(check.timeout):
+            return await _probe(check)
     except TimeoutError:
         return False, f"timed out after {check.timeout:g}s"
     except Exception as exc:  # a probe must never take the agent down

@@ -66,7 +66,8 @@ async def serve(routes: dict[str, Handler], host: str, port: int) -> asyncio.Ser
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
             method, path, *_ = [*head[:MAX_HEAD].decode("latin-1").split(" ", 2), "", ""]
             path = path.split("?", 1)[0]
             if method not in ("GET", "HEAD"):

@@ -267,7 +267,8 @@ class InstanceRunner:
             self._apply([a for a in actions if not isinstance(a, ReleaseAddresses)])
             longest = self._router.advert_interval if self.spec.version == 3 else 1.0
             try:
-                await asyncio.wait_for(self._successor, longest + HANDOVER_GRACE)
+                async with asyncio.timeout(longest + HANDOVER_GRACE):
+                    await self._successor
                 await asyncio.sleep(HANDOVER_GRACE)
             except TimeoutError:
                 log.info("%s: no successor heard; releasing the VIP", self.name)

@@ -54,7 +54,8 @@ class Notifier:
     async def close(self) -> None:
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, HOOK_TIMEOUT)
+                async with asyncio.timeout(HOOK_TIMEOUT):
+                    await self._task
             except TimeoutError:
                 self._task.cancel()
 
@@ -72,7 +73,8 @@ async def run_hook(cmd: tuple[str, ...], env: dict[str, str]) -> None:
         logger.error("notify hook %s cannot start: %s", cmd[0], exc.strerror or exc)
         return
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), HOOK_TIMEOUT)
+        async with asyncio.timeout(HOOK_TIMEOUT):
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -21,7 +21,8 @@ async def serve(name: str, port: int) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
+            async with asyncio.timeout(2.0):
+                await reader.readuntil(b"\r\n\r\n")
             writer.write(response)
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, TimeoutError, asyncio.LimitOverrunError):
