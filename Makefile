@@ -49,6 +49,7 @@ bench: deps controlplane-build
 	$(PY) benchmarks/failover.py
 	$(PY) benchmarks/resources.py
 	$(PY) benchmarks/cluster.py
+	$(PY) benchmarks/cluster_scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

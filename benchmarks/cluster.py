@@ -35,7 +35,7 @@ from typing import Any
 from keepvip_harness.appservice import PORT, SliceWatch, service
 from keepvip_harness.clusterlab import NAME, app_daemonset, base_spec, client_answer
 from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
-from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd, namespace, versions
+from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd, namespace, versions, wait_for
 from keepvip_harness.labdaemons import machine, median, read_probe
 from keepvip_harness.operatorrun import operator_settings, running_operator
 from keepvip_harness.podlauncher import PodLauncher
@@ -45,20 +45,6 @@ from keepvip_tools.lab.topology import VIP4, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except ApiError as exc:
-            last = exc
-        if last and not isinstance(last, ApiError):
-            return last
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def vip_path(ns: str, name: str = NAME) -> str:
@@ -149,7 +135,9 @@ def lab_cluster(cp: ControlPlane) -> Iterator[tuple[Lab, list[str], str, Path]]:
                 cp.admin_rest().post(
                     f"/apis/apps/v1/namespaces/{ns}/daemonsets", app_daemonset(ns, flags)
                 )
-                wait("the app answering on every node", lambda: _app_ready(cp, ns) == 3, 60, 0.2)
+                wait_for(
+                    "the app answering on every node", lambda: _app_ready(cp, ns) == 3, 60, 0.2
+                )
                 yield lab, nodes, ns, flags
         finally:
             for name, ip in originals.items():
@@ -195,7 +183,7 @@ def delete_vip(api: Rest, ns: str, lab: Lab) -> None:
         agents = [p for p in pods if p["metadata"].get("labels", {}).get("app") != "web"]
         return not agents and lab.holders() == []
 
-    wait("the VirtualIP and its agents gone", gone, 60, 0.2)
+    wait_for("the VirtualIP and its agents gone", gone, 60, 0.2)
 
 
 # -- 1. readiness gating ----------------------------------------------------------
@@ -218,8 +206,8 @@ def fail_master_app(
     ``seen_as`` names that moment in the sample (api: the pod, slice: the
     EndpointSlice). The app is made healthy again before returning.
     """
-    wait(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
-    wait(
+    wait_for(f"{nodes[0]} master", lambda: masters(api, ns) == [nodes[0]], 60, 0.1)
+    wait_for(
         f"the client answered by the master through VIP:{port}",
         lambda: client_answer(lab, port) == nodes[0],
         20,
@@ -231,7 +219,7 @@ def fail_master_app(
         time.sleep(0.3)
         failed_at = time.monotonic()
         (flags / nodes[0]).unlink()
-        answered = wait(
+        answered = wait_for(
             "an answer from another node",
             lambda: probe.first(failed_at, lambda w: w not in ("-", nodes[0])),
             20,
@@ -317,13 +305,14 @@ def bench_apply(cp: ControlPlane, runs: int) -> dict[str, Any]:
                 time.sleep(0.3)
                 t0 = time.monotonic()
                 create_vip(api, ns, base_spec(nodes))
-                wait(
+                wait_for(
                     "status.master",
                     lambda: (api.get(vip_path(ns)).get("status") or {}).get("master"),
                     90,
+                    0.02,
                 )
                 master_at = time.monotonic()
-                answered = wait(
+                answered = wait_for(
                     "the client answered",
                     lambda p=probe, t=t0: p.first(t, lambda w: w != "-"),
                     60,

@@ -21,6 +21,11 @@ def stats(values: list[float | None]) -> dict[str, Any]:
     return {"median": median(vals), "worst": max(vals) if vals else None, "n": len(vals)}
 
 
+def verdict(c: dict[str, Any]) -> str:
+    """Apply to master: median under 1 s, worst under 2 s."""
+    return "met" if c["median"] < 1 and c["worst"] < 2 else "**missed**"
+
+
 def ratio(value: float | None) -> str:
     """keepalived's CPU time can be 0 ticks over a window: no ratio then."""
     return "n/a" if value is None else f"{value:.2f}"
@@ -96,16 +101,12 @@ def markdown(result: dict[str, Any]) -> str:
         + " | <= 100 MiB | "
         + ("met" if max(rss.values()) <= 100 else "**missed**")
         + " |",
-        f"| apply to master, new VirtualIP at 100 ms | {ms(s['apply_to_status_master'])} | "
-        "median < 1 s, worst < 2 s | "
-        + (
-            "met"
-            if s["apply_to_status_master"]["median"] < 1
-            and s["apply_to_status_master"]["worst"] < 2
-            else "**missed**"
-        )
+        f"| apply to master, new VirtualIP at 100 ms: POST to the client's first answer "
+        f"through it | {ms(s['apply_to_client_answer'])} | median < 1 s, worst < 2 s | "
+        + verdict(s["apply_to_client_answer"])
         + " |",
-        f"| apply to the client's first answer | {ms(s['apply_to_client_answer'])} | | |",
+        f"| the same, POST to status.master in the API | {ms(s['apply_to_status_master'])} | "
+        "median < 1 s, worst < 2 s | " + verdict(s["apply_to_status_master"]) + " |",
         f"| API writes per second, steady, 1 s adverts | {w1['per_second']:.2f} "
         f"(before keepvip: {w0['per_second']:.2f}; keepvip's: "
         f"{w1['per_second'] - w0['per_second']:.2f}) | <= 3 (one per node) | "

@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import kopf
@@ -49,7 +50,7 @@ from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
 from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
 from keepvip_operator.observed import Observed, observe
-from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
+from keepvip_operator.reconcile import InvalidSpec, Reconciler, View, sweep_keys
 from keepvip_operator.resync import Coalesce, Resync
 from keepvip_operator.settings import OperatorSettings
 from keepvip_operator.upgrade import VIRTUALIP_LABEL, OldObject, by_virtualip
@@ -74,6 +75,9 @@ class Context:
     publisher: Coalesce | None = None
     """publish_for per VirtualIP, on its Services' events (merged while one runs)."""
     claims_seen: dict[str, Claim] = field(default_factory=dict)
+    retry: set[str] = field(default_factory=set)
+    """VirtualIPs whose last refresh failed: the next sweep looks at them again."""
+    _alive_swept: frozenset[str] | None = None
     """Each VirtualIP's claim at its last event: did an event change addresses or VRID?"""
     _view: View | None = None
 
@@ -115,6 +119,14 @@ class Context:
             agents_ready=any(any(s) for s in daemonsets.values()),
             legacy=by_virtualip(o for index in old for objs in index.values() for o in objs),
         )
+
+    def sweep(self) -> list[str]:
+        """The keys a periodic sweep re-judges (:func:`sweep_keys`, and the failed ones)."""
+        keys, self._alive_swept = sweep_keys(
+            self.view(), self._alive_swept, datetime.now(UTC), self.settings.heartbeat_timeout
+        )
+        failed, self.retry = self.retry - set(keys), set()
+        return keys + sorted(failed)
 
     def poke(self, *keys: str, rejudge: bool = True) -> None:
         self.changed()
@@ -307,11 +319,13 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
             try:
                 await asyncio.to_thread(ctx.reconciler.refresh, key, ctx.view(), rejudge=rejudge)
             except ApiError as exc:
+                ctx.retry.add(key)
                 logging.getLogger(__name__).warning("%s: refresh: %s", key, exc)
+            except Exception:
+                ctx.retry.add(key)
+                raise
 
-        ctx.resync = Resync(
-            refresh, lambda: list(ctx.view().vips), interval=ctx.settings.resync_interval
-        )
+        ctx.resync = Resync(refresh, ctx.sweep, interval=ctx.settings.resync_interval)
         ctx.resync.start()
 
         async def publish(key: str) -> None:

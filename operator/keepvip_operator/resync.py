@@ -4,7 +4,8 @@ kopf's change handlers fire on a VirtualIP's own spec; but a VirtualIP's
 status also depends on things that change without touching it: its agents'
 entries growing stale (no event at all), its agent pods going away, another
 VirtualIP releasing the address it was blocked on. Handlers "poke" the keys
-concerned; a sweep every ``interval`` seconds ages out heartbeats. A poke
+concerned; a sweep every ``interval`` seconds ages out heartbeats (over the keys
+the caller names: handlers.py sweeps only those the clock can change). A poke
 says whether the object's decision (conflicts, VRID) may have changed or only
 its status; the sweep re-judges status only, so it costs O(objects), not
 O(objects^2). Work is in-memory unless something changed.

@@ -18,7 +18,7 @@ from keepvip_api.placement import NodeView, Taint
 from keepvip_harness.fakekube import NOW, FakeKube, vip
 from keepvip_operator.kube import ApiError, Kube
 from keepvip_operator.observed import Observed
-from keepvip_operator.reconcile import InvalidSpec, Reconciler, View
+from keepvip_operator.reconcile import InvalidSpec, Reconciler, View, sweep_keys
 from keepvip_operator.settings import OperatorSettings
 
 DS = ("apply", "DaemonSet", "keepvip-agent")
@@ -255,3 +255,24 @@ def test_a_vrid_handed_out_is_respected_by_a_snapshot_that_predates_its_object(
     )
     assert rec.reconcile(newer, View(vips={older.key: older, newer.key: newer})).vrid == 1
     assert rec.reconcile(older, View(vips={older.key: older})).vrid == 2
+
+
+def test_a_sweep_rejudges_everything_only_when_the_live_nodes_changed() -> None:
+    """Without events only the clock changes a status: a node's Lease lapsing, a move
+    waiting, old per-VirtualIP agents' heartbeats ageing. Anything else is left alone."""
+    spec = {"addresses": ["192.0.2.50/24"], "nodes": [{"name": "n1"}, {"name": "n2"}]}
+    moving = sweep_vip("moving", spec, move_to="n2")
+    objs = {o.key: o for o in (vip("a", spec), vip("b", spec), moving, vip("old", spec))}
+    fresh = NOW - timedelta(seconds=1)
+    view = View(vips=objs, renewals={"n1": fresh, "n2": fresh}, legacy={"ns/old": ()})
+    keys, alive = sweep_keys(view, None, NOW, 30.0)
+    assert sorted(keys) == sorted(objs) and alive == {"n1", "n2"}, "the first sweep: all"
+    keys, alive = sweep_keys(view, alive, NOW + timedelta(seconds=5), 30.0)
+    assert sorted(keys) == ["ns/moving", "ns/old"], "same live nodes: only the clock's"
+    keys, alive = sweep_keys(view, alive, NOW + timedelta(seconds=31), 30.0)
+    assert sorted(keys) == sorted(objs) and alive == frozenset(), "both Leases lapsed: all"
+    assert sweep_keys(replace(view, renewals=None), alive, NOW, 30.0) == (list(objs), None)
+
+
+def sweep_vip(name: str, spec: dict[str, Any], move_to: str) -> Observed:
+    return replace(vip(name, spec), move_to=move_to)

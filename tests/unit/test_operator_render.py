@@ -133,7 +133,7 @@ spec:
             cpu: 10m
             memory: 32Mi
           limits:
-            memory: 128Mi
+            memory: 256Mi
         securityContext:
           runAsUser: 0
           allowPrivilegeEscalation: false
@@ -200,7 +200,7 @@ def test_default_tolerates_every_taint_and_selects_every_node() -> None:
 def test_default_resources_have_no_cpu_limit() -> None:
     assert AgentResources().render() == {
         "requests": {"cpu": "10m", "memory": "32Mi"},
-        "limits": {"memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
     }
 
 
