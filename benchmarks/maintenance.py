@@ -246,8 +246,10 @@ settled; moves: how often the answering node changed; took: from the event to se
 | --- | --- | --- | --- | --- |
 {rows}
 
-Cordon, drain and move hand over make-before-break (the old master keeps the VIP until
-the new one's first advertisement), so a gap at or near 0 is the expected figure; the
+"drain" is `keepvip drain` (a label); `kubectl drain` cordons, which is the cordon row (its
+evictions leave the DaemonSet's agents alone). A gap of 0 ms means no probe went unanswered:
+the resolution is the probe's 10 ms. Cordon, drain and move hand over make-before-break
+(the old master keeps the VIP until the new one's first advertisement); the
 agent roll sends each agent SIGTERM (priority 0, then it waits for its successor), and
 with preempt off the VIP moves at most once per node rolled.
 """
