@@ -44,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_drain_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
     p.add_argument(
+        "-n",
+        "--namespace",
+        help="follow only the VirtualIPs of this namespace (default: every namespace)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the VIPs to move"
     )
 
@@ -202,7 +207,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"{args.node}: labelled {MAINTENANCE_LABEL}=true; moving its VIPs", file=out)
 
         def listing() -> list[dict[str, Any]]:
-            answer: Any = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            answer: Any = (
+                custom.list_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL)
+                if args.namespace
+                else custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            )
             return [i for i in answer.get("items", []) if isinstance(i, dict)]
 
         stayed = follow(args.node, listing, out, timeout=args.timeout)
