@@ -39,7 +39,7 @@ from typing import Any
 from keepvip_harness.clusterlab import NAME, masters
 from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane, find_bin_dir
 from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd, namespace, versions
-from keepvip_harness.labdaemons import machine
+from keepvip_harness.labdaemons import answerers, machine, read_probe, unanswered
 from keepvip_harness.operatorrun import operator_settings, running_operator
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_tools.cli import main as keepvip
@@ -62,21 +62,9 @@ def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.0
 
 def window(probe: Path, start: float, end: float) -> tuple[float, int]:
     """Longest stretch without an answer in [start, end], and how often the answerer changed."""
-    gap, since, last, moves = 0.0, None, None, 0
-    for line in probe.read_text().splitlines():
-        parts = line.split()
-        if len(parts) != 2 or not start <= float(parts[0]) <= end:
-            continue
-        at, who = float(parts[0]), parts[1]
-        if who == "-":
-            since = at if since is None else since
-            continue
-        if since is not None:
-            gap, since = max(gap, at - since), None
-        if last is not None and who != last:
-            moves += 1
-        last = who
-    return gap, moves
+    seen = read_probe(probe)
+    moves = max(0, len(answerers(seen, start, end)) - 1)
+    return max(unanswered(seen, start, end), default=0.0), moves
 
 
 @contextlib.contextmanager

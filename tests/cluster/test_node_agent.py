@@ -22,6 +22,7 @@ from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
 from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
+from keepvip_harness.labdaemons import read_probe, unanswered
 from keepvip_harness.nodeagents import (
     agent_pods,
     answer,
@@ -399,14 +400,8 @@ def test_a_cordoned_node_hands_over_without_a_gap_and_stays_a_last_resort(
             api.merge_patch(node0, {"metadata": {"labels": label}})
             wait_for("back moves off the excluded node",
                      lambda: masters_of(api, ns, "back") == [nodes[1]], 20)  # fmt: skip
-        seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
-        gaps, since = [], None
-        for t, who in ((float(a), b) for a, b in seen):
-            if who == "-" and since is None:
-                since = t
-            elif who != "-" and since is not None:
-                gaps.append(t - since)
-                since = None
+        seen = read_probe(log)
+        gaps = unanswered(seen)
         print(f"client through the cordon: {len(seen)} probes, gaps {gaps}")
         assert {b for _a, b in seen} >= {nodes[0], nodes[1]}
         assert max(gaps, default=0.0) < 0.3, "the handover left the client without an answer"
@@ -506,14 +501,8 @@ def test_deleting_the_masters_agent_pod_hands_over_before_it_exits(
         wait_for("web back on the node (preempt)",
                  lambda: masters_of(api, ns, "web") == [nodes[0]], 60)  # fmt: skip
         time.sleep(1)
-    seen = [p for p in (line.split() for line in log.read_text().splitlines()) if len(p) == 2]
-    gaps, since = [], None
-    for t, who in ((float(a), b) for a, b in seen):
-        if who == "-" and since is None:
-            since = t
-        elif who != "-" and since is not None:
-            gaps.append(round(t - since, 3))
-            since = None
+    seen = read_probe(log)
+    gaps = [round(g, 3) for g in unanswered(seen)]
     answered = [b for _a, b in seen if b != "-"]
     print(f"client through the agent's SIGTERM and restart: gaps {gaps}")
     assert nodes[1] in answered and answered[-1] == nodes[0]

@@ -33,6 +33,7 @@ from keepvip_harness import previous
 from keepvip_harness.clusterlab import dump_logs
 from keepvip_harness.controlplane import LAUNCH_LABEL, ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, ensure_crd, wait_for
+from keepvip_harness.labdaemons import answerers, read_probe, unanswered
 from keepvip_harness.nodeagents import answer, masters_of, post_vip, vip_spec
 from keepvip_harness.operatorrun import operator_settings, running_operator
 from keepvip_harness.podlauncher import PodLauncher
@@ -78,34 +79,6 @@ def holders_sampled(lab: Lab, every: float = 0.25) -> Iterator[dict[str, int]]:
         thread.join(10)
 
 
-def answers(log: Path) -> list[tuple[float, str]]:
-    out = []
-    for line in log.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            out.append((float(parts[0]), parts[1]))
-    return out
-
-
-def longest_gap(seen: list[tuple[float, str]]) -> float:
-    gap, since = 0.0, None
-    for t, who in seen:
-        if who == "-":
-            since = t if since is None else since
-        elif since is not None:
-            gap, since = max(gap, t - since), None
-    return gap
-
-
-def sequence(seen: list[tuple[float, str]]) -> list[str]:
-    """The nodes that answered, in order, each run of one node counted once."""
-    out: list[str] = []
-    for _t, who in seen:
-        if who != "-" and (not out or out[-1] != who):
-            out.append(who)
-    return out
-
-
 def assert_old_rbac_gone(api: object, ns: str) -> None:
     for kind in ("roles", "rolebindings"):
         for name in VIPS:
@@ -120,8 +93,8 @@ def assert_old_rbac_gone(api: object, ns: str) -> None:
 def assert_moved_at_most_once(logs: dict[str, Path], most: dict[str, int], master: str) -> None:
     report = {}
     for name, log in logs.items():
-        seen = answers(log)
-        report[name] = (sequence(seen), round(longest_gap(seen), 3))
+        seen = read_probe(log)
+        report[name] = (answerers(seen), round(max(unanswered(seen), default=0.0), 3))
     print(f"per VIP (answering nodes, longest gap s): {report}")
     print(f"most holders of each address at once: {most}")
     for name, (nodes_seen, gap) in report.items():

@@ -29,6 +29,7 @@ from keepvip_api.names import NODE_AGENT_SELECTOR
 from keepvip_harness import kindctl
 from keepvip_harness.kindctl import CHART_NAMESPACE, wait_until
 from keepvip_harness.kindsuite import ADVERT_INTERVAL, E2E, NAMESPACE, outage, timeline
+from keepvip_harness.labdaemons import answerers, parse_probe
 
 # The first test also pays for the session's cluster: on a machine without
 # the caches, the node image build (about 8 minutes after the control plane's)
@@ -123,17 +124,6 @@ def test_draining_the_masters_node_hands_over_gracefully(e2e: E2E) -> None:
     )
 
 
-def answering_nodes(lines: str, since: float) -> list[str]:
-    """The nodes that answered after ``since``, in order, each run of one node once."""
-    out: list[str] = []
-    for line in lines.splitlines():
-        parts = line.split()
-        fresh = len(parts) == 2 and float(parts[0]) >= since and parts[1] != "-"
-        if fresh and (not out or out[-1] != parts[1]):
-            out.append(parts[1])
-    return out
-
-
 def test_rolling_the_node_agents_moves_the_vip_gracefully_and_at_most_once_per_node(
     e2e: E2E,
 ) -> None:
@@ -152,7 +142,7 @@ def test_rolling_the_node_agents_moves_the_vip_gracefully_and_at_most_once_per_n
     )  # fmt: skip
     took = time.monotonic() - since
     out, _ = probe.communicate(timeout=120)
-    seen = answering_nodes(out, since)
+    seen = answerers(parse_probe(out), start=since)
     _took, gap = outage(out, since, "") if seen else (0.0, 0.0)
     print(f"agents rolled on {len(workers)} workers in {took:.1f} s: answered by {seen}, "
           f"longest gap {gap:.2f} s")  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import queue
 import re
@@ -428,12 +429,44 @@ class Cutter:
 
 
 def read_probe(path: Path) -> list[tuple[float, str]]:
+    return parse_probe(path.read_text())
+
+
+def parse_probe(text: str) -> list[tuple[float, str]]:
+    """The probe's lines as (monotonic time, who answered or "-"); partial lines skipped."""
     out = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             with contextlib.suppress(ValueError):
                 out.append((float(parts[0]), parts[1]))
+    return out
+
+
+def unanswered(
+    seen: Iterable[tuple[float, str]], start: float = -math.inf, end: float = math.inf
+) -> list[float]:
+    """Each stretch without an answer in [start, end] that an answer ended, in seconds."""
+    gaps, since = [], None
+    for at, who in seen:
+        if not start <= at <= end:
+            continue
+        if who == "-":
+            since = at if since is None else since
+        elif since is not None:
+            gaps.append(at - since)
+            since = None
+    return gaps
+
+
+def answerers(
+    seen: Iterable[tuple[float, str]], start: float = -math.inf, end: float = math.inf
+) -> list[str]:
+    """The nodes that answered in [start, end], in order, each run of one node once."""
+    out: list[str] = []
+    for at, who in seen:
+        if start <= at <= end and who != "-" and (not out or out[-1] != who):
+            out.append(who)
     return out
 
 
