@@ -15,14 +15,15 @@ log() { echo "kind/net.sh: $*" >&2; }
 nodes=$("$docker" ps --filter "label=io.x-k8s.kind.cluster=$cluster" --format '{{.Names}}' | sort)
 declare -A cidr ip
 for n in $nodes; do
-	# The controller manager allocates a range when the node registers.
-	for _ in $(seq 1 120); do
+	# The controller manager allocates a range when the node registers (300 s: a cold CI run
+	# on a loaded 2-core machine gave up at 120 s; the cause was not established).
+	for _ in $(seq 1 300); do
 		cidr[$n]=$("$kubectl" --kubeconfig "$kubeconfig" get node "$n" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)
 		[[ -n ${cidr[$n]} ]] && break
 		sleep 1
 	done
 	[[ -n ${cidr[$n]} ]] || {
-		log "node $n has no pod range after 120 s"
+		log "node $n has no pod range after 300 s"
 		exit 1
 	}
 	ip[$n]=$("$docker" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$n")
