@@ -48,6 +48,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,7 @@ def run_once(nodes: ApiNodes, cutter: Cutter, impl: str, scenario: str) -> dict[
         nodes.stop_apiserver(old)
     try:
         others = [i for i in range(1, nodes.lab.nodes + 1) if i != old]
-        new = nodes.wait_holder(others, FOLLOW)
+        new = nodes.wait_holder(others, FOLLOW, alone=False)
         nodes.wait_answers(f"n{new}", 10, FOLLOW)
     finally:
         if scenario == "cut":
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                     gap = "-" if r["gap"] is None else f"{r['gap']:.3f}s"
                     print(
                         f"{scenario:8} {impl:17} run {run}: gap {gap} ({r['old']} -> {r['new']}), "
-                        f"failures {r['errors']}",
+                        f"failures {dict(Counter(r['errors']))}",
                         flush=True,
                     )
             stop_keepers(nodes)

@@ -88,7 +88,7 @@ def all_up(nodes: ApiNodes) -> int:
 def follow(nodes: ApiNodes, event: float, old: int) -> ApiOutage:
     """Wait for 10 answers in a row from another node, then read what the client saw."""
     others = [i for i in range(1, nodes.lab.nodes + 1) if i != old]
-    new = nodes.wait_holder(others, SETTLE)
+    new = nodes.wait_holder(others, SETTLE, alone=False)
     nodes.wait_answers(f"n{new}", 10, SETTLE)
     seen = api_outage(nodes.requests(), event, f"n{old}", time.monotonic())
     print(

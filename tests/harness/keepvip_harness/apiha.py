@@ -196,14 +196,19 @@ class ApiNodes:
         self.keepers[i] = daemon
         return daemon
 
-    def holder(self) -> int | None:
-        holders = self.lab.holders(VIP4)
-        return holders[0] if len(holders) == 1 else None
-
-    def wait_holder(self, nodes: Iterable[int], timeout: float) -> int:
+    def wait_holder(self, nodes: Iterable[int], timeout: float, *, alone: bool = True) -> int:
+        """One of ``nodes`` holding the VIP; ``alone=False`` allows another holder beside it
+        (a cut-off old master that keeps its copy, as keepalived does)."""
         wanted = set(nodes)
-        found: int = self.lab.wait_for(lambda: (h := self.holder()) in wanted and h, timeout)
-        return found
+
+        def found() -> int | None:
+            holders = self.lab.holders(VIP4)
+            if alone and len(holders) != 1:
+                return None
+            return next((h for h in holders if h in wanted), None)
+
+        node: int = self.lab.wait_for(found, timeout)
+        return node
 
     # -- the client ---------------------------------------------------------------------------
 
