@@ -129,7 +129,8 @@ _TLS_ONLY = "only for an https url"
 
 
 class HTTPGetCheck(Model):
-    """A GET whose status decides; an https URL's certificate is verified unless told not to."""
+    """A GET whose status decides. An https URL's certificate is verified unless
+    insecureSkipVerify says otherwise (from 0.2; before, it never was: docs/install.md)."""
 
     model_config = ConfigDict(
         json_schema_extra={
