@@ -156,7 +156,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         "--check-interval",
         default=d.check_interval,
         metavar="DURATION",
-        help=f"(default {d.check_interval})",
+        help=f"how often the API server is checked (default {d.check_interval})",
     )
     p.add_argument(
         "--check-timeout",
