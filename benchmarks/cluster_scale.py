@@ -43,6 +43,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def profiled(
     procs = [
         subprocess.Popen(
             [
-                "py-spy",
+                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--nonblocking",
                 "-r",
