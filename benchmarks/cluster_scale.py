@@ -710,7 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="20 VirtualIPs, 80 Services, few runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
-        "--profile", type=Path, help="py-spy stacks and smaps of each steady window into DIR"
+        "--profile",
+        type=Path,
+        help="py-spy stacks and smaps of each steady window into DIR (needs: pip install py-spy)",
     )
     args = p.parse_args(argv)
     if args.quick:
