@@ -8,6 +8,7 @@ server and reads the ``default`` Namespace every 50 ms. Three events, each
 on whichever node holds the VIP at the time:
 
 (a) its API server is killed: the check fails, the agent faults and hands over;
+    or it hangs (SIGSTOP): the check times out, the same follows;
 (b) its link is cut (bridge port state 0, carrier kept): the backups' master-down timer;
 (c) an upgrade: its agent gets SIGTERM (hands over at once), then its API
     server is stopped.
@@ -18,11 +19,13 @@ answered (no TLS error: its certificate carries the VIP; no connection error).
 The generated Pod itself is checked by the API server's validation
 (server-side dry run) at the end.
 
-Time: about 60 s warm (three API servers start in about 20 s under load).
+Time: about 40 s warm (three API servers start in about 20 s under load).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -109,6 +112,23 @@ def test_a_killed_api_server_moves_the_address(api_nodes: ApiNodes) -> None:
     # Connections refused by the dead server, or cut while the address moved; never a
     # certificate the client does not trust.
     assert set(seen.errors) <= {"refused", "reset", "tls-reset"}, seen.errors
+
+
+def test_a_hung_api_server_moves_the_address(api_nodes: ApiNodes) -> None:
+    """SIGSTOP: the kernel still accepts connections, nothing answers. The check's timeout
+    (500 ms here) fails it; the agent faults and hands over."""
+    old = all_up(api_nodes)
+    server = api_nodes.apiservers[old]
+    event = time.monotonic()
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        seen = follow(api_nodes, event, old)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    # 2 x (200 ms interval + 500 ms timeout), then the hand-over.
+    assert seen.gap is not None and seen.gap < 6.0
+    assert seen.errors_after_new == ()
+    assert set(seen.errors) <= {"timeout", "reset", "tls-reset", "refused"}, seen.errors
 
 
 def test_a_cut_master_is_replaced_by_a_backup(api_nodes: ApiNodes) -> None:
