@@ -462,6 +462,8 @@ class Scale:
                 pods = len(agent_pids(self.api, self.ns, self.launcher))
             except OSError as exc:  # a busy API server's timeout: look again
                 print(f"snapshot: {exc}", flush=True)
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(1.0)
                 continue
             done = {
