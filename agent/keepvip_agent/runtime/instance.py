@@ -132,6 +132,7 @@ class InstanceRunner:
         self._last_heard_view: Mapping[IPAddress, float] = MappingProxyType(self._last_heard)
         self._history: deque[TransitionRecord] = deque(maxlen=HISTORY)
         self._listeners: list[TransitionListener] = []
+        self.started = False
         configured = self.spec.priority_for(node)
         self._metrics.configured.set(configured)
         self._health = HealthBoard(configured, self._on_health)

@@ -106,9 +106,10 @@ class Receiver:
         src = IPv4Address(data[12:16])
         adv = self._decode(data[ihl:], src, IPv4Address(data[16:20]))
         if adv is not None:
-            if len(self._decoded) >= DECODED_CACHE:
-                self._decoded.clear()
-            self._decoded[key] = (adv, src)
+            if not adv.trailer:  # a signed advert is never sent twice (its sequence grows)
+                if len(self._decoded) >= DECODED_CACHE:
+                    self._decoded.clear()
+                self._decoded[key] = (adv, src)
             self._deliver(adv, src)
 
     def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:

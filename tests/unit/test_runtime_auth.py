@@ -1,0 +1,132 @@
+"""authHMAC in front of a runner: refused adverts are counted and dropped, the master stays master.
+
+The runner runs on fake loop time (its election) with its key file on disk;
+the adverts it hears are signed by a second :class:`AdvertAuth` holding the
+same (or other) keys, the way a peer agent would sign them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from keepvip_agent.vrrp.authstate import AdvertAuth, AuthSettings, Keyring
+from keepvip_agent.vrrp.packet import Advertisement, DropReason, unsummed
+from keepvip_agent.vrrp.router import State
+from keepvip_harness.runtime_rig import HIGHER, OURS, Rig, advert, run, virtualip
+
+KEY1 = bytes(range(32))
+KEY2 = bytes(range(50, 82))
+
+
+def _keyfile(path: Path, *lines: str) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def _peer(keys: dict[int, bytes], active: int) -> AdvertAuth:
+    return AdvertAuth(3, 51, AuthSettings(), Keyring(keys, active))
+
+
+def _signed(peer: AdvertAuth, priority: int, source: object = HIGHER) -> Advertisement:
+    adv = advert(priority)
+    pdu = unsummed(adv, HIGHER)
+    trailer = peer.seal(pdu, HIGHER, time.time())
+    return Advertisement(3, 51, priority, 100, adv.addresses, trailer=trailer, pdu=pdu)
+
+
+def _rig(tmp_path: Path, *lines: str) -> Rig:
+    path = _keyfile(tmp_path / "web.keys", *lines)
+    rig = Rig(virtualip(authHMAC={"keyFile": path}))
+    rig.runner.watch_key_file(path)
+    return rig
+
+
+def test_forged_replayed_unsigned_and_wrong_key_adverts_are_dropped_and_the_master_stays(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        rig = _rig(tmp_path, f"key 1 hex:{KEY1.hex()}")
+        await rig.elected()
+        good = _signed(_peer({1: KEY1}, 1), 200)
+        pdu = good.pdu[:2] + bytes([255]) + good.pdu[3:]  # priority 200 -> 255 on the wire
+        forged = Advertisement(3, 51, 255, 100, good.addresses, trailer=good.trailer, pdu=pdu)
+        wrong_key = _signed(_peer({1: KEY2}, 1), 200)
+        unknown_id = _signed(_peer({9: KEY1}, 9), 200)
+        for adv in (forged, wrong_key, unknown_id, advert(250)):
+            for _ in range(5):
+                rig.hear(adv, HIGHER)
+                await asyncio.sleep(0.2)
+        assert rig.runner.state is State.MASTER
+        assert rig.runner.last_heard == {}
+        # a genuine advert from a lower priority is heard; the same bytes again are a replay
+        low = _signed(_peer({1: KEY1}, 1), 50)
+        rig.hear(low, HIGHER)
+        rig.hear(low, HIGHER)
+        assert set(rig.runner.last_heard) == {HIGHER}
+        assert rig.runner.state is State.MASTER
+        assert dict(rig.runner.auth_drops) == {
+            "auth_bad_hmac": 10,
+            "auth_unknown_key": 5,
+            "auth_missing": 5,
+            "auth_replay": 1,
+        }
+        assert [r for r, _ in rig.sock.drops].count(DropReason.AUTH_BAD_HMAC) == 10
+        snap = rig.runner.snapshot()["authHMAC"]
+        assert snap["keyIDs"] == [1] and snap["dropped"]["auth_replay"] == 1
+        assert len(rig.records) == 2  # initialize -> backup -> master, nothing since
+
+    run(main)
+
+
+def test_what_we_send_is_signed_with_the_active_key(tmp_path: Path) -> None:
+    async def main() -> None:
+        rig = _rig(tmp_path, f"key 1 hex:{KEY1.hex()}", f"key 2 hex:{KEY2.hex()}", "active_key 2")
+        await rig.elected()
+        receiver = _peer({2: KEY2}, 2)
+        sent = [adv for _, adv, _ in rig.sock.sent]
+        assert sent and all(len(adv.trailer) == 28 and adv.trailer[1] == 2 for adv in sent)
+        for adv in sent:
+            receiver.check(adv.pdu, adv.trailer, OURS, time.time())  # raises if not
+
+    run(main)
+
+
+def test_without_keys_the_instance_is_faulted_and_never_master(tmp_path: Path) -> None:
+    async def main() -> None:
+        rig = Rig(virtualip(authHMAC={"keyFile": str(tmp_path / "missing.keys")}))
+        rig.runner.watch_key_file(str(tmp_path / "missing.keys"))
+        await rig.start()
+        await asyncio.sleep(10)
+        assert rig.runner.state is State.FAULT
+        (fault,) = rig.runner.faults
+        assert fault.startswith("authHMAC keys: cannot read key file ")
+        assert rig.sock.sent == []
+
+    run(main)
+
+
+def test_rotation_in_the_file_keeps_the_master_and_retires_the_old_key_after_grace(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        path = _keyfile(tmp_path / "web.keys", f"key 1 hex:{KEY1.hex()}")
+        rig = Rig(virtualip(authHMAC={"keyFile": path, "keyGrace": "2s"}))
+        rig.runner.watch_key_file(path)
+        await rig.elected()
+        before = len(rig.records)
+        _keyfile(tmp_path / "web.keys", f"key 2 hex:{KEY2.hex()}")
+        await asyncio.sleep(1.5)  # the file is polled every second
+        assert rig.runner.snapshot()["authHMAC"]["activeKeyID"] == 2
+        assert rig.sock.sent[-1][1].trailer[1] == 2
+        old = _peer({1: KEY1}, 1)
+        rig.hear(_signed(old, 50), HIGHER)  # inside the grace (wall clock): accepted
+        assert set(rig.runner.last_heard) == {HIGHER}
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 2.1)
+        rig.hear(_signed(old, 50), HIGHER)
+        assert rig.runner.auth_drops == {"auth_unknown_key": 1}
+        assert len(rig.records) == before and rig.runner.state is State.MASTER
+
+    run(main)
