@@ -203,6 +203,20 @@ def test_rotation_accepts_the_old_key_for_the_grace_window_only() -> None:
     assert _reason(receiver, *_signed(sender_new, 1012.0), 1012.0) is None
 
 
+def test_a_sender_keeps_its_previous_key_while_peers_pick_up_a_one_step_rotation() -> None:
+    new_key = bytes(range(100, 132))
+    early, late = _auth(grace=60), _auth(grace=60)
+    early.rekey(Keyring({2: new_key}, 2), 1000.0)  # key 1 replaced by key 2 in one step
+    # `late` reads the update 2 s later: until then it knows key 1 only, and `early` signs with 1
+    assert early.signing_key(1002.0)[0] == 1
+    assert _reason(late, *_signed(early, 1002.0), 1002.0) is None
+    late.rekey(Keyring({2: new_key}, 2), 1002.0)
+    assert early.signing_key(1003.0)[0] == 2
+    assert _reason(late, *_signed(early, 1003.5), 1003.5) is None
+    assert _reason(early, *_signed(late, 1003.6), 1003.6) is None  # late still signs with 1
+    assert _auth(grace=2).rekey(Keyring({2: new_key}, 2), 0.0) is None
+
+
 def test_new_bytes_under_the_same_id_retire_the_old_bytes_after_grace() -> None:
     new_key = bytes(range(100, 132))
     old_sender, receiver = _auth(), _auth(grace=10)

@@ -118,13 +118,17 @@ def test_rotation_in_the_file_keeps_the_master_and_retires_the_old_key_after_gra
         await rig.elected()
         before = len(rig.records)
         _keyfile(tmp_path / "web.keys", f"key 2 hex:{KEY2.hex()}")
-        await asyncio.sleep(1.5)  # the file is polled every second
+        await asyncio.sleep(1.5)  # the file is polled every second (loop time)
         assert rig.runner.snapshot()["authHMAC"]["activeKeyID"] == 2
+        assert rig.sock.sent[-1][1].trailer[1] == 1  # still key 1: peers may not have key 2 yet
+        wall = asyncio.get_running_loop().run_in_executor
+        await wall(None, time.sleep, 1.1)  # the switch delay (half the grace) is wall time
+        await asyncio.sleep(0.2)
         assert rig.sock.sent[-1][1].trailer[1] == 2
         old = _peer({1: KEY1}, 1)
         rig.hear(_signed(old, 50), HIGHER)  # inside the grace (wall clock): accepted
         assert set(rig.runner.last_heard) == {HIGHER}
-        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 2.1)
+        await wall(None, time.sleep, 1.0)
         rig.hear(_signed(old, 50), HIGHER)
         assert rig.runner.auth_drops == {"auth_unknown_key": 1}
         assert len(rig.records) == before and rig.runner.state is State.MASTER

@@ -15,8 +15,11 @@ Rules, after keepalived 2.4's ``auth_hmac`` (draft-cassen-vrrp-auth-hmac):
   least-recently-used table: legitimate senders per VRID are few);
 * rotation: a receiver accepts every key id of its keyring. A key that
   leaves the keyring (or whose bytes change) stays accepted for
-  ``grace`` seconds, so agents that pick the new keyring up a few seconds
-  apart never drop each other's adverts; past that it is refused.
+  ``grace`` seconds, and a sender keeps signing with its previous key for
+  :func:`switch_delay` after a new active key arrives: agents that pick the
+  new keyring up a few seconds apart (a Secret update reaches each node's
+  watch at its own time) never refuse each other, even when the old key was
+  replaced in one step. Past the grace the old key is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from ipaddress import IPv4Address, IPv6Address
 from keepvip_agent.vrrp import hmacauth
 from keepvip_agent.vrrp.packet import DropReason, PacketError
 
+SWITCH_DELAY = 3.0
+"""Seconds a sender keeps signing with its previous key after the active key changed (at
+most half the grace): long enough for every agent to read the same update."""
 MAX_SENDERS = 16
 """Replay marks kept per virtual router (only verified senders get one)."""
 
@@ -133,6 +139,8 @@ class AdvertAuth:
     settings: AuthSettings
     keyring: Keyring
     send_sequence: int = 0
+    _previous: tuple[int, bytes, float] | None = None
+    """(key id, key, until): what signs while peers pick up a new active key."""
     _retired: dict[int, list[_Retired]] = field(default_factory=dict)
     _marks: OrderedDict[IPv4Address | IPv6Address, int] = field(default_factory=OrderedDict)
     _pseudo: dict[IPv4Address | IPv6Address, bytes] = field(default_factory=dict)
@@ -151,6 +159,9 @@ class AdvertAuth:
         for ident, key in self.keyring.keys.items():
             if keyring.keys.get(ident) != key:
                 self._retired.setdefault(ident, []).append(_Retired(key, until))
+        old_id, old_key = self.keyring.active, self.keyring.keys[self.keyring.active]
+        if (keyring.active, keyring.keys[keyring.active]) != (old_id, old_key):
+            self._previous = (old_id, old_key, now + switch_delay(self.settings.grace))
         self.keyring = keyring
 
     def _candidates(self, key_id: int, now: float) -> list[bytes]:
@@ -197,14 +208,17 @@ class AdvertAuth:
         """The trailer for one logical advert (every destination's copy carries the same)."""
         if not self.signs:
             return b""
-        active = self.keyring.active
-        return hmacauth.sign(
-            pdu,
-            self._pseudo_of(source),
-            active,
-            self.keyring.keys[active],
-            self.next_sequence(now),
-        )
+        key_id, key = self.signing_key(now)
+        return hmacauth.sign(pdu, self._pseudo_of(source), key_id, key, self.next_sequence(now))
+
+    def signing_key(self, now: float) -> tuple[int, bytes]:
+        """The active key, or the previous one for :func:`switch_delay` after a change."""
+        previous = self._previous
+        if previous is not None:
+            if now < previous[2]:
+                return previous[0], previous[1]
+            self._previous = None
+        return self.keyring.active, self.keyring.keys[self.keyring.active]
 
     # -- receive ------------------------------------------------------------------------
 
@@ -255,6 +269,12 @@ class AdvertAuth:
         self._marks.move_to_end(source)
         while len(self._marks) > MAX_SENDERS:
             self._marks.popitem(last=False)
+
+
+def switch_delay(grace: float) -> float:
+    """How long the previous key keeps signing after a change: :data:`SWITCH_DELAY`, or half
+    the grace when that is shorter (receivers must still accept it)."""
+    return min(SWITCH_DELAY, grace / 2)
 
 
 def default_window(interval_s: float) -> float:
