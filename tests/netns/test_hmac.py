@@ -129,13 +129,12 @@ def test_key_rotation_moves_nothing_and_the_old_key_is_refused_after_the_grace(
 
     # One step: key 1 out, key 2 in (every node reads it within a second).
     _keys(keyfile, f"key 2 hex:{KEY2}\n")
-    rotated = time.monotonic()
     for i in nodes:
         lab.wait_for(
             lambda i=i: agents.instance(i)["authHMAC"]["activeKeyID"] == 2,  # type: ignore[index]
             2 * MARGIN,
         )
-    time.sleep(max(0.0, rotated + GRACE + 0.5 - time.monotonic()))  # past switch delay + grace
+    time.sleep(GRACE + 0.3)  # past every node's switch delay and grace
     _unchanged(agents, lab, moves)
     assert all(_drops(agents, i) == before[i] for i in nodes), "a node refused a peer's advert"
 
@@ -154,5 +153,5 @@ def test_two_agents_with_hmac_elect_and_fail_over(lab: Lab, agents: Agents) -> N
     assert _drops(agents, 2) == dict.fromkeys(REASONS, 0.0)
     agents.kill(1)
     agents.wait_state(2, "Master", takeover(120))
-    agents.wait_holders([2], MARGIN, VIP4)
+    assert 2 in lab.holders(VIP4)  # n1's copy expires with its lifetime (it was SIGKILLed)
     assert _drops(agents, 2) == dict.fromkeys(REASONS, 0.0)
