@@ -10,10 +10,13 @@ passed in as ``now``.
 
 from __future__ import annotations
 
+import base64
+import re
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from keepvip_agent.kube.secretkeys import keyring_of
 from keepvip_agent.vrrp import hmacauth
 from keepvip_agent.vrrp.authstate import (
     AdvertAuth,
@@ -211,10 +214,27 @@ def test_a_sender_keeps_its_previous_key_while_peers_pick_up_a_one_step_rotation
     assert early.signing_key(1002.0)[0] == 1
     assert _reason(late, *_signed(early, 1002.0), 1002.0) is None
     late.rekey(Keyring({2: new_key}, 2), 1002.0)
-    assert early.signing_key(1003.0)[0] == 2
-    assert _reason(late, *_signed(early, 1003.5), 1003.5) is None
-    assert _reason(early, *_signed(late, 1003.6), 1003.6) is None  # late still signs with 1
+    assert early.signing_key(1009.9)[0] == 1
+    assert early.signing_key(1010.0)[0] == 2  # SWITCH_DELAY after the change
+    assert _reason(late, *_signed(early, 1010.5), 1010.5) is None
+    assert _reason(early, *_signed(late, 1010.6), 1010.6) is None  # late still signs with 1
     assert _auth(grace=2).rekey(Keyring({2: new_key}, 2), 0.0) is None
+
+
+def test_secret_data_to_keys() -> None:
+    good = {"data": {"keys": base64.b64encode(f"key 3 hex:{KEY.hex()}".encode()).decode()}}
+    assert keyring_of(good, "ns/k") == Keyring({3: KEY}, 3)
+    for secret, message in [
+        ({"data": {"other": "eA=="}}, "Secret ns/k has no data entry 'keys'"),
+        ({}, "Secret ns/k has no data entry 'keys'"),
+        ({"data": {"keys": "//79"}}, "Secret ns/k: 'keys' is not UTF-8 text"),
+        (
+            {"data": {"keys": base64.b64encode(b"key 1 short").decode()}},
+            "Secret ns/k, entry 'keys': line 1: a key is 32 to 64 bytes, not 5",
+        ),
+    ]:
+        with pytest.raises(KeyringError, match=f"^{re.escape(message)}$"):
+            keyring_of(secret, "ns/k")
 
 
 def test_new_bytes_under_the_same_id_retire_the_old_bytes_after_grace() -> None:

@@ -34,9 +34,10 @@ from ipaddress import IPv4Address, IPv6Address
 from keepvip_agent.vrrp import hmacauth
 from keepvip_agent.vrrp.packet import DropReason, PacketError
 
-SWITCH_DELAY = 3.0
+SWITCH_DELAY = 10.0
 """Seconds a sender keeps signing with its previous key after the active key changed (at
-most half the grace): long enough for every agent to read the same update."""
+most half the grace): longer than agents take to read the same update (a key file is
+polled every second, a Secret every five)."""
 MAX_SENDERS = 16
 """Replay marks kept per virtual router (only verified senders get one)."""
 
