@@ -67,7 +67,7 @@ AbsolutePath = Annotated[
 
 
 class AuthHMAC(Model):
-    """HMAC-SHA256 authentication of VRRPv3 advertisements: keepalived 2.4's auth_hmac
+    """HMAC-SHA256 authentication of VRRP advertisements: keepalived 2.4's auth_hmac
     (draft-cassen-vrrp-auth-hmac), byte-compatible. Adverts without a valid trailer, replayed,
     stale or signed with an unknown key are dropped and counted. Every node of the router needs
     the same keys: name exactly one of secretName (Kubernetes) and keyFile (standalone)."""

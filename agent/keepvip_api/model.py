@@ -89,8 +89,8 @@ SPEC_RULES: list[JsonValue] = [
         "fieldPath": ".authentication",
     },
     {
-        "rule": "self.version == 3 || !has(self.authHMAC)",
-        "message": "authHMAC is for version 3",
+        "rule": "!has(self.authentication) || !has(self.authHMAC)",
+        "message": "authentication (the v2 password) and authHMAC exclude each other",
         "fieldPath": ".authHMAC",
     },
     {
@@ -256,8 +256,8 @@ class VirtualIPSpec(Model):
     authentication: Authentication | None = None
     """VRRPv2 only: keepalived's simple-text password."""
     auth_hmac: election.AuthHMACField
-    """VRRPv3: authenticated adverts (HMAC-SHA256 with anti-replay and key rotation, keepalived
-    2.4's auth_hmac)."""
+    """Authenticated adverts (HMAC-SHA256 with anti-replay and key rotation, keepalived 2.4's
+    auth_hmac); not with version 2's password."""
     node_selector: election.NodeSelector
     """Kubernetes: run agents only on nodes with these labels."""
     tolerations: election.Tolerations
@@ -323,8 +323,13 @@ class VirtualIPSpec(Model):
                 )
             if any(a.version != 4 for a in self.addresses):
                 problems.append(("addresses", "version 2 carries IPv4 addresses only"))
-            if self.auth_hmac is not None:
-                problems.append(("authHMAC", "authHMAC is for version 3"))
+            if self.auth_hmac is not None and self.authentication is not None:
+                problems.append(
+                    (
+                        "authHMAC",
+                        "authentication (the v2 password) and authHMAC exclude each other",
+                    )
+                )
         elif self.authentication is not None:
             problems.append(
                 ("authentication", "only version 2 has authentication (RFC 9568 removed it)")

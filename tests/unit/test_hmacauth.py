@@ -105,6 +105,21 @@ def test_ipv4_checksum_covers_the_pdu_only() -> None:
     _auth().check(got.pdu, got.trailer, SRC4, T_SEQ)
 
 
+def test_version_2_carries_the_trailer_after_its_authentication_data() -> None:
+    adv = Advertisement(2, 51, 200, 100, (IPv4Address("192.0.2.100"),), 0, bytes(8))
+    dst = IPv4Address("224.0.0.18")
+    sender = AdvertAuth(2, 51, AuthSettings(), Keyring({1: KEY}, 1))
+    pdu = unsummed(adv, SRC4)
+    assert len(pdu) == 20  # header, one address, 8 bytes of (empty) authentication data
+    wire = finish(pdu, SRC4, dst, sender.seal(pdu, SRC4, T_SEQ))
+    got = decode(wire, SRC4, dst)
+    assert (got.version, got.priority, got.pdu, got.trailer) == (2, 200, wire[:20], wire[20:])
+    AdvertAuth(2, 51, AuthSettings(), Keyring({1: KEY}, 1)).check(got.pdu, got.trailer, SRC4, T_SEQ)
+    with pytest.raises(PacketError) as err:  # the VRRP version is bound into the HMAC
+        _auth().check(got.pdu, got.trailer, SRC4, T_SEQ)
+    assert err.value.reason is DropReason.AUTH_BAD_HMAC
+
+
 @pytest.mark.parametrize(
     ("offset", "reason"),
     [

@@ -254,8 +254,9 @@ INVALID: list[tuple[str, str, str]] = [
      "spec.addresses: version 2 carries IPv4 addresses only"),
     ("v3-auth", BASE + "authentication: {password: secret}\n",
      "spec.authentication: only version 2 has authentication (RFC 9568 removed it)"),
-    ("v2-auth-hmac", BASE + "version: 2\nauthHMAC: {keyFile: /etc/keepvip/web.keys}\n",
-     "spec.authHMAC: authHMAC is for version 3"),
+    ("v2-password-and-hmac", BASE + "version: 2\nauthentication: {password: secret}\n"
+     "authHMAC: {keyFile: /etc/keepvip/web.keys}\n",
+     "spec.authHMAC: authentication (the v2 password) and authHMAC exclude each other"),
     ("auth-hmac-no-source", BASE + "authHMAC: {mode: enforce}\n",
      "spec.authHMAC: name exactly one of secretName (Kubernetes) and keyFile (standalone)"),
     ("auth-hmac-relative-file", BASE + "authHMAC: {keyFile: web.keys}\n",

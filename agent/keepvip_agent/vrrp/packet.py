@@ -64,8 +64,9 @@ MAX_ADVERT_V2_S = 0xFF
 HEADER_LEN = 8
 V2_AUTH_LEN = 8
 TRAILER_LEN = 28
-"""An HMAC authentication trailer after a version 3 PDU (:mod:`.hmacauth`; the length alone
-tells it apart, as in keepalived: no PDU differs from another by exactly this)."""
+"""An HMAC authentication trailer after the PDU (:mod:`.hmacauth`; version 2: after the
+authentication data). The length alone tells it apart, as in keepalived: a PDU's length is
+fixed by its address count."""
 AUTH_NONE = 0
 AUTH_SIMPLE_TEXT = 1
 """RFC 2338 type 1 (keepalived ``auth_type PASS``); removed by RFC 3768, kept for old fleets."""
@@ -119,7 +120,7 @@ class Advertisement:
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""
     trailer: bytes = b""
-    """Version 3: the authentication trailer (:mod:`.hmacauth`) when the advert carried one."""
+    """The HMAC authentication trailer (:mod:`.hmacauth`) when the advert carried one."""
     pdu: bytes = b""
     """With a trailer: the header and addresses it signs (empty otherwise)."""
 
@@ -162,8 +163,8 @@ def unsummed(adv: Advertisement, src: IPAddress) -> bytes:
 def finish(pdu: bytes, src: IPAddress, dst: IPAddress, trailer: bytes = b"") -> bytes:
     """``pdu`` (from :func:`unsummed`) with its checksum filled in and ``trailer`` appended.
 
-    Version 3 over IPv4 sums the PDU alone, over IPv6 the PDU and the trailer
-    (what keepalived and the kernel's ``IPV6_CHECKSUM`` do, see :mod:`.hmacauth`).
+    Versions 2 and 3 over IPv4 sum the PDU alone, version 3 over IPv6 the PDU and the
+    trailer (what keepalived and the kernel's ``IPV6_CHECKSUM`` do, see :mod:`.hmacauth`).
     """
     if pdu[0] >> 4 == 3:
         summed = pdu + trailer if src.version == 6 else pdu
@@ -193,7 +194,7 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
     if version == 2 and src.version != 4:
         raise PacketError(DropReason.VERSION, "version 2 over IPv6")
     want = HEADER_LEN + count * alen + trailer
-    signed = version == 3 and len(data) == want + TRAILER_LEN
+    signed = len(data) == want + TRAILER_LEN
     if len(data) != want and not signed:
         raise PacketError(
             DropReason.MALFORMED, f"{len(data)} bytes for {count} addresses (want {want})"
@@ -202,7 +203,7 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
         summed = data if src.version == 6 or not signed else data[:want]
         check = internet_checksum(_pseudo_header(src, dst, len(summed)) + summed)
     else:
-        check = internet_checksum(data)
+        check = internet_checksum(data[:want])
     if check != 0:
         raise PacketError(DropReason.CHECKSUM, "checksum does not verify")
     if version == 3:
