@@ -10,14 +10,17 @@ The agents read one key file; a rotation rewrites it, as an admin would.
 from __future__ import annotations
 
 import time
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keepvip_harness.agentlab import INTERVAL, MARGIN, Agents, takeover
+from keepvip_harness.agentlab import INTERVAL, MARGIN, STARTUP, Agents, takeover
 from keepvip_tools.lab.config import virtualip
-from keepvip_tools.lab.topology import VIP4, Lab
+from keepvip_tools.lab.topology import VIP4, VIP6, Lab
 
+Address = IPv4Address | IPv6Address
 PRIORITIES = {"n1": 150, "n2": 120, "n3": 50}
 KEY1 = bytes(range(32)).hex()
 KEY2 = bytes(range(64, 112)).hex()
@@ -34,15 +37,17 @@ def _keys(path: Path, text: str) -> None:
     tmp.replace(path)  # atomic, as an admin's tooling should
 
 
-def _start(lab: Lab, agents: Agents, nodes: int = 3) -> Path:
+def _start(lab: Lab, agents: Agents, nodes: int = 3, address: Address = VIP4, **spec: Any) -> Path:
     keyfile = agents.workdir / "web.keys"
     _keys(keyfile, f"key 1 hex:{KEY1}\n")
     auth = {"keyFile": str(keyfile), "timeWindow": "30s", "keyGrace": f"{GRACE:g}s"}
+    if address.version == 6:
+        spec["addresses"] = (f"{address}/64",)
     agents.start_all(
-        virtualip(priorities=PRIORITIES, preempt=True, authHMAC=auth),
+        virtualip(priorities=PRIORITIES, preempt=True, authHMAC=auth, **spec),
         nodes=range(1, nodes + 1),
     )
-    agents.settle(master=1, address=VIP4)
+    agents.settle(master=1, address=address, timeout=STARTUP + 5)
     return keyfile
 
 
@@ -148,10 +153,21 @@ def test_key_rotation_moves_nothing_and_the_old_key_is_refused_after_the_grace(
 
 
 @pytest.mark.nodes(2)
-def test_two_agents_with_hmac_elect_and_fail_over(lab: Lab, agents: Agents) -> None:
-    _start(lab, agents, nodes=2)
+@pytest.mark.parametrize(
+    ("address", "spec", "interval"),
+    [(VIP4, {}, INTERVAL), (VIP6, {}, INTERVAL), (VIP4, {"version": 2, "interval": "1s"}, 1.0)],
+    ids=["v3-ipv4", "v3-ipv6", "v2-ipv4"],
+)
+def test_two_agents_with_hmac_elect_and_fail_over(
+    lab: Lab, agents: Agents, address: Address, spec: dict[str, Any], interval: float
+) -> None:
+    _start(lab, agents, nodes=2, address=address, **spec)
+    # what is on the wire carries the 28-byte trailer (the sniffer reports VRRP only)
+    assert agents.instance(2)["master"] is not None  # type: ignore[index]
     assert _drops(agents, 2) == dict.fromkeys(REASONS, 0.0)
+    received = agents.metrics(2).get("keepvip_vrrp_adverts_received_total", vip="web")
+    assert received > 0
     agents.kill(1)
-    agents.wait_state(2, "Master", takeover(120))
-    assert 2 in lab.holders(VIP4)  # n1's copy expires with its lifetime (it was SIGKILLed)
+    agents.wait_state(2, "Master", takeover(120, interval))
+    assert 2 in lab.holders(address)  # n1's copy expires with its lifetime (it was SIGKILLed)
     assert _drops(agents, 2) == dict.fromkeys(REASONS, 0.0)

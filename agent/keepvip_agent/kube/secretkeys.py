@@ -93,7 +93,7 @@ class SecretKeys:
         except Exception as exc:  # the API server is away: try again next round
             return None, f"cannot read Secret {where}: {exc}"
         try:
-            return keyring_of(self.kube.serialize(secret), where), None
+            return keyring_of(secret or {}, where), None
         except KeyringError as exc:
             return None, str(exc)
 
