@@ -78,7 +78,7 @@ class SecretKeys:
     async def _read(self, name: str) -> tuple[Keyring | None, str | None]:
         where = f"{self.namespace}/{name}"
         try:
-            secret = await self.kube.call(
+            secret = await self.kube.call_raw(
                 self.kube.core.read_namespaced_secret, name, self.namespace
             )
         except ApiException as exc:
