@@ -19,7 +19,8 @@ purpose. ``KIND``:
 * ``forged``: like ``signed``, then its priority changed (the HMAC no longer matches).
 
 ``vrrpwire.py sniff SECONDS`` prints one JSON line per VRRP packet seen
-arriving on eth0 (AF_PACKET, so unicast and multicast alike).
+arriving on eth0 (AF_PACKET, so unicast and multicast alike), with the VRRP
+payload's length (an HMAC trailer adds 28 bytes).
 
 This file builds its packets independently of ``keepvip_agent.vrrp`` on
 purpose: a codec bug must not be able to hide itself in its own tests.
@@ -149,9 +150,11 @@ def sniff(args: argparse.Namespace) -> int:
         if ethertype == 0x0800 and len(ip) >= 28 and ip[9] == PROTO:
             ihl = (ip[0] & 0x0F) * 4
             src, dst, ttl, vrrp = ip[12:16], ip[16:20], ip[8], ip[ihl:]
+            length = struct.unpack("!H", ip[2:4])[0] - ihl  # not the frame's padding
             family = 4
         elif ethertype == 0x86DD and len(ip) >= 48 and ip[6] == PROTO:
             src, dst, ttl, vrrp = ip[8:24], ip[24:40], ip[7], ip[40:]
+            length = struct.unpack("!H", ip[4:6])[0]
             family = 6
         else:
             continue
@@ -163,6 +166,7 @@ def sniff(args: argparse.Namespace) -> int:
             "version": vrrp[0] >> 4,
             "vrid": vrrp[1],
             "priority": vrrp[2],
+            "length": length,
             "interval": (vrrp[5] if vrrp[0] >> 4 == 2 else struct.unpack("!H", vrrp[4:6])[0])
             & 0x0FFF,
         }
