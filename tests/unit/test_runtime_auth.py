@@ -11,10 +11,11 @@ import asyncio
 import time
 from pathlib import Path
 
+from keepvip_agent.runtime.vrrp_socket import Receiver
 from keepvip_agent.vrrp.authstate import AdvertAuth, AuthSettings, Keyring
-from keepvip_agent.vrrp.packet import Advertisement, DropReason, unsummed
+from keepvip_agent.vrrp.packet import VRRP_GROUP_V4, Advertisement, DropReason, finish, unsummed
 from keepvip_agent.vrrp.router import State
-from keepvip_harness.runtime_rig import HIGHER, OURS, Rig, advert, run, virtualip
+from keepvip_harness.runtime_rig import HIGHER, OURS, Rig, advert, datagram, run, virtualip
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(50, 82))
@@ -77,6 +78,34 @@ def test_forged_replayed_unsigned_and_wrong_key_adverts_are_dropped_and_the_mast
         snap = rig.runner.snapshot()["authHMAC"]
         assert snap["keyIDs"] == [1] and snap["dropped"]["auth_replay"] == 1
         assert len(rig.records) == 2  # initialize -> backup -> master, nothing since
+
+    run(main)
+
+
+def test_the_receiver_caches_a_signed_adverts_pdu_and_hands_on_each_trailer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        rig = _rig(tmp_path, f"key 1 hex:{KEY1.hex()}")
+        await rig.elected()
+        drops: list[DropReason] = []
+        rx = Receiver("eth0", drops.append)  # the port's socket, less the socket
+        rx.handlers[51] = rig.runner
+        peer = _peer({1: KEY1}, 1)
+        pdu = unsummed(advert(50), HIGHER)
+        first, second = (
+            finish(pdu, HIGHER, VRRP_GROUP_V4, peer.seal(pdu, HIGHER, time.time()))
+            for _ in range(2)
+        )
+        rx.ipv4(datagram(first, HIGHER))
+        rx.ipv4(datagram(second, HIGHER))  # the cached PDU, its own trailer: heard too
+        rx.ipv4(datagram(second, HIGHER))  # the same bytes again: a replay
+        forged = second[:-1] + bytes([second[-1] ^ 1])
+        rx.ipv4(datagram(forged, HIGHER))
+        assert drops == []  # the trailers are judged by the instance, which counts there
+        assert [r for r, _ in rig.sock.drops] == [DropReason.AUTH_REPLAY, DropReason.AUTH_BAD_HMAC]
+        assert set(rig.runner.last_heard) == {HIGHER}
+        assert len(rx._decoded) == 1  # one PDU, decoded once
 
     run(main)
 

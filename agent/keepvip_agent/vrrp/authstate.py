@@ -25,6 +25,7 @@ Rules, after keepalived 2.4's ``auth_hmac`` (draft-cassen-vrrp-auth-hmac):
 from __future__ import annotations
 
 import enum
+import hmac
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -145,6 +146,16 @@ class AdvertAuth:
     _retired: dict[int, list[_Retired]] = field(default_factory=dict)
     _marks: OrderedDict[IPv4Address | IPv6Address, int] = field(default_factory=OrderedDict)
     _pseudo: dict[IPv4Address | IPv6Address, bytes] = field(default_factory=dict)
+    _keyed: dict[bytes, hmac.HMAC] = field(default_factory=dict)
+    """Each key's HMAC state with the key absorbed (see :func:`hmacauth.keyed`)."""
+
+    def _state(self, key: bytes) -> hmac.HMAC:
+        state = self._keyed.get(key)
+        if state is None:
+            if len(self._keyed) >= 16:
+                self._keyed.clear()
+            state = self._keyed[key] = hmacauth.keyed(key)
+        return state
 
     @property
     def signs(self) -> bool:
@@ -210,7 +221,8 @@ class AdvertAuth:
         if not self.signs:
             return b""
         key_id, key = self.signing_key(now)
-        return hmacauth.sign(pdu, self._pseudo_of(source), key_id, key, self.next_sequence(now))
+        pseudo = self._pseudo_of(source)
+        return hmacauth.sign(pdu, pseudo, key_id, self._state(key), self.next_sequence(now))
 
     def signing_key(self, now: float) -> tuple[int, bytes]:
         """The active key, or the previous one for :func:`switch_delay` after a change."""
@@ -248,7 +260,7 @@ class AdvertAuth:
         if not keys:
             raise PacketError(DropReason.AUTH_UNKNOWN_KEY, f"unknown key id {t.key_id}")
         pseudo = self._pseudo_of(source)
-        if not any(hmacauth.mac_matches(k, pseudo, pdu, trailer) for k in keys):
+        if not any(hmacauth.mac_matches(self._state(k), pseudo, pdu, trailer) for k in keys):
             raise PacketError(DropReason.AUTH_BAD_HMAC, f"HMAC does not verify (key id {t.key_id})")
         self._advance(source, t, now)
 
