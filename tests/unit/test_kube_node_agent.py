@@ -23,7 +23,7 @@ from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import peer_addresses, selector_matches
-from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.selection import ParseCache, select
 from keepvip_agent.kube.viplease import VipLease
 from keepvip_agent.vrrp.router import State
 from keepvip_api.cluster import LabelSelector
@@ -152,6 +152,27 @@ def test_select_runs_what_parses_has_a_vrid_is_not_blocked_and_is_placed_here() 
     assert "Conflict" in sel.skipped["ns/blocked"]
     assert sel.skipped["ns/gone"] == "being deleted"
     assert select([obj("ok")], None).run == {}, "no Node known yet: nothing runs"
+
+
+def test_a_virtualip_is_parsed_once_per_generation_and_allocated_vrid() -> None:
+    cache = ParseCache()
+    tolerate = [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]
+    ok, bad = obj("ok", tolerations=tolerate), obj("bad", advertInterval="soon")
+    for o, uid in ((ok, "u1"), (bad, "u2")):
+        o["metadata"].update(uid=uid, generation=1)
+    first = select([ok, bad], NODE, cache)
+    assert cache.parses == 2
+    ok["status"] = {"nodes": [{"name": "n1", "state": "Master"}]}  # a status write: no parse
+    again = select([ok, bad], NODE, cache)
+    assert cache.parses == 2 and again.run["ns/ok"] is first.run["ns/ok"]
+    assert again.skipped["ns/bad"] == first.skipped["ns/bad"], "a parse error is remembered"
+    ok["metadata"]["generation"] = 2
+    ok["spec"]["priority"] = 120
+    assert select([ok], NODE, cache).run["ns/ok"].spec.priority == 120
+    assert cache.parses == 3
+    select([], NODE, cache)
+    select([ok, bad], NODE, cache)
+    assert cache.parses == 5, "the VirtualIPs gone from the list were forgotten"
 
 
 def test_an_allocated_vrid_in_status_counts() -> None:

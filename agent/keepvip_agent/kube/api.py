@@ -109,7 +109,7 @@ class ListWatch(threading.Thread):
 
     def _list(self) -> tuple[dict[str, dict[str, Any]], str | None]:
         listed = self.kube.raw(self.list_fn, **self.kwargs)
-        items: dict[str, dict[str, Any]] = {_key(o): o for o in listed.get("items", [])}
+        items: dict[str, dict[str, Any]] = {_key(o): _lean(o) for o in listed.get("items", [])}
         if not self.healthy:
             logger.info("watch %s: %d object(s)", self.what, len(items))
         self.healthy = True
@@ -147,13 +147,22 @@ class ListWatch(threading.Thread):
             if kind == "DELETED":
                 items.pop(_key(obj), None)
             else:
-                items[_key(obj)] = obj
+                items[_key(obj)] = _lean(obj)
             self._deliver(items)
         return rv
 
     def _deliver(self, items: dict[str, dict[str, Any]]) -> None:
         snapshot = list(items.values())
         self.loop.call_soon_threadsafe(self.on_snapshot, snapshot)
+
+
+def _lean(obj: dict[str, Any]) -> dict[str, Any]:
+    """Without ``metadata.managedFields``: nobody here reads it, and with an agent field
+    manager per node it is most of a VirtualIP's size in every watch cache."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 def _key(obj: dict[str, Any]) -> str:
