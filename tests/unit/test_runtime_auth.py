@@ -8,9 +8,13 @@ same (or other) keys, the way a peer agent would sign them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
+from kubernetes.client.exceptions import ApiException
+
+from keepvip_agent.kube.secretkeys import POLL, SecretKeys
 from keepvip_agent.runtime.vrrp_socket import Receiver
 from keepvip_agent.vrrp.authstate import AdvertAuth, AuthSettings, Keyring
 from keepvip_agent.vrrp.packet import VRRP_GROUP_V4, Advertisement, DropReason, finish, unsummed
@@ -161,5 +165,58 @@ def test_rotation_in_the_file_keeps_the_master_and_retires_the_old_key_after_gra
         rig.hear(_signed(old, 50), HIGHER)
         assert rig.runner.auth_drops == {"auth_unknown_key": 1}
         assert len(rig.records) == before and rig.runner.state is State.MASTER
+
+    run(main)
+
+
+class _FakeKube:
+    """The node agent's ``Kube`` as SecretKeys uses it: ``call_raw`` on ``core``."""
+
+    def __init__(self) -> None:
+        self.core = self
+        self.secret: dict[str, object] | None = None
+        self.status = 404
+        self.reads = 0
+
+    def read_namespaced_secret(self, name: str, namespace: str) -> None:
+        raise AssertionError("called through call_raw only")
+
+    async def call_raw(self, fn: object, name: str, namespace: str) -> object:
+        self.reads += 1
+        if self.secret is None:
+            raise ApiException(status=self.status, reason="Not Found")
+        return self.secret
+
+
+def test_secret_keys_are_read_by_name_and_delivered_on_change_only() -> None:
+    async def main() -> None:
+        kube = _FakeKube()
+        got: list[tuple[Keyring | None, str | None]] = []
+        keys = SecretKeys(kube, "keepvip-system")  # type: ignore[arg-type]
+        keys.subscribe("web-keys", 1, lambda ring, problem: got.append((ring, problem)))
+        await asyncio.sleep(0.1)
+        assert got == [
+            (None, "Secret keepvip-system/web-keys (authHMAC.secretName) does not exist")
+        ]
+        await asyncio.sleep(POLL)  # the same answer again: nothing new delivered
+        assert len(got) == 1 and kube.reads == 2
+        text = f"key 1 hex:{KEY1.hex()}\n".encode()
+        kube.secret = {"data": {"keys": base64.b64encode(text).decode()}}
+        await asyncio.sleep(POLL)
+        assert got[-1] == (Keyring({1: KEY1}, 1), None)
+        late: list[object] = []
+        keys.subscribe("web-keys", 2, lambda ring, problem: late.append(ring))
+        assert late == [Keyring({1: KEY1}, 1)]  # a new subscriber gets the known keys at once
+        kube.secret, kube.status = None, 403
+        await asyncio.sleep(POLL)
+        assert (
+            got[-1][1] is not None and "may not read Secret keepvip-system/web-keys" in got[-1][1]
+        )
+        keys.unsubscribe("web-keys", 1)
+        keys.unsubscribe("web-keys", 2)
+        reads = kube.reads
+        await asyncio.sleep(3 * POLL)
+        assert kube.reads == reads  # nobody names it: no more reads
+        keys.close()
 
     run(main)
