@@ -43,6 +43,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def profiled(
     procs = [
         subprocess.Popen(
             [
-                "py-spy",
+                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--nonblocking",
                 "-r",
@@ -626,6 +627,14 @@ class Scale:
         self.wait_gone(name, str(VIP4))
         return samples
 
+    def all_on(self, node: str, vips: int) -> bool:
+        """Every VirtualIP's status.master is ``node`` (False, not an error, if the API is slow)."""
+        try:
+            return sum(m == node for m in self.snapshot().masters().values()) == vips
+        except OSError as exc:  # a busy API server's timeout: look again
+            print(f"snapshot: {exc}", flush=True)
+            return False
+
     def all_to(self, vips: int, interval: str) -> None:
         path = self.vip_base
         parallel(
@@ -681,10 +690,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(args.settle)
                     wait_for(
                         "every VirtualIP on n1 at 100 ms",
-                        lambda: (
-                            sum(m == nodes[0] for m in run.snapshot().masters().values())
-                            == args.vips
-                        ),
+                        lambda: run.all_on(nodes[0], args.vips),
                         120,
                         0.5,
                     )
@@ -709,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="20 VirtualIPs, 80 Services, few runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
-        "--profile", type=Path, help="py-spy stacks and smaps of each steady window into DIR"
+        "--profile",
+        type=Path,
+        help="py-spy stacks and smaps of each steady window into DIR (needs: pip install py-spy)",
     )
     args = p.parse_args(argv)
     if args.quick:

@@ -160,18 +160,18 @@ def test_a_virtualip_is_parsed_once_per_generation_and_allocated_vrid() -> None:
     ok, bad = obj("ok", tolerations=tolerate), obj("bad", advertInterval="soon")
     for o, uid in ((ok, "u1"), (bad, "u2")):
         o["metadata"].update(uid=uid, generation=1)
-    first = select([ok, bad], NODE, cache)
+    first = select([ok, bad], NODE, cache=cache)
     assert cache.parses == 2
     ok["status"] = {"nodes": [{"name": "n1", "state": "Master"}]}  # a status write: no parse
-    again = select([ok, bad], NODE, cache)
+    again = select([ok, bad], NODE, cache=cache)
     assert cache.parses == 2 and again.run["ns/ok"] is first.run["ns/ok"]
     assert again.skipped["ns/bad"] == first.skipped["ns/bad"], "a parse error is remembered"
     ok["metadata"]["generation"] = 2
     ok["spec"]["priority"] = 120
-    assert select([ok], NODE, cache).run["ns/ok"].spec.priority == 120
+    assert select([ok], NODE, cache=cache).run["ns/ok"].spec.priority == 120
     assert cache.parses == 3
-    select([], NODE, cache)
-    select([ok, bad], NODE, cache)
+    select([], NODE, cache=cache)
+    select([ok, bad], NODE, cache=cache)
     assert cache.parses == 5, "the VirtualIPs gone from the list were forgotten"
 
 

@@ -194,7 +194,7 @@ class NodeController:
         if len(self._vips) < len(self.watch_namespaces or ("",)):
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
-        sel = select(objects, self._node, self._parsed)
+        sel = select(objects, self._node, cache=self._parsed)
         by_key = {
             f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
             for o in objects

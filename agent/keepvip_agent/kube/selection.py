@@ -118,6 +118,7 @@ class ParseCache:
 def select(
     objects: Iterable[Mapping[str, Any]],
     node: Mapping[str, Any] | None,
+    *,
     cache: ParseCache | None = None,
 ) -> Selection:
     out = Selection()
