@@ -457,9 +457,17 @@ class Scale:
             rss_peak = max(rss_peak, proc_rss_bytes(self.op.pid))
             if self.op.poll() is not None:
                 raise RuntimeError("keepvip-operator exited")
-            snap, now = self.snapshot(), time.monotonic() - t0
+            try:
+                snap, now = self.snapshot(), time.monotonic() - t0
+                pods = len(agent_pids(self.api, self.ns, self.launcher))
+            except OSError as exc:  # a busy API server's timeout: look again
+                print(f"snapshot: {exc}", flush=True)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+                continue
             done = {
-                "agent_pods": len(agent_pids(self.api, self.ns, self.launcher)) == 3,
+                "agent_pods": pods == 3,
                 "vips_ready": snap.own_ready() == vips,
                 "routers_ready": (bool(snap.routers) or not services)
                 and snap.routers_ready() == len(snap.routers)
@@ -627,6 +635,14 @@ class Scale:
         self.wait_gone(name, str(VIP4))
         return samples
 
+    def all_on(self, node: str, vips: int) -> bool:
+        """Every VirtualIP's status.master is ``node`` (False, not an error, if the API is slow)."""
+        try:
+            return sum(m == node for m in self.snapshot().masters().values()) == vips
+        except OSError as exc:  # a busy API server's timeout: look again
+            print(f"snapshot: {exc}", flush=True)
+            return False
+
     def all_to(self, vips: int, interval: str) -> None:
         path = self.vip_base
         parallel(
@@ -682,10 +698,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(args.settle)
                     wait_for(
                         "every VirtualIP on n1 at 100 ms",
-                        lambda: (
-                            sum(m == nodes[0] for m in run.snapshot().masters().values())
-                            == args.vips
-                        ),
+                        lambda: run.all_on(nodes[0], args.vips),
                         120,
                         0.5,
                     )
