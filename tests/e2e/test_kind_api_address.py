@@ -9,7 +9,7 @@ network's node subnet and in the serving certificate's SANs through
 hack/kind/cluster.yaml's ``apiServer.certSANs``. The test removes the
 manifest at the end and waits for the address to be released.
 
-Time: about 20 s on a running cluster.
+Time: about 30 s on a running cluster (86 s with the fixture building and loading the image).
 """
 
 from __future__ import annotations
