@@ -177,26 +177,8 @@ def stop_keepers(nodes: ApiNodes) -> None:
     nodes.lab.wait_for(lambda: not nodes.lab.holders(VIP4), 15)
 
 
-def steady(nodes: ApiNodes, impl: str) -> int:
-    """Every API server Ready and keeper running; the holder answering the client."""
-    lab = nodes.lab
-    for i in range(1, lab.nodes + 1):
-        lab.heal(i)
-        if nodes.apiservers[i].poll() is not None:
-            nodes.start_apiserver(i)
-    for i in range(1, lab.nodes + 1):
-        nodes.wait_apiserver(i)
-        keeper = nodes.keepers.get(i)
-        if keeper is None or not keeper.alive():
-            start_keeper(nodes, impl, i)
-    time.sleep(SETTLE[impl])
-    holder = nodes.wait_holder(range(1, lab.nodes + 1), 60)
-    nodes.wait_answers(f"n{holder}", 5, 60)
-    return holder
-
-
 def run_once(nodes: ApiNodes, cutter: Cutter, impl: str, scenario: str) -> dict[str, Any]:
-    old = steady(nodes, impl)
+    old = nodes.steady(lambda i: start_keeper(nodes, impl, i), SETTLE[impl])
     event = time.monotonic()
     if scenario == "crash":
         nodes.kill_apiserver(old)

@@ -73,19 +73,7 @@ def api_nodes() -> Iterator[ApiNodes]:
 
 def all_up(nodes: ApiNodes) -> int:
     """Every API server Ready, every agent running, one holder answering the client."""
-    lab = nodes.lab
-    for i in range(1, lab.nodes + 1):
-        lab.heal(i)
-        if nodes.apiservers[i].poll() is not None:
-            nodes.start_apiserver(i)
-    for i in range(1, lab.nodes + 1):
-        nodes.wait_apiserver(i)
-        keeper = nodes.keepers.get(i)
-        if keeper is None or not keeper.alive():
-            nodes.start_keepvip(i, **AGENT)
-    holder = nodes.wait_holder(range(1, lab.nodes + 1), SETTLE)
-    nodes.wait_answers(f"n{holder}", 5, SETTLE)
-    return holder
+    return nodes.steady(lambda i: nodes.start_keepvip(i, **AGENT), timeout=SETTLE)
 
 
 def follow(nodes: ApiNodes, event: float, old: int) -> ApiOutage:

@@ -29,7 +29,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,27 @@ class ApiNodes:
 
         node: int = self.lab.wait_for(found, timeout)
         return node
+
+    def steady(
+        self, start_keeper: Callable[[int], object], settle: float = 0.0, timeout: float = 60.0
+    ) -> int:
+        """Every node connected, every API server Ready and every keeper running (missing
+        ones started with ``start_keeper(i)``); after ``settle`` seconds, one holder, answering
+        the client. Returns the holder."""
+        lab = self.lab
+        for i in range(1, lab.nodes + 1):
+            lab.heal(i)
+            if self.apiservers[i].poll() is not None:
+                self.start_apiserver(i)
+        for i in range(1, lab.nodes + 1):
+            self.wait_apiserver(i)
+            keeper = self.keepers.get(i)
+            if keeper is None or not keeper.alive():
+                start_keeper(i)
+        time.sleep(settle)
+        holder = self.wait_holder(range(1, lab.nodes + 1), timeout)
+        self.wait_answers(f"n{holder}", 5, timeout)
+        return holder
 
     # -- the client ---------------------------------------------------------------------------
 
