@@ -97,7 +97,11 @@ def running_operator(
     """
     with contextlib.ExitStack() as stack:
         if control_plane is not None:
-            stack.enter_context(agent_rbac(control_plane, settings.agent_namespace or namespace))
+            label = settings.trusted_namespace_label
+            values = [f"tenancy.trustedNamespaceLabel={label[0]}={label[1]}"] if label else []
+            stack.enter_context(
+                agent_rbac(control_plane, settings.agent_namespace or namespace, values)
+            )
             if grant and settings.address_grants:
                 stack.enter_context(granted(control_plane, namespace))
         yield stack.enter_context(_operator_thread(settings, namespace))
