@@ -405,6 +405,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
             raise _api_trouble(exc) from None
         if decision.rollout:
             logger.info("reconciled: VRID %s, agents rolled out", decision.vrid)
+        elif decision.refused and decision.verdict is not None:
+            accepted = decision.verdict.accepted
+            logger.info("reconciled: not accepted: %s: %s", accepted.reason, accepted.message)
         else:
             logger.info("reconciled: not rolled out: %s", decision.conflicts[0].message)
 

@@ -56,6 +56,15 @@ def _events(api: Any, ns: str, name: str) -> dict[str, str]:
     return {e["reason"]: e["message"] for e in items if e["involvedObject"]["name"] == name}
 
 
+def _ready_agents(api: Any, ns: str) -> int:
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=AGENTS)["items"]
+    return sum(
+        any(c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or ())
+        for p in pods
+    )  # fmt: skip
+
+
 def _label_namespace(api: Any, ns: str, value: str | None) -> None:
     api.merge_patch(f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {LABEL[0]: value}}})
 
@@ -64,6 +73,7 @@ def test_a_tenant_gets_only_granted_addresses_and_no_commands_until_the_admin_al
     control_plane: ControlPlane,
     kube_namespace: str,
     cluster_lab: tuple[Lab, dict[str, int]],
+    virtualippool_crd: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     lab, index = cluster_lab
@@ -105,8 +115,9 @@ def test_a_tenant_gets_only_granted_addresses_and_no_commands_until_the_admin_al
             tenant = Tenant(cp, ns)
             for name, (spec, _) in specs.items():
                 tenant.create(name, spec)
-            wait_for("3 node agents", lambda: len(api.get(
-                f"/api/v1/namespaces/{ns}/pods", labelSelector=AGENTS)["items"]) == 3, 60)  # fmt: skip
+            # The agents are Ready (/readyz: they have read the VirtualIPs), so what they
+            # leave alone below is their decision, not their absence.
+            wait_for("3 node agents Ready", lambda: _ready_agents(api, ns) == 3, 90)
 
             # Each refused with its one-line reason, as a condition and as a Warning Event.
             def refused() -> bool:
@@ -117,7 +128,8 @@ def test_a_tenant_gets_only_granted_addresses_and_no_commands_until_the_admin_al
                 )
 
             wait_for("every VirtualIP refused", refused, 30)
-            named = {**addresses, "exec": "checks[0].exec", "notify": "notify.master"}
+            named = {**addresses, "exec": "checks[0].exec", "notify": "notify.master",
+                     "kubelet": "checks[0].tcpSocket.host"}  # fmt: skip
             for name, (_, reason) in specs.items():
                 vip = _vip(api, ns, name)
                 message = _cond(vip, "Accepted")["message"]
