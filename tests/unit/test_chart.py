@@ -169,7 +169,7 @@ def test_bundle_is_the_charts_output() -> None:
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
         "PodDisruptionBudget", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
         "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
-        "Deployment",
+        "Deployment", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     ]  # fmt: skip
 
 
@@ -188,7 +188,8 @@ def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_imag
     objs = objects(helm)
     assert set(objs) == {
         "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-        "RoleBinding", "Deployment", "PodDisruptionBudget",
+        "RoleBinding", "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }  # fmt: skip
     deploy = objs["Deployment"]
     assert deploy["spec"]["replicas"] == 2

@@ -27,7 +27,14 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
-from keepvip_agent.kube.selection import UPGRADING, Gate, Selection, handover_hold, select
+from keepvip_agent.kube.selection import (
+    UPGRADING,
+    Gate,
+    ParseCache,
+    Selection,
+    handover_hold,
+    select,
+)
 from keepvip_agent.kube.shared import SharedWatches
 from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
@@ -74,6 +81,7 @@ class NodeController:
         self._skipped: dict[str, str] = {}
         self._held: dict[str, float] = {}
         """VirtualIPs that just left ``Upgrading``, started only at this loop time (handover_hold)."""
+        self._parsed = ParseCache()
         self._applying = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -209,7 +217,7 @@ class NodeController:
         gate = None
         if self.trust is not None:
             gate = Gate(self.trust, self._labels, self._accepted)
-        sel = select(objects, self._node, gate)
+        sel = select(objects, self._node, gate, cache=self._parsed)
         self._accepted = dict(sel.run)
         by_key = {
             f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
