@@ -644,6 +644,14 @@ class Scale:
         self.wait_gone(name, str(VIP4))
         return samples
 
+    def all_on(self, node: str, vips: int) -> bool:
+        """Every VirtualIP's status.master is ``node`` (False, not an error, if the API is slow)."""
+        try:
+            return sum(m == node for m in self.snapshot().masters().values()) == vips
+        except OSError as exc:  # a busy API server's timeout: look again
+            print(f"snapshot: {exc}", flush=True)
+            return False
+
     def all_to(self, vips: int, interval: str) -> None:
         path = self.vip_base
         parallel(
@@ -700,10 +708,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(args.settle)
                     wait_for(
                         "every VirtualIP on n1 at 100 ms",
-                        lambda: (
-                            sum(m == nodes[0] for m in run.snapshot().masters().values())
-                            == args.vips
-                        ),
+                        lambda: run.all_on(nodes[0], args.vips),
                         120,
                         0.5,
                     )
