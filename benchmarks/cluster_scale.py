@@ -150,7 +150,7 @@ def grant_body(name: str, ns: str) -> dict[str, Any]:
         "kind": "VirtualIPPool",
         "metadata": {"name": name},
         "spec": {
-            "addresses": [VIP_NET, APPLY_RANGE],
+            "addresses": [VIP_NET, APPLY_RANGE, str(VIP4)],
             "namespaces": [ns],
             "usedBy": ["VirtualIPs"],
         },
