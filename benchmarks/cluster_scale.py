@@ -474,9 +474,17 @@ class Scale:
             rss_peak = max(rss_peak, proc_rss_bytes(self.op.pid))
             if self.op.poll() is not None:
                 raise RuntimeError("keepvip-operator exited")
-            snap, now = self.snapshot(), time.monotonic() - t0
+            try:
+                snap, now = self.snapshot(), time.monotonic() - t0
+                pods = len(agent_pids(self.api, self.ns, self.launcher))
+            except OSError as exc:  # a busy API server's timeout: look again
+                print(f"snapshot: {exc}", flush=True)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+                continue
             done = {
-                "agent_pods": len(agent_pids(self.api, self.ns, self.launcher)) == 3,
+                "agent_pods": pods == 3,
                 "vips_ready": snap.own_ready() == vips,
                 "routers_ready": (bool(snap.routers) or not services)
                 and snap.routers_ready() == len(snap.routers)

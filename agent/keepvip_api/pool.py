@@ -179,6 +179,9 @@ class VirtualIPPoolSpec(Model):
     and drain set it) or labelled node.kubernetes.io/exclude-from-external-load-balancers hands
     the VIP over without a gap and stays a backup of last resort (priority 1) until it is
     uncordoned; ignore: cordon changes nothing."""
+    auth_hmac: election.AuthHMACField
+    """Authenticated adverts for the VirtualIPs made from this pool (secretName: a Secret in the
+    agents' namespace)."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> VirtualIPPoolSpec:

@@ -249,13 +249,16 @@ class Reconciler:
         vips = dict(view.vips)
         if also is not None and not also.deleting:
             vips[also.key] = also
-        plan = plan_namespace_rbac(
-            (o.target.namespace, o.vip)
-            for o in vips.values()
-            if o.vip is not None and not o.deleting
-        )
         namespace = self.settings.agent_namespace
         assert namespace, "settings.agent_namespace is checked at start-up"
+        plan = plan_namespace_rbac(
+            (
+                (o.target.namespace, o.vip)
+                for o in vips.values()
+                if o.vip is not None and not o.deleting
+            ),
+            namespace,
+        )
         marked = [k for k, o in vips.items() if self._marked(o)]
         may_start = upgrade.node_agents_may_start(view.legacy, marked, vips)
         daemonset = (render_daemonset(self.settings, namespace),) if may_start else ()

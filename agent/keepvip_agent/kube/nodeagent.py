@@ -27,6 +27,7 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
+from keepvip_agent.kube.secretkeys import SecretKeys
 from keepvip_agent.kube.selection import (
     UPGRADING,
     Gate,
@@ -86,9 +87,11 @@ class NodeController:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._list_watches: list[ListWatch] = []
+        self.secret_keys = SecretKeys(kube, agent_namespace)
         agent.instance_hooks.append(self._wire)
         agent.stopped_hooks.append(self._unwire)
         agent.pending_blocks_ready = False
+        agent.key_files = False
 
     async def start(self) -> None:
         self.node_lease.start()
@@ -164,6 +167,7 @@ class NodeController:
         await asyncio.gather(*(g.stop(withdraw=False) for g in self.glues.values()))
         self.watches.stop()
         self.leases.stop()
+        self.secret_keys.close()
         await self.node_lease.stop()
 
     # -- inputs ------------------------------------------------------------------------------
@@ -295,11 +299,17 @@ class NodeController:
         glue = self.glues.get(inst.vip.key)
         if glue is not None:
             glue.wire(inst)
+        auth = inst.spec.auth_hmac
+        if auth is not None and auth.secret_name is not None:
+            self.secret_keys.subscribe(auth.secret_name, id(inst), inst.set_keys)
 
     def _unwire(self, inst: InstanceRunner) -> None:
         glue = self.glues.get(inst.vip.key)
         if glue is not None and glue.inst is inst:
             glue.unwire()
+        auth = inst.spec.auth_hmac
+        if auth is not None and auth.secret_name is not None:
+            self.secret_keys.unsubscribe(auth.secret_name, id(inst))
 
     def ready_problem(self) -> str | None:
         if self._node is None:
