@@ -7,9 +7,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: deps lint test test-unit test-netns lab bench clean
 
 # System packages the tiers need: iproute2 for namespaces, keepalived for the
-# interoperability tests and the benchmark. Installed only when missing.
+# interoperability tests and the benchmark, systemd's systemd-analyze for the unit test
+# of `keepvip systemd-unit` (a Debian machine has it; a minimal container may not).
+# Installed only when missing.
 deps: $(VENV)/.installed
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@command -v systemd-analyze >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd)
 	@command -v keepalived >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived)
 
 # keepvip, and next to it the test harness (tests/harness: what tests and

@@ -1,6 +1,8 @@
 """``keepvip-agent``: run VRRP instances for VirtualIPs on this host.
 
-Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]``.
+Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]``, or
+``--config-env NAME`` with the YAML in that environment variable (a static pod that
+carries its VirtualIP inline, with no file on the host).
 Kubernetes, one agent per node for every VirtualIP (the node agent DaemonSet):
 ``keepvip-agent --kubernetes --node $(NODE_NAME) --agent-namespace $(POD_NAMESPACE)
 --metrics-port 9640 [--watch-namespaces a,b] [--address-grants off]
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 from collections.abc import Sequence
 
 from keepvip_agent.logsetup import setup_logging
-from keepvip_api import SpecError, __version__, load_file
+from keepvip_api import SpecError, __version__, load_documents, load_file
 from keepvip_api.acceptance import Trust, parse_label
 from keepvip_api.model import VirtualIP
 
@@ -32,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--config", help="standalone: YAML file with one or more VirtualIP documents"
+    )
+    source.add_argument(
+        "--config-env",
+        metavar="VAR",
+        help="standalone: the VirtualIP YAML is in this environment variable (inline config)",
     )
     source.add_argument(
         "--kubernetes",
@@ -126,14 +134,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trust,
             )
         )
+    source = args.config or f"${args.config_env}"
     try:
-        vips = load_file(args.config)
+        if args.config_env:
+            text = os.environ.get(args.config_env)
+            if text is None:
+                raise SpecError([f"{source}: not set"])
+            vips = load_documents(text, source=source)
+        else:
+            vips = load_file(args.config)
     except SpecError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        print(f"{args.config}: {len(vips)} VirtualIP(s) valid")
+        print(f"{source}: {len(vips)} VirtualIP(s) valid")
         return 0
     setup_logging(args.log_level, args.log_format)
     return asyncio.run(run(vips, args.node, args.metrics_address, args.metrics_port))

@@ -127,10 +127,84 @@ class TCPSocketCheck(Model):
     port: int_in(1, 65535)  # type: ignore[valid-type]
 
 
+# Added in 0.2 (the TLS fields of httpGet): defaulted by keepvip, not the API server, so an
+# object written before the upgrade reads the same to an older agent (keepvip_api.crd.AGENT_DEFAULT).
+_AGENT_DEFAULT: JsonDict = {"x-keepvip-agent-default": True}
+_TLS_ONLY = "only for an https url"
+
+
 class HTTPGetCheck(Model):
+    """A GET whose status decides. An https URL's certificate is verified unless
+    insecureSkipVerify says otherwise (from 0.2; before, it never was: docs/install.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.url.startsWith('https://') || !(has(self.caFile) || "
+                    "has(self.clientCertFile) || has(self.clientKeyFile) || has(self.serverName) "
+                    "|| (has(self.insecureSkipVerify) && self.insecureSkipVerify))",
+                    "message": "caFile, clientCertFile, clientKeyFile, serverName and "
+                    f"insecureSkipVerify are {_TLS_ONLY}",
+                },
+                {
+                    "rule": "has(self.clientCertFile) == has(self.clientKeyFile)",
+                    "message": "clientCertFile and clientKeyFile go together",
+                },
+                {
+                    "rule": "!(has(self.insecureSkipVerify) && self.insecureSkipVerify) || "
+                    "!(has(self.caFile) || has(self.serverName))",
+                    "message": "insecureSkipVerify: true verifies nothing, so caFile and "
+                    "serverName would be ignored: leave them out or drop insecureSkipVerify",
+                },
+            ]
+        }
+    )
+
     url: str = Field(pattern=r"^https?://", max_length=2048)
     expect_status: tuple[int_in(100, 599), ...] = ()  # type: ignore[valid-type]
     """Statuses that count as healthy; empty means any 2xx or 3xx."""
+    ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    """https: PEM file of the CA certificates that may sign the server's certificate (for the
+    Kubernetes API server: /etc/kubernetes/pki/ca.crt). Default: the system's trust store."""
+    server_name: str | None = Field(default=None, min_length=1, max_length=253)
+    """https: the name the server's certificate must carry (and the TLS SNI) instead of the URL's
+    host, e.g. kubernetes for a kubeadm API server checked on https://127.0.0.1:6443."""
+    client_cert_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    """https: PEM client certificate to present (with clientKeyFile), for servers that admit no
+    anonymous request."""
+    client_key_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    """https: PEM private key of clientCertFile."""
+    insecure_skip_verify: bool = Field(default=False, json_schema_extra=_AGENT_DEFAULT)
+    """https: true accepts any certificate for any name (no protection against a wrong or
+    impostor server). False (default): verified against caFile or the system's trust store."""
+
+    @model_validator(mode="after")
+    def _tls_fields(self) -> HTTPGetCheck:
+        problems: list[tuple[str, str]] = []
+        if not self.url.startswith("https://"):
+            for name, value in (
+                ("caFile", self.ca_file),
+                ("clientCertFile", self.client_cert_file),
+                ("clientKeyFile", self.client_key_file),
+                ("serverName", self.server_name),
+                ("insecureSkipVerify", self.insecure_skip_verify or None),
+            ):
+                if value is not None:
+                    problems.append((name, f"{_TLS_ONLY} (url is {self.url})"))
+        if self.client_cert_file is not None and self.client_key_file is None:
+            problems.append(("clientKeyFile", "required with clientCertFile"))
+        if self.client_key_file is not None and self.client_cert_file is None:
+            problems.append(("clientCertFile", "required with clientKeyFile"))
+        if self.insecure_skip_verify:
+            for name, value in (("caFile", self.ca_file), ("serverName", self.server_name)):
+                if value is not None:
+                    problems.append(
+                        (name, "ignored with insecureSkipVerify: true (which verifies nothing)")
+                    )
+        if problems:
+            raise field_problems(problems)
+        return self
 
 
 class ExecCheck(Model):

@@ -1,4 +1,5 @@
-"""``keepvip``: the user's multi-tool (lab demo, keepalived conversion, status, drain), and ``kubectl keepvip``.
+"""``keepvip``: the user's multi-tool (lab demo, keepalived conversion, status, drain, the API
+address's static pod and systemd unit), and ``kubectl keepvip``.
 
 Only argument wiring lives here; each subcommand's logic is in its own
 module, imported when the subcommand runs so ``keepvip status`` does not
@@ -53,6 +54,22 @@ def build_parser(prog: str = "keepvip") -> argparse.ArgumentParser:
         description="Ask the agents to hand the VirtualIP over to NODE and print the outcome.",
     )
     add_move_arguments(move)
+    from keepvip_tools.apiaddress.command import add_static_pod_arguments, add_systemd_arguments
+
+    static_pod = sub.add_parser(
+        "static-pod",
+        help="print a static Pod that holds the Kubernetes API address (control-plane nodes)",
+        description="Print a Pod manifest for /etc/kubernetes/manifests/ that keeps ADDR on a "
+        "control-plane node whose API server is ready (VRRP; no API access needed).",
+    )
+    add_static_pod_arguments(static_pod)
+    unit = sub.add_parser(
+        "systemd-unit",
+        help="print a systemd unit that holds the Kubernetes API address (hosts without kubelet)",
+        description="Print a systemd service that keeps ADDR on this host while its API server "
+        "is ready.",
+    )
+    add_systemd_arguments(unit)
     return p
 
 
@@ -74,6 +91,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "keepvip") -> int:
         from keepvip_tools.maintenance import run as run_maintenance
 
         return run_maintenance(args)
+    if args.command in ("static-pod", "systemd-unit"):
+        from keepvip_tools.apiaddress.command import run as run_api_address
+
+        return run_api_address(args)
     if args.command == "status":
         from keepvip_tools.status.command import run as run_status
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from keepvip_api import SpecError, VirtualIP, load_documents, parse_virtualip
+from keepvip_api.crd import virtualip_crd
 
 HEAD = """\
 apiVersion: keepvip.io/v1alpha1
@@ -314,6 +315,18 @@ INVALID: list[tuple[str, str, str]] = [
     ("url-scheme", BASE + check("a", 'httpGet: {url: "ftp://x"}\nonFailure: {action: fault}\n'),
      "spec.checks[0].httpGet.url: 'ftp://x' has the wrong form "
      "(String should match pattern '^https?://')"),
+    ("tls-field-on-http", BASE + check("a", 'httpGet: {url: "http://127.0.0.1/", caFile: /ca.crt}\n'
+                                       "onFailure: {action: fault}\n"),
+     "spec.checks[0].httpGet.caFile: only for an https url (url is http://127.0.0.1/)"),
+    ("client-cert-without-key", BASE + check("a", 'httpGet: {url: "https://127.0.0.1/", '
+                                             "clientCertFile: /c.crt}\nonFailure: {action: fault}\n"),
+     "spec.checks[0].httpGet.clientKeyFile: required with clientCertFile"),
+    ("skip-verify-with-ca", BASE + check("a", 'httpGet: {url: "https://127.0.0.1/", caFile: /ca.crt, '
+                                         "insecureSkipVerify: true}\nonFailure: {action: fault}\n"),
+     "spec.checks[0].httpGet.caFile: ignored with insecureSkipVerify: true (which verifies nothing)"),
+    ("skip-verify-not-a-bool", BASE + check("a", 'httpGet: {url: "https://127.0.0.1/", '
+                                            'insecureSkipVerify: "yes"}\nonFailure: {action: fault}\n'),
+     "spec.checks[0].httpGet.insecureSkipVerify: 'yes' is not true or false"),
     ("exec-empty", BASE + check("a", "exec: {command: []}\nonFailure: {action: fault}\n"),
      "spec.checks[0].exec.command: tuple should have at least 1 item after validation, not 0"),
     ("duration-unit", BASE + "advertInterval: 1x\n",
@@ -471,3 +484,47 @@ def test_api_mode_checks_the_same_rules() -> None:
     with pytest.raises(SpecError) as err:
         parse_virtualip({**obj, "spec": {"addresses": ["192.0.2.50"]}}, standalone=True)
     assert err.value.problems == ["spec.virtualRouterID: required in standalone mode (1..255)"]
+
+
+def test_an_https_check_verifies_unless_insecure_skip_verify_is_written_out() -> None:
+    (c,) = load_one(
+        doc(
+            BASE
+            + check(
+                "api",
+                """\
+                httpGet:
+                  url: https://127.0.0.1:6443/readyz
+                  caFile: /etc/kubernetes/pki/ca.crt
+                  serverName: kubernetes
+                  clientCertFile: /etc/keepvip/check.crt
+                  clientKeyFile: /etc/keepvip/check.key
+                onFailure: {action: fault}
+                """,
+            )
+        )
+    ).spec.checks
+    h = c.http_get
+    assert h is not None and not h.insecure_skip_verify
+    assert (h.ca_file, h.server_name) == ("/etc/kubernetes/pki/ca.crt", "kubernetes")
+    assert (h.client_cert_file, h.client_key_file) == (
+        "/etc/keepvip/check.crt",
+        "/etc/keepvip/check.key",
+    )
+    (plain,) = load_one(
+        doc(
+            BASE
+            + check("web", "httpGet: {url: 'https://192.0.2.1/'}\nonFailure: {action: fault}\n")
+        )
+    ).spec.checks
+    assert plain.http_get is not None and not plain.http_get.insecure_skip_verify
+
+
+def test_the_tls_fields_have_no_api_server_default() -> None:
+    """Added in 0.2: a default in the CRD would put them on every object an older agent reads
+    during an upgrade, and it refuses unknown fields."""
+    spec = virtualip_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    http = spec["properties"]["checks"]["items"]["properties"]["httpGet"]["properties"]
+    new = ("caFile", "serverName", "clientCertFile", "clientKeyFile", "insecureSkipVerify")
+    assert set(new) <= set(http)
+    assert [f for f in new if "default" in http[f]] == []

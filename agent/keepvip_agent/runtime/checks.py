@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keepvip_agent.health import HealthBoard
-from keepvip_agent.runtime.httpwire import HTTPCheckError, get_status
+from keepvip_agent.runtime.httpwire import CertificateError, HTTPCheckError, get_status
+from keepvip_agent.runtime.tlscontext import TLSContexts, TLSSetupError
 from keepvip_api.model import Check
 
 if TYPE_CHECKING:
@@ -28,18 +29,22 @@ logger = logging.getLogger(__name__)
 Reporter = Callable[[Check, bool, str], None]
 
 
-async def probe(check: Check) -> tuple[bool, str]:
-    """Run one probe within its timeout; return (healthy, detail)."""
+async def probe(check: Check, tls: TLSContexts | None = None) -> tuple[bool, str]:
+    """Run one probe within its timeout; return (healthy, detail).
+
+    ``tls`` keeps an https check's client context between probes; without it
+    one is built for this probe.
+    """
     try:
         async with asyncio.timeout(check.timeout):
-            return await _probe(check)
+            return await _probe(check, tls)
     except TimeoutError:
         return False, f"timed out after {check.timeout:g}s"
     except Exception as exc:  # a probe must never take the agent down
         return False, f"{type(exc).__name__}: {exc}"
 
 
-async def _probe(check: Check) -> tuple[bool, str]:
+async def _probe(check: Check, tls: TLSContexts | None) -> tuple[bool, str]:
     if check.tcp_socket is not None:
         t = check.tcp_socket
         try:
@@ -51,8 +56,14 @@ async def _probe(check: Check) -> tuple[bool, str]:
     if check.http_get is not None:
         h = check.http_get
         try:
-            status = await get_status(h.url)
-        except HTTPCheckError as exc:
+            context = None
+            if h.url.startswith("https://"):
+                context = (tls or TLSContexts(h)).get()
+            status = await get_status(h.url, tls=context, server_name=h.server_name)
+        except CertificateError as exc:
+            trusted = f"caFile {h.ca_file}" if h.ca_file else "the system's trust store"
+            return False, f"GET {h.url}: {exc} (checked against {trusted})"
+        except (HTTPCheckError, TLSSetupError) as exc:
             return False, f"GET {h.url}: {exc}"
         ok = status in h.expect_status if h.expect_status else 200 <= status < 400
         return ok, f"GET {h.url}: {status}"
@@ -101,10 +112,11 @@ class CheckRunner:
         self._report = report
         self.healthy: bool | None = None
         self._streak = 0
+        self._tls = TLSContexts(check.http_get) if check.http_get is not None else None
 
     async def run(self) -> None:
         while True:
-            ok, detail = await probe(self.check)
+            ok, detail = await probe(self.check, self._tls)
             self._observe(ok, detail)
             await asyncio.sleep(self.check.interval)
 

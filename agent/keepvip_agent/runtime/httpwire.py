@@ -4,14 +4,19 @@ Why not aiohttp: the agent must stay under 50 MiB resident (it runs on every
 node), and aiohttp alone costs about 9 MiB of it for four GET endpoints and a
 status-code probe. Both ends here are deliberately minimal: one request per
 connection (``Connection: close``), no bodies on requests, no redirects
-followed, and TLS without certificate verification for checks, as the
-kubelet's httpGet probes do.
+followed. TLS is the caller's: a GET to an https URL takes the client
+context (verification and all) that the check built (``tlscontext``).
+
+A probe is cut off by its caller's timeout at any point (connect, handshake,
+or waiting for an answer from a hung server). The connection is then
+aborted, not closed: a TLS close waits for the peer's close_notify, which a
+hung server never sends, and would hold the probe for asyncio's 30 s
+shutdown timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -25,21 +30,42 @@ class HTTPCheckError(Exception):
     """The server could not be reached or did not answer HTTP."""
 
 
-async def get_status(url: str, user_agent: str = "keepvip-agent") -> int:
-    """GET ``url`` and return the response's status code (the caller bounds the time)."""
+class CertificateError(HTTPCheckError):
+    """The server's certificate is not trusted or does not carry the expected name."""
+
+
+async def get_status(
+    url: str,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
+    user_agent: str = "keepvip-agent",
+) -> int:
+    """GET ``url`` and return the response's status code (the caller bounds the time).
+
+    An https URL needs ``tls``; ``server_name`` is the name its certificate is
+    checked against (and sent as SNI) instead of the URL's host.
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
-    context: ssl.SSLContext | None = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    if https and tls is None:
+        raise HTTPCheckError("an https URL needs a TLS context")
     try:
-        reader, writer = await asyncio.open_connection(host, port, ssl=context)
+        reader, writer = await asyncio.open_connection(
+            host,
+            port,
+            ssl=tls if https else None,
+            server_hostname=(server_name or host) if https else None,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise CertificateError(f"TLS: certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise HTTPCheckError(f"TLS: {exc.reason or exc}") from None
     except OSError as exc:
         raise HTTPCheckError(f"connect {host}:{port}: {exc.strerror or exc}") from None
+    answered = False
     try:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         authority = f"[{host}]" if ":" in host else host
@@ -49,12 +75,16 @@ async def get_status(url: str, user_agent: str = "keepvip-agent") -> int:
         )
         await writer.drain()
         line = await reader.readline()
-    except (OSError, ssl.SSLError) as exc:
+        answered = True
+    except ssl.SSLError as exc:
+        raise HTTPCheckError(f"TLS: {exc.reason or exc}") from None
+    except OSError as exc:
         raise HTTPCheckError(str(exc)) from None
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        if answered:
+            writer.close()
+        else:  # cancelled by the timeout, or failed: do not wait for a hung peer
+            writer.transport.abort()
     fields = line.decode("latin-1").split()
     if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
         raise HTTPCheckError(f"not an HTTP response: {line[:80]!r}")

@@ -377,39 +377,17 @@ class ControlPlane:
 
     def _apiserver_argv(self) -> list[str]:
         assert self._pki is not None
-        p = self._pki
         return [
             "kube-apiserver",
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.ports['apiserver']}",
-            "--advertise-address=127.0.0.1",
-            # The `kubernetes` Endpoints would point at loopback, which
-            # validation refuses; nothing in the tier dials the Service.
-            "--endpoint-reconciler-type=none",
-            f"--cert-dir={self.dir / 'apiserver-certs'}",
-            f"--tls-cert-file={p.apiserver.cert}",
-            f"--tls-private-key-file={p.apiserver.key}",
-            f"--client-ca-file={p.ca.cert}",
-            "--authorization-mode=RBAC",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={p.service_account_pub}",
-            f"--service-account-signing-key-file={p.service_account_key}",
-            f"--service-cluster-ip-range={self.service_cidr}",
-            # The aggregation layer (APIServices such as metrics-server's), and
-            # what the controller manager and scheduler read to authenticate
-            # requests proxied through it.
-            f"--requestheader-client-ca-file={p.front_proxy_ca.cert}",
-            "--requestheader-allowed-names=front-proxy-client",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={p.front_proxy_client.cert}",
-            f"--proxy-client-key-file={p.front_proxy_client.key}",
-            # The agent DaemonSet asks for host networking and capabilities.
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--v=1",
+            *apiserver_flags(
+                self._pki,
+                etcd_url=f"http://127.0.0.1:{self.ports['etcd']}",
+                bind_address="127.0.0.1",
+                port=self.ports["apiserver"],
+                advertise_address="127.0.0.1",
+                cert_dir=self.dir / "apiserver-certs",
+                service_cidr=self.service_cidr,
+            ),
         ]
 
     def _component_common(self, kubeconfig: Path, port_name: str, certs: str) -> list[str]:
@@ -527,6 +505,52 @@ class ControlPlane:
     def _write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
         path.write_text(yaml.safe_dump(kubeconfig(self.server, self.ca_cert, user, credentials)))
         path.chmod(0o600)
+
+
+def apiserver_flags(
+    p: pki.ClusterPKI,
+    *,
+    etcd_url: str,
+    bind_address: str,
+    port: int,
+    advertise_address: str,
+    cert_dir: Path,
+    service_cidr: str = SERVICE_CIDR,
+) -> list[str]:
+    """kube-apiserver's flags for this tier: the PKI's certificates, RBAC, service accounts,
+    the aggregation layer. Also what each API server of ``apiha`` (three behind a VIP) runs."""
+    return [
+        f"--etcd-servers={etcd_url}",
+        f"--bind-address={bind_address}",
+        f"--secure-port={port}",
+        f"--advertise-address={advertise_address}",
+        # The `kubernetes` Endpoints would point at loopback, which
+        # validation refuses; nothing in the tier dials the Service.
+        "--endpoint-reconciler-type=none",
+        f"--cert-dir={cert_dir}",
+        f"--tls-cert-file={p.apiserver.cert}",
+        f"--tls-private-key-file={p.apiserver.key}",
+        f"--client-ca-file={p.ca.cert}",
+        "--authorization-mode=RBAC",
+        f"--service-account-issuer={SA_ISSUER}",
+        f"--service-account-key-file={p.service_account_pub}",
+        f"--service-account-signing-key-file={p.service_account_key}",
+        f"--service-cluster-ip-range={service_cidr}",
+        # The aggregation layer (APIServices such as metrics-server's), and
+        # what the controller manager and scheduler read to authenticate
+        # requests proxied through it.
+        f"--requestheader-client-ca-file={p.front_proxy_ca.cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={p.front_proxy_client.cert}",
+        f"--proxy-client-key-file={p.front_proxy_client.key}",
+        # The agent DaemonSet asks for host networking and capabilities.
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--v=1",
+    ]
 
 
 def kubeconfig(server: str, ca: Path, user: str, credentials: dict[str, str]) -> dict[str, Any]:

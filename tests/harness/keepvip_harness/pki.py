@@ -55,7 +55,7 @@ def _new_key(path: Path) -> None:
     path.chmod(0o600)
 
 
-def _issue(
+def issue(
     directory: Path,
     name: str,
     ca: KeyPair,
@@ -64,6 +64,8 @@ def _issue(
     usage: str,
     alt_names: list[str] | None = None,
 ) -> KeyPair:
+    """A certificate for ``subject`` signed by ``ca``; ``usage`` is serverAuth or clientAuth,
+    ``alt_names`` are subjectAltName entries such as ``DNS:kubernetes`` or ``IP:192.0.2.10``."""
     pair = KeyPair(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
     _new_key(pair.key)
     ext = ["-addext", "basicConstraints=critical,CA:FALSE"]
@@ -80,7 +82,8 @@ def _issue(
     return pair
 
 
-def _new_ca(directory: Path, name: str, common_name: str) -> KeyPair:
+def new_ca(directory: Path, name: str, common_name: str) -> KeyPair:
+    """A self-signed CA, valid one day."""
     ca = KeyPair(cert=directory / f"{name}.crt", key=directory / f"{name}.key")
     _new_key(ca.key)
     _openssl(
@@ -100,12 +103,12 @@ def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
     in-cluster clients would dial.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca = _new_ca(directory, "ca", "keepvip-test-ca")
+    ca = new_ca(directory, "ca", "keepvip-test-ca")
     # A CA of its own for the aggregation layer, as kubeadm does: a client
     # certificate from it is trusted to assert users in request headers,
     # which no ordinary client certificate must be able to do.
-    front_proxy_ca = _new_ca(directory, "front-proxy-ca", "keepvip-test-front-proxy-ca")
-    front_proxy_client = _issue(
+    front_proxy_ca = new_ca(directory, "front-proxy-ca", "keepvip-test-front-proxy-ca")
+    front_proxy_client = issue(
         directory,
         "front-proxy-client",
         front_proxy_ca,
@@ -120,22 +123,22 @@ def create_pki(directory: Path, *, apiserver_ips: list[str]) -> ClusterPKI:
         "kubernetes.default.svc.cluster.local",
     ]
     alt = [f"DNS:{d}" for d in dns] + [f"IP:{ip}" for ip in apiserver_ips]
-    apiserver = _issue(
+    apiserver = issue(
         directory, "apiserver", ca, "/CN=kube-apiserver", usage="serverAuth", alt_names=alt
     )
     # The organization system:masters is bound to cluster-admin by the
     # bootstrap RBAC policy; the two component names have their own roles.
-    admin = _issue(
+    admin = issue(
         directory, "admin", ca, "/O=system:masters/CN=keepvip-test-admin", usage="clientAuth"
     )
-    controller_manager = _issue(
+    controller_manager = issue(
         directory,
         "controller-manager",
         ca,
         "/CN=system:kube-controller-manager",
         usage="clientAuth",
     )
-    scheduler = _issue(directory, "scheduler", ca, "/CN=system:kube-scheduler", usage="clientAuth")
+    scheduler = issue(directory, "scheduler", ca, "/CN=system:kube-scheduler", usage="clientAuth")
     sa_key = directory / "sa.key"
     sa_pub = directory / "sa.pub"
     _new_key(sa_key)

@@ -255,7 +255,7 @@ def scripted_probe(
     """Every probe answers ``results[name]`` after ``takes``; return the list of probe times."""
     times: list[float] = []
 
-    async def probe(check: Any) -> tuple[bool, str]:
+    async def probe(check: Any, *_: Any) -> tuple[bool, str]:
         times.append(now())
         if takes:
             await asyncio.sleep(takes)
