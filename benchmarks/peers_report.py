@@ -1,0 +1,156 @@
+"""benchmarks/results/peers.md from peers.json: one table, medians, worst runs and ratios.
+
+Each scenario has one headline figure (FIGURES); a row is one implementation in
+one setting, with its ratio against keepvip at its default (1 s adverts) and
+at its tuned setting (100 ms) for the same scenario and policy. A run where
+the address never answered again within the window counts as that window
+(shown with ">").
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from keepvip_harness.labdaemons import median
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIGURES = {
+    "crash": (
+        "outage_s",
+        "node crash (`docker kill` of the answering node): s until answered again",
+    ),
+    "hang": ("outage_s", "node hang (`docker pause`): s until answered again"),
+    "drain": (
+        "longest_gap_s",
+        "`kubectl drain` of the answering node: longest stretch unanswered, s",
+    ),
+    "agent": (
+        "longest_gap_s",
+        "that node's speaker/agent pod deleted: longest stretch unanswered, s",
+    ),
+    "create": ("first_answer_s", "Service created: s to its first answer"),
+    "api": ("frozen_unanswered_s", "API server SIGSTOPped 60 s: s unanswered in those 60 s"),
+    "api-crash": (
+        "crash_outage_s",
+        "... then the answering node killed, API still stopped: s until answered",
+    ),
+    "local": (
+        "other_node_s",
+        "app not Ready on the answering node (Local): s until another node answers",
+    ),
+}
+ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
+IMPLS = ["keepvip", "metallb", "kube-vip"]
+
+
+def _env(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line[:1].isupper() and "=" in line
+    )
+
+
+def versions() -> dict[str, Any]:
+    peers = _env(REPO / "hack/peers/versions.env")
+    kind = _env(REPO / "hack/kind/versions.env")
+    cp = _env(REPO / "hack/controlplane/versions.env")
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "keepvip": f"commit {commit}",
+        "metallb": peers.get("METALLB_VERSION"),
+        "kube-vip": peers.get("KUBE_VIP_VERSION"),
+        "kubernetes": cp.get("KUBERNETES_VERSION"),
+        "kind": kind.get("KIND_VERSION"),
+        "containerd": kind.get("CONTAINERD_VERSION"),
+    }
+
+
+def _values(runs: list[dict[str, Any]], field: str) -> tuple[list[float], int]:
+    """The figure of each run (a run never answered again counts as its window) and how many
+    runs never answered."""
+    out, never = [], 0
+    for r in runs:
+        v = r.get(field)
+        if v is None:
+            never += 1
+            v = r.get("window_s") or r.get("crash_window_s") or float("nan")
+        out.append(float(v))
+    return out, never
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.2f}"
+
+
+def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for r in doc["runs"]:
+        runs.append(r)
+        if r["scenario"] == "api":
+            runs.append({**r, "scenario": "api-crash"})
+    out = []
+    keys = sorted(
+        {(r["scenario"], r["policy"], r["impl"], r["setting"]) for r in runs},
+        key=lambda k: (ORDER.index(k[0]), k[1], IMPLS.index(k[2]), k[3]),
+    )
+    for scenario, policy, impl, name in keys:
+        field = FIGURES[scenario][0]
+        mine = [
+            r
+            for r in runs
+            if (r["scenario"], r["policy"], r["impl"], r["setting"])
+            == (scenario, policy, impl, name)
+        ]
+        values, never = _values(mine, field)
+        out.append({
+            "scenario": scenario, "policy": policy, "impl": impl, "setting": name, "n": len(values),
+            "median": median(values), "worst": max(values), "never": never,
+        })  # fmt: skip
+    return out
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    table = rows(doc)
+    ref = {
+        (r["scenario"], r["policy"], r["setting"]): r["median"]
+        for r in table
+        if r["impl"] == "keepvip"
+    }
+    lines = [
+        "# keepvip, MetalLB and kube-vip side by side on kind",
+        "",
+        "Written by `benchmarks/peers.py` from `peers.json` (every run is there); commands:",
+        "",
+        *[f"- `{c['command']}` ({c['date']})" for c in doc.get("commands", [])],
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items()) + ".",
+        f"Machine: {doc.get('machine', {}).get('nproc')} cores, kernel {doc.get('machine', {}).get('kernel')}.",
+        "",
+        "| scenario | policy | implementation (setting) | runs | median s | worst s | x keepvip default | x keepvip tuned |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in table:
+        cells = []
+        for name in ("default", "tuned"):
+            base = ref.get((r["scenario"], r["policy"], name))
+            cells.append(
+                f"{r['median'] / base:.1f}" if base and not math.isnan(base) and base > 0 else "-"
+            )
+        never = f" ({r['never']} never answered within the window)" if r["never"] else ""
+        lines.append(
+            f"| {FIGURES[r['scenario']][1]} | {r['policy']} | {r['impl']} ({r['setting']}) | {r['n']} "
+            f"| {'>' if r['never'] else ''}{_fmt(r['median'])} | {_fmt(r['worst'])}{never} | {cells[0]} | {cells[1]} |"
+        )
+    lines += ["", "## Settings", ""]
+    lines += [f"- **{k}**: {v}" for k, v in doc.get("settings", {}).items()]
+    return "\n".join(lines) + "\n"
