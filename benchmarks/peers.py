@@ -47,6 +47,7 @@ from typing import Any
 
 import peers_install as inst
 import peers_report
+import peers_resources
 from keepvip_api.names import NODE_AGENT_SELECTOR
 from keepvip_harness import kindctl
 from keepvip_harness.dockerctl import Docker
@@ -274,9 +275,44 @@ def local(b: Bench, impl: str, node: str) -> dict[str, Any]:
     }
 
 
+def resources(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    del node
+    one = peers_resources.measure(b.cluster, impl, 20)
+    objects = peers_resources.scale_objects(impl, 50, b.policy)
+    b.cluster.apply(*objects)
+    services = [o for o in objects if o["kind"] == "Service"]
+
+    def assigned() -> bool:
+        got = b.cluster.get("services", "-n", inst.NAMESPACE)["items"]
+        ready = {
+            s["metadata"]["name"]
+            for s in got
+            if (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+        }
+        return all(s["metadata"]["name"] in ready for s in services)
+
+    try:
+        kindctl.wait_until("50 Services with an address", assigned, 300, every=2)
+        time.sleep(15)
+        fifty = peers_resources.measure(b.cluster, impl, 20)
+    finally:
+        for o in reversed(objects):
+            ns = ["-n", o["metadata"]["namespace"]] if "namespace" in o["metadata"] else []
+            b.kubectl(
+                "delete",
+                o["kind"].lower(),
+                o["metadata"]["name"],
+                *ns,
+                "--ignore-not-found",
+                "--wait=false",
+                check=False,
+            )
+    return {"idle_1": one, "idle_50": fifty}
+
+
 SCENARIOS: dict[str, Callable[[Bench, str, str], dict[str, Any]]] = {
     "crash": crash, "hang": hang, "drain": drain, "agent": agent, "create": create, "api": api,
-    "local": local,
+    "local": local, "resources": resources,
 }  # fmt: skip
 
 

@@ -95,6 +95,8 @@ def _fmt(v: float) -> str:
 def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for r in doc["runs"]:
+        if r["scenario"] == "resources":
+            continue
         runs.append(r)
         if r["scenario"] == "api":
             runs.append({**r, "scenario": "api-crash"})
@@ -151,6 +153,34 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {FIGURES[r['scenario']][1]} | {r['policy']} | {r['impl']} ({r['setting']}) | {r['n']} "
             f"| {'>' if r['never'] else ''}{_fmt(r['median'])} | {_fmt(r['worst'])}{never} | {cells[0]} | {cells[1]} |"
         )
+    lines += resources_table(doc)
     lines += ["", "## Settings", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc.get("settings", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def resources_table(doc: dict[str, Any]) -> list[str]:
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources"]
+    if not runs:
+        return []
+    out = [
+        "",
+        "## Resources at idle (medians over the runs; processes found on the nodes, summed)",
+        "",
+        "| implementation (setting) | runs | Services | processes (nodes) | CPU % of a core | RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    keys = sorted(
+        {(r["impl"], r["setting"]) for r in runs}, key=lambda k: (IMPLS.index(k[0]), k[1])
+    )
+    for impl, name in keys:
+        mine = [r for r in runs if (r["impl"], r["setting"]) == (impl, name)]
+        for count, key in ((1, "idle_1"), (50, "idle_50")):
+            m = [r[key] for r in mine]
+            nodes = median([len(x["per_node"]) for x in m])
+            out.append(
+                f"| {impl} ({name}) | {len(m)} | {count} | {median([x['processes'] for x in m]):.0f} "
+                f"({nodes:.0f}) | {median([x['cpu_pct_total'] for x in m]):.2f} "
+                f"| {median([x['rss_mib_total'] for x in m]):.0f} |"
+            )
+    return out
