@@ -183,6 +183,58 @@ def window(
     return cpu, writes
 
 
+@contextlib.contextmanager
+def profiled(
+    directory: Path | None, pids: dict[str, int], seconds: float, label: str
+) -> Iterator[None]:
+    """With ``--profile DIR``: py-spy samples every process of a steady window (collapsed stacks).
+
+    A sampling profiler costs the profiled process nothing but the sampler's own
+    CPU, which the window's figures then include: profile in a separate run.
+    """
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = re.sub(r"\W+", "", label)
+    procs = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--nonblocking",
+                "-r",
+                "50",
+                "-d",
+                str(int(seconds)),
+                "-f",
+                "raw",
+                "-p",
+                str(pid),
+                "-o",
+                str(directory / f"{tag}-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for name, pid in pids.items():
+            (directory / f"{tag}-{name}.smaps").write_text(
+                Path(f"/proc/{pid}/smaps_rollup").read_text()
+                + Path(f"/proc/{pid}/status").read_text()
+            )
+
+
 def conditions(obj: dict[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
 
@@ -370,8 +422,10 @@ class Scale:
         ns: str,
         op: subprocess.Popen[bytes],
         launcher: PodLauncher,
+        profile: Path | None = None,
     ) -> None:
         self.cp, self.lab, self.ns, self.op, self.launcher = cp, lab, ns, op, launcher
+        self.profile = profile
         self.api = cp.admin_rest()
         self.nodes = [n.name for n in cp.nodes]
         self.vip_base = f"{GROUP_PATH}/namespaces/{ns}/virtualips"
@@ -439,7 +493,8 @@ class Scale:
     def steady(self, seconds: float, label: str) -> dict[str, Any]:
         agents = agent_pids(self.api, self.ns, self.launcher)
         pids = {"operator": self.op.pid, **agents}
-        cpu, writes = window(self.api, pids, seconds)
+        with profiled(self.profile, pids, seconds, label):
+            cpu, writes = window(self.api, pids, seconds)
         out = {
             "operator_cpu_percent": cpu["operator"],
             "operator_rss_mib": proc_rss_bytes(self.op.pid) / MiB,
@@ -614,7 +669,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                 ):
                     settled_cpu(op.pid, "keepvip-operator")
                     out["operator_rss_started_mib"] = proc_rss_bytes(op.pid) / MiB
-                    run = Scale(cp, lab, ns, op, launcher)
+                    run = Scale(cp, lab, ns, op, launcher, args.profile)
                     out["apply_all"] = run.apply_all(args.vips, args.services)
                     out["operator_quiet"] = quiet(op.pid, args.settle)
                     out["steady_1s"] = run.steady(args.window, "1 s")
@@ -651,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=15.0, help="seconds before a steady window")
     p.add_argument("--quick", action="store_true", help="20 VirtualIPs, 80 Services, few runs")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--profile", type=Path, help="py-spy stacks and smaps of each steady window into DIR"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.vips, args.services, args.apply_runs, args.cut_runs = 20, 80, 2, 2
