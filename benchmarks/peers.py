@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import subprocess
@@ -53,7 +54,7 @@ from keepvip_harness import kindctl
 from keepvip_harness.dockerctl import Docker
 from keepvip_harness.kindsuite import deployed_image
 from keepvip_harness.labdaemons import machine
-from peers_probe import LiveProbe, holder, outcome
+from peers_probe import LiveProbe, holder, mac_of, outcome, takeover
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHASES = {
@@ -156,30 +157,47 @@ class Bench:
 # -- the scenarios ----------------------------------------------------------------------------
 
 
+def taken_over(p: LiveProbe, since: float, old_mac: str) -> dict[str, Any]:
+    """The outage: until a request is answered through another node's MAC (with
+    externalTrafficPolicy Cluster the old node's own pod dies first while the node still
+    forwards to the others, so the first answer after a failure proves nothing)."""
+    t = takeover(p.lines, p.macs, since, old_mac)
+    return {**outcome(p.lines, since).as_dict(), "outage_s": None if t is None else round(t, 3)}
+
+
 def crash(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
     p = b.probe(impl)
     time.sleep(1.0)
     since = time.monotonic()
     b.docker("kill", node)
-    p.until_recovered(since, 90)
+    p.until_taken_over(since, old_mac, 90)
     p.stop()
-    return outcome(p.lines, since).as_dict()
+    return taken_over(p, since, old_mac)
 
 
 def hang(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
     p = b.probe(impl)
     time.sleep(1.0)
     since = time.monotonic()
     b.docker("pause", node)
     try:
-        p.until_recovered(since, 90)
+        p.until_taken_over(since, old_mac, 90)
     finally:
         b.docker("unpause", node)
     p.stop()
-    return outcome(p.lines, since).as_dict()
+    return taken_over(p, since, old_mac)
+
+
+def moved(p: LiveProbe, since: float, old_mac: str) -> dict[str, Any]:
+    """What the client saw, and when (if at all) another node first answered."""
+    t = takeover(p.lines, p.macs, since, old_mac)
+    return {**outcome(p.lines, since).as_dict(), "moved_s": None if t is None else round(t, 3)}
 
 
 def drain(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
     p = b.probe(impl)
     time.sleep(1.0)
     since = time.monotonic()
@@ -193,7 +211,7 @@ def drain(b: Bench, impl: str, node: str) -> dict[str, Any]:
     finally:
         b.kubectl("uncordon", node)
     p.stop()
-    return {**outcome(p.lines, since).as_dict(), "drain_s": round(drained, 3)}
+    return {**moved(p, since, old_mac), "drain_s": round(drained, 3)}
 
 
 def agent(b: Bench, impl: str, node: str) -> dict[str, Any]:
@@ -202,13 +220,14 @@ def agent(b: Bench, impl: str, node: str) -> dict[str, Any]:
         "pods", "-n", ns, "-l", selector, "--field-selector", f"spec.nodeName={node}"
     )["items"]
     (pod,) = [x["metadata"]["name"] for x in pods]
+    old_mac = mac_of(b.cluster, node)
     p = b.probe(impl)
     time.sleep(1.0)
     since = time.monotonic()
     b.kubectl("delete", "pod", "-n", ns, pod, "--wait=false")
-    p.until_recovered(since, 20)
+    p.until_taken_over(since, old_mac, 15)
     p.stop()
-    return outcome(p.lines, since).as_dict()
+    return moved(p, since, old_mac)
 
 
 def create(b: Bench, impl: str, node: str) -> dict[str, Any]:
@@ -236,10 +255,11 @@ def api(b: Bench, impl: str, node: str) -> dict[str, Any]:
     try:
         p.until(since + 60)
         frozen = outcome(p.lines, since, since + 60)
+        old_mac = mac_of(b.cluster, node)
         killed = time.monotonic()
         b.docker("kill", node)
-        p.until_recovered(killed, 30)
-        after = outcome(p.lines, killed)
+        p.until_taken_over(killed, old_mac, 30)
+        after = taken_over(p, killed, old_mac)
     finally:
         b.docker("exec", cp, "kill", "-CONT", pid)
     p.stop()
@@ -247,7 +267,7 @@ def api(b: Bench, impl: str, node: str) -> dict[str, Any]:
     return {
         "frozen_unanswered_s": frozen.as_dict()["unanswered_s"],
         "frozen_longest_gap_s": frozen.as_dict()["longest_gap_s"],
-        **{f"crash_{k}": v for k, v in after.as_dict().items()},
+        **{f"crash_{k}": v for k, v in after.items()},
     }
 
 
@@ -381,33 +401,50 @@ def teardown(cluster: kindctl.Cluster) -> None:
         )
 
 
-def run(b: Bench, scenarios: list[str], phases: list[str], runs: int) -> list[dict[str, Any]]:
-    samples = []
+def run(
+    b: Bench,
+    scenarios: list[str],
+    phases: list[str],
+    runs: int,
+    save: Callable[[list[dict[str, Any]]], None],
+) -> list[dict[str, Any]]:
+    """Every run, implementations taking turns within a round; ``save`` after each run so
+    that a run cut short keeps what it measured. A run that fails is recorded with its
+    error (and left out of the figures); three in a row stop the benchmark."""
+    samples: list[dict[str, Any]] = []
+    errors = 0
     for phase in phases:
         for r in range(runs):
             for impl, name in PHASES[phase]:
                 s = setting(impl, name)
                 for scenario in scenarios:
-                    b.configure(s)
-                    node = b.settle(impl)
-                    started = time.monotonic()
-                    result = SCENARIOS[scenario](b, impl, node)
                     sample = {
                         "scenario": scenario, "policy": b.policy, "impl": impl, "setting": name,
-                        "round": r, "node": node, **result,
-                        "run_s": round(time.monotonic() - started, 1),
+                        "round": r,
                     }  # fmt: skip
+                    started = time.monotonic()
+                    try:
+                        b.configure(s)
+                        node = b.settle(impl)
+                        started = time.monotonic()
+                        sample |= {"node": node, **SCENARIOS[scenario](b, impl, node)}
+                        errors = 0
+                    except (AssertionError, RuntimeError, subprocess.SubprocessError) as exc:
+                        errors += 1
+                        sample["error"] = str(exc)[-500:]
+                        if errors >= 3:
+                            raise
+                    sample["run_s"] = round(time.monotonic() - started, 1)
                     print(json.dumps(sample), flush=True)
                     samples.append(sample)
+                    save(samples)
     return samples
 
 
 def merge(
-    path: Path, samples: list[dict[str, Any]], command: str, versions: dict[str, Any]
+    base: dict[str, Any], samples: list[dict[str, Any]], command: str, versions: dict[str, Any]
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = (
-        json.loads(path.read_text()) if path.exists() else {"runs": [], "commands": []}
-    )
+    doc = copy.deepcopy(base)
     keys = {(s["scenario"], s["policy"], s["impl"], s["setting"]) for s in samples}
     doc["runs"] = [
         s for s in doc["runs"] if (s["scenario"], s["policy"], s["impl"], s["setting"]) not in keys
@@ -439,11 +476,23 @@ def main(argv: list[str] | None = None) -> int:
     host, started_daemon = kindctl.docker_daemon()
     docker = Docker("/usr/bin/docker", host)
     cluster: kindctl.Cluster | None = None
-    samples: list[dict[str, Any]] = []
+    base: dict[str, Any] = (
+        json.loads(args.out.read_text()) if args.out.exists() else {"runs": [], "commands": []}
+    )
+    command = ".venv/bin/python benchmarks/peers.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    versions = peers_report.versions()
+
+    def save(samples: list[dict[str, Any]]) -> None:
+        doc = merge(base, samples, command, versions)
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(peers_report.markdown(doc))
+
     try:
         cluster = kindctl.up(docker)
         b = setup(cluster, docker, args.policy)
-        samples = run(b, scenarios, phases, args.runs)
+        run(b, scenarios, phases, args.runs, save)
     finally:
         docker.cleanup()
         if cluster is not None:
@@ -459,13 +508,6 @@ def main(argv: list[str] | None = None) -> int:
             and os.environ.get("KEEPVIP_KEEP_KIND") != "1"
         ):
             subprocess.run([str(kindctl.KIND_HACK / "dockerd.sh"), "stop"], check=False)
-        if samples:
-            command = ".venv/bin/python benchmarks/peers.py " + " ".join(
-                argv if argv is not None else sys.argv[1:]
-            )
-            doc = merge(args.out, samples, command, peers_report.versions())
-            args.out.write_text(json.dumps(doc, indent=1) + "\n")
-            args.out.with_suffix(".md").write_text(peers_report.markdown(doc))
     return 0
 
 

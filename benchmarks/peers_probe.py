@@ -27,6 +27,28 @@ from keepvip_harness import kindctl
 from keepvip_harness.dockerctl import Docker
 from keepvip_harness.labdaemons import unanswered
 
+SCRIPT_PATH = "/tmp/peers-probe.py"
+# keepvip's lab probe (a GET every EVERY s, TIMEOUT s each), with the client's ARP entry for
+# the address after each attempt: the MAC of the node that took the request.
+PROBE_SCRIPT = """
+import sys, time
+from keepvip_tools.lab.probe import get
+address, port, every, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def mac():
+    for line in open("/proc/net/arp").read().splitlines()[1:]:
+        f = line.split()
+        if f[0] == address:
+            return f[3] if f[2] != "0x0" else "-"
+    return "-"
+end = time.monotonic() + 600
+while (start := time.monotonic()) < end:
+    who = get(address, port, timeout)
+    sys.stdout.write(f"{start:.6f} {who or '-'} {mac()}\\n")
+    sys.stdout.flush()
+    pause = every - (time.monotonic() - start)
+    if pause > 0:
+        time.sleep(pause)
+"""
 EVERY = 0.005
 TIMEOUT = 0.1
 
@@ -35,15 +57,20 @@ class LiveProbe:
     """The probe, already probing when the constructor returns; lines read by a thread."""
 
     def __init__(self, docker: Docker, client: str, address: str, port: int) -> None:
+        subprocess.run(
+            docker.argv("exec", "-i", client, "sh", "-c", f"cat > {SCRIPT_PATH}"),
+            input=PROBE_SCRIPT, text=True, check=True, timeout=60,
+        )  # fmt: skip
         inner = (
-            f"python -m keepvip_tools.lab.probe {address} --port {port} --every {EVERY} "
-            f"--timeout {TIMEOUT} --duration 600 & p=$!; cat >/dev/null; kill $p"
+            f"python {SCRIPT_PATH} {address} {port} {EVERY} {TIMEOUT} & p=$!; "
+            "cat >/dev/null; kill $p"
         )
         self.proc = subprocess.Popen(
             [*docker.argv("exec", "-i", client, "sh", "-c", inner)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: list[tuple[float, str]] = []
+        self.macs: list[str] = []  # the client's ARP entry for the address after each attempt
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.take_until(time.monotonic() + 60, lambda: bool(self.lines))
@@ -63,8 +90,9 @@ class LiveProbe:
             if line is None:
                 return bool(done())
             parts = line.split()
-            if len(parts) == 2:
+            if len(parts) == 3:
                 self.lines.append((float(parts[0]), parts[1]))
+                self.macs.append(parts[2].lower())
             if done():
                 return True
         return bool(done())
@@ -79,6 +107,18 @@ class LiveProbe:
 
         self.take_until(since + limit, done)
 
+    def until_taken_over(
+        self, since: float, old_mac: str, limit: float, settle: float = 1.0
+    ) -> None:
+        """Read until another node's MAC answered after ``since`` (plus ``settle`` s), or
+        ``limit`` s."""
+
+        def done() -> bool:
+            t = takeover(self.lines, self.macs, since, old_mac)
+            return t is not None and self.lines[-1][0] >= since + t + settle
+
+        self.take_until(since + limit, done)
+
     def until(self, at: float) -> None:
         self.take_until(at, lambda: bool(self.lines) and self.lines[-1][0] >= at)
 
@@ -90,6 +130,16 @@ class LiveProbe:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def takeover(
+    lines: list[tuple[float, str]], macs: list[str], since: float, old_mac: str
+) -> float | None:
+    """s from ``since`` to the first answer through a MAC other than ``old_mac``."""
+    for (at, who), mac in zip(lines, macs, strict=True):
+        if at >= since and who != "-" and mac not in {old_mac, "-"}:
+            return at - since
+    return None
 
 
 def recovery(lines: list[tuple[float, str]], since: float) -> tuple[float, float] | None:
@@ -158,6 +208,10 @@ who = get(address, port, 1.0)
 mac = [l.split()[3] for l in open('/proc/net/arp').read().splitlines()[1:] if l.split()[0] == address]
 print(who or '-', mac[0] if mac else '-')
 """
+
+
+def mac_of(cluster: kindctl.Cluster, node: str) -> str:
+    return next(m for m, n in node_macs(cluster).items() if n == node)
 
 
 def holder(cluster: kindctl.Cluster, client: str, address: str, port: int) -> str | None:

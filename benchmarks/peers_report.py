@@ -95,7 +95,7 @@ def _fmt(v: float) -> str:
 def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for r in doc["runs"]:
-        if r["scenario"] == "resources":
+        if r["scenario"] == "resources" or "error" in r:
             continue
         runs.append(r)
         if r["scenario"] == "api":
@@ -160,7 +160,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def resources_table(doc: dict[str, Any]) -> list[str]:
-    runs = [r for r in doc["runs"] if r["scenario"] == "resources"]
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
     if not runs:
         return []
     out = [
