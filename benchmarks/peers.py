@@ -1,9 +1,11 @@
 """keepvip, MetalLB (layer 2) and kube-vip (ARP) side by side on one kind cluster, one client.
 
 ``.venv/bin/python benchmarks/peers.py [--scenarios crash,drain,agent,create] [--runs 3]
-[--phases default,tuned,lease15] [--policy Cluster]`` (root; takes the kind cluster of
-``make kind-up``, reused or created and removed again; run it inside
-``flock /tmp/keepvip-kind.lock flock /tmp/keepvip-heavy.lock``).
+[--phases default,tuned,lease15] [--policy Cluster] [--fresh]`` (root; takes the kind
+cluster of ``make kind-up``, reused or created and removed again; run it inside
+``flock /tmp/keepvip-kind.lock flock /tmp/keepvip-heavy.lock``). ``hack/peers/run.sh``
+runs the whole in pieces of one round and phase each, so that no piece holds the locks
+long, with ``KEEPVIP_KEEP_KIND=1 KEEPVIP_KEEP_PEERS=1`` so the pieces share one cluster.
 
 Each implementation serves an identical LoadBalancer Service of its own class
 and address in front of one app Deployment (a pod per worker, pod network).
@@ -26,8 +28,8 @@ Phases: ``default`` (every implementation at its upstream defaults), ``tuned``
 (keepvip at 100 ms adverts, kube-vip at lease 3/2/1 with per-Service
 election; MetalLB has no timer setting) and ``lease15`` (kube-vip at the
 15/10/2 s lease of its later releases). Results are merged by (scenario,
-policy, setting) into benchmarks/results/peers.json, and peers.md is written
-from the whole file, so a partial run adds rows. Nothing here gates CI.
+policy, setting) into benchmarks/results/peers.json (added to what is there unless
+``--fresh``), and peers.md is written from the whole file, so every piece adds runs. Nothing here gates CI.
 """
 
 from __future__ import annotations
@@ -444,11 +446,8 @@ def run(
 def merge(
     base: dict[str, Any], samples: list[dict[str, Any]], command: str, versions: dict[str, Any]
 ) -> dict[str, Any]:
+    """``samples`` added to the runs already in ``base`` (pieces of one benchmark accumulate)."""
     doc = copy.deepcopy(base)
-    keys = {(s["scenario"], s["policy"], s["impl"], s["setting"]) for s in samples}
-    doc["runs"] = [
-        s for s in doc["runs"] if (s["scenario"], s["policy"], s["impl"], s["setting"]) not in keys
-    ]
     doc["runs"] += samples
     doc["commands"] = [
         *doc.get("commands", []),
@@ -467,7 +466,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--policy", choices=["Cluster", "Local"], default="Cluster")
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite peers.md from peers.json"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="start peers.json afresh (default: add to it)"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        args.out.with_suffix(".md").write_text(
+            peers_report.markdown(json.loads(args.out.read_text()))
+        )
+        return 0
     scenarios, phases = args.scenarios.split(","), args.phases.split(",")
     unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))
     if unknown:
@@ -477,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     docker = Docker("/usr/bin/docker", host)
     cluster: kindctl.Cluster | None = None
     base: dict[str, Any] = (
-        json.loads(args.out.read_text()) if args.out.exists() else {"runs": [], "commands": []}
+        json.loads(args.out.read_text())
+        if args.out.exists() and not args.fresh
+        else {"runs": [], "commands": []}
     )
     command = ".venv/bin/python benchmarks/peers.py " + " ".join(
         argv if argv is not None else sys.argv[1:]

@@ -43,8 +43,55 @@ FIGURES = {
         "app not Ready on the answering node (Local): s until another node answers",
     ),
 }
+METHOD = """How it is measured: one kind cluster (1 control plane, 3 workers; kube-proxy in iptables
+mode), all three load balancers installed at once, each with an identical LoadBalancer
+Service of its own class and address in front of one app Deployment (a pod per worker, pod
+network). One client container on the kind network GETs the Service under test every 5 ms
+(100 ms timeout) and, after each attempt, reads its ARP entry for the address: the MAC of the
+node that took the request. Each run is aimed at the node that answers for that
+implementation's address; the implementations take turns round by round.
+
+- crash, hang: from `docker kill` / `docker pause` to the first request answered through
+  another node's MAC. With externalTrafficPolicy Cluster, 1 request in 3 sent by the new node
+  still goes to the dead node's pod until the endpoint controller marks it not ready (about
+  40 s), the same for all three; those failures are not counted in the figure.
+- drain, agent: the longest stretch without an answer while `kubectl drain` runs (and 5 s
+  after) / in the 15 s after the speaker or agent pod on that node is deleted (or until
+  another node took over). `moved_s` in the JSON says when another node answered, if at all.
+- create: from just before `kubectl apply` of the Service (the kubectl process's own start-up,
+  about 0.5 to 1 s on this loaded machine, is included for all three) to its first answer.
+"""
 ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
 IMPLS = ["keepvip", "metallb", "kube-vip"]
+# The settings each row of the table compares (keepvip, MetalLB, kube-vip); "" : not in it.
+GROUPS = {
+    "upstream defaults": ("default", "default", "default"),
+    "tuned": ("tuned", "default", "tuned"),
+    "kube-vip lease 15/10/2": ("default", "", "lease 15/10/2"),
+}
+SHORT = {
+    "crash": "node crash",
+    "hang": "node hang",
+    "drain": "drain",
+    "agent": "speaker/agent pod deleted",
+    "create": "Service created",
+    "api": "API server stopped 60 s",
+    "api-crash": "... and a node crash",
+    "local": "app not Ready (Local)",
+}
+
+
+def _cell(r: dict[str, Any] | None, base: float) -> str:
+    if r is None:
+        return "-"
+    never = f", {r['never']} never answered" if r["never"] else ""
+    ratio = (
+        f" x{r['median'] / base:.1f}"
+        if base > 0 and not math.isnan(base) and r["impl"] != "keepvip"
+        else ""
+    )
+    gt = ">" if r["never"] else ""
+    return f"{gt}{_fmt(r['median'])} / {_fmt(r['worst'])} ({r['n']}{never}){ratio}"
 
 
 def _env(path: Path) -> dict[str, str]:
@@ -123,11 +170,7 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def markdown(doc: dict[str, Any]) -> str:
     table = rows(doc)
-    ref = {
-        (r["scenario"], r["policy"], r["setting"]): r["median"]
-        for r in table
-        if r["impl"] == "keepvip"
-    }
+    stats = {(r["scenario"], r["policy"], r["impl"], r["setting"]): r for r in table}
     lines = [
         "# keepvip, MetalLB and kube-vip side by side on kind",
         "",
@@ -136,23 +179,47 @@ def markdown(doc: dict[str, Any]) -> str:
         *[f"- `{c['command']}` ({c['date']})" for c in doc.get("commands", [])],
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items()) + ".",
-        f"Machine: {doc.get('machine', {}).get('nproc')} cores, kernel {doc.get('machine', {}).get('kernel')}.",
+        f"Machine: {doc.get('machine', {}).get('nproc')} cores, "
+        f"kernel {doc.get('machine', {}).get('kernel')}.",
         "",
-        "| scenario | policy | implementation (setting) | runs | median s | worst s | x keepvip default | x keepvip tuned |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "Each cell: median / worst in seconds (runs), and the median's ratio to keepvip's in the "
+        "same row. Rows: every implementation at its upstream defaults; each at its tuned "
+        "setting (MetalLB has no timer to tune: its default runs again); kube-vip at the "
+        "15/10/2 s lease of its later releases against keepvip's default.",
+        "",
+        "| scenario | policy | settings | keepvip | MetalLB | kube-vip |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in table:
-        cells = []
-        for name in ("default", "tuned"):
-            base = ref.get((r["scenario"], r["policy"], name))
-            cells.append(
-                f"{r['median'] / base:.1f}" if base and not math.isnan(base) and base > 0 else "-"
-            )
-        never = f" ({r['never']} never answered within the window)" if r["never"] else ""
-        lines.append(
-            f"| {FIGURES[r['scenario']][1]} | {r['policy']} | {r['impl']} ({r['setting']}) | {r['n']} "
-            f"| {'>' if r['never'] else ''}{_fmt(r['median'])} | {_fmt(r['worst'])}{never} | {cells[0]} | {cells[1]} |"
-        )
+    for scenario, policy in sorted(
+        {(r["scenario"], r["policy"]) for r in table}, key=lambda k: (ORDER.index(k[0]), k[1])
+    ):
+        for group, names in GROUPS.items():
+            found = [
+                stats.get((scenario, policy, impl, n)) if n else None
+                for impl, n in zip(IMPLS, names, strict=True)
+            ]
+            if found[0] is None or (found[2] is None and found[1] is None):
+                continue
+            base = found[0]["median"]
+            cells = [_cell(f, base) for f in found]
+            lines.append(f"| {SHORT[scenario]} | {policy} | {group} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"- **{SHORT[k]}**: {FIGURES[k][1]}" for k in ORDER]]
+    measured = {r["scenario"] for r in table} | {
+        r["scenario"] for r in doc["runs"] if "error" not in r
+    }
+    missing = [FIGURES[k][1] for k in ORDER if k not in measured and k != "api-crash"]
+    if "resources" not in measured:
+        missing.append("resources (pods, RSS, CPU per node at idle with 1 and 50 Services)")
+    errors = [r for r in doc["runs"] if "error" in r]
+    lines += ["", METHOD]
+    if missing:
+        lines += ["", "Not measured yet (no runs in this file): " + "; ".join(missing) + "."]
+    if errors:
+        lines += [
+            "",
+            f"{len(errors)} run(s) failed and are left out of the figures (their errors are in "
+            "peers.json).",
+        ]
     lines += resources_table(doc)
     lines += ["", "## Settings", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc.get("settings", {}).items()]
