@@ -63,6 +63,7 @@ implementation's address; the implementations take turns round by round.
 """
 ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
 IMPLS = ["keepvip", "metallb", "kube-vip"]
+RESOLUTION = 0.2  # s: below this a median is one or two failed attempts, and a ratio says nothing
 # The settings each row of the table compares (keepvip, MetalLB, kube-vip); "" : not in it.
 GROUPS = {
     "upstream defaults": ("default", "default", "default"),
@@ -85,9 +86,10 @@ def _cell(r: dict[str, Any] | None, base: float) -> str:
     if r is None:
         return "-"
     never = f", {r['never']} never answered" if r["never"] else ""
+    # No ratio below RESOLUTION: a single failed attempt (a 0.1 s timeout) against none.
     ratio = (
         f" x{r['median'] / base:.1f}"
-        if base > 0 and not math.isnan(base) and r["impl"] != "keepvip"
+        if base >= RESOLUTION and not math.isnan(base) and r["impl"] != "keepvip"
         else ""
     )
     gt = ">" if r["never"] else ""
@@ -183,7 +185,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"kernel {doc.get('machine', {}).get('kernel')}.",
         "",
         "Each cell: median / worst in seconds (runs), and the median's ratio to keepvip's in the "
-        "same row. Rows: every implementation at its upstream defaults; each at its tuned "
+        "same row (none where keepvip's median is under 0.2 s: that is one or two failed attempts "
+        "of 0.1 s, noise rather than a difference). Rows: every implementation at its upstream defaults; each at its tuned "
         "setting (MetalLB has no timer to tune: its default runs again); kube-vip at the "
         "15/10/2 s lease of its later releases against keepvip's default.",
         "",
