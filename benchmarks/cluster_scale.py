@@ -43,6 +43,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ CLASS = "keepvip.io/vrrp"
 SHARED_LABEL = "keepvip.io/shared-router"
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"}
 MiB = 1024 * 1024
+ATTEMPTS = 6
 ANCHOR_TIMEOUT, FINE_TIMEOUT, FINE_PROBES, WARMUP = 0.05, 0.01, 2, 0.4
 
 
@@ -200,7 +202,7 @@ def profiled(
     procs = [
         subprocess.Popen(
             [
-                "py-spy",
+                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--nonblocking",
                 "-r",
@@ -376,7 +378,7 @@ def parallel(calls: list[Callable[[Rest], Any]], cp: ControlPlane, threads: int 
     def run(call: Callable[[Rest], Any]) -> None:
         if not hasattr(local, "api"):
             local.api = cp.admin_rest()
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             try:
                 call(local.api)
                 return
@@ -385,8 +387,9 @@ def parallel(calls: list[Callable[[Rest], Any]], cp: ControlPlane, threads: int 
                     return
                 raise
             except OSError:  # a timeout on a busy API server (1250 POSTs at once)
-                if attempt == 2:
+                if attempt == ATTEMPTS - 1:
                     raise
+                time.sleep(attempt + 1.0)
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, calls))
@@ -458,7 +461,7 @@ class Scale:
             done = {
                 "agent_pods": len(agent_pids(self.api, self.ns, self.launcher)) == 3,
                 "vips_ready": snap.own_ready() == vips,
-                "routers_ready": bool(snap.routers)
+                "routers_ready": (bool(snap.routers) or not services)
                 and snap.routers_ready() == len(snap.routers)
                 and snap.services_published == services,
                 "services_ready": snap.services_ready == services,
@@ -624,6 +627,14 @@ class Scale:
         self.wait_gone(name, str(VIP4))
         return samples
 
+    def all_on(self, node: str, vips: int) -> bool:
+        """Every VirtualIP's status.master is ``node`` (False, not an error, if the API is slow)."""
+        try:
+            return sum(m == node for m in self.snapshot().masters().values()) == vips
+        except OSError as exc:  # a busy API server's timeout: look again
+            print(f"snapshot: {exc}", flush=True)
+            return False
+
     def all_to(self, vips: int, interval: str) -> None:
         path = self.vip_base
         parallel(
@@ -679,10 +690,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(args.settle)
                     wait_for(
                         "every VirtualIP on n1 at 100 ms",
-                        lambda: (
-                            sum(m == nodes[0] for m in run.snapshot().masters().values())
-                            == args.vips
-                        ),
+                        lambda: run.all_on(nodes[0], args.vips),
                         120,
                         0.5,
                     )
@@ -707,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="20 VirtualIPs, 80 Services, few runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
-        "--profile", type=Path, help="py-spy stacks and smaps of each steady window into DIR"
+        "--profile",
+        type=Path,
+        help="py-spy stacks and smaps of each steady window into DIR (needs: pip install py-spy)",
     )
     args = p.parse_args(argv)
     if args.quick:

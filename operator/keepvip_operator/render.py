@@ -57,6 +57,10 @@ def agent_container(settings: OperatorSettings) -> dict[str, Any]:
             _field_env("NODE_IP", "status.hostIP"),
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
+            # glibc gives every thread that allocates its own malloc arena; the
+            # watch threads decode large JSON lists, and their arenas kept
+            # megabytes each. Two arenas bound that (issue 12: RSS per node).
+            {"name": "MALLOC_ARENA_MAX", "value": "2"},
         ],
         # Declared so the scheduler sees the host port (hostNetwork: hostPort == containerPort).
         "ports": [{"name": "metrics", "containerPort": port, "hostPort": port, "protocol": "TCP"}],

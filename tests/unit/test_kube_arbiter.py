@@ -10,12 +10,12 @@ show it applies the decisions and nothing else.
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.kube.arbiter import (
@@ -33,6 +33,7 @@ from keepvip_agent.kube.arbiter import (
 from keepvip_agent.kube.lease import API_FENCE, LeaseArbiter
 from keepvip_agent.vrrp.router import State
 from keepvip_api.names import SPLIT_BRAIN_FAULT
+from keepvip_api.times import micro_time
 
 LEASE = "keepvip-web"
 RENEW = 2.0
@@ -288,32 +289,38 @@ def test_a_partition_is_settled_for_the_live_holder_within_two_renewals() -> Non
 
 
 class FakeCoordination:
-    """One Lease, stored as the client's V1Lease; ``fail`` makes writes fail with a 500."""
+    """One Lease, stored as the API's dict; ``fail`` makes writes fail with a 500."""
 
     def __init__(self) -> None:
-        self.lease: V1Lease | None = None
+        self.lease: dict[str, Any] | None = None
         self.fail = False
         self.calls: list[str] = []
 
-    def read_namespaced_lease(self, name: str, namespace: str, **_: Any) -> V1Lease:
+    def read_namespaced_lease(self, name: str, namespace: str, **_: Any) -> dict[str, Any]:
         self.calls.append("read")
         if self.lease is None:
             raise ApiException(status=404)
-        return self.lease
+        return copy.deepcopy(self.lease)
 
-    def create_namespaced_lease(self, namespace: str, body: V1Lease, **_: Any) -> V1Lease:
+    def create_namespaced_lease(
+        self, namespace: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
         self.calls.append("create")
-        self.lease = body
+        self.lease = copy.deepcopy(body)
         return body
 
     def replace_namespaced_lease(
-        self, name: str, namespace: str, body: V1Lease, **_: Any
-    ) -> V1Lease:
+        self, name: str, namespace: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
         self.calls.append("replace")
         if self.fail:
             raise ApiException(status=500)
-        self.lease = body
+        self.lease = copy.deepcopy(body)
         return body
+
+    def spec(self, field: str) -> Any:
+        assert self.lease is not None
+        return self.lease["spec"].get(field)
 
 
 class FakeKube:
@@ -321,7 +328,7 @@ class FakeKube:
         self.coordination = FakeCoordination()
         self.last_ok = 0.0
 
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call_raw(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
@@ -359,12 +366,12 @@ def shell(node: str = "b") -> tuple[LeaseArbiter, FakeKube, FakeRunner, Clock]:
     return la, kube, runner, clock
 
 
-def stamp(holder: str | None, at: float) -> V1Lease:
+def stamp(holder: str | None, at: float) -> dict[str, Any]:
     t = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=at)
-    return V1Lease(
-        metadata=V1ObjectMeta(name=LEASE, namespace="default"),
-        spec=V1LeaseSpec(holder_identity=holder, renew_time=t, lease_transitions=3),
-    )
+    spec: dict[str, Any] = {"renewTime": micro_time(t), "leaseTransitions": 3}
+    if holder is not None:
+        spec["holderIdentity"] = holder
+    return {"metadata": {"name": LEASE, "namespace": "default"}, "spec": spec}
 
 
 def test_the_shell_writes_what_the_arbiter_decides() -> None:
@@ -374,20 +381,20 @@ def test_the_shell_writes_what_the_arbiter_decides() -> None:
         clock.now = 1.0
         await la.round()  # master, no Lease: created, held by us
         assert api.calls == ["read", "create"] and api.lease is not None
-        assert (api.lease.spec.holder_identity, api.lease.spec.lease_duration_seconds) == ("b", 6)
+        assert (api.spec("holderIdentity"), api.spec("leaseDurationSeconds")) == ("b", 6)
         assert kube.last_ok == 1.0, "a 404 is an answer from the API"
         api.lease = stamp("a", 0)  # someone else's, never renewed
         await la.round()
         clock.now = 6.9
         await la.round()
-        assert api.lease.spec.holder_identity == "a"
+        assert api.spec("holderIdentity") == "a"
         clock.now = 7.0
         await la.round()  # not renewed for the lease duration: ours now
-        assert api.lease.spec.holder_identity == "b"
-        assert api.lease.spec.lease_transitions == 4
+        assert api.spec("holderIdentity") == "b"
+        assert api.spec("leaseTransitions") == 4
         runner.state = State.BACKUP
         await la.round()  # no longer master: given back
-        assert api.lease.spec.holder_identity is None
+        assert api.spec("holderIdentity") is None
         assert runner.health.reports == []
 
     asyncio.run(scenario())

@@ -17,17 +17,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes.client import V1Lease
+from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
-from keepvip_agent.kube.nodelease import LeaseCache
+from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import peer_addresses, selector_matches
-from keepvip_agent.kube.selection import select
+from keepvip_agent.kube.selection import ParseCache, select
 from keepvip_agent.kube.viplease import VipLease
 from keepvip_agent.vrrp.router import State
 from keepvip_api.cluster import LabelSelector
-from keepvip_api.names import SPLIT_BRAIN_FAULT, node_lease_name, vip_lease_name
+from keepvip_api.names import (
+    NODE_LEASE_DURATION,
+    SPLIT_BRAIN_FAULT,
+    node_lease_name,
+    vip_lease_name,
+)
 from keepvip_api.status import NodeStatus, node_alive
 from keepvip_harness.runtime_rig import run
 
@@ -149,6 +154,27 @@ def test_select_runs_what_parses_has_a_vrid_is_not_blocked_and_is_placed_here() 
     assert select([obj("ok")], None).run == {}, "no Node known yet: nothing runs"
 
 
+def test_a_virtualip_is_parsed_once_per_generation_and_allocated_vrid() -> None:
+    cache = ParseCache()
+    tolerate = [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]
+    ok, bad = obj("ok", tolerations=tolerate), obj("bad", advertInterval="soon")
+    for o, uid in ((ok, "u1"), (bad, "u2")):
+        o["metadata"].update(uid=uid, generation=1)
+    first = select([ok, bad], NODE, cache=cache)
+    assert cache.parses == 2
+    ok["status"] = {"nodes": [{"name": "n1", "state": "Master"}]}  # a status write: no parse
+    again = select([ok, bad], NODE, cache=cache)
+    assert cache.parses == 2 and again.run["ns/ok"] is first.run["ns/ok"]
+    assert again.skipped["ns/bad"] == first.skipped["ns/bad"], "a parse error is remembered"
+    ok["metadata"]["generation"] = 2
+    ok["spec"]["priority"] = 120
+    assert select([ok], NODE, cache=cache).run["ns/ok"].spec.priority == 120
+    assert cache.parses == 3
+    select([], NODE, cache=cache)
+    select([ok, bad], NODE, cache=cache)
+    assert cache.parses == 5, "the VirtualIPs gone from the list were forgotten"
+
+
 def test_an_allocated_vrid_in_status_counts() -> None:
     o = obj("ok")
     del o["spec"]["virtualRouterID"]
@@ -165,22 +191,24 @@ class FakeCoordination:
         self.cache = cache
         self.calls: list[tuple[str, str | None]] = []
 
-    def _store(self, body: V1Lease) -> V1Lease:
-        spec = body.spec
-        self.cache.leases[body.metadata.name] = {
-            "metadata": {"name": body.metadata.name, "resourceVersion": "1"},
-            "spec": {"holderIdentity": spec.holder_identity, "renewTime": str(spec.renew_time)},
+    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
+        spec = body["spec"]
+        self.cache.leases[body["metadata"]["name"]] = {
+            "metadata": {"name": body["metadata"]["name"], "resourceVersion": "1"},
+            "spec": {k: spec[k] for k in ("holderIdentity", "renewTime") if k in spec},
         }
         return body
 
-    def create_namespaced_lease(self, namespace: str, body: V1Lease, **_: Any) -> V1Lease:
-        self.calls.append(("create", body.spec.holder_identity))
+    def create_namespaced_lease(
+        self, namespace: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
+        self.calls.append(("create", body["spec"].get("holderIdentity")))
         return self._store(body)
 
     def replace_namespaced_lease(
-        self, name: str, namespace: str, body: V1Lease, **_: Any
-    ) -> V1Lease:
-        self.calls.append(("replace", body.spec.holder_identity))
+        self, name: str, namespace: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
+        self.calls.append(("replace", body["spec"].get("holderIdentity")))
         return self._store(body)
 
 
@@ -189,7 +217,7 @@ class FakeKube:
         self.coordination = FakeCoordination(cache)
         self.last_ok = 0.0
 
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call_raw(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
@@ -328,7 +356,7 @@ class FakeCustom:
 def test_entries_are_written_on_first_start_and_on_change_only() -> None:
     async def scenario() -> None:
         custom = FakeCustom()
-        kube = SimpleNamespace(custom=custom, call=_call)
+        kube = SimpleNamespace(custom=custom, call_raw=_call)
         current = {"entry": fault_entry("n1", "interface eth9 not found", "why", 0.0)}
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: current["entry"])  # type: ignore[arg-type]
         w.start()
@@ -354,7 +382,7 @@ def test_an_entry_writer_stopped_as_its_entry_changes_stops() -> None:
     no VirtualIP change again. Real event loop: the race is in asyncio itself."""
 
     async def scenario() -> None:
-        kube = SimpleNamespace(custom=FakeCustom(), call=_call)
+        kube = SimpleNamespace(custom=FakeCustom(), call_raw=_call)
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: None)  # type: ignore[arg-type]
         w.start()
         await asyncio.sleep(0.01)  # waiting for a change
@@ -392,7 +420,7 @@ def test_an_entry_removed_by_someone_else_is_written_again_at_most_every_pause()
 
     async def scenario() -> None:
         custom = FakeCustom()
-        kube = SimpleNamespace(custom=custom, call=_call)
+        kube = SimpleNamespace(custom=custom, call_raw=_call)
         entry = NodeStatus(name="n1", state="Master", effective_priority=150)
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: entry)  # type: ignore[arg-type]
         w.observed(False)  # before the first write: nothing of ours to miss
@@ -428,3 +456,66 @@ def test_fault_entries_carry_no_instance_fields(state: str) -> None:
     entry = fault_entry("n1", "address 203.0.113.9 is on no connected network", "long", 1.0)
     assert entry.state == "Fault" and entry.effective_priority is None
     assert NodeStatus(name="n1", state=state).state == state  # type: ignore[arg-type]
+
+
+# -- the node Lease: one PUT per renewal, in a thread of its own --------------------------------
+
+
+class LeaseServer:
+    """The coordination calls a node Lease makes, on one stored dict with a resourceVersion."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.calls: list[str] = []
+        self.version = 0
+
+    def _stored(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        self.lease = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": str(self.version)},
+        }
+        return json.loads(json.dumps(self.lease))  # the client's answer is a copy
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> dict[str, Any]:
+        self.calls.append("read")
+        if self.lease is None:
+            raise ApiException(status=404)
+        return json.loads(json.dumps(self.lease))
+
+    def create_namespaced_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("create")
+        return self._stored(body)
+
+    def replace_namespaced_lease(
+        self, name: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls.append("replace")
+        assert self.lease is not None
+        if body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            raise ApiException(status=409)
+        return self._stored(body)
+
+
+def test_the_node_lease_is_renewed_with_one_put_and_read_again_only_after_a_conflict() -> None:
+    async def scenario() -> None:
+        server = LeaseServer()
+        kube = SimpleNamespace(coordination=server, raw=lambda fn, *args: fn(*args))
+        lease = NodeLease(kube, "agents", "n1")  # type: ignore[arg-type]
+        try:
+            await lease.renew_once()  # none yet: looked for, created
+            await lease.renew_once()
+            await lease.renew_once()
+            assert server.calls == ["read", "create", "replace", "replace"]
+            assert server.lease is not None
+            assert server.lease["spec"]["holderIdentity"] == "n1"
+            assert server.lease["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION
+            server.version += 1  # written by someone else meanwhile
+            server.lease["metadata"]["resourceVersion"] = str(server.version)
+            server.calls.clear()
+            await lease.renew_once()
+            assert server.calls == ["replace", "read", "replace"]
+        finally:
+            await lease.stop()
+
+    asyncio.run(scenario())

@@ -106,6 +106,8 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: metadata.namespace
+        - name: MALLOC_ARENA_MAX
+          value: "2"
         ports:
         - name: metrics
           containerPort: 9640

@@ -10,6 +10,7 @@ back: the API being away degrades status and discovery, never the election.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -40,14 +41,24 @@ class Kube:
         self.last_ok = time.monotonic()
         """Monotonic time of the last successful API call (fencing reads it)."""
 
-    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-        result = await asyncio.to_thread(fn, *args, **kwargs)
-        self.last_ok = time.monotonic()
-        return result
+    def raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` in this thread; its JSON answer as plain dicts, no client models.
 
-    def serialize(self, obj: Any) -> Any:
-        return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        The client's models cost a validation per field on every call, and the
+        agent reads API field names anyway.
+        """
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        resp = fn(*args, _preload_content=False, **kwargs)
+        try:
+            data = resp.data
+        finally:
+            resp.release_conn()
+        self.last_ok = time.monotonic()
+        return json.loads(data) if data else None
+
+    async def call_raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """:meth:`raw` in a worker thread."""
+        return await asyncio.to_thread(self.raw, fn, *args, **kwargs)
 
 
 class ListWatch(threading.Thread):
@@ -92,36 +103,66 @@ class ListWatch(threading.Thread):
                 self.stopped.wait(delay)
 
     def _list_and_watch(self) -> None:
-        listed = self.list_fn(_request_timeout=REQUEST_TIMEOUT, **self.kwargs)
-        listed = listed if isinstance(listed, dict) else self.kube.serialize(listed)
-        items: dict[str, dict[str, Any]] = {_key(o): o for o in listed.get("items", [])}
+        items, rv = self._list()
+        while not self.stopped.is_set():
+            rv = self._watch(items, rv)
+
+    def _list(self) -> tuple[dict[str, dict[str, Any]], str | None]:
+        listed = self.kube.raw(self.list_fn, **self.kwargs)
+        items: dict[str, dict[str, Any]] = {_key(o): _lean(o) for o in listed.get("items", [])}
         if not self.healthy:
             logger.info("watch %s: %d object(s)", self.what, len(items))
         self.healthy = True
         self.kube.last_ok = time.monotonic()
         self._deliver(items)
-        rv = listed.get("metadata", {}).get("resourceVersion")
+        return items, listed.get("metadata", {}).get("resourceVersion")
+
+    def _watch(self, items: dict[str, dict[str, Any]], rv: str | None) -> str | None:
+        """Follow changes from ``rv`` until the server ends the watch; the version reached.
+
+        A watch that simply ran its time resumes from where it was, with no relist
+        (a relist of hundreds of VirtualIPs costs more than an hour of events);
+        bookmarks keep that version fresh while nothing changes. An expired
+        version (410 Gone) or a broken stream raises: the caller relists.
+        """
         w = watch.Watch()  # type: ignore[no-untyped-call]
         for event in w.stream(  # type: ignore[no-untyped-call]
-            self.list_fn, resource_version=rv, timeout_seconds=WATCH_TIMEOUT, **self.kwargs
+            self.list_fn,
+            resource_version=rv,
+            timeout_seconds=WATCH_TIMEOUT,
+            allow_watch_bookmarks=True,
+            deserialize=False,
+            **self.kwargs,
         ):
             if self.stopped.is_set():
                 w.stop()  # type: ignore[no-untyped-call]
-                return
-            obj = event["object"]
-            obj = obj if isinstance(obj, dict) else self.kube.serialize(obj)
-            if event["type"] == "ERROR":
+                break
+            obj, kind = event.get("object") or {}, event.get("type")
+            if kind == "ERROR":
                 raise RuntimeError(obj.get("message", "watch error"))
             self.kube.last_ok = time.monotonic()
-            if event["type"] == "DELETED":
+            rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
                 items.pop(_key(obj), None)
             else:
-                items[_key(obj)] = obj
+                items[_key(obj)] = _lean(obj)
             self._deliver(items)
+        return rv
 
     def _deliver(self, items: dict[str, dict[str, Any]]) -> None:
         snapshot = list(items.values())
         self.loop.call_soon_threadsafe(self.on_snapshot, snapshot)
+
+
+def _lean(obj: dict[str, Any]) -> dict[str, Any]:
+    """Without ``metadata.managedFields``: nobody here reads it, and with an agent field
+    manager per node it is most of a VirtualIP's size in every watch cache."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 def _key(obj: dict[str, Any]) -> str:

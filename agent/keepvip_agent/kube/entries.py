@@ -126,7 +126,7 @@ class EntryWriter:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "status": {"nodes": nodes},
         }
-        await self.kube.call(
+        await self.kube.call_raw(
             self.kube.custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.kube.arbiter import (
@@ -39,6 +38,7 @@ from keepvip_agent.vrrp.router import State
 from keepvip_api.cluster import OnFailure
 from keepvip_api.names import SPLIT_BRAIN_FAULT as SPLIT_BRAIN
 from keepvip_api.names import lease_name
+from keepvip_api.times import micro_time
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube
@@ -166,9 +166,10 @@ class LeaseArbiter:
 
         Here the Lease's own renewTime; the node agent's shell reads the holder's node Lease.
         """
-        return (
-            None if lease is None else LeaseView(lease.spec.holder_identity, lease.spec.renew_time)
-        )
+        if lease is None:
+            return None
+        spec = lease.get("spec") or {}
+        return LeaseView(spec.get("holderIdentity"), spec.get("renewTime"))
 
     async def _renew(self, lease: Any) -> None:
         await self._write(lease)
@@ -213,8 +214,9 @@ class LeaseArbiter:
     # -- API calls -------------------------------------------------------------------------
 
     async def _read(self) -> Any:
+        """The Lease as an API dict, or None."""
         try:
-            return await self.kube.call(
+            return await self.kube.call_raw(
                 self.kube.coordination.read_namespaced_lease, self.lease_name, self.namespace
             )
         except ApiException as exc:
@@ -224,48 +226,52 @@ class LeaseArbiter:
             raise
 
     async def _create(self, duration: int) -> None:
-        now = datetime.now(UTC)
-        body = V1Lease(
-            metadata=V1ObjectMeta(
-                name=self.lease_name, namespace=self.namespace, annotations=self.annotations or None
-            ),
-            spec=V1LeaseSpec(
-                holder_identity=self.node,
-                lease_duration_seconds=duration,
-                acquire_time=now,
-                renew_time=now,
-                lease_transitions=0,
-            ),
-        )
+        now = micro_time(datetime.now(UTC))
+        meta: dict[str, Any] = {"name": self.lease_name, "namespace": self.namespace}
+        if self.annotations:
+            meta["annotations"] = self.annotations
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.node,
+                "leaseDurationSeconds": duration,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
         try:
-            await self.kube.call(
+            await self.kube.call_raw(
                 self.kube.coordination.create_namespaced_lease, self.namespace, body
             )
         except ApiException as exc:
             if exc.status != CONFLICT:  # somebody else created it first: next round decides
                 raise
 
-    async def _write(self, lease: Any, *, take_over: int | None = None) -> None:
+    async def _write(self, lease: dict[str, Any], *, take_over: int | None = None) -> None:
         """Renew ``lease``, or with ``take_over`` (a duration) make it ours first."""
-        now = datetime.now(UTC)
-        spec = lease.spec
+        now = micro_time(datetime.now(UTC))
+        spec = dict(lease.get("spec") or {})
         if take_over is not None:
-            spec.holder_identity = self.node
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            spec.lease_duration_seconds = take_over
-        spec.renew_time = now
-        await self._replace(lease)
+            spec["holderIdentity"] = self.node
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+            spec["leaseDurationSeconds"] = take_over
+        spec["renewTime"] = now
+        await self._replace({**lease, "spec": spec})
 
-    async def _release_lease(self, lease: Any) -> None:
-        lease.spec.holder_identity = None
-        lease.spec.renew_time = None
-        await self._replace(lease)
+    async def _release_lease(self, lease: dict[str, Any]) -> None:
+        spec = dict(lease.get("spec") or {})
+        spec.pop("holderIdentity", None)
+        spec.pop("renewTime", None)
+        await self._replace({**lease, "spec": spec})
 
-    async def _replace(self, lease: Any) -> None:
+    async def _replace(self, lease: dict[str, Any]) -> None:
         """Write the Lease back; a conflict means it changed under us: the next round re-reads."""
         try:
-            await self.kube.call(
+            await self.kube.call_raw(
                 self.kube.coordination.replace_namespaced_lease,
                 self.lease_name,
                 self.namespace,
@@ -277,7 +283,8 @@ class LeaseArbiter:
 
     async def _release(self) -> None:
         lease = await self._read()
-        if lease is not None and self.core.releases(LeaseView(lease.spec.holder_identity, None)):
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        if lease is not None and self.core.releases(LeaseView(holder, None)):
             await self._release_lease(lease)
 
 

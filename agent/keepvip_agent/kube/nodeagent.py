@@ -27,7 +27,13 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
-from keepvip_agent.kube.selection import UPGRADING, Selection, handover_hold, select
+from keepvip_agent.kube.selection import (
+    UPGRADING,
+    ParseCache,
+    Selection,
+    handover_hold,
+    select,
+)
 from keepvip_agent.kube.shared import SharedWatches
 from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
@@ -65,6 +71,7 @@ class NodeController:
         self._skipped: dict[str, str] = {}
         self._held: dict[str, float] = {}
         """VirtualIPs that just left ``Upgrading``, started only at this loop time (handover_hold)."""
+        self._parsed = ParseCache()
         self._applying = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -183,7 +190,7 @@ class NodeController:
         if len(self._vips) < len(self.watch_namespaces or ("",)):
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
-        sel = select(objects, self._node)
+        sel = select(objects, self._node, cache=self._parsed)
         by_key = {
             f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
             for o in objects

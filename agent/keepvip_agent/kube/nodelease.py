@@ -16,16 +16,17 @@ through: ``fencing: strict`` fences on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
 from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.kube.api import ListWatch
 from keepvip_api.names import NODE_LEASE_DURATION, NODE_RENEW, node_lease_name
+from keepvip_api.times import micro_time
 
 if TYPE_CHECKING:
     from keepvip_agent.kube.api import Kube
@@ -73,29 +74,16 @@ class LeaseCache:
         return ((lease or {}).get("spec") or {}).get("renewTime")
 
 
-def lease_object(raw: dict[str, Any]) -> V1Lease:
-    """A watched Lease (API dict) as the client's model, to write it back with its version."""
-    meta, spec = raw.get("metadata") or {}, raw.get("spec") or {}
-    return V1Lease(
-        metadata=V1ObjectMeta(
-            name=meta.get("name"),
-            namespace=meta.get("namespace"),
-            resource_version=meta.get("resourceVersion"),
-            annotations=meta.get("annotations"),
-            labels=meta.get("labels"),
-        ),
-        spec=V1LeaseSpec(
-            holder_identity=spec.get("holderIdentity"),
-            lease_duration_seconds=spec.get("leaseDurationSeconds"),
-            acquire_time=spec.get("acquireTime"),
-            renew_time=spec.get("renewTime"),
-            lease_transitions=spec.get("leaseTransitions"),
-        ),
-    )
-
-
 class NodeLease:
-    """Create and renew ``keepvip-node-<node>`` every ``renew`` seconds; remember when it worked."""
+    """Create and renew ``keepvip-node-<node>`` every ``renew`` seconds; remember when it worked.
+
+    Renewals have a thread of their own: behind hundreds of status writes in the
+    shared worker threads (250 VirtualIPs changing at once, or at 100 ms adverts
+    on a busy node) they came late, the operator judged the node dead and pruned
+    its entries, and the agent wrote them all again. A renewal is one PUT of the
+    object the last write returned (a GET only first and after a conflict), on a
+    fixed cadence that does not drift with the time a call takes.
+    """
 
     def __init__(self, kube: Kube, namespace: str, node: str, *, renew: float = NODE_RENEW) -> None:
         self.kube, self.namespace, self.node, self.renew = kube, namespace, node, renew
@@ -105,6 +93,8 @@ class NodeLease:
         self.renewals = 0
         self._task: asyncio.Task[None] | None = None
         self._warned = False
+        self._last: dict[str, Any] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="node-lease")
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -113,8 +103,11 @@ class NodeLease:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             try:
                 async with asyncio.timeout(3 * self.renew):
@@ -125,31 +118,52 @@ class NodeLease:
                     logger.info("node lease %s renewed again", self.name)
                 self._warned = False
             except Exception as exc:
+                self._last = None  # read it again next time
                 if not self._warned:
                     logger.warning("cannot renew node lease %s: %s", self.name, exc or "timed out")
                     self._warned = True
-            await asyncio.sleep(self.renew)
+            due = max(due + self.renew, loop.time())
+            await asyncio.sleep(due - loop.time())
 
-    async def renew_once(self) -> None:
-        now = datetime.now(UTC)
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        run = functools.partial(self.kube.raw, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run)
+
+    async def renew_once(self, *, again: bool = True) -> None:
         coord = self.kube.coordination
+        if self._last is None:
+            try:
+                self._last = await self._call(
+                    coord.read_namespaced_lease, self.name, self.namespace
+                )
+            except ApiException as exc:
+                if exc.status != NOT_FOUND:
+                    raise
+                self._last = await self._call(
+                    coord.create_namespaced_lease, self.namespace, self._body(None)
+                )
+                return
         try:
-            lease = await self.kube.call(coord.read_namespaced_lease, self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != NOT_FOUND:
-                raise
-            body = V1Lease(
-                metadata=V1ObjectMeta(name=self.name, namespace=self.namespace),
-                spec=V1LeaseSpec(
-                    holder_identity=self.node,
-                    lease_duration_seconds=NODE_LEASE_DURATION,
-                    acquire_time=now,
-                    renew_time=now,
-                ),
+            self._last = await self._call(
+                coord.replace_namespaced_lease, self.name, self.namespace, self._body(self._last)
             )
-            await self.kube.call(coord.create_namespaced_lease, self.namespace, body)
-            return
-        lease.spec.holder_identity = self.node
-        lease.spec.lease_duration_seconds = NODE_LEASE_DURATION
-        lease.spec.renew_time = now
-        await self.kube.call(coord.replace_namespaced_lease, self.name, self.namespace, lease)
+        except ApiException as exc:
+            self._last = None
+            if exc.status != CONFLICT or not again:
+                raise
+            await self.renew_once(again=False)  # changed under us (a hand edit): read, write
+
+    def _body(self, last: dict[str, Any] | None) -> dict[str, Any]:
+        now = micro_time(time.time())
+        spec = dict((last or {}).get("spec") or {})
+        spec.setdefault("acquireTime", now)
+        spec.update(
+            holderIdentity=self.node, leaseDurationSeconds=NODE_LEASE_DURATION, renewTime=now
+        )
+        meta = (last or {}).get("metadata") or {"name": self.name, "namespace": self.namespace}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": spec,
+        }

@@ -233,7 +233,7 @@ class VipGlue:
 
     async def _label(self, namespace: str, name: str, role: str) -> None:
         try:
-            await self.kube.call(
+            await self.kube.call_raw(
                 self.kube.core.patch_namespaced_pod,
                 name,
                 namespace,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from keepvip_agent.kube.arbiter import LeaseView
 from keepvip_agent.kube.lease import LeaseArbiter
-from keepvip_agent.kube.nodelease import LeaseCache, NodeLease, lease_object
+from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_api.names import (
     NODE_RENEW,
     VIP_LEASE_NAME_ANNOTATION,
@@ -56,13 +56,12 @@ class VipLease(LeaseArbiter):
         }
 
     async def _read(self) -> Any:
-        raw = self.cache.get(self.lease_name)
-        return None if raw is None else lease_object(raw)
+        return self.cache.get(self.lease_name)
 
     def _view(self, lease: Any) -> LeaseView | None:
         if lease is None:
             return None
-        holder = lease.spec.holder_identity
+        holder = (lease.get("spec") or {}).get("holderIdentity")
         return LeaseView(holder, self.cache.node_renewal(holder))
 
     async def _renew(self, lease: Any) -> None:
