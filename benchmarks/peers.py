@@ -479,9 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.report:
-        args.out.with_suffix(".md").write_text(
-            peers_report.markdown(json.loads(args.out.read_text()))
-        )
+        peers_report.write(args.out.with_suffix(".md"), json.loads(args.out.read_text()))
         return 0
     scenarios, phases = args.scenarios.split(","), args.phases.split(",")
     unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))
@@ -504,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(samples: list[dict[str, Any]]) -> None:
         doc = merge(base, samples, command, versions)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(peers_report.markdown(doc))
+        peers_report.write(args.out.with_suffix(".md"), doc)
 
     try:
         cluster = kindctl.up(docker)

@@ -170,6 +170,16 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+NOTES = "## Notes (written by hand; kept when the file is rewritten)"
+
+
+def write(path: Path, doc: dict[str, Any]) -> None:
+    """peers.md from ``doc``, keeping the hand-written notes at its end."""
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else ""
+    path.write_text(markdown(doc) + ("\n" + notes if notes else ""))
+
+
 def markdown(doc: dict[str, Any]) -> str:
     table = rows(doc)
     stats = {(r["scenario"], r["policy"], r["impl"], r["setting"]): r for r in table}
