@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# benchmarks/peers.py in pieces: one round of one phase per invocation, each inside
+# benchmarks/peers.py in pieces: one round per invocation, each inside
 # the kind and heavy locks (taken in that order) and released for PAUSE s between
 # pieces, so that other users of the machine get their turn (the rule: holds of
 # about 10 minutes). The pieces share one kind cluster and the peers installed on
 # it (KEEPVIP_KEEP_KIND=1, KEEPVIP_KEEP_PEERS=1) and add their runs to
 # benchmarks/results/peers.json; remove the cluster after with `make kind-down`.
 #
-#   run.sh ROUNDS "PHASES..." [peers.py arguments]
-#   e.g. run.sh 3 "default tuned,lease15" --scenarios crash,agent,drain,create
+#   run.sh ROUNDS "PIECES..." [peers.py arguments]     (a piece: comma-separated phases)
+#   e.g. run.sh 3 "default,tuned,lease15" --scenarios crash,agent,drain,create
+# (that piece holds the locks about 9 minutes on the project's 2-core machine).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 rounds=$1 phases=$2
