@@ -475,11 +475,20 @@ def main(argv: list[str] | None = None) -> int:
         "--report", action="store_true", help="only rewrite peers.md from peers.json"
     )
     parser.add_argument(
+        "--teardown",
+        action="store_true",
+        help="only remove what earlier pieces left on the cluster (the peers, the app)",
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="start peers.json afresh (default: add to it)"
     )
     args = parser.parse_args(argv)
     if args.report:
         peers_report.write(args.out.with_suffix(".md"), json.loads(args.out.read_text()))
+        return 0
+    if args.teardown:
+        host, _ = kindctl.docker_daemon()
+        teardown(kindctl.up(Docker("/usr/bin/docker", host)))
         return 0
     scenarios, phases = args.scenarios.split(","), args.phases.split(",")
     unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))

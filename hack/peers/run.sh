@@ -4,7 +4,8 @@
 # pieces, so that other users of the machine get their turn (the rule: holds of
 # about 10 minutes). The pieces share one kind cluster and the peers installed on
 # it (KEEPVIP_KEEP_KIND=1, KEEPVIP_KEEP_PEERS=1) and add their runs to
-# benchmarks/results/peers.json; remove the cluster after with `make kind-down`.
+# benchmarks/results/peers.json; after the last piece remove the peers with
+# `benchmarks/peers.py --teardown` and the cluster with `make kind-down`.
 #
 #   run.sh ROUNDS "PIECES..." [peers.py arguments]     (a piece: comma-separated phases)
 #   e.g. run.sh 3 "default,tuned,lease15" --scenarios crash,agent,drain,create
