@@ -280,6 +280,12 @@ def app(image: str) -> dict[str, Any]:
         "metadata": {"name": "web", "namespace": NAMESPACE},
         "spec": {
             "replicas": 3,
+            # One pod per worker (required anti-affinity): a surge pod would never be
+            # scheduled, so a new image (keepvip's, rebuilt by kindctl.up) rolls one by one.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+            },
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
