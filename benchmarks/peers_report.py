@@ -63,6 +63,7 @@ implementation's address; the implementations take turns round by round.
 """
 ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
 IMPLS = ["keepvip", "metallb", "kube-vip"]
+STALE = 0.1  # s: see not_the_holder
 RESOLUTION = 0.2  # s: below this a median is one or two failed attempts, and a ratio says nothing
 # The settings each row of the table compares (keepvip, MetalLB, kube-vip); "" : not in it.
 GROUPS = {
@@ -141,10 +142,17 @@ def _fmt(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.2f}"
 
 
+def not_the_holder(r: dict[str, Any]) -> bool:
+    """A crash or hang that another node answered within 0.1 s: the node hit was not the one
+    answering (probably: the client's ARP entry still named the node before a move, whose
+    kube-proxy keeps forwarding), so the run measured nothing; it is left out and counted."""
+    return r["scenario"] in {"crash", "hang"} and (r.get("outage_s") or 1.0) < STALE
+
+
 def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for r in doc["runs"]:
-        if r["scenario"] == "resources" or "error" in r:
+        if r["scenario"] == "resources" or "error" in r or not_the_holder(r):
             continue
         runs.append(r)
         if r["scenario"] == "api":
@@ -224,6 +232,7 @@ def markdown(doc: dict[str, Any]) -> str:
     if "resources" not in measured:
         missing.append("resources (pods, RSS, CPU per node at idle with 1 and 50 Services)")
     errors = [r for r in doc["runs"] if "error" in r]
+    stale = [r for r in doc["runs"] if not_the_holder(r)]
     lines += ["", METHOD]
     if missing:
         lines += ["", "Not measured yet (no runs in this file): " + "; ".join(missing) + "."]
@@ -232,6 +241,15 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             f"{len(errors)} run(s) failed and are left out of the figures (their errors are in "
             "peers.json).",
+        ]
+    if stale:
+        lines += [
+            "",
+            f"{len(stale)} crash/hang run(s) left out: another node answered within "
+            f"{STALE} s, so the node hit was not the one answering (probably: the client's ARP "
+            "entry still named the node before a move, whose kube-proxy keeps forwarding): "
+            + ", ".join(f"{r['impl']} ({r['setting']}) {r['outage_s']} s" for r in stale)
+            + ".",
         ]
     lines += resources_table(doc)
     lines += ["", "## Settings", ""]
