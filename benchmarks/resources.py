@@ -1,7 +1,14 @@
 """Memory and CPU of one agent: keepvip against keepalived carrying the same instances.
 
-``python benchmarks/resources.py [--duration 20] [--counts 1,256] [--interval 0.1]``
-(``--quick``: 5 s windows). Needs root and keepalived.
+``python benchmarks/resources.py [--duration 20] [--counts 1,256] [--interval 0.1]
+[--hmac] [--runs 1]`` (``--quick``: 5 s windows). Needs root and keepalived.
+
+``--hmac`` adds keepvip with authenticated adverts (``authHMAC``, HMAC-SHA256
+trailer on every advert, verified on every receipt) as a third column,
+``keepvip-hmac``, run in the same lab between the other two, and writes
+``resources-hmac.{json,md}`` instead. keepalived 2.2.7 has no ``auth_hmac``,
+so its column is unauthenticated. ``--runs N`` repeats each measurement and
+reports medians (implementations alternate within each round).
 
 Two nodes on the lab bridge; node 1 runs every instance at priority 150
 (master), node 2 at 120 (backup), both with 100 ms adverts. Scenarios:
@@ -26,8 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +53,8 @@ from keepvip_harness.labdaemons import (
 from keepvip_tools.lab.topology import Lab
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HMAC = "keepvip-hmac"
+KEY = "key 1 hex:" + bytes(range(32)).hex() + "\n"
 MASTER, BACKUP = 150, 120
 MiB = 1024 * 1024
 
@@ -84,11 +95,23 @@ def settled(d: Daemon, want_master: bool, count: int) -> bool:
     return (m == count and b == 0) if want_master else (b == count and m == 0)
 
 
+def _instances(lab: Lab, impl: str, count: int, priority: int, interval: float) -> list[Instance]:
+    out = instances(count, priority, interval)
+    if impl != HMAC:
+        return out
+    assert lab.workdir is not None
+    keys = lab.workdir / "bench.keys"
+    keys.write_text(KEY)
+    keys.chmod(0o600)
+    return [replace(i, key_file=str(keys)) for i in out]
+
+
 def measure(lab: Lab, impl: str, count: int, interval: float, duration: float) -> dict[str, Any]:
     tag = f"-{impl}-{count}"
+    daemon = "keepvip" if impl == HMAC else impl
     daemons = [
-        start(lab, impl, 1, instances(count, MASTER, interval), tag=tag),
-        start(lab, impl, 2, instances(count, BACKUP, interval), tag=tag),
+        start(lab, daemon, 1, _instances(lab, impl, count, MASTER, interval), tag=tag),
+        start(lab, daemon, 2, _instances(lab, impl, count, BACKUP, interval), tag=tag),
     ]
     try:
         for d in daemons:
@@ -106,6 +129,8 @@ def measure(lab: Lab, impl: str, count: int, interval: float, duration: float) -
         rss = [sum(proc_rss_bytes(p) for p in ps) for ps in pids]
         if not (settled(daemons[0], True, count) and settled(daemons[1], False, count)):
             raise RuntimeError(f"{impl} x{count}: states changed during the window")
+        if impl == HMAC:
+            _assert_signed(daemons, count)
         out: dict[str, Any] = {"impl": impl, "instances": count, "window": elapsed}
         for role, i in (("master", 0), ("backup", 1)):
             out[role] = {
@@ -119,10 +144,36 @@ def measure(lab: Lab, impl: str, count: int, interval: float, duration: float) -
             d.kill()
 
 
+def _assert_signed(daemons: list[Daemon], count: int) -> None:
+    """The HMAC column measured what it claims: keys loaded, no advert refused."""
+    for d in daemons:
+        for inst in d.status()["instances"]:
+            auth = inst.get("authHMAC")
+            if auth is None or auth["activeKeyID"] != 1 or auth["dropped"]:
+                raise RuntimeError(f"{HMAC} x{count}: {inst['name']} authHMAC is {auth}")
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result per (impl, count): the median CPU and RSS of its runs, and the runs."""
+    out = dict(runs[0])
+    out["runs"] = len(runs)
+    for role in ("master", "backup"):
+        out[role] = {
+            key: statistics.median(r[role][key] for r in runs) for key in ("cpu_percent", "rss_mib")
+        } | {"processes": runs[0][role]["processes"]}
+        out[role]["cpu_percent_runs"] = [round(r[role]["cpu_percent"], 3) for r in runs]
+    return out
+
+
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     m = meta["machine"]
     by = {(r["impl"], r["instances"]): r for r in results}
     counts = sorted({r["instances"] for r in results})
+    impls = [
+        i
+        for i in (*IMPLEMENTATIONS[:1], HMAC, *IMPLEMENTATIONS[1:])
+        if any(r["impl"] == i for r in results)
+    ]
     out = [
         "# Resources: keepvip vs keepalived",
         "",
@@ -134,18 +185,29 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "windows (utime+stime from /proc), % of one core; RSS = VmRSS at the end of the window. "
         "keepalived = parent + VRRP child process.",
         "",
-        "| instances | role | keepvip CPU % | keepalived CPU % | keepvip RSS MiB "
-        "| keepalived RSS MiB |",
-        "|---|---|---|---|---|---|",
+        "| instances | role | "
+        + " | ".join(f"{i} CPU %" for i in impls)
+        + " | "
+        + " | ".join(f"{i} RSS MiB" for i in impls)
+        + " |",
+        "|---|---|" + "---|" * (2 * len(impls)),
     ]
     for n in counts:
         for role in ("master", "backup"):
             cells = []
             for key, fmt in (("cpu_percent", "{:.2f}"), ("rss_mib", "{:.1f}")):
-                for impl in IMPLEMENTATIONS:
+                for impl in impls:
                     r = by.get((impl, n))
                     cells.append("-" if r is None else fmt.format(r[role][key]))
             out.append(f"| {n} | {role} | " + " | ".join(cells) + " |")
+    if HMAC in impls:
+        out += [
+            "",
+            f"{HMAC}: keepvip with authHMAC (HMAC-SHA256 trailer signed on every advert sent, "
+            "verified on every advert received, anti-replay on); keepalived 2.2.7 has no "
+            "auth_hmac, so it runs unauthenticated. "
+            f"Medians of {meta.get('runs', 1)} run(s) per cell; every run's CPU % is in the JSON.",
+        ]
     out += [
         "",
         "Targets for keepvip: RSS <= 50 MiB; <= 1 % of a core per instance at 100 ms; "
@@ -162,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.1, help="advert interval, seconds")
     p.add_argument("--impl", default=",".join(IMPLEMENTATIONS), help="keepvip,keepalived")
     p.add_argument("--quick", action="store_true", help="5 s windows")
+    p.add_argument("--hmac", action="store_true", help=f"add {HMAC} (authHMAC on)")
+    p.add_argument("--runs", type=int, default=1, help="rounds; cells are medians")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.quick:
@@ -174,12 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "duration": args.duration,
         "interval": args.interval,
+        "runs": args.runs,
     }
+    impls = args.impl.split(",")
+    if args.hmac:
+        impls.insert(1, HMAC)
     results = []
     with Lab(nodes=2) as lab:
         for count in [int(c) for c in args.counts.split(",")]:
-            for impl in args.impl.split(","):
-                r = measure(lab, impl, count, args.interval, args.duration)
+            rounds: dict[str, list[dict[str, Any]]] = {i: [] for i in impls}
+            for n in range(args.runs):
+                for impl in impls if n % 2 == 0 else impls[::-1]:
+                    rounds[impl].append(measure(lab, impl, count, args.interval, args.duration))
+            for impl in impls:
+                r = median_of(rounds[impl])
                 results.append(r)
                 print(
                     f"{impl:10} x{count:<4} master {r['master']['cpu_percent']:6.2f} % "
@@ -191,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "resources.json").write_text(
+    stem = "resources-hmac" if args.hmac else "resources"
+    (args.out / f"{stem}.json").write_text(
         json.dumps({**meta, "results": results}, indent=2) + "\n"
     )
-    (args.out / "resources.md").write_text(text)
+    (args.out / f"{stem}.md").write_text(text)
     return 0
 
 

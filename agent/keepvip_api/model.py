@@ -89,6 +89,11 @@ SPEC_RULES: list[JsonValue] = [
         "fieldPath": ".authentication",
     },
     {
+        "rule": "!has(self.authentication) || !has(self.authHMAC)",
+        "message": "authentication (the v2 password) and authHMAC exclude each other",
+        "fieldPath": ".authHMAC",
+    },
+    {
         "rule": f"self.addresses.all(a, self.addresses.exists_one(b, {_ip('b')} == {_ip('a')}))",
         "message": "an address is listed twice",
         "fieldPath": ".addresses",
@@ -250,6 +255,9 @@ class VirtualIPSpec(Model):
     """Kernel lifetime of the bound VIP, renewed by a live master: a killed agent's VIP expires."""
     authentication: Authentication | None = None
     """VRRPv2 only: keepalived's simple-text password."""
+    auth_hmac: election.AuthHMACField
+    """Authenticated adverts (HMAC-SHA256 with anti-replay and key rotation, keepalived 2.4's
+    auth_hmac); not with version 2's password."""
     node_selector: election.NodeSelector
     """Kubernetes: run agents only on nodes with these labels."""
     tolerations: election.Tolerations
@@ -272,24 +280,7 @@ class VirtualIPSpec(Model):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> VirtualIPSpec:
-        problems: list[tuple[str, str]] = []
-        interval = format_duration(self.advert_interval)
-        ms = round(self.advert_interval * 1000)
-        if self.version == 3 and (ms % 10 or not 10 <= ms <= 40950):
-            problems.append(
-                ("advertInterval", f"{interval} must be 10ms..40.95s in 10ms steps for version 3")
-            )
-        if self.version == 2:
-            if ms % 1000 or not 1000 <= ms <= 255_000:
-                problems.append(
-                    ("advertInterval", f"{interval} must be whole seconds 1s..255s for version 2")
-                )
-            if any(a.version != 4 for a in self.addresses):
-                problems.append(("addresses", "version 2 carries IPv4 addresses only"))
-        elif self.authentication is not None:
-            problems.append(
-                ("authentication", "only version 2 has authentication (RFC 9568 removed it)")
-            )
+        problems = self._version_problems()
         seen: set[IPv4Address | IPv6Address] = set()
         for i, a in enumerate(self.addresses):
             if a.ip in seen:
@@ -315,6 +306,35 @@ class VirtualIPSpec(Model):
         if problems:
             raise field_problems(problems)
         return self
+
+    def _version_problems(self) -> list[tuple[str, str]]:
+        """What each VRRP version allows: its interval steps, v2's IPv4 only, its authentication."""
+        problems: list[tuple[str, str]] = []
+        interval = format_duration(self.advert_interval)
+        ms = round(self.advert_interval * 1000)
+        if self.version == 3 and (ms % 10 or not 10 <= ms <= 40950):
+            problems.append(
+                ("advertInterval", f"{interval} must be 10ms..40.95s in 10ms steps for version 3")
+            )
+        if self.version == 2:
+            if ms % 1000 or not 1000 <= ms <= 255_000:
+                problems.append(
+                    ("advertInterval", f"{interval} must be whole seconds 1s..255s for version 2")
+                )
+            if any(a.version != 4 for a in self.addresses):
+                problems.append(("addresses", "version 2 carries IPv4 addresses only"))
+            if self.auth_hmac is not None and self.authentication is not None:
+                problems.append(
+                    (
+                        "authHMAC",
+                        "authentication (the v2 password) and authHMAC exclude each other",
+                    )
+                )
+        elif self.authentication is not None:
+            problems.append(
+                ("authentication", "only version 2 has authentication (RFC 9568 removed it)")
+            )
+        return problems
 
     def _address_count_problems(self) -> list[tuple[str, str]]:
         """An advertisement must list every election address; addressPerService needs one each."""

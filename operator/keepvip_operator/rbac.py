@@ -11,7 +11,10 @@ EndpointSlices only where some VirtualIP tracks them:
 * where some VirtualIP fronts Services and follows their endpoints
   (``serviceRef`` with ``trackEndpoints``, its own namespace): services
   get/list/watch and endpointslices list/watch (with ``trackEndpoints: false``
-  the operator publishes and the agents read nothing).
+  the operator publishes and the agents read nothing);
+* in the agents' own namespace, when VirtualIPs authenticate their adverts
+  (``authHMAC.secretName``): ``get`` on exactly those Secrets (``resourceNames``),
+  nothing else. A Secret no VirtualIP names any more is withdrawn with the rule.
 
 Each such namespace gets one Role and one RoleBinding ``keepvip-agent-tracking``,
 labelled ``keepvip.io/agent-rbac=true``; a namespace that no VirtualIP needs
@@ -36,15 +39,22 @@ def _rule(group: str, resource: str, verbs: list[str]) -> Rule:
     return {"apiGroups": [group], "resources": [resource], "verbs": verbs}
 
 
-def plan_namespace_rbac(vips: Iterable[tuple[str, VirtualIP]]) -> dict[str, list[Rule]]:
+def plan_namespace_rbac(
+    vips: Iterable[tuple[str, VirtualIP]], agent_namespace: str | None = None
+) -> dict[str, list[Rule]]:
     """Namespace -> the rules the node agents need there, for these (namespace, VirtualIP)s.
 
     A namespace absent from the result needs no grant. Rules come in a fixed
-    order (pods, then Services and EndpointSlices), so equal needs render equal Roles.
+    order (pods, then Services and EndpointSlices, then Secrets), so equal needs
+    render equal Roles. Secrets are planned only when ``agent_namespace`` is given.
     """
     pods: dict[str, bool] = {}  # namespace -> some VirtualIP asks for roleLabel there
     fronts: set[str] = set()
+    secrets: set[str] = set()
     for namespace, vip in vips:
+        auth = vip.spec.auth_hmac
+        if auth is not None and auth.secret_name is not None:
+            secrets.add(auth.secret_name)
         track = vip.spec.track_pods
         if track is not None:
             where = track.namespace or namespace
@@ -53,7 +63,8 @@ def plan_namespace_rbac(vips: Iterable[tuple[str, VirtualIP]]) -> dict[str, list
         if ref is not None and ref.track_endpoints:
             fronts.add(namespace)
     plan: dict[str, list[Rule]] = {}
-    for namespace in sorted({*pods, *fronts}):
+    keyed = {agent_namespace} if agent_namespace is not None and secrets else set()
+    for namespace in sorted({*pods, *fronts, *keyed}):
         rules: list[Rule] = []
         if namespace in pods:
             rules.append(_rule("", "pods", ["get", "list", "watch"]))
@@ -62,6 +73,8 @@ def plan_namespace_rbac(vips: Iterable[tuple[str, VirtualIP]]) -> dict[str, list
         if namespace in fronts:
             rules.append(_rule("", "services", ["get", "list", "watch"]))
             rules.append(_rule("discovery.k8s.io", "endpointslices", ["list", "watch"]))
+        if namespace in keyed:
+            rules.append(_rule("", "secrets", ["get"]) | {"resourceNames": sorted(secrets)})
         plan[namespace] = rules
     return plan
 

@@ -85,6 +85,7 @@ def template(helm: Any, *args: str, check: bool = True) -> Any:
 
 
 AGENT_RBAC_SOURCE = "# Source: keepvip/templates/agent-rbac.yaml"
+SECRETS_RBAC_SOURCE = "# Source: keepvip/templates/secrets-rbac.yaml"
 
 
 def _documents(helm: Any, *args: str) -> list[tuple[str, dict[str, Any]]]:
@@ -100,8 +101,18 @@ def _documents(helm: Any, *args: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
-    """The operator's rendered objects by kind (one of each kind), without the node agents'."""
-    return {d["kind"]: d for src, d in _documents(helm, *args) if src != AGENT_RBAC_SOURCE}
+    """The operator's rendered objects by kind (one of each kind), without the node agents' and
+    without the Secrets Role (secrets-rbac.yaml: :func:`secrets_objects`)."""
+    return {
+        d["kind"]: d
+        for src, d in _documents(helm, *args)
+        if src not in (AGENT_RBAC_SOURCE, SECRETS_RBAC_SOURCE)
+    }
+
+
+def secrets_objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
+    """The operator's Role on Secrets of its namespace and its binding (secrets-rbac.yaml)."""
+    return {d["kind"]: d for src, d in _documents(helm, *args) if src == SECRETS_RBAC_SOURCE}
 
 
 def agent_objects(helm: Any, *args: str) -> dict[str, dict[str, Any]]:
@@ -168,8 +179,9 @@ def test_bundle_is_the_charts_output() -> None:
     assert kinds == [
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
         "PodDisruptionBudget", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
-        "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
-        "Deployment",
+        "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "Role", "RoleBinding",
+        "RoleBinding", "RoleBinding", "Deployment", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]  # fmt: skip
 
 
@@ -188,7 +200,8 @@ def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_imag
     objs = objects(helm)
     assert set(objs) == {
         "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-        "RoleBinding", "Deployment", "PodDisruptionBudget",
+        "RoleBinding", "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }  # fmt: skip
     deploy = objs["Deployment"]
     assert deploy["spec"]["replicas"] == 2
@@ -445,6 +458,23 @@ def test_the_rbac_tables_in_security_md_are_what_chart_and_operator_render(helm:
     assert rbacdoc.current(doc) == rbacdoc.render(binary), (
         "docs/security.md's RBAC tables are stale: run `make rbac-docs`"
     )
+
+
+# -- authHMAC Secrets ------------------------------------------------------------------------
+
+
+def test_the_operator_may_get_secrets_of_its_namespace_only_to_grant_named_ones(
+    helm: Any,
+) -> None:
+    objs = secrets_objects(helm)
+    role, binding = objs["Role"], objs["RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "keepvip-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": objects(helm)["ServiceAccount"]["metadata"]["name"],
+         "namespace": "keepvip-system"},
+    ]  # fmt: skip
+    assert secrets_objects(helm, "--set", "rbac.create=false") == {}
 
 
 # -- leader election -------------------------------------------------------------------------

@@ -243,6 +243,61 @@ def test_authentication(tmp_path: Path) -> None:
     assert "auth_type AH is not converted" in said(conv, Severity.UNSUPPORTED)
 
 
+HMAC = """\
+    auth_hmac {{
+        key 1 hex:{key}
+        key 2 file:/etc/keepalived/keys/vrrp51
+        active_key {active}
+{extra}
+    }}"""
+KEY = bytes(range(32)).hex()
+
+
+def test_auth_hmac_names_a_key_source_and_keeps_the_keys_out(tmp_path: Path) -> None:
+    """keepalived 2.4's auth_hmac (its keepalived.conf(5) and HMAC article): settings map,
+    the key material stays out of the VirtualIP and the user is told where it goes."""
+    extra = "        anti_replay monotonic\n        time_window 9\n        mode receive-only"
+    text = host("a", HMAC.format(key=KEY, active=2, extra=extra))
+    conv = convert(tmp_path, {"a.conf": text})
+    assert spec(conv)["authHMAC"] == {
+        "keyFile": "/etc/keepvip/keys/vi-1.keys",
+        "mode": "receiveOnly",
+        "antiReplay": "monotonic",
+        "timeWindow": "9s",
+    }
+    notes = said(conv, Severity.NOTE)
+    assert "/etc/keepvip/keys/vi-1.keys (mode 0600)" in notes
+    assert "key 1 (hex, 32 bytes); key 2 (from file /etc/keepalived/keys/vrrp51)" in notes
+    assert KEY not in conv.documents[0].text
+    conv = convert(tmp_path, {"a.conf": text}, standalone=False)
+    assert spec(conv)["authHMAC"]["secretName"] == "vi-1-vrrp-keys"
+
+
+def test_auth_hmac_rules(tmp_path: Path) -> None:
+    no_active = host("a", HMAC.format(key=KEY, active=3, extra=""))
+    conv = convert(tmp_path, {"a.conf": no_active})
+    assert "authHMAC" not in spec(conv)
+    assert "active_key 3 is not one of the keys [1, 2]" in said(conv, Severity.WARNING)
+    both = host(
+        "a", AUTH.format(kind="PASS", value="x") + "\n" + HMAC.format(key=KEY, active=1, extra="")
+    )
+    conv = convert(tmp_path, {"a.conf": both})
+    assert "authentication" not in spec(conv) and "authHMAC" in spec(conv)
+    assert "keepalived drops the legacy block" in said(conv, Severity.NOTE)
+    other = HMAC.format(key=KEY[::-1], active=1, extra="")
+    with pytest.raises(ConvertError, match="differ in auth_hmac keys or settings"):
+        convert(
+            tmp_path,
+            {
+                "a.conf": host("a", HMAC.format(key=KEY, active=1, extra="")),
+                "b.conf": host("b", other),
+            },
+        )
+    bad = host("a", HMAC.format(key=KEY, active=1, extra="        mode strict"))
+    with pytest.raises(ConvertError, match="mode: 'strict' is not one of enforce, permissive"):
+        convert(tmp_path, {"a.conf": bad})
+
+
 def test_addresses_dev_label_and_excluded(tmp_path: Path) -> None:
     instance = """\
 vrrp_instance VI_1 {

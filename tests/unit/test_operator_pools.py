@@ -118,6 +118,15 @@ def test_a_service_gets_the_first_address_and_a_virtualip_with_the_pools_default
     assert p.pools["web"] == pools.PoolStatus(1, 1, ("shop/web",))
 
 
+def test_a_pools_authhmac_reaches_its_virtualips() -> None:
+    signed = pool(
+        "web", "192.0.2.10-192.0.2.11", authHMAC={"secretName": "lb-keys", "mode": "permissive"}
+    )
+    (w,) = pools.plan([service("web")], [signed], []).wanted
+    auth = parse_virtualip(dict(w.body or {})).spec.auth_hmac
+    assert auth is not None and (auth.secret_name, auth.mode) == ("lb-keys", "permissive")
+
+
 def test_the_virtualips_are_the_source_of_truth_across_restarts_and_pool_edits() -> None:
     first = pools.plan([service("a", 1)], [POOL], [])
     # A restart with a new, older Service: the existing VirtualIP keeps a's address.

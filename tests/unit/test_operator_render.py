@@ -87,6 +87,8 @@ spec:
         - $(POD_NAMESPACE)
         - --metrics-port
         - '9640'
+        - --address-grants
+        - 'on'
         - --log-level
         - info
         env:
@@ -215,6 +217,27 @@ READ_SLICES = {
     "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]
 }  # fmt: skip
 TRACK = {"selector": {"matchLabels": {"app": "redis"}}, "onFailure": {"action": "fault"}}
+
+
+def test_authhmac_secrets_are_granted_by_name_in_the_agents_namespace_only() -> None:
+    a = vip("shop", authHMAC={"secretName": "web-keys"})
+    b = vip(authHMAC={"secretName": "db-keys"}, trackPods=TRACK)
+    filed = vip("shop", authHMAC={"keyFile": "/etc/keepvip/web.keys"})
+    secrets = {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+        "resourceNames": ["db-keys", "web-keys"],
+    }
+    assert plan_namespace_rbac([a, b, a, filed], "keepvip-system") == {
+        "keepvip-system": [secrets],
+        "prod": [READ_PODS],
+    }
+    assert plan_namespace_rbac([filed, vip()], "keepvip-system") == {}
+    # a VirtualIP in the agents' namespace shares the Role: rules in a fixed order
+    assert plan_namespace_rbac([b], "prod") == {
+        "prod": [READ_PODS, secrets | {"resourceNames": ["db-keys"]}]
+    }
 
 
 def test_a_plain_virtualip_needs_no_namespace_grant() -> None:

@@ -254,6 +254,16 @@ INVALID: list[tuple[str, str, str]] = [
      "spec.addresses: version 2 carries IPv4 addresses only"),
     ("v3-auth", BASE + "authentication: {password: secret}\n",
      "spec.authentication: only version 2 has authentication (RFC 9568 removed it)"),
+    ("v2-password-and-hmac", BASE + "version: 2\nauthentication: {password: secret}\n"
+     "authHMAC: {keyFile: /etc/keepvip/web.keys}\n",
+     "spec.authHMAC: authentication (the v2 password) and authHMAC exclude each other"),
+    ("auth-hmac-no-source", BASE + "authHMAC: {mode: enforce}\n",
+     "spec.authHMAC: name exactly one of secretName (Kubernetes) and keyFile (standalone)"),
+    ("auth-hmac-relative-file", BASE + "authHMAC: {keyFile: web.keys}\n",
+     "spec.authHMAC.keyFile: 'web.keys' is not an absolute file path"),
+    ("auth-hmac-mode", BASE + "authHMAC: {secretName: k, mode: strict}\n",
+     "spec.authHMAC.mode: 'strict' is not allowed: input should be 'enforce', 'permissive' or "
+     "'receiveOnly'"),
     ("password-not-string", BASE + "version: 2\nauthentication: {password: 123456789}\n",
      "spec.authentication.password: 123456789 is not a string"),
     ("v2-password-long-string", BASE + 'version: 2\nauthentication: {password: "123456789"}\n',

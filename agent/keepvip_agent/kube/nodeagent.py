@@ -27,8 +27,10 @@ from typing import Any
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
+from keepvip_agent.kube.secretkeys import SecretKeys
 from keepvip_agent.kube.selection import (
     UPGRADING,
+    Gate,
     ParseCache,
     Selection,
     handover_hold,
@@ -39,7 +41,9 @@ from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.acceptance import Trust
 from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.model import VirtualIP
 from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
 from keepvip_api.placement import maintenance
 
@@ -55,8 +59,15 @@ class NodeController:
         node: str,
         agent_namespace: str,
         watch_namespaces: Sequence[str] = (),
+        trust: Trust | None = None,
     ) -> None:
         self.kube, self.agent, self.node = kube, agent, node
+        self.trust = trust
+        """None: no gate (the tests that play an operator of an earlier release)."""
+        self._accepted: dict[str, VirtualIP] = {}
+        """What ran in the last round, by key: the last accepted spec of each (selection.Gate)."""
+        self._labels: dict[str, dict[str, str]] | None = None
+        """Namespace labels by name, when the trust names a label."""
         self.agent_namespace = agent_namespace
         self.watch_namespaces = tuple(watch_namespaces)
         self.loop = asyncio.get_running_loop()
@@ -76,9 +87,11 @@ class NodeController:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._list_watches: list[ListWatch] = []
+        self.secret_keys = SecretKeys(kube, agent_namespace)
         agent.instance_hooks.append(self._wire)
         agent.stopped_hooks.append(self._unwire)
         agent.pending_blocks_ready = False
+        agent.key_files = False
 
     async def start(self) -> None:
         self.node_lease.start()
@@ -101,8 +114,13 @@ class NodeController:
             field_selector=f"metadata.name={self.node}",
         )
         self._list_watches += [peers, node]
-        peers.start()
-        node.start()
+        if self.trust is not None and self.trust.trusted_label is not None:
+            self._list_watches.append(ListWatch(
+                self.kube, "namespaces", self.kube.core.list_namespace, self._on_namespaces,
+                self.loop,
+            ))  # fmt: skip
+        for w in self._list_watches:
+            w.start()
         # Join with the peer list known, so the first adverts go to the right nodes.
         deadline = self.loop.time() + FIRST_PEERS_WAIT
         while self._peer_pods is None and self.loop.time() < deadline:  # noqa: ASYNC110
@@ -149,6 +167,7 @@ class NodeController:
         await asyncio.gather(*(g.stop(withdraw=False) for g in self.glues.values()))
         self.watches.stop()
         self.leases.stop()
+        self.secret_keys.close()
         await self.node_lease.stop()
 
     # -- inputs ------------------------------------------------------------------------------
@@ -157,6 +176,15 @@ class NodeController:
         self._node = items[0] if items else None
         for glue in self.glues.values():
             glue.report_cordon()
+        self._dirty.set()
+
+    def _on_namespaces(self, items: list[dict[str, Any]]) -> None:
+        self._labels = {
+            str((n.get("metadata") or {}).get("name")): dict(
+                (n.get("metadata") or {}).get("labels") or {}
+            )
+            for n in items
+        }
         self._dirty.set()
 
     def _maintenance(self) -> str | None:
@@ -190,7 +218,11 @@ class NodeController:
         if len(self._vips) < len(self.watch_namespaces or ("",)):
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
-        sel = select(objects, self._node, cache=self._parsed)
+        gate = None
+        if self.trust is not None:
+            gate = Gate(self.trust, self._labels, self._accepted)
+        sel = select(objects, self._node, gate, cache=self._parsed)
+        self._accepted = dict(sel.run)
         by_key = {
             f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
             for o in objects
@@ -267,11 +299,17 @@ class NodeController:
         glue = self.glues.get(inst.vip.key)
         if glue is not None:
             glue.wire(inst)
+        auth = inst.spec.auth_hmac
+        if auth is not None and auth.secret_name is not None:
+            self.secret_keys.subscribe(auth.secret_name, id(inst), inst.set_keys)
 
     def _unwire(self, inst: InstanceRunner) -> None:
         glue = self.glues.get(inst.vip.key)
         if glue is not None and glue.inst is inst:
             glue.unwire()
+        auth = inst.spec.auth_hmac
+        if auth is not None and auth.secret_name is not None:
+            self.secret_keys.unsubscribe(auth.secret_name, id(inst))
 
     def ready_problem(self) -> str | None:
         if self._node is None:
@@ -287,13 +325,16 @@ async def run_node_agent(
     watch_namespaces: Sequence[str],
     metrics_address: str,
     metrics_port: int,
+    trust: Trust | None = None,
 ) -> int:
     from keepvip_agent.runtime.http import serve
 
     kube = Kube()
     async with Agent(node) as agent:
         agent.install_signal_handlers()
-        controller = NodeController(kube, agent, node, agent_namespace, watch_namespaces)
+        controller = NodeController(
+            kube, agent, node, agent_namespace, watch_namespaces, trust=trust
+        )
         agent.readiness_problem = controller.ready_problem
         web = await serve(agent, metrics_address, metrics_port) if metrics_port else None
         try:

@@ -53,6 +53,9 @@ class Agent:
         readiness and status here)."""
         self.stopped_hooks: list[Callable[[InstanceRunner], None]] = []
         """Called with each instance once it stopped (removed, or replaced by a new spec)."""
+        self.key_files = True
+        """Standalone: an ``authHMAC.keyFile`` is read from this host. The node agent sets it
+        False (a tenant's VirtualIP must not read the node's files) and supplies Secrets."""
         self.pending_blocks_ready = True
         """Standalone and per-VirtualIP mode: a VirtualIP that cannot start keeps /readyz failing.
         The node agent sets it False: such a VirtualIP faults alone, in its own status entry."""
@@ -143,9 +146,28 @@ class Agent:
             await port.refresh()
         inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics)
         self.instances[vip.key] = inst
+        self._wire_keys(inst)
         for hook in self.instance_hooks:
             hook(inst)
         await inst.start()
+
+    def _wire_keys(self, inst: InstanceRunner) -> None:
+        hm = inst.spec.auth_hmac
+        if hm is None:
+            return
+        if hm.key_file is not None and self.key_files:
+            inst.watch_key_file(hm.key_file)
+        elif hm.key_file is not None:
+            inst.set_keys(
+                None,
+                "authHMAC.keyFile is for standalone agents; name a Secret in authHMAC.secretName",
+            )
+        elif self.key_files:
+            inst.set_keys(
+                None,
+                "authHMAC.secretName needs Kubernetes mode; a standalone agent "
+                "reads authHMAC.keyFile",
+            )
 
     async def _stop_instance(self, key: str) -> None:
         inst = self.instances.pop(key)

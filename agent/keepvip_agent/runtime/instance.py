@@ -36,8 +36,17 @@ from typing import TYPE_CHECKING, Any
 from keepvip_agent.health import Health, HealthBoard
 from keepvip_agent.runtime.binding import AddressBackend, Binding, VipAddress
 from keepvip_agent.runtime.checks import CheckSet
+from keepvip_agent.runtime.keyfile import KeyFileWatch
 from keepvip_agent.runtime.notify import Notifier
 from keepvip_agent.runtime.port import INTERFACE_FAULT, Port
+from keepvip_agent.runtime.vrrp_socket import VrrpSocket
+from keepvip_agent.vrrp.authstate import (
+    AdvertAuth,
+    AuthSettings,
+    Keyring,
+    Mode,
+    default_window,
+)
 from keepvip_agent.vrrp.packet import (
     AUTH_NONE,
     AUTH_SIMPLE_TEXT,
@@ -46,7 +55,9 @@ from keepvip_agent.vrrp.packet import (
     IPAddress,
     PacketError,
     encode,
+    finish,
     multicast_group,
+    unsummed,
 )
 from keepvip_agent.vrrp.router import (
     AcquireAddresses,
@@ -59,7 +70,7 @@ from keepvip_agent.vrrp.router import (
     Transition,
     VirtualRouter,
 )
-from keepvip_api.model import VirtualIP
+from keepvip_api.model import OnFailure, VirtualIP
 
 if TYPE_CHECKING:
     from keepvip_agent.runtime.metrics import Metrics
@@ -73,6 +84,9 @@ TAKEOVER_LEAD = 0.001
 (see ``_on_timer``): with 20 ms adverts the skews of neighbouring priorities
 differ by fractions of a millisecond, and epoll's millisecond rounding would
 let the lower one win some races and delay every take-over."""
+KEYS_HEALTH = "authHMAC keys"
+"""The health source of an instance with ``authHMAC``: a fault until its first keys load."""
+KEYS_FAULT = OnFailure(action="fault")
 HANDOVER_GRACE = 0.02
 """How long a stopping master keeps its VIP after hearing its successor: the
 successor's gratuitous ARP follows its first advertisement within a millisecond
@@ -118,6 +132,7 @@ class InstanceRunner:
         self._last_heard_view: Mapping[IPAddress, float] = MappingProxyType(self._last_heard)
         self._history: deque[TransitionRecord] = deque(maxlen=HISTORY)
         self._listeners: list[TransitionListener] = []
+        self.started = False
         configured = self.spec.priority_for(node)
         self._metrics.configured.set(configured)
         self._health = HealthBoard(configured, self._on_health)
@@ -148,6 +163,13 @@ class InstanceRunner:
             lambda: self._router.state is State.MASTER,
         )
         self._payloads: dict[tuple[int, IPAddress], bytes] = {}
+        self._pdus: dict[int, bytes] = {}
+        """With authHMAC: the unsigned PDU per priority (each advert gets a fresh trailer)."""
+        self._auth: AdvertAuth | None = None
+        self._auth_drops: dict[str, int] = {}
+        self._key_watch: KeyFileWatch | None = None
+        if self.spec.auth_hmac is not None:
+            self._health.expect(KEYS_HEALTH)
         self._group = (multicast_group(port.family),)
         self._timer: asyncio.TimerHandle | None = None
         self._successor: asyncio.Future[IPAddress] | None = None
@@ -215,6 +237,53 @@ class InstanceRunner:
             log.info("%s: peers %s", self.name, shown or "none")
         self._discovered_peers = peers
 
+    def set_keys(self, keyring: Keyring | None, problem: str | None = None) -> None:
+        """The authHMAC keys from their source (a file, a Secret), or why there are none.
+
+        Before the first keys the instance is faulted (it could neither sign nor
+        verify). Once it has keys, a key source that breaks (a bad edit, a deleted
+        Secret) leaves the last good keys in use and is logged: a working router is
+        not taken down by a mistake in a file.
+        """
+        hm = self.spec.auth_hmac
+        if hm is None:
+            return
+        if keyring is None:
+            if self._auth is None:
+                self._health.report(KEYS_HEALTH, False, KEYS_FAULT, problem or "no keys")
+            else:
+                log.error("%s: %s; keeping the keys loaded before", self.name, problem)
+            return
+        now = time.time()
+        if self._auth is None:
+            window = hm.time_window or default_window(self.spec.advert_interval)
+            settings = AuthSettings(Mode(hm.mode), hm.anti_replay == "time", window, hm.key_grace)
+            self._auth = AdvertAuth(self.spec.version, self.vrid, settings, keyring)
+            log.info(
+                "%s: authHMAC keys %s loaded, signing with %d",
+                self.name,
+                sorted(keyring.keys),
+                keyring.active,
+            )
+        elif keyring != self._auth.keyring:
+            self._auth.rekey(keyring, now)
+            log.info(
+                "%s: authHMAC keys now %s, signing with %d",
+                self.name,
+                sorted(keyring.keys),
+                keyring.active,
+            )
+        self._health.report(KEYS_HEALTH, True, KEYS_FAULT, "loaded")
+
+    def watch_key_file(self, path: str) -> None:
+        """Standalone: read the keys from ``path`` now and whenever it changes."""
+        self._key_watch = KeyFileWatch(path, self.set_keys)
+
+    @property
+    def auth_drops(self) -> Mapping[str, int]:
+        """Adverts refused by authHMAC, by reason (auth_replay, auth_bad_hmac, ...)."""
+        return MappingProxyType(self._auth_drops)
+
     # -- for the port and the status endpoint ------------------------------------------
 
     @property
@@ -277,6 +346,8 @@ class InstanceRunner:
         else:
             self._apply(actions)
         self._cancel_timer()
+        if self._key_watch is not None:
+            self._key_watch.close()
         await self._binding.close()
         await self._checks.close()
         self.port.detach(self)
@@ -298,6 +369,7 @@ class InstanceRunner:
             or old.version != new.version
             or old.addresses[0].version != new.addresses[0].version
             or old.authentication != new.authentication
+            or old.auth_hmac != new.auth_hmac
         ):
             return False
         self.vip, self.spec = vip, new
@@ -311,6 +383,7 @@ class InstanceRunner:
             addresses=tuple(a.ip for a in new.election_addresses),
         )
         self._payloads.clear()
+        self._pdus.clear()
         self._notifier.notify = new.notify
         self._checks.update(new.checks)
         configured = new.priority_for(self.node)
@@ -324,6 +397,7 @@ class InstanceRunner:
         if self._router.config.primary_address != source:
             self._router.config = replace(self._router.config, primary_address=source)
             self._payloads.clear()
+            self._pdus.clear()
 
     # -- inputs (the port calls these: see port.PortListener) ---------------------------
 
@@ -340,6 +414,8 @@ class InstanceRunner:
         if peers is not None and source not in peers:
             if sock is not None:
                 sock.count_drop(DropReason.PEER, f"{source} is not an allowed peer", source)
+            return
+        if (adv.trailer or self.spec.auth_hmac is not None) and not self._authentic(adv, source):
             return
         now = self._loop.time()
         if adv.priority:
@@ -359,6 +435,28 @@ class InstanceRunner:
             self._apply(actions)
         elif self._router.deadline is not None and self._router.deadline < self._timer_at:
             self._rearm()
+
+    def _authentic(self, adv: Advertisement, source: IPAddress) -> bool:
+        """authHMAC's verdict on an advert; a refused one is counted and logged (rate-limited)."""
+        auth = self._auth
+        try:
+            if auth is not None:
+                auth.check(adv.pdu, adv.trailer, source, time.time())
+            elif self.spec.auth_hmac is not None:
+                raise PacketError(DropReason.AUTH_UNKNOWN_KEY, "no authHMAC keys loaded yet")
+            else:
+                raise PacketError(
+                    DropReason.AUTH_MISSING, "an authentication trailer, but authHMAC is not set"
+                )
+        except PacketError as exc:
+            reason = exc.reason.value
+            self._auth_drops[reason] = self._auth_drops.get(reason, 0) + 1
+            self._metrics.auth_dropped(exc.reason)
+            sock = self.port.sock
+            if sock is not None:
+                sock.count_drop(exc.reason, f"{self.name}: {exc.detail}", source)
+            return False
+        return True
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -444,12 +542,28 @@ class InstanceRunner:
         sock, src = self.port.sock, self.port.source
         if sock is None or src is None:
             return
+        if self.spec.auth_hmac is not None:
+            self._send_signed(priority, sock, src)
+            return
         for dst in self._destinations():
             payload = self._payloads.get((priority, dst))
             if payload is None:
                 adv = self._router.advertisement(priority)
                 payload = self._payloads[(priority, dst)] = encode(adv, src, dst)
             if sock.send(payload, src, dst):
+                self._metrics.sent.inc()
+
+    def _send_signed(self, priority: int, sock: VrrpSocket, src: IPAddress) -> None:
+        """One trailer per advert (a fresh sequence), the same on every destination's copy."""
+        auth = self._auth
+        if auth is None:
+            return  # no keys: faulted, and a priority-0 advert nobody can verify helps no one
+        pdu = self._pdus.get(priority)
+        if pdu is None:
+            pdu = self._pdus[priority] = unsummed(self._router.advertisement(priority), src)
+        trailer = auth.seal(pdu, src, time.time())
+        for dst in self._destinations():
+            if sock.send(finish(pdu, src, dst, trailer), src, dst):
                 self._metrics.sent.inc()
 
     # -- timer -------------------------------------------------------------------------
@@ -488,6 +602,7 @@ class InstanceRunner:
             "master": str(self._router.master_address) if self._router.master_address else None,
             "bound": self._binding.bound,
             "faults": sorted(self._router.faults),
+            **self._auth_snapshot(),
             "lastTransition": None
             if last is None
             else {
@@ -496,4 +611,17 @@ class InstanceRunner:
                 "reason": last.reason,
                 "at": last.at,
             },
+        }
+
+    def _auth_snapshot(self) -> dict[str, Any]:
+        if self.spec.auth_hmac is None:
+            return {}
+        auth = self._auth
+        return {
+            "authHMAC": {
+                "mode": self.spec.auth_hmac.mode,
+                "keyIDs": sorted(auth.keyring.keys) if auth else [],
+                "activeKeyID": auth.keyring.active if auth else None,
+                "dropped": dict(sorted(self._auth_drops.items())),
+            }
         }

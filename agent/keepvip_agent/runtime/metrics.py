@@ -65,6 +65,13 @@ class Metrics:
             ["interface", "reason"],
             registry=r,
         )
+        self.auth_dropped = Counter(
+            "keepvip_vrrp_auth_dropped",
+            "Advertisements refused by authHMAC, by VirtualIP and reason (missing trailer, "
+            "unknown key, bad HMAC, stale, replay)",
+            ["vip", "reason"],
+            registry=r,
+        )
         self.check_healthy = Gauge(
             "keepvip_check_healthy", "1 while a health check passes", ["vip", "check"], registry=r
         )
@@ -113,6 +120,9 @@ class InstanceMetrics:
         self._m.transitions.labels(self.vip, new.value).inc()
         self._m.last_transition.labels(self.vip).set(unix_time)
 
+    def auth_dropped(self, reason: DropReason) -> None:
+        self._m.auth_dropped.labels(self.vip, reason.value).inc()
+
     def check(self, name: str, healthy: bool) -> None:
         self._m.check_healthy.labels(self.vip, name).set(1 if healthy else 0)
 
@@ -133,3 +143,6 @@ class InstanceMetrics:
         for s in State:
             with contextlib.suppress(KeyError):
                 self._m.state.remove(self.vip, s.value)
+        for reason in DropReason:
+            with contextlib.suppress(KeyError):
+                self._m.auth_dropped.remove(self.vip, reason.value)

@@ -26,6 +26,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
 from keepvip_agent.vrrp.packet import (
+    HEADER_LEN,
+    TRAILER_LEN,
+    V2_AUTH_LEN,
     VRRP_GROUP_V4,
     VRRP_GROUP_V6,
     VRRP_PROTOCOL,
@@ -94,22 +97,35 @@ class Receiver:
             self._drop(DropReason.TTL, f"TTL {data[8]}", IPv4Address(data[12:16]))
             return
         ihl = (data[0] & 0x0F) * 4
+        payload, trailer = data[ihl:], b""
+        if len(payload) >= HEADER_LEN:
+            # An authentication trailer (its length tells it, see packet.TRAILER_LEN): the
+            # IPv4 checksum covers the PDU alone, so the PDU decodes, and caches, on its own.
+            want = HEADER_LEN + 4 * payload[3] + (V2_AUTH_LEN if payload[0] >> 4 == 2 else 0)
+            if len(payload) == want + TRAILER_LEN:
+                payload, trailer = payload[:want], payload[want:]
         # A master sends the same bytes every interval: the source, destination
         # and VRRP payload name a decoded advertisement we can reuse (decode is
         # a pure function of exactly these), skipping the checksum and the
-        # address objects. Only packets that decoded are remembered.
-        key = data[12:20] + data[ihl:]
+        # address objects. Only packets that decoded are remembered. A signed
+        # advert differs each time in its trailer only, which is verified per packet.
+        key = data[12:20] + payload
         known = self._decoded.get(key)
-        if known is not None:
-            self._deliver(*known)
-            return
-        src = IPv4Address(data[12:16])
-        adv = self._decode(data[ihl:], src, IPv4Address(data[16:20]))
-        if adv is not None:
+        if known is None:
+            sender = IPv4Address(data[12:16])
+            decoded = self._decode(payload, sender, IPv4Address(data[16:20]))
+            if decoded is None:
+                return
             if len(self._decoded) >= DECODED_CACHE:
                 self._decoded.clear()
-            self._decoded[key] = (adv, src)
-            self._deliver(adv, src)
+            known = self._decoded[key] = (decoded, sender)
+        adv, src = known
+        if trailer:
+            adv = Advertisement(
+                adv.version, adv.vrid, adv.priority, adv.interval_cs, adv.addresses,
+                adv.auth_type, adv.auth_data, trailer, payload,
+            )  # fmt: skip
+        self._deliver(adv, src)
 
     def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
         """One IPv6 payload with its ancillary data (hop limit, destination) and sender."""

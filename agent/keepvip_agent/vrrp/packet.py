@@ -63,6 +63,10 @@ MAX_ADVERT_V3_CS = 0x0FFF
 MAX_ADVERT_V2_S = 0xFF
 HEADER_LEN = 8
 V2_AUTH_LEN = 8
+TRAILER_LEN = 28
+"""An HMAC authentication trailer after the PDU (:mod:`.hmacauth`; version 2: after the
+authentication data). The length alone tells it apart, as in keepalived: a PDU's length is
+fixed by its address count."""
 AUTH_NONE = 0
 AUTH_SIMPLE_TEXT = 1
 """RFC 2338 type 1 (keepalived ``auth_type PASS``); removed by RFC 3768, kept for old fleets."""
@@ -82,6 +86,17 @@ class DropReason(enum.StrEnum):
     PEER = "peer"
     AUTH = "auth"
     FAMILY = "family"
+    AUTH_MISSING = "auth_missing"
+    """authHMAC enforces and the advert carries no trailer (or one arrived where none is configured)."""
+    AUTH_MALFORMED = "auth_malformed"
+    AUTH_UNKNOWN_KEY = "auth_unknown_key"
+    """The trailer names a key id we do not hold (or one retired past its grace)."""
+    AUTH_BAD_HMAC = "auth_bad_hmac"
+    """Forged, altered, or signed with another key under the same id."""
+    AUTH_STALE = "auth_stale"
+    """Time mode: the trailer's timestamp is outside the window (clock skew or an old capture)."""
+    AUTH_REPLAY = "auth_replay"
+    """The sender's sequence did not grow: a replayed advert."""
 
 
 class PacketError(ValueError):
@@ -104,6 +119,10 @@ class Advertisement:
     addresses: tuple[IPAddress, ...]
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""
+    trailer: bytes = b""
+    """The HMAC authentication trailer (:mod:`.hmacauth`) when the advert carried one."""
+    pdu: bytes = b""
+    """With a trailer: the header and addresses it signs (empty otherwise)."""
 
 
 def _pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> bytes:
@@ -112,8 +131,8 @@ def _pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> bytes:
     return src.packed + dst.packed + struct.pack("!I3xB", length, VRRP_PROTOCOL)
 
 
-def encode(adv: Advertisement, src: IPAddress, dst: IPAddress) -> bytes:
-    """The VRRP payload (without IP header) with its checksum filled in."""
+def unsummed(adv: Advertisement, src: IPAddress) -> bytes:
+    """The VRRP PDU with a zero checksum: what an authentication trailer signs."""
     if adv.version == 3:
         if not 0 < adv.interval_cs <= MAX_ADVERT_V3_CS:
             raise ValueError(f"interval {adv.interval_cs} cs is not in 1..{MAX_ADVERT_V3_CS}")
@@ -138,12 +157,26 @@ def encode(adv: Advertisement, src: IPAddress, dst: IPAddress) -> bytes:
         second,
         0,
     )
-    unsummed = header + body
-    if adv.version == 3:
-        csum = internet_checksum(_pseudo_header(src, dst, len(unsummed)) + unsummed)
+    return header + body
+
+
+def finish(pdu: bytes, src: IPAddress, dst: IPAddress, trailer: bytes = b"") -> bytes:
+    """``pdu`` (from :func:`unsummed`) with its checksum filled in and ``trailer`` appended.
+
+    Versions 2 and 3 over IPv4 sum the PDU alone, version 3 over IPv6 the PDU and the
+    trailer (what keepalived and the kernel's ``IPV6_CHECKSUM`` do, see :mod:`.hmacauth`).
+    """
+    if pdu[0] >> 4 == 3:
+        summed = pdu + trailer if src.version == 6 else pdu
+        csum = internet_checksum(_pseudo_header(src, dst, len(summed)) + summed)
     else:
-        csum = internet_checksum(unsummed)
-    return unsummed[:6] + struct.pack("!H", csum) + unsummed[8:]
+        csum = internet_checksum(pdu)
+    return pdu[:6] + struct.pack("!H", csum) + pdu[8:] + trailer
+
+
+def encode(adv: Advertisement, src: IPAddress, dst: IPAddress) -> bytes:
+    """The VRRP payload (without IP header) with its checksum filled in."""
+    return finish(unsummed(adv, src), src, dst)
 
 
 def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
@@ -161,14 +194,16 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
     if version == 2 and src.version != 4:
         raise PacketError(DropReason.VERSION, "version 2 over IPv6")
     want = HEADER_LEN + count * alen + trailer
-    if len(data) != want:
+    signed = len(data) == want + TRAILER_LEN
+    if len(data) != want and not signed:
         raise PacketError(
             DropReason.MALFORMED, f"{len(data)} bytes for {count} addresses (want {want})"
         )
     if version == 3:
-        check = internet_checksum(_pseudo_header(src, dst, len(data)) + data)
+        summed = data if src.version == 6 or not signed else data[:want]
+        check = internet_checksum(_pseudo_header(src, dst, len(summed)) + summed)
     else:
-        check = internet_checksum(data)
+        check = internet_checksum(data[:want])
     if check != 0:
         raise PacketError(DropReason.CHECKSUM, "checksum does not verify")
     if version == 3:
@@ -184,4 +219,16 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
     addresses = tuple(
         factory(data[HEADER_LEN + i * alen : HEADER_LEN + (i + 1) * alen]) for i in range(count)
     )
+    if signed:
+        return Advertisement(
+            version,
+            vrid,
+            priority,
+            interval_cs,
+            addresses,
+            auth_type,
+            auth_data,
+            data[want:],
+            data[:want],
+        )
     return Advertisement(version, vrid, priority, interval_cs, addresses, auth_type, auth_data)

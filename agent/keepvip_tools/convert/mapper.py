@@ -29,6 +29,7 @@ from keepvip_tools.convert.checks import CheckPlan
 from keepvip_tools.convert.errors import Finding, Findings, Location
 from keepvip_tools.convert.render import Entry, Item, Map, Seq, plain, write
 from keepvip_tools.convert.resolve import NodeView
+from keepvip_tools.convert.rules import HmacPlan
 from keepvip_tools.convert.source import NodeFile
 
 __all__ = ["Planned", "node_names", "plan_documents"]
@@ -157,6 +158,7 @@ def _agree(views: list[NodeView], f: Findings) -> None:
         ("VRRP version", lambda v: v.version),
         ("advertisement interval", lambda v: format_duration(v.interval)),
         ("authentication password", lambda v: v.password),
+        ("auth_hmac keys or settings", lambda v: v.hmac.fingerprint if v.hmac else None),
     )
     for what, key in checks:
         for other in views[1:]:
@@ -167,6 +169,38 @@ def _agree(views: list[NodeView], f: Findings) -> None:
                     f"are the same VRRP group (VRID {first.vrid.value}) but differ in {what}: "
                     f"{key(other)} here, {key(first)} there; every node must agree",
                 )
+
+
+def _auth_hmac(view: NodeView, plan: HmacPlan, standalone: bool, f: Findings) -> Map:
+    """``spec.authHMAC`` naming where the keys go; the keys themselves stay out of the VirtualIP."""
+    slug = re.sub(r"[^a-z0-9]+", "-", view.name.lower()).strip("-")[:200] or "vrid"
+    out = Map()
+    if standalone:
+        where = f"/etc/keepvip/keys/{slug}.keys"
+        out.add("keyFile", where)
+        home = f"the file {where} (mode 0600) on every node"
+    else:
+        where = f"{slug}-vrrp-keys"
+        out.add("secretName", where)
+        home = f"the data entry 'keys' of Secret {where} in the agents' namespace"
+    if plan.mode is not None:
+        out.add("mode", plan.mode)
+    if plan.anti_replay is not None:
+        out.add("antiReplay", plan.anti_replay)
+    if plan.time_window is not None:
+        out.add("timeWindow", f"{plan.time_window}s")
+    listed = "; ".join(
+        f"key {i} ({'from file ' + d if src == 'file' else src + ', ' + d})"
+        for i, src, d in plan.keys
+    )
+    f.note(
+        view.where,
+        f"auth_hmac keys are not copied into the VirtualIP: write the same lines ('key ID "
+        f"hex:HEX', 'active_key {plan.active}') to {home}: {listed} (a file: key holds one "
+        "hex: line or a raw key; write it as 'key ID hex:...')",
+        view.subjects[0],
+    )
+    return out
 
 
 def _preempt(views: list[NodeView], f: Findings) -> NodeView:
@@ -259,6 +293,8 @@ def _spec(views: list[NodeView], checks: list[CheckPlan], standalone: bool, f: F
             Map([Entry("password", first.password)]),
             first.password_why or "",
         )
+    if first.hmac is not None:
+        spec.add("authHMAC", _auth_hmac(first, first.hmac, standalone, f), first.hmac_why or "")
     nodes = Seq()
     for v in views:
         entry = Map([Entry("name", v.node), Entry("priority", v.priority, inline=v.priority_why)])

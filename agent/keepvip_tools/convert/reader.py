@@ -22,6 +22,8 @@ from keepvip_tools.convert.errors import Findings, Location, Severity
 from keepvip_tools.convert.parser import Statement
 from keepvip_tools.convert.source import (
     At,
+    HmacBlock,
+    HmacKey,
     Instance,
     IPAddress,
     NodeFile,
@@ -74,6 +76,29 @@ def _int(stmt: Statement, lo: int, hi: int) -> At[int]:
     if not lo <= value <= hi:
         raise _Bad(stmt.where, f"{stmt.keyword}: {value} is not in {lo}..{hi}")
     return At(value, stmt.where)
+
+
+def _choice(stmt: Statement, allowed: tuple[str, ...]) -> At[str]:
+    word = _one(stmt, "word")
+    if word not in allowed:
+        raise _Bad(stmt.where, f"{stmt.keyword}: {word!r} is not one of {', '.join(allowed)}")
+    return At(word, stmt.where)
+
+
+def _hmac_key(stmt: Statement) -> HmacKey:
+    """``key ID hex:HEX``, ``key ID file:PATH`` or ``key ID TEXT``."""
+    if len(stmt.args) != 2:
+        raise _Bad(stmt.where, "key: 'key ID VALUE' expected")
+    ident, value = stmt.args
+    if not ident.isdigit() or not 1 <= int(ident) <= 255:
+        raise _Bad(stmt.where, f"key: id {ident!r} is not in 1..255")
+    if value.startswith("file:"):
+        source, detail = "file", value[5:]
+    elif value.startswith("hex:"):
+        source, detail = "hex", f"{len(value[4:]) // 2} bytes"
+    else:
+        source, detail = "text", f"{len(value)} characters"
+    return HmacKey(int(ident), source, detail, value, stmt.where)
 
 
 def _seconds(stmt: Statement, lo: float, hi: float, *, low_open: bool = False) -> At[float]:
@@ -394,6 +419,27 @@ class _Reader:
             else:
                 self._unknown(child, "authentication", {"auth_type", "auth_pass"})
 
+    def _auth_hmac(self, stmt: Statement, inst: Instance) -> None:
+        """keepalived 2.4's ``auth_hmac`` block (its article and keepalived.conf(5))."""
+        block = HmacBlock(stmt.where)
+        for child in self._block(stmt):
+            self._no_block(child)
+            if child.keyword == "key":
+                block.keys.append(_hmac_key(child))
+            elif child.keyword == "active_key":
+                block.active = _int(child, 1, 255)
+            elif child.keyword == "anti_replay":
+                block.anti_replay = _choice(child, ("time", "monotonic"))
+            elif child.keyword == "time_window":
+                block.time_window = _int(child, 1, 300)
+            elif child.keyword == "mode":
+                block.mode = _choice(child, ("enforce", "permissive", "receive-only"))
+            else:
+                self._unknown(
+                    child, "auth_hmac", {"key", "active_key", "anti_replay", "time_window", "mode"}
+                )
+        inst.auth_hmac = block
+
     def _vips(self, stmt: Statement, inst: Instance) -> None:
         excluded = stmt.keyword == "virtual_ipaddress_excluded"
         if not self._block(stmt) and not excluded:
@@ -530,6 +576,7 @@ _INSTANCE_HANDLERS: dict[str, _Handler] = {
     "nopreempt": _Reader._nopreempt,
     "preempt": _Reader._nopreempt,
     "authentication": _Reader._auth,
+    "auth_hmac": _Reader._auth_hmac,
     "virtual_ipaddress": _Reader._vips,
     "virtual_ipaddress_excluded": _Reader._vips,
     "unicast_peer": _Reader._unicast_peers,

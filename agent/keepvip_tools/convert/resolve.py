@@ -26,6 +26,7 @@ from keepvip_tools.convert.rules import (
     MAX_PRIORITY,
     OWNER,
     Election,
+    HmacPlan,
     address_family,
     election,
     strict_mode,
@@ -64,6 +65,8 @@ class NodeView:
     preempt_delay: float
     password: str | None
     password_why: str | None
+    hmac: HmacPlan | None
+    hmac_why: str | None
     addresses: list[At[IPInterface]]
     unicast: list[At[IPAddress]]
     checks: list[CheckPlan]
@@ -131,6 +134,7 @@ def _mergeable(group: SyncGroup, members: list[Instance], node: NodeFile, f: Fin
                 ("VRRP version", e0.version, e.version),
                 ("advert interval", e0.interval, e.interval),
                 ("authentication", e0.password, e.password),
+                ("auth_hmac", e0.hmac, e.hmac),
                 ("priority", e0.base, e.base),
                 ("preemption", (e0.preempt, e0.preempt_delay), (e.preempt, e.preempt_delay)),
             )
@@ -313,6 +317,8 @@ def _view(
         preempt_delay=core.preempt_delay,
         password=core.password,
         password_why=core.password_why,
+        hmac=core.hmac,
+        hmac_why=core.hmac_why,
         addresses=addresses,
         unicast=[At(ip, first.where) for ip in core.unicast],
         checks=checks,

@@ -50,6 +50,22 @@ class Election:
     password: str | None
     password_why: str | None
     unicast: tuple[IPAddress, ...]
+    hmac: HmacPlan | None = None
+    hmac_why: str | None = None
+
+
+@dataclass(frozen=True)
+class HmacPlan:
+    """What an ``auth_hmac`` block becomes: ``spec.authHMAC`` less the keys themselves."""
+
+    keys: tuple[tuple[int, str, str], ...]
+    """(id, hex/file/text, path or length), to tell the user what to put in the key file."""
+    active: int
+    fingerprint: tuple[str, ...]
+    """The key values and settings as written: every node of a router must agree."""
+    mode: str | None
+    anti_replay: str | None
+    time_window: int | None
 
 
 def address_family(inst: Instance) -> int:
@@ -212,6 +228,36 @@ def _password(
     return secret.value[:8], f"auth_type PASS ({kind.where}) and auth_pass ({secret.where})"
 
 
+def _hmac(inst: Instance, f: Findings) -> tuple[HmacPlan | None, str | None]:
+    block = inst.auth_hmac
+    if block is None:
+        return None, None
+    ids = [k.ident for k in block.keys]
+    active = block.active.value if block.active else None
+    if active is None or active not in ids:
+        f.warn(
+            block.active.where if block.active else block.where,
+            f"auth_hmac: active_key {active} is not one of the keys {ids}: keepalived disables "
+            "the extension; dropped",
+            inst.name,
+        )
+        return None, None
+    modes = {"receive-only": "receiveOnly"}
+    plan = HmacPlan(
+        keys=tuple((k.ident, k.source, k.detail) for k in block.keys),
+        active=active,
+        fingerprint=(
+            *(f"{k.ident} {k.fingerprint}" for k in block.keys),
+            f"active {active}",
+            *(f"{a.value}" for a in (block.mode, block.anti_replay, block.time_window) if a),
+        ),
+        mode=modes.get(block.mode.value, block.mode.value) if block.mode else None,
+        anti_replay=block.anti_replay.value if block.anti_replay else None,
+        time_window=block.time_window.value if block.time_window else None,
+    )
+    return plan, f"auth_hmac ({block.where})"
+
+
 def _unicast(inst: Instance, f: Findings) -> tuple[IPAddress, ...]:
     """The unicast addresses of the election's family (keepalived skips the others)."""
     if not inst.unicast_peers:
@@ -238,8 +284,17 @@ def election(inst: Instance, node: NodeFile, f: Findings) -> Election:
     base, base_why = _base_priority(inst, f)
     preempt, preempt_why, delay = _preempt(inst, base, node, f)
     password, password_why = _password(inst, version, node, f)
+    hmac, hmac_why = _hmac(inst, f)
+    if hmac is not None and password is not None and inst.auth_type is not None:
+        f.note(
+            inst.auth_type.where,
+            "authentication with auth_hmac: keepalived drops the legacy block, and so does the "
+            "conversion",
+            inst.name,
+        )
+        password, password_why = None, None
     unicast = _unicast(inst, f)
     return Election(
         version, version_why, interval, interval_why, base, base_why, preempt, preempt_why,
-        delay, password, password_why, unicast,
+        delay, password, password_why, unicast, hmac, hmac_why,
     )  # fmt: skip

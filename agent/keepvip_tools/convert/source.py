@@ -78,6 +78,32 @@ class VipEntry:
 
 
 @dataclass
+class HmacKey:
+    """One ``key ID VALUE`` line of an ``auth_hmac`` block (keepalived 2.4)."""
+
+    ident: int
+    source: str
+    """``hex``, ``file`` or ``text``: the key itself is never copied into a VirtualIP."""
+    detail: str
+    """What to tell the user: the file path, or the key's length."""
+    fingerprint: str
+    """The value as written, to compare nodes (they must agree)."""
+    where: Location
+
+
+@dataclass
+class HmacBlock:
+    """An ``auth_hmac`` block: keepalived 2.4's HMAC-SHA256 advert authentication."""
+
+    where: Location
+    keys: list[HmacKey] = field(default_factory=list)
+    active: At[int] | None = None
+    anti_replay: At[str] | None = None
+    time_window: At[int] | None = None
+    mode: At[str] | None = None
+
+
+@dataclass
 class Instance:
     """A ``vrrp_instance`` block of one host."""
 
@@ -93,6 +119,7 @@ class Instance:
     version: At[int] | None = None
     auth_type: At[str] | None = None
     auth_pass: At[str] | None = None
+    auth_hmac: HmacBlock | None = None
     vips: list[VipEntry] = field(default_factory=list)
     unicast_src: At[IPAddress] | None = None
     unicast_peers: list[At[IPAddress]] = field(default_factory=list)

@@ -86,6 +86,9 @@ class Instance:
     """Version 2 simple-text authentication (keepalived ``auth_type PASS``)."""
     preempt: bool = True
     """keepalived preempts by default; keepvip does not, so the VirtualIP says it."""
+    key_file: str | None = None
+    """keepvip only: authenticated adverts (``authHMAC.keyFile``). keepalived 2.2.7, the one
+    these machines run, has no ``auth_hmac`` (2.4 added it), so its side stays unsigned."""
 
     @property
     def name(self) -> str:
@@ -133,6 +136,8 @@ def virtualip_yaml(instances: Iterable[Instance]) -> str:
         extra: dict[str, Any] = {"version": inst.version, "preempt": inst.preempt}
         if inst.password is not None:
             extra["authentication"] = {"password": inst.password}
+        if inst.key_file is not None:
+            extra["authHMAC"] = {"keyFile": inst.key_file}
         docs.append(
             virtualip(
                 inst.name,

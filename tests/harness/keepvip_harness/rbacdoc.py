@@ -35,6 +35,8 @@ NEEDS: dict[str, dict[str, Any]] = {
     "where a VirtualIP has `serviceRef` with `trackEndpoints` (its own namespace)": {
         "serviceRef": {"name": "web"}
     },
+    "the agents' namespace, and only the Secrets that VirtualIPs name in "
+    "`authHMAC.secretName` (`resourceNames`)": {"authHMAC": {"secretName": "keys"}},
 }
 
 
@@ -82,7 +84,10 @@ def render(helm: str) -> str:
              "metadata": {"name": "x", "namespace": "n"},
              "spec": {"addresses": ["192.0.2.1"], **spec}}
         )  # fmt: skip
-        per_ns += _rows(plan_namespace_rbac([("n", vip)])["n"], where)
+        rules = plan_namespace_rbac([("n", vip)], "n")["n"]
+        per_ns += _rows(
+            [{k: v for k, v in r.items() if k != "resourceNames"} for r in rules], where
+        )
     per_ns = _dedupe(per_ns)
     operator = next(
         o for o in chart_objects(helm, "templates/rbac.yaml") if o["kind"] == "ClusterRole"

@@ -12,10 +12,15 @@ purpose. ``KIND``:
 * ``checksum``: a valid advertisement with its checksum flipped;
 * ``vrid``: a valid advertisement for a VRID nobody runs;
 * ``v2``: a valid VRRPv2 advertisement (to a group that runs version 3);
-* ``version``: version 5 in the header.
+* ``version``: version 5 in the header;
+* ``signed``: a correct advertisement with an HMAC trailer (draft-cassen-vrrp-auth-hmac)
+  made with ``--key HEX`` and ``--key-id N``, stamped ``--seq SECONDS`` (default: now;
+  the same ``--seq`` twice sends the same bytes twice: a replay);
+* ``forged``: like ``signed``, then its priority changed (the HMAC no longer matches).
 
 ``vrrpwire.py sniff SECONDS`` prints one JSON line per VRRP packet seen
-arriving on eth0 (AF_PACKET, so unicast and multicast alike).
+arriving on eth0 (AF_PACKET, so unicast and multicast alike), with the VRRP
+payload's length (an HMAC trailer adds 28 bytes).
 
 This file builds its packets independently of ``keepvip_agent.vrrp`` on
 purpose: a codec bug must not be able to hide itself in its own tests.
@@ -24,6 +29,8 @@ purpose: a codec bug must not be able to hide itself in its own tests.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import socket
 import struct
@@ -63,6 +70,15 @@ def advert(
     return body[:6] + struct.pack("!H", csum) + body[8:]
 
 
+def trailer(body: bytes, src: IPv4Address, vrid: int, key: bytes, key_id: int, seq: float) -> bytes:
+    """The 28-byte trailer: type 1, key id, reserved, seconds, 1/65536 s, counter 0, HMAC."""
+    head = struct.pack("!BBHIHH", 1, key_id, 0, int(seq), int((seq % 1) * 65536), 0)
+    pseudo = bytes([4, 3, vrid, 0]) + src.packed + bytes(12)
+    unsummed = body[:6] + b"\x00\x00" + body[8:]
+    mac = hmac.new(key, pseudo + unsummed + head + bytes(16), hashlib.sha256).digest()[:16]
+    return head + mac
+
+
 def ip_packet(src: IPv4Address, dst: IPv4Address, ttl: int, payload: bytes) -> bytes:
     header = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(payload), 0, 0, ttl, PROTO, 0, src.packed, dst.packed
@@ -89,6 +105,13 @@ def build(kind: str, args: argparse.Namespace) -> tuple[int, bytes]:
         return 255, advert(3, args.other_vrid, args.priority, src, dst, vip)
     if kind == "v2":
         return 255, advert(2, args.vrid, args.priority, src, dst, vip)
+    if kind in ("signed", "forged"):
+        seq = args.seq if args.seq is not None else time.time()
+        tail = trailer(good, src, args.vrid, bytes.fromhex(args.key), args.key_id, seq)
+        if kind == "forged":  # signed at priority - 1, sent at priority (a valid checksum)
+            signed_at = advert(3, args.vrid, args.priority - 1, src, dst, vip)
+            tail = trailer(signed_at, src, args.vrid, bytes.fromhex(args.key), args.key_id, seq)
+        return 255, good + tail
     if kind == "version":
         bad = bytearray(good)
         bad[0] = (5 << 4) | 1
@@ -127,9 +150,11 @@ def sniff(args: argparse.Namespace) -> int:
         if ethertype == 0x0800 and len(ip) >= 28 and ip[9] == PROTO:
             ihl = (ip[0] & 0x0F) * 4
             src, dst, ttl, vrrp = ip[12:16], ip[16:20], ip[8], ip[ihl:]
+            length = struct.unpack("!H", ip[2:4])[0] - ihl  # not the frame's padding
             family = 4
         elif ethertype == 0x86DD and len(ip) >= 48 and ip[6] == PROTO:
             src, dst, ttl, vrrp = ip[8:24], ip[24:40], ip[7], ip[40:]
+            length = struct.unpack("!H", ip[4:6])[0]
             family = 6
         else:
             continue
@@ -141,6 +166,7 @@ def sniff(args: argparse.Namespace) -> int:
             "version": vrrp[0] >> 4,
             "vrid": vrrp[1],
             "priority": vrrp[2],
+            "length": length,
             "interval": (vrrp[5] if vrrp[0] >> 4 == 2 else struct.unpack("!H", vrrp[4:6])[0])
             & 0x0FFF,
         }
@@ -162,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--other-vrid", type=int, default=99)
     s.add_argument("--priority", type=int, default=254)
     s.add_argument("--ifname", default="eth0")
+    s.add_argument("--key", default="")
+    s.add_argument("--key-id", type=int, default=1)
+    s.add_argument("--seq", type=float, default=None)
     s.set_defaults(run=send)
     f = sub.add_parser("sniff")
     f.add_argument("seconds", type=float)
