@@ -488,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.teardown:
         host, _ = kindctl.docker_daemon()
-        teardown(kindctl.up(Docker("/usr/bin/docker", host)))
+        # The running cluster as it is: no keepvip rebuild or chart upgrade just to clean up.
+        teardown(kindctl.Cluster(Docker("/usr/bin/docker", host), None, kindctl.kubectl_binary()))
         return 0
     scenarios, phases = args.scenarios.split(","), args.phases.split(",")
     unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))
