@@ -88,6 +88,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_CIDRS = f"{SERVICE_CIDR},2001:db8:ffff::/108"
 VIP_NET = "198.51.100.0/24"
 POOL_RANGE = "2001:db8::1:1-2001:db8::1:7ff"
+APPLY_FIRST = 150
+APPLY_RANGE = f"192.0.2.{APPLY_FIRST}-192.0.2.{APPLY_FIRST + 49}"
+"""The apply-to-master runs' VirtualIPs (one address each, run by run)."""
 PRIORITIES = (150, 120, 100)
 CLASS = "keepvip.io/vrrp"
 SHARED_LABEL = "keepvip.io/shared-router"
@@ -137,6 +140,20 @@ def pool_body(name: str, ns: str) -> dict[str, Any]:
         "kind": "VirtualIPPool",
         "metadata": {"name": name},
         "spec": {"addresses": [POOL_RANGE], "namespaces": [ns], "sharedRouter": True},
+    }
+
+
+def grant_body(name: str, ns: str) -> dict[str, Any]:
+    """The VirtualIPs' addresses granted to the namespace (address grants are on by default)."""
+    return {
+        "apiVersion": "keepvip.io/v1alpha1",
+        "kind": "VirtualIPPool",
+        "metadata": {"name": name},
+        "spec": {
+            "addresses": [VIP_NET, APPLY_RANGE, str(VIP4)],
+            "namespaces": [ns],
+            "usedBy": ["VirtualIPs"],
+        },
     }
 
 
@@ -534,7 +551,7 @@ class Scale:
         samples = []
         assert self.lab.workdir is not None
         for run in range(runs):
-            name, address = f"apply-{run}", f"192.0.2.{150 + run}"
+            name, address = f"apply-{run}", f"192.0.2.{APPLY_FIRST + run}"
             probe = spawn_probe(self.lab, address, self.lab.workdir / f"apply-{run}.probe", 0.05)
             try:
                 time.sleep(0.5)
@@ -678,6 +695,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
             ensure_crd(cp)
             establish_crd(api, POOL_CRD_FILE, POOL_CRD_PATH, f"{GROUP_PATH}/virtualippools")
             api.post(f"{GROUP_PATH}/virtualippools", pool_body(pool, ns))
+            api.post(f"{GROUP_PATH}/virtualippools", grant_body(f"{pool}-grant", ns))
             mapping = {n: lab.node_ns(i) for i, n in enumerate(nodes, start=1)}
             with agent_rbac(cp, ns):
                 _, out["api_writes_before_keepvip"] = window(api, {}, args.window)
@@ -704,8 +722,9 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     )
                     out["steady_100ms"] = run.steady(args.window, "100 ms")
         finally:
-            with contextlib.suppress(ApiError):
-                api.delete(f"{GROUP_PATH}/virtualippools/{pool}")
+            for name in (pool, f"{pool}-grant"):
+                with contextlib.suppress(ApiError):
+                    api.delete(f"{GROUP_PATH}/virtualippools/{name}")
             for name, ip in originals.items():
                 cp.set_node_address(name, ip)
             print(f"operator log: {log}")

@@ -5,7 +5,9 @@ Standalone: ``keepvip-agent --config vip.yaml --node NAME [--metrics-port PORT]`
 carries its VirtualIP inline, with no file on the host).
 Kubernetes, one agent per node for every VirtualIP (the node agent DaemonSet):
 ``keepvip-agent --kubernetes --node $(NODE_NAME) --agent-namespace $(POD_NAMESPACE)
---metrics-port 9640 [--watch-namespaces a,b]``.
+--metrics-port 9640 [--watch-namespaces a,b] [--address-grants off]
+[--trusted-namespaces a,b] [--trusted-namespace-label k=v]`` (what the operator
+renders from its own settings: keepvip_api.acceptance).
 An invalid file exits 2 with one line per problem, before anything on the
 host is touched. SIGTERM or SIGINT hands over gracefully and exits 0.
 """
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 
 from keepvip_agent.logsetup import setup_logging
 from keepvip_api import SpecError, __version__, load_documents, load_file
+from keepvip_api.acceptance import Trust, parse_label
 from keepvip_api.model import VirtualIP
 
 EXIT_CONFIG = 2
@@ -51,6 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch-namespaces",
         default="",
         help="--kubernetes: comma-separated namespaces to read VirtualIPs from (default: all)",
+    )
+    p.add_argument(
+        "--address-grants",
+        default="on",
+        choices=["on", "off"],
+        help="--kubernetes: on (default): run only the generation of a VirtualIP the operator "
+        "accepted (status.acceptedGeneration)",
+    )
+    p.add_argument(
+        "--trusted-namespaces",
+        default="",
+        help="--kubernetes: comma-separated namespaces whose VirtualIPs may run commands (exec "
+        "checks, notify) and aim checks at this node (default: none)",
+    )
+    p.add_argument(
+        "--trusted-namespace-label",
+        default="",
+        help="--kubernetes: key=value; namespaces with this label are trusted the same way",
     )
     p.add_argument(
         "--node", default=socket.gethostname(), help="this node's name (default: hostname)"
@@ -91,9 +112,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from keepvip_agent.kube.nodeagent import run_node_agent
 
         namespaces = [n.strip() for n in args.watch_namespaces.split(",") if n.strip()]
+        try:
+            label = parse_label(args.trusted_namespace_label)
+        except ValueError as exc:
+            print(f"error: --trusted-namespace-label: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        trust = Trust(
+            address_grants=args.address_grants == "on",
+            trusted_namespaces=frozenset(
+                n.strip() for n in args.trusted_namespaces.split(",") if n.strip()
+            ),
+            trusted_label=label,
+        )
         return asyncio.run(
             run_node_agent(
-                args.node, args.agent_namespace, namespaces, args.metrics_address, args.metrics_port
+                args.node,
+                args.agent_namespace,
+                namespaces,
+                args.metrics_address,
+                args.metrics_port,
+                trust,
             )
         )
     source = args.config or f"${args.config_env}"

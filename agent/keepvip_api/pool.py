@@ -1,4 +1,4 @@
-"""The VirtualIPPool model (``keepvip.io/v1alpha1``, cluster-scoped): addresses for LoadBalancer Services.
+"""The VirtualIPPool model (``keepvip.io/v1alpha1``, cluster-scoped): addresses granted to namespaces.
 
 A pool is what a cluster admin writes once so that users get a VIP by
 creating a ``type: LoadBalancer`` Service of class ``keepvip.io/vrrp``: the
@@ -6,6 +6,12 @@ operator takes an address from a pool and writes a VirtualIP for the Service
 with the pool's placement and election defaults. The pool's address ranges
 are parsed here (pure), so the operator's allocator and the CRD agree on
 what ``192.0.2.10-192.0.2.20`` means.
+
+A pool is also a grant: ``usedBy: [VirtualIPs]`` lets the VirtualIPs of its
+namespaces claim its addresses, and with address grants on (the default in
+Kubernetes mode) those are the only addresses a user's VirtualIP may claim
+(:mod:`keepvip_api.acceptance`). A pool without ``usedBy`` serves Services
+only, as every pool did before the field existed.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from keepvip_api.base import Model
 from keepvip_api.errors import SpecError, field_problems, problems_of
 
 IP = IPv4Address | IPv6Address
+Usage = Literal["Services", "VirtualIPs"]
+SERVICES: Usage = "Services"
+VIRTUALIPS: Usage = "VirtualIPs"
 POOL_KIND = "VirtualIPPool"
 POOL_PLURAL = "virtualippools"
 MAX_RANGES = 64
@@ -123,7 +132,23 @@ class VirtualIPPoolSpec(Model):
     """Give addresses to Services that request none; false: only to Services that ask for one of
     these addresses."""
     namespaces: tuple[str, ...] = Field(default=(), max_length=64)
-    """Only Services in these namespaces may use the pool; empty: every namespace."""
+    """Only Services (and VirtualIPs) in these namespaces may use the pool; empty: every
+    namespace."""
+    used_by: tuple[Usage, ...] = Field(
+        default=(SERVICES,),
+        min_length=1,
+        max_length=2,
+        # Added in 0.3: defaulted by keepvip, not the API server (keepvip_api.crd.AGENT_DEFAULT),
+        # so an operator of the previous release still reads every pool during an upgrade.
+        json_schema_extra={
+            "x-keepvip-agent-default": True,
+            "x-kubernetes-list-type": "set",
+        },
+    )
+    """What may take addresses from the pool: Services (LoadBalancer Services, through the
+    VirtualIPs the operator makes for them) and/or VirtualIPs (written by users in the pool's
+    namespaces; with address grants on, the only addresses a VirtualIP may claim). Left out:
+    Services, as before this field existed."""
     shared_router: bool = False
     """Services with externalTrafficPolicy Cluster (single-stack) share one VRRP router, so one
     VRID, per namespace and IP family: up to 240 IPv4 or 77 IPv6 addresses each, one per
@@ -167,9 +192,14 @@ class VirtualIPPoolSpec(Model):
         names = [n.name for n in self.nodes]
         for name in sorted({n for n in names if names.count(n) > 1}):
             problems.append(("nodes", f"{name!r} is listed more than once"))
+        if len(set(self.used_by)) != len(self.used_by):
+            problems.append(("usedBy", "a value is listed twice"))
         if problems:
             raise field_problems(problems)
         return self
+
+    def used_for(self, usage: Usage) -> bool:
+        return usage in self.used_by
 
     model_config = Model.model_config | {
         "json_schema_extra": {

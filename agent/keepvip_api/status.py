@@ -107,6 +107,9 @@ class Condition(Model):
 
 class VirtualIPStatus(Model):
     observed_generation: int | None = None
+    accepted_generation: int | None = None
+    """The generation the operator last accepted (condition Accepted): with address grants on,
+    the node agents run a VirtualIP only at this generation (keepvip_api.grants)."""
     virtual_router_id: int | None = Field(default=None, alias="virtualRouterID")
     """The VRID in use: the spec's, or the one the operator allocated."""
     master: str | None = None

@@ -17,7 +17,8 @@ from keepvip_api.times import format_time
 Status = Literal["True", "False", "Unknown"]
 READY, DEGRADED, SPLIT_BRAIN, CONFLICT = "Ready", "Degraded", "SplitBrain", "Conflict"
 FAULTED, NO_NODE = "Faulted", "NoNode"
-ORDER = (READY, DEGRADED, SPLIT_BRAIN, FAULTED, NO_NODE, CONFLICT)
+ACCEPTED, ADDRESS_OUTSIDE_POOL = "Accepted", "AddressOutsidePool"
+ORDER = (READY, ACCEPTED, ADDRESS_OUTSIDE_POOL, DEGRADED, SPLIT_BRAIN, FAULTED, NO_NODE, CONFLICT)
 MAX_MESSAGE = 32768
 
 

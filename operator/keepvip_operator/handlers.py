@@ -43,12 +43,16 @@ from typing import Any, TypeVar, cast
 
 import kopf
 
+from keepvip_api.acceptance import node_addresses
 from keepvip_api.placement import NodeView
+from keepvip_api.pool import POOL_PLURAL
 from keepvip_api.times import parse_time
-from keepvip_operator import names, services
+from keepvip_operator import grants, names, services
 from keepvip_operator.allocate import Claim
 from keepvip_operator.conditions import CONFLICT, status_of
+from keepvip_operator.grants import IP
 from keepvip_operator.kube import CONNECTIONS, ApiError, Kube, load_configuration
+from keepvip_operator.lbmodel import Pool
 from keepvip_operator.observed import Observed, observe
 from keepvip_operator.reconcile import InvalidSpec, Reconciler, View, sweep_keys
 from keepvip_operator.resync import Coalesce, Resync
@@ -109,7 +113,18 @@ class Context:
         pods = cast(Mapping[str, Iterable[str]], self.indices.get("agent_pods", {}))
         nodes = cast(Mapping[str, Iterable[NodeView]], self.indices.get("nodes", {}))
         leases = cast(Mapping[str, Iterable[Any]], self.indices.get("node_leases", {}))
+        pools = cast(Mapping[str, Iterable[Any]], self.indices.get("lb_pools", {}))
+        ips = cast(Mapping[str, Iterable[tuple[IP, ...]]], self.indices.get("node_ips", {}))
+        labels = cast(Mapping[str, Iterable[Any]], self.indices.get("namespace_labels", {}))
         return View(
+            pools=tuple(
+                sorted(
+                    (p for s in pools.values() for p in s if isinstance(p, Pool)),
+                    key=lambda p: p.name,
+                )
+            ),
+            node_addresses=grants.node_address_map({k: next(iter(s)) for k, s in ips.items() if s}),
+            namespace_labels={k: next(iter(s)) for k, s in labels.items() if s},
             # One object per key: namespace/name is unique.
             vips={k: next(iter(s)) for k, s in vips.items() if s},
             agent_nodes=frozenset(k for k, s in pods.items() if s),
@@ -281,6 +296,32 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
     def nodes(body: kopf.Body, name: str | None, **_: Any) -> dict[str, NodeView]:
         return {str(name): NodeView.from_api_object(body)}
 
+    @on(kopf.index, "v1", "nodes")
+    def node_ips(body: kopf.Body, name: str | None, **_: Any) -> dict[str, tuple[IP, ...]]:
+        """Each Node's own addresses: no VirtualIP may claim them (grants.py)."""
+        return {str(name): tuple(sorted(node_addresses(body), key=str))}
+
+    if ctx.settings.trusted_namespace_label is not None:
+
+        @on(kopf.index, "v1", "namespaces")
+        def namespace_labels(body: kopf.Body, name: str | None, **_: Any) -> dict[str, Any]:
+            """Namespace labels: the trusted ones (settings.trusted_namespace_label)."""
+            return {str(name): dict((body.get("metadata") or {}).get("labels") or {})}
+
+        @on(kopf.on.event, "v1", "namespaces")
+        async def namespace_event(**_: Any) -> None:
+            _all(rejudge=True)
+
+    pool_specs: dict[str, Any] = {}
+
+    @on(kopf.on.event, names.GROUP, names.VERSION, POOL_PLURAL)
+    async def grant_pool_event(body: kopf.Body, name: str | None, type: str | None,
+                               **_: Any) -> None:  # fmt: skip
+        spec = None if type == "DELETED" else dict(body.get("spec") or {})
+        if pool_specs.get(str(name)) != spec:  # not on the operator's own status writes
+            pool_specs[str(name)] = spec
+            _all(rejudge=True)  # granted, narrowed or withdrawn: every VirtualIP judged again
+
     @on(kopf.index, "coordination.k8s.io", "v1", "leases", when=_node_lease)
     def node_leases(body: kopf.Body, name: str | None, **_: Any) -> dict[str, Any]:
         node = names.node_of_lease(name or "")
@@ -319,8 +360,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
                 "legacy_pods",
                 "agent_pods",
                 "nodes",
+                "node_ips",
                 "node_leases",
+                "lb_pools",
+                "namespace_labels",
             )
+            if k in kwargs
         }
 
         async def refresh(key: str, rejudge: bool) -> None:
@@ -368,6 +413,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
             raise _api_trouble(exc) from None
         if decision.rollout:
             logger.info("reconciled: VRID %s, agents rolled out", decision.vrid)
+        elif decision.refused and decision.verdict is not None:
+            accepted = decision.verdict.accepted
+            logger.info("reconciled: not accepted: %s: %s", accepted.reason, accepted.message)
         else:
             logger.info("reconciled: not rolled out: %s", decision.conflicts[0].message)
 
@@ -441,11 +489,17 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         ctx.poke(f"{namespace}/{labels.get(VIRTUALIP_LABEL)}", rejudge=False)  # Upgrading
 
     placements: dict[str, Any] = {}
+    addresses: dict[str, Any] = {}
 
     @on(kopf.on.event, "v1", "nodes")
     async def node_event(body: kopf.Body, name: str | None, type: str | None, **_: Any) -> None:
         now = None if type == "DELETED" else _placement_of(body)
-        if placements.get(str(name)) != now:  # not on every kubelet status update
+        ips = None if type == "DELETED" else node_addresses(body)
+        if addresses.get(str(name)) != ips:  # a node's own address: judged again (grants)
+            addresses[str(name)] = ips
+            placements[str(name)] = now
+            _all(rejudge=True)
+        elif placements.get(str(name)) != now:  # not on every kubelet status update
             placements[str(name)] = now
             _all(rejudge=False)
 

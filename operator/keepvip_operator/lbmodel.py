@@ -192,6 +192,11 @@ class Pool:
         return not self.spec.namespaces or namespace in self.spec.namespaces
 
 
+def is_managed(labels: Mapping[str, Any]) -> bool:
+    """A VirtualIP made by this operator for Services (labelled with the pool)."""
+    return POOL_LABEL in labels and labels.get(names.MANAGED_BY_LABEL) == names.FIELD_MANAGER
+
+
 def read_pool(body: Mapping[str, Any]) -> Pool | SpecError:
     """The pool, or why it is invalid (an invalid pool hands out nothing)."""
     try:
@@ -238,7 +243,7 @@ def read_virtualip(body: Mapping[str, Any]) -> Holding:
     with contextlib.suppress(SpecError):  # invalid: the addresses still count
         parsed = from_api_object(body).spec
     ref = parsed.service_ref if parsed else None
-    managed = POOL_LABEL in labels and labels.get(names.MANAGED_BY_LABEL) == names.FIELD_MANAGER
+    managed = is_managed(labels)
     return Holding(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),

@@ -19,6 +19,7 @@ from typing import Any
 from keepvip_api import SpecError, VirtualIP, from_api_object
 from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.times import EPOCH, parse_time
+from keepvip_operator.lbmodel import is_managed
 from keepvip_operator.names import Target
 
 
@@ -37,6 +38,9 @@ class Observed:
     """The object's status as read (operator and agent fields); treat as read-only."""
     move_to: str | None = None
     """The node a manual move asks for (annotation ``keepvip.io/move-to``), if any."""
+    managed: bool = False
+    """Made by this operator for LoadBalancer Services (labelled so): judged against the pools
+    used by Services (:mod:`grants`)."""
 
     @property
     def key(self) -> str:
@@ -78,4 +82,5 @@ def observe(body: Mapping[str, Any]) -> Observed:
         # A deep, plain copy: kopf's bodies are live views that change under us.
         status=json.loads(json.dumps(dict(status), default=str)),
         move_to=str((meta.get("annotations") or {}).get(MOVE_ANNOTATION) or "") or None,
+        managed=is_managed(meta.get("labels") or {}),
     )

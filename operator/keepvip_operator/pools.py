@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from keepvip_api.model import MAX_ADDRESSES, MAX_ADVERTISED
+from keepvip_api.pool import SERVICES
 from keepvip_operator.lbmodel import (
     IP,
     MAX_SHARED,
@@ -250,7 +251,9 @@ def plan(services: Iterable[LBService], pools: Iterable[Pool], vips: Iterable[Ho
     svcs = sorted(services, key=lambda s: s.order)
     by_key = {s.key: s for s in svcs}
     holdings = sorted(vips, key=lambda h: h.key)
-    st = _State(pools=sorted(pools, key=lambda p: p.name))
+    # Pools used only by VirtualIPs (usedBy) are grants, never handed out to Services.
+    st = _State(pools=sorted((p for p in pools if p.spec.used_for(SERVICES)),
+                             key=lambda p: p.name))  # fmt: skip
     st.names = {h.key for h in holdings}
     outcomes: dict[str, Outcome] = {}
     placed: set[str] = set()

@@ -40,11 +40,13 @@ from typing import Any
 from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import NodeView, judge, selected_nodes
 from keepvip_api.status import NodeStatus, node_alive
-from keepvip_operator import move, names, publish, upgrade
+from keepvip_operator import grants, move, names, publish, upgrade
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
 from keepvip_operator.conditions import NO_NODE, Cond, put
+from keepvip_operator.grants import IP
 from keepvip_operator.kube import ApiError, Kube, path
+from keepvip_operator.lbmodel import Pool
 from keepvip_operator.names import Target
 from keepvip_operator.observed import Observed
 from keepvip_operator.rbac import RBAC_API, plan_namespace_rbac, render_plan
@@ -83,6 +85,12 @@ class View:
     legacy: Mapping[str, tuple[OldObject, ...]] = field(default_factory=dict)
     """Per-VirtualIP DaemonSets and agent pods of keepvip before 0.2, by their VirtualIP's key
     (:mod:`upgrade`)."""
+    pools: tuple[Pool, ...] = ()
+    """The valid VirtualIPPools: the address grants (:mod:`grants`)."""
+    node_addresses: Mapping[IP, str] = field(default_factory=dict)
+    """Every Node's own address (InternalIP, ExternalIP), to the Node's name."""
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Namespace labels by name (indexed only when the trust names a label)."""
 
 
 def sweep_keys(
@@ -453,8 +461,22 @@ class Reconciler:
     # -- deciding -------------------------------------------------------------------------------
 
     def _decide(self, obs: Observed, view: View) -> Decision:
+        before = self._previous(obs).accepted_before(obs.generation)
         if obs.vip is None:
-            return Decision(vrid=obs.status_vrid, invalid=obs.problems)
+            return Decision(
+                vrid=obs.status_vrid, invalid=obs.problems, verdict=grants.invalid(before),
+                generation=obs.generation,
+            )  # fmt: skip
+        verdict = grants.judge(
+            obs.vip,
+            generation=obs.generation,
+            managed=obs.managed,
+            pools=view.pools,
+            node_addresses=view.node_addresses,
+            trust=self.settings.trust,
+            namespace_labels=view.namespace_labels.get(obs.target.namespace),
+            accepted_before=before,
+        )
         key = obs.key
         with self._alloc:
             others = [self.claim(o) for k, o in view.vips.items() if k != key]
@@ -469,7 +491,9 @@ class Reconciler:
             if vrid is not None and me.spec_vrid is None:
                 self._vrids[key] = vrid
             conflicts = find_conflicts(me, vrid, others)
-        self._decisions[key] = Decision(vrid=vrid, conflicts=tuple(conflicts))
+        self._decisions[key] = Decision(
+            vrid=vrid, conflicts=tuple(conflicts), verdict=verdict, generation=obs.generation
+        )
         return self._decisions[key]
 
     def claim(self, obs: Observed) -> Claim:

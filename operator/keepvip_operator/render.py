@@ -40,6 +40,12 @@ def agent_args(settings: OperatorSettings) -> list[str]:
     ]
     if settings.watch_namespaces:
         args += ["--watch-namespaces", ",".join(settings.watch_namespaces)]
+    # The agents obey the same trust as the operator's judgement (defence in depth).
+    args += ["--address-grants", "on" if settings.address_grants else "off"]
+    if settings.trusted_namespaces:
+        args += ["--trusted-namespaces", ",".join(settings.trusted_namespaces)]
+    if settings.trusted_namespace_label:
+        args += ["--trusted-namespace-label", "=".join(settings.trusted_namespace_label)]
     return [*args, "--log-level", settings.agent_log_level]
 
 

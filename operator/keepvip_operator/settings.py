@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
+from keepvip_api.acceptance import Trust, parse_label
 from keepvip_api.names import NODE_AGENT_METRICS_PORT
 from keepvip_api.status import STALE_AFTER
 from keepvip_operator import __version__
@@ -95,6 +96,15 @@ class OperatorSettings:
     """Also serve LoadBalancer Services that name no ``loadBalancerClass`` (as the cluster's
     default load balancer), not only those of class ``keepvip.io/vrrp``. Leave off when another
     load balancer (a cloud's, MetalLB) serves the class-less ones."""
+    address_grants: bool = True
+    """A VirtualIP's addresses must lie in a VirtualIPPool granted to its namespace (``usedBy``
+    VirtualIPs) and be no Node's own address; the agents run only what the operator accepted.
+    Off: any address (a single-tenant cluster)."""
+    trusted_namespaces: tuple[str, ...] = ()
+    """Namespaces whose VirtualIPs may run commands on the nodes (``exec`` checks, notify hooks)
+    and aim TCP and HTTP checks at the node itself (loopback, link-local, node addresses)."""
+    trusted_namespace_label: tuple[str, str] | None = None
+    """``key=value``: namespaces with this label are trusted the same way."""
     kubeconfig: str | None = None
     """A kubeconfig file; default: in-cluster service account, else ``$KUBECONFIG``."""
     peering_name: str | None = None
@@ -128,6 +138,15 @@ class OperatorSettings:
     """Seconds between attempts to acquire or renew."""
     leader_election_identity: str | None = None
     """holderIdentity in the Lease; default ``$POD_NAME``, else ``<hostname>_<pid>``."""
+
+    @property
+    def trust(self) -> Trust:
+        """What tenants may make the nodes do (keepvip_api.acceptance), for the judgement."""
+        return Trust(
+            address_grants=self.address_grants,
+            trusted_namespaces=frozenset(self.trusted_namespaces),
+            trusted_label=self.trusted_namespace_label,
+        )
 
 
 # -- parsing, at the process edge only ------------------------------------------------------
@@ -195,6 +214,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "peering_name": _optional,
     "liveness_endpoint": _optional,
     "default_load_balancer": _bool,
+    "address_grants": _bool,
+    "trusted_namespaces": _names,
+    "trusted_namespace_label": parse_label,
     "leader_election": _bool,
     "leader_election_namespace": _optional,
     "leader_election_lease_duration": int,

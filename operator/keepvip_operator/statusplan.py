@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from keepvip_api import acceptance as acc
 from keepvip_operator import conditions as c
 from keepvip_operator.aggregate import Aggregate, Stale
 from keepvip_operator.allocate import Conflict
 from keepvip_operator.conditions import Cond
+from keepvip_operator.grants import Verdict
 
 EventType = Literal["Normal", "Warning"]
 NORMAL: EventType = "Normal"
@@ -38,10 +40,20 @@ class Decision:
     conflicts: tuple[Conflict, ...] = ()
     invalid: tuple[str, ...] = ()
     """The spec's problems, one line each (parse_virtualip's SpecError)."""
+    verdict: Verdict | None = None
+    """The grants judgement (:mod:`grants`); None: not judged (acceptance keeps what it was)."""
+    generation: int | None = None
+    """The generation judged."""
+
+    @property
+    def refused(self) -> bool:
+        """This generation is not accepted (and no earlier acceptance of it stands)."""
+        v = self.verdict
+        return v is not None and not self.invalid and v.accepted_generation != self.generation
 
     @property
     def rollout(self) -> bool:
-        return not self.conflicts and not self.invalid
+        return not self.conflicts and not self.invalid and not self.refused
 
 
 @dataclass(frozen=True)
@@ -52,18 +64,28 @@ class OperatorStatus:
     vrid: int | None = None
     observed_generation: int | None = None
     conditions: tuple[Mapping[str, Any], ...] = ()
+    accepted_generation: int | None = None
 
     @classmethod
     def read(cls, status: Mapping[str, Any]) -> OperatorStatus:
         conds = status.get("conditions") or ()
         vrid = status.get("virtualRouterID")
         gen = status.get("observedGeneration")
+        accepted = status.get("acceptedGeneration")
         return cls(
             master=status.get("master") or None,
             vrid=vrid if isinstance(vrid, int) else None,
             observed_generation=gen if isinstance(gen, int) else None,
             conditions=tuple(x for x in conds if isinstance(x, Mapping)),
+            accepted_generation=accepted if isinstance(accepted, int) else None,
         )
+
+    def accepted_before(self, generation: int) -> int | None:
+        """The accepted generation so far; an operator of an earlier release (no ``Accepted``
+        condition) accepted what it observed (keepvip_api.acceptance.acceptance)."""
+        if self.accepted_generation is not None or self.condition(acc.ACCEPTED) is not None:
+            return self.accepted_generation
+        return generation if self.observed_generation == generation else None
 
     def body(self) -> dict[str, Any]:
         """The status stanza to apply; fields left out are released (and so removed)."""
@@ -74,6 +96,8 @@ class OperatorStatus:
             out["virtualRouterID"] = self.vrid
         if self.observed_generation is not None:
             out["observedGeneration"] = self.observed_generation
+        if self.accepted_generation is not None:
+            out["acceptedGeneration"] = self.accepted_generation
         return out
 
     def condition(self, kind: str) -> Mapping[str, Any] | None:
@@ -114,6 +138,8 @@ def _conflict_cond(decision: Decision) -> Cond:
 def _ready(decision: Decision, aggregated: Cond) -> Cond:
     if decision.invalid:
         return Cond(c.READY, "False", INVALID_SPEC, "\n".join(decision.invalid))
+    if decision.refused:
+        return Cond(c.READY, "False", "NotAccepted", "not run: see the Accepted condition")
     if decision.conflicts:
         return Cond(c.READY, "False", "Conflict", "not rolled out: see the Conflict condition")
     return aggregated
@@ -139,6 +165,31 @@ def _master_event(before: str | None, last: str | None, agg: Aggregate) -> Event
     else:
         why = f"{before} is {old.state}" + (f" ({old.reason})" if old.reason else "")
     return EventSpec(WARNING, MASTER_CHANGED, f"{before} -> (none): {why}")
+
+
+def _acceptance_events(previous: OperatorStatus, new: Mapping[str, Cond]) -> list[EventSpec]:
+    """A refusal (reason and message as the condition's), an acceptance after one, an address
+    that left its pools (the grants judgement, :mod:`grants`)."""
+    out: list[EventSpec] = []
+    before = previous.condition(acc.ACCEPTED) or {}
+    accepted = new.get(acc.ACCEPTED)
+    if accepted is not None and accepted.reason != INVALID_SPEC:
+        told = (before.get("reason"), before.get("message"))
+        if not accepted.true and told != (accepted.reason, accepted.message):
+            out.append(EventSpec(WARNING, accepted.reason, accepted.message))
+        elif accepted.true and before.get("status") == "False":
+            out.append(EventSpec(NORMAL, acc.ACCEPTED, accepted.message))
+    outside = new.get(acc.ADDRESS_OUTSIDE_POOL)
+    was_outside = (previous.condition(acc.ADDRESS_OUTSIDE_POOL) or {}).get("message")
+    if outside is not None and was_outside != outside.message:
+        out.append(
+            EventSpec(
+                WARNING,
+                acc.ADDRESS_OUTSIDE_POOL,
+                f"{outside.message}; it keeps serving until its spec changes",
+            )
+        )
+    return out
 
 
 def _transition_events(previous: OperatorStatus, conds: Sequence[Cond]) -> list[EventSpec]:
@@ -174,6 +225,7 @@ def _transition_events(previous: OperatorStatus, conds: Sequence[Cond]) -> list[
         elif not cond.true and was(kind) == "True":
             out.append(EventSpec(NORMAL, f"{reason}Cleared", cond.message))
 
+    out += _acceptance_events(previous, new)
     split = new[c.SPLIT_BRAIN]
     if split.true and was(c.SPLIT_BRAIN) != "True":
         out.append(EventSpec(WARNING, "SplitBrain", split.message))
@@ -197,13 +249,19 @@ def plan(
     ``extra``: conditions judged elsewhere (NoNode), merged and told like the others.
     """
     ready, degraded, split, faulted = agg.conditions
-    conds = [_ready(decision, ready), degraded, split, faulted, *extra, _conflict_cond(decision)]
+    judged = decision.verdict.conditions if decision.verdict is not None else ()
+    conds = [_ready(decision, ready), degraded, split, faulted, *extra, *judged,
+             _conflict_cond(decision)]  # fmt: skip
     vrid = previous.vrid if decision.invalid else decision.vrid
+    accepted = previous.accepted_generation
+    if decision.verdict is not None:
+        accepted = decision.verdict.accepted_generation
     status = OperatorStatus(
         master=agg.master,
         vrid=vrid,
         observed_generation=observed_generation,
         conditions=tuple(c.merge(previous.conditions, conds, observed_generation or 0, now)),
+        accepted_generation=accepted,
     )
     events = _transition_events(previous, conds)
     last = last_master or previous.master

@@ -35,6 +35,7 @@ import yaml
 
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import wait_for
+from keepvip_harness.operatorrun import granted
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_harness.rest import ApiError
 from keepvip_operator.main import run
@@ -212,6 +213,7 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
 ) -> None:
     api, ns = control_plane.admin_rest(), release.namespace
     assert "kubectl get virtualips" in release.notes  # NOTES.txt says what to do next
+    assert "usedBy: [VirtualIPs]" in release.notes  # ... and to grant addresses first
     crd = api.get(CRD_PATH)
     assert condition(crd, "Established") == "True"
 
@@ -236,7 +238,13 @@ def test_chart_installs_and_its_operator_reconciles_the_examples(
         )
     kubernetes = {n: d for n, d in docs.items() if not n.startswith("standalone-")}
 
-    with PodLauncher(control_plane, lab_nodes) as launcher, operator_as(as_chart_sa) as warnings:
+    # Address grants are on (the chart's default): the admin grants the namespace a pool
+    # first, as the chart's NOTES say.
+    with (
+        granted(control_plane, ns),
+        PodLauncher(control_plane, lab_nodes) as launcher,
+        operator_as(as_chart_sa) as warnings,
+    ):
         api.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", tracked_app(ns))
         api.post(f"/api/v1/namespaces/{ns}/services", fronted_service())
         for doc in kubernetes.values():

@@ -180,7 +180,8 @@ def test_bundle_is_the_charts_output() -> None:
         "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "PriorityClass",
         "PodDisruptionBudget", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRole",
         "ClusterRoleBinding", "ClusterRoleBinding", "Role", "Role", "Role", "RoleBinding",
-        "RoleBinding", "RoleBinding", "Deployment",
+        "RoleBinding", "RoleBinding", "Deployment", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]  # fmt: skip
 
 
@@ -199,7 +200,8 @@ def test_defaults_run_two_locked_down_operators_one_elected_with_the_charts_imag
     objs = objects(helm)
     assert set(objs) == {
         "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-        "RoleBinding", "Deployment", "PodDisruptionBudget",
+        "RoleBinding", "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }  # fmt: skip
     deploy = objs["Deployment"]
     assert deploy["spec"]["replicas"] == 2

@@ -41,8 +41,11 @@ def kube() -> FakeKube:
 
 @pytest.fixture
 def rec(kube: FakeKube) -> Reconciler:
+    # Address grants are judged in test_operator_grants.py; here any address is allowed.
     return Reconciler(
-        cast(Kube, kube), OperatorSettings(agent_namespace="agents"), clock=lambda: NOW
+        cast(Kube, kube),
+        OperatorSettings(agent_namespace="agents", address_grants=False),
+        clock=lambda: NOW,
     )
 
 

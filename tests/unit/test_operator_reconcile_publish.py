@@ -65,8 +65,11 @@ class ServiceKube(FakeKube):
 
 def setup() -> tuple[ServiceKube, Reconciler]:
     kube = ServiceKube()
+    # Address grants are judged in test_operator_grants.py; here any address is allowed.
     return kube, Reconciler(
-        cast(Kube, kube), OperatorSettings(agent_namespace="agents"), clock=lambda: NOW
+        cast(Kube, kube),
+        OperatorSettings(agent_namespace="agents", address_grants=False),
+        clock=lambda: NOW,
     )
 
 

@@ -87,6 +87,8 @@ spec:
         - $(POD_NAMESPACE)
         - --metrics-port
         - '9640'
+        - --address-grants
+        - 'on'
         - --log-level
         - info
         env:

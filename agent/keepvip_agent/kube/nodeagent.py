@@ -30,6 +30,7 @@ from keepvip_agent.kube.pods import node_addresses, peer_addresses
 from keepvip_agent.kube.secretkeys import SecretKeys
 from keepvip_agent.kube.selection import (
     UPGRADING,
+    Gate,
     ParseCache,
     Selection,
     handover_hold,
@@ -40,7 +41,9 @@ from keepvip_agent.kube.vipglue import VipGlue
 from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
+from keepvip_api.acceptance import Trust
 from keepvip_api.crd import GROUP, PLURAL, VERSION
+from keepvip_api.model import VirtualIP
 from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
 from keepvip_api.placement import maintenance
 
@@ -56,8 +59,15 @@ class NodeController:
         node: str,
         agent_namespace: str,
         watch_namespaces: Sequence[str] = (),
+        trust: Trust | None = None,
     ) -> None:
         self.kube, self.agent, self.node = kube, agent, node
+        self.trust = trust
+        """None: no gate (the tests that play an operator of an earlier release)."""
+        self._accepted: dict[str, VirtualIP] = {}
+        """What ran in the last round, by key: the last accepted spec of each (selection.Gate)."""
+        self._labels: dict[str, dict[str, str]] | None = None
+        """Namespace labels by name, when the trust names a label."""
         self.agent_namespace = agent_namespace
         self.watch_namespaces = tuple(watch_namespaces)
         self.loop = asyncio.get_running_loop()
@@ -104,8 +114,13 @@ class NodeController:
             field_selector=f"metadata.name={self.node}",
         )
         self._list_watches += [peers, node]
-        peers.start()
-        node.start()
+        if self.trust is not None and self.trust.trusted_label is not None:
+            self._list_watches.append(ListWatch(
+                self.kube, "namespaces", self.kube.core.list_namespace, self._on_namespaces,
+                self.loop,
+            ))  # fmt: skip
+        for w in self._list_watches:
+            w.start()
         # Join with the peer list known, so the first adverts go to the right nodes.
         deadline = self.loop.time() + FIRST_PEERS_WAIT
         while self._peer_pods is None and self.loop.time() < deadline:  # noqa: ASYNC110
@@ -163,6 +178,15 @@ class NodeController:
             glue.report_cordon()
         self._dirty.set()
 
+    def _on_namespaces(self, items: list[dict[str, Any]]) -> None:
+        self._labels = {
+            str((n.get("metadata") or {}).get("name")): dict(
+                (n.get("metadata") or {}).get("labels") or {}
+            )
+            for n in items
+        }
+        self._dirty.set()
+
     def _maintenance(self) -> str | None:
         return maintenance(self._node) if self._node is not None else None
 
@@ -194,7 +218,11 @@ class NodeController:
         if len(self._vips) < len(self.watch_namespaces or ("",)):
             return  # not every VirtualIP list is in yet
         objects = [o for items in self._vips.values() for o in items]
-        sel = select(objects, self._node, cache=self._parsed)
+        gate = None
+        if self.trust is not None:
+            gate = Gate(self.trust, self._labels, self._accepted)
+        sel = select(objects, self._node, gate, cache=self._parsed)
+        self._accepted = dict(sel.run)
         by_key = {
             f"{(o.get('metadata') or {}).get('namespace', '')}/{o['metadata']['name']}": o
             for o in objects
@@ -297,13 +325,16 @@ async def run_node_agent(
     watch_namespaces: Sequence[str],
     metrics_address: str,
     metrics_port: int,
+    trust: Trust | None = None,
 ) -> int:
     from keepvip_agent.runtime.http import serve
 
     kube = Kube()
     async with Agent(node) as agent:
         agent.install_signal_handlers()
-        controller = NodeController(kube, agent, node, agent_namespace, watch_namespaces)
+        controller = NodeController(
+            kube, agent, node, agent_namespace, watch_namespaces, trust=trust
+        )
         agent.readiness_problem = controller.ready_problem
         web = await serve(agent, metrics_address, metrics_port) if metrics_port else None
         try:

@@ -7,6 +7,19 @@ placement (``nodeSelector``, ``tolerations``) selects this Node, judged by
 :func:`keepvip_api.placement.judge` as the operator judges it. Anything else
 runs nothing and writes nothing: an unparsable spec is the operator's to
 report, and a VirtualIP for another node is none of this node's business.
+
+In a shared cluster (:class:`Gate`) two more rules, so that a tenant's
+VirtualIP never makes this node bind or run anything the admin did not allow:
+
+* with address grants on, only a generation the operator accepted runs
+  (:func:`keepvip_api.acceptance.acceptance`). While a newer generation is
+  not judged yet, the last accepted spec keeps running (an edit of a serving
+  VirtualIP must not drop its VIP for the operator's round trip); a refused
+  generation stops it. After a restart nothing is remembered: an unjudged
+  generation waits.
+* commands and checks aimed at this node run only for trusted namespaces,
+  whatever the operator said (defence in depth: the same rule,
+  :func:`keepvip_api.acceptance.trust_problems`).
 """
 
 from __future__ import annotations
@@ -17,10 +30,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keepvip_api import SpecError, from_api_object
+from keepvip_api.acceptance import Trust, acceptance, node_addresses, refusal, trust_problems
 from keepvip_api.model import VirtualIP
 from keepvip_api.placement import NodeView, judge
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a node agent in a shared cluster obeys besides placement."""
+
+    trust: Trust
+    labels: Mapping[str, Mapping[str, str]] | None = None
+    """Namespace labels by name (read only when the trust names a label)."""
+    accepted: Mapping[str, VirtualIP] = field(default_factory=dict)
+    """The VirtualIPs run in the last round, by key: the last accepted spec of each."""
 
 
 @dataclass
@@ -67,6 +92,27 @@ def handover_hold(obj: Mapping[str, Any], vip: VirtualIP, node: str) -> float:
     if not master or master == node:
         return 0.0
     return 4 * vip.spec.advert_interval + HOLD_MARGIN
+
+
+def _gated(
+    obj: Mapping[str, Any], vip: VirtualIP, gate: Gate, own: set[Any]
+) -> tuple[VirtualIP | None, str | None]:
+    """The VirtualIP to run (the object's, or its last accepted one), or why none."""
+    if gate.trust.address_grants:
+        verdict = acceptance(obj)
+        if verdict == "refused":
+            return None, "refused by the operator: " + refusal(obj)
+        if verdict == "pending":
+            last = gate.accepted.get(vip.key)
+            if last is None:
+                return None, "waiting for the operator to accept this generation"
+            vip = last
+    ns = vip.metadata.namespace or ""
+    labels = gate.labels.get(ns) if gate.labels is not None else None
+    problem = trust_problems(vip.spec, ns, gate.trust, labels, own)
+    if problem is not None:
+        return None, f"refused on this node: {problem[0]}: {problem[1]}"
+    return vip, None
 
 
 class ParseCache:
@@ -118,6 +164,7 @@ class ParseCache:
 def select(
     objects: Iterable[Mapping[str, Any]],
     node: Mapping[str, Any] | None,
+    gate: Gate | None = None,
     *,
     cache: ParseCache | None = None,
 ) -> Selection:
@@ -128,6 +175,7 @@ def select(
     else:
         cache.keep_only(objects)
     view = NodeView.from_api_object(node) if node is not None else None
+    own = node_addresses(node) if node is not None else set()
     for obj in objects:
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
@@ -148,9 +196,12 @@ def select(
         elif view is None:
             out.skipped[key] = "this Node is not known yet"
         else:
-            placed = judge(view, vip.spec.node_selector, vip.spec.tolerations)
-            if placed.selected:
-                out.run[vip.key] = vip
+            chosen, why = _gated(obj, vip, gate, own) if gate is not None else (vip, None)
+            placed = judge(view, chosen.spec.node_selector, chosen.spec.tolerations) if (
+                chosen is not None
+            ) else None  # fmt: skip
+            if chosen is not None and placed is not None and placed.selected:
+                out.run[chosen.key] = chosen
             else:
-                out.skipped[key] = placed.reason
+                out.skipped[key] = why or (placed.reason if placed is not None else "refused")
     return out

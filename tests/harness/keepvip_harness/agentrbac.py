@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,22 +41,28 @@ PATHS = {
 }
 
 
-def render(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
-    """The chart's agent RBAC for release ``ns`` in namespace ``ns``."""
+def render(
+    cp: ControlPlane, ns: str, template: str = TEMPLATE, values: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """One template of the chart for release ``ns`` in namespace ``ns`` (``values``: ``k=v``
+    strings for ``--set-string``)."""
+    sets = [arg for v in values for arg in ("--set-string", v)]
     out = subprocess.run(
         [str(cp.binary("helm")), "template", ns, str(CHART), "--namespace", ns,
-         "--show-only", TEMPLATE, "--kube-version", "1.31.0"],
+         "--show-only", template, "--kube-version", "1.31.0", *sets],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d]
 
 
 @contextlib.contextmanager
-def agent_rbac(cp: ControlPlane, ns: str) -> Iterator[list[dict[str, Any]]]:
+def agent_rbac(
+    cp: ControlPlane, ns: str, values: Sequence[str] = ()
+) -> Iterator[list[dict[str, Any]]]:
     """The agents' static RBAC applied in ``ns`` until the block ends."""
     api = cp.admin_rest()
     created: list[str] = []
-    objs = render(cp, ns)
+    objs = render(cp, ns, values=values)
     try:
         for obj in objs:
             base = PATHS[obj["kind"]].format(ns=ns)

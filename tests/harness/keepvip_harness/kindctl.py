@@ -56,6 +56,16 @@ NODE_RANGE6 = "2001:db8:4b1d::/112"
 # (.97 and up).
 SCALE_VIPS4 = ipaddress.IPv4Network("198.51.100.64/27")
 SCALE_VIPS6 = ipaddress.IPv6Network("2001:db8:4b1d::1:0/112")
+E2E_GRANT = {
+    "apiVersion": "keepvip.io/v1alpha1",
+    "kind": "VirtualIPPool",
+    "metadata": {"name": "keepvip-e2e-grant"},
+    "spec": {
+        "addresses": [f"{SUBNET[0]}-{SUBNET[-1]}", str(SUBNET6)],
+        "usedBy": ["VirtualIPs"],
+    },
+}
+"""The e2e VirtualIPs' addresses, granted to every namespace (never to a Service)."""
 STATE = Path(
     os.environ.get("KEEPVIP_KIND_DIR")
     or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "keepvip-kind")
@@ -252,6 +262,11 @@ class Cluster:
         with kind_env(self.docker.host or ""):
             self.kind.load_docker_image(ref)
         repository, _, tag = ref.rpartition(":")
+        # Helm installs CRDs but never upgrades them: a kind cluster kept from an earlier
+        # run gets them as docs/install.md's upgrade does.
+        if self.kubectl("get", "crd", "virtualips.keepvip.io", "--ignore-not-found").strip():
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                         str(REPO / "charts" / "keepvip" / "crds"))  # fmt: skip
         helm_home = STATE / "helm"
         subprocess.run(
             [helm_binary(), "upgrade", "--install", RELEASE, str(REPO / "charts" / "keepvip"),
@@ -262,6 +277,9 @@ class Cluster:
             env={**os.environ, "KUBECONFIG": str(KUBECONFIG),
                  **{f"HELM_{k}_HOME": str(helm_home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}},
         )  # fmt: skip
+        # Address grants are on (the chart's default): as its NOTES ask, the admin grants
+        # the VirtualIPs their addresses, here the tier's networks to every namespace.
+        self.apply(E2E_GRANT)
         return ref
 
     def operator_ready(self) -> bool:

@@ -133,6 +133,12 @@ def node_agent_daemonset(ns: str, log_level: str = "info") -> dict[str, Any]:
             "$(POD_NAMESPACE)",
             "--metrics-port",
             str(port),
+            # No operator here to accept anything: the agents run what they read, and
+            # this namespace's exec checks (a test's own) are trusted.
+            "--address-grants",
+            "off",
+            "--trusted-namespaces",
+            "$(POD_NAMESPACE)",
             "--log-level",
             log_level,
         ],

@@ -1,0 +1,540 @@
+"""keepvip, MetalLB (layer 2) and kube-vip (ARP) side by side on one kind cluster, one client.
+
+``.venv/bin/python benchmarks/peers.py [--scenarios crash,drain,agent,create] [--runs 3]
+[--phases default,tuned,lease15] [--policy Cluster] [--fresh]`` (root; takes the kind
+cluster of ``make kind-up``, reused or created and removed again; run it inside
+``flock /tmp/keepvip-kind.lock flock /tmp/keepvip-heavy.lock``). ``hack/peers/run.sh``
+runs the whole in pieces of one round and phase each, so that no piece holds the locks
+long, with ``KEEPVIP_KEEP_KIND=1 KEEPVIP_KEEP_PEERS=1`` so the pieces share one cluster.
+
+Each implementation serves an identical LoadBalancer Service of its own class
+and address in front of one app Deployment (a pod per worker, pod network).
+One client container on the kind network probes the Service under test
+(a GET every 5 ms, 100 ms timeout). Per scenario and round the
+implementations take turns (keepvip, MetalLB, kube-vip), each run aimed at the
+node that answers for that implementation's address (read from the client's
+ARP entry, the same way for all three):
+
+  crash    ``docker kill`` of that node; the node is started again after the run
+  hang     ``docker pause`` of that node (unpaused after the run)
+  drain    ``kubectl drain`` of that node (uncordoned after)
+  agent    deleting that node's speaker / agent pod (the DaemonSet makes a new one)
+  create   a new Service (the others' stay) until its address first answers
+  api      kube-apiserver SIGSTOPped 60 s, then a ``docker kill`` of the holder while
+           it is still stopped
+  local    (policy Local) the app on that node stops being Ready
+
+Phases: ``default`` (every implementation at its upstream defaults), ``tuned``
+(keepvip at 100 ms adverts, kube-vip at lease 3/2/1 with per-Service
+election; MetalLB has no timer setting) and ``lease15`` (kube-vip at the
+15/10/2 s lease of its later releases). Results are merged by (scenario,
+policy, setting) into benchmarks/results/peers.json (added to what is there unless
+``--fresh``), and peers.md is written from the whole file, so every piece adds runs. Nothing here gates CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import peers_install as inst
+import peers_report
+import peers_resources
+from keepvip_api.names import NODE_AGENT_SELECTOR
+from keepvip_harness import kindctl
+from keepvip_harness.dockerctl import Docker
+from keepvip_harness.kindsuite import deployed_image
+from keepvip_harness.labdaemons import machine
+from peers_probe import LiveProbe, holder, mac_of, outcome, takeover
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PHASES = {
+    "default": [("keepvip", "default"), ("metallb", "default"), ("kube-vip", "default")],
+    "tuned": [("keepvip", "tuned"), ("kube-vip", "tuned")],
+    "lease15": [("kube-vip", "lease 15/10/2")],
+}
+AGENT_PODS = {
+    inst.KEEPVIP: (
+        kindctl.CHART_NAMESPACE,
+        ",".join(f"{k}={v}" for k, v in NODE_AGENT_SELECTOR.items()),
+    ),
+    inst.METALLB: (inst.METALLB_NS, "component=speaker"),
+    inst.KUBE_VIP: (inst.KUBE_VIP_NS, "app.kubernetes.io/name=kube-vip-ds"),
+}
+
+
+def setting(impl: str, name: str) -> inst.Setting:
+    (found,) = [s for s in inst.SETTINGS if s.impl == impl and s.name == name]
+    return found
+
+
+@dataclass
+class Bench:
+    cluster: kindctl.Cluster
+    docker: Docker
+    client: str
+    policy: str
+    addresses: dict[str, str]
+    current: dict[str, inst.Setting] = field(default_factory=dict)
+
+    def kubectl(self, *args: str, **kw: Any) -> str:
+        return self.cluster.kubectl(*args, **kw)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def configure(self, s: inst.Setting) -> None:
+        if self.current.get(s.impl) == s:
+            return
+        if s.impl == inst.KEEPVIP:
+            self.cluster.apply(inst.keepvip_pool(self.addresses[s.impl], s))
+            # A new VirtualIP from the pool's new defaults: the Service again.
+            self.kubectl(
+                "delete",
+                "service",
+                f"lb-{s.impl}",
+                "-n",
+                inst.NAMESPACE,
+                "--ignore-not-found",
+                "--wait=true",
+            )
+        elif s.impl == inst.KUBE_VIP:
+            inst.install_kube_vip(self.cluster, s)
+        self.current[s.impl] = s
+        self.ensure_service(s.impl)
+
+    def ensure_service(self, impl: str) -> None:
+        self.cluster.apply(inst.service(impl, self.addresses[impl], self.policy))
+
+    def answers(self, impl: str) -> bool:
+        return (
+            holder(self.cluster, self.client, self.addresses[impl], inst.SERVICE_PORT) is not None
+        )
+
+    def settle(self, impl: str) -> str:
+        """Everything back to normal; the node answering for ``impl``'s address."""
+        self.cluster.revive()
+        kindctl.wait_until("3 Ready app pods", self.app_ready, 300)
+        for ns, selector in AGENT_PODS.values():
+            kindctl.wait_until(
+                f"{selector} Ready", lambda ns=ns, sel=selector: self.pods_ready(ns, sel), 300
+            )
+        found: str = kindctl.wait_until(
+            f"a node answering for {impl}",
+            lambda: holder(self.cluster, self.client, self.addresses[impl], inst.SERVICE_PORT),
+            120, every=0.5,
+        )  # fmt: skip
+        return found
+
+    def app_ready(self) -> bool:
+        dep = self.cluster.get("deployment", "web", "-n", inst.NAMESPACE)["status"]
+        return bool(dep.get("readyReplicas") == 3 and dep.get("updatedReplicas") == 3)
+
+    def pods_ready(self, ns: str, selector: str) -> bool:
+        pods = self.cluster.get("pods", "-n", ns, "-l", selector)["items"]
+        nodes = {p["spec"].get("nodeName") for p in pods}
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return set(self.cluster.workers()) <= nodes and all(
+            any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions") or []
+            )
+            for p in live
+        )
+
+    def probe(self, impl: str) -> LiveProbe:
+        return LiveProbe(self.docker, self.client, self.addresses[impl], inst.SERVICE_PORT)
+
+
+# -- the scenarios ----------------------------------------------------------------------------
+
+
+def taken_over(p: LiveProbe, since: float, old_mac: str) -> dict[str, Any]:
+    """The outage: until a request is answered through another node's MAC (with
+    externalTrafficPolicy Cluster the old node's own pod dies first while the node still
+    forwards to the others, so the first answer after a failure proves nothing)."""
+    t = takeover(p.lines, p.macs, since, old_mac)
+    return {**outcome(p.lines, since).as_dict(), "outage_s": None if t is None else round(t, 3)}
+
+
+def crash(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    b.docker("kill", node)
+    p.until_taken_over(since, old_mac, 90)
+    p.stop()
+    return taken_over(p, since, old_mac)
+
+
+def hang(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    b.docker("pause", node)
+    try:
+        p.until_taken_over(since, old_mac, 90)
+    finally:
+        b.docker("unpause", node)
+    p.stop()
+    return taken_over(p, since, old_mac)
+
+
+def moved(p: LiveProbe, since: float, old_mac: str) -> dict[str, Any]:
+    """What the client saw, and when (if at all) another node first answered."""
+    t = takeover(p.lines, p.macs, since, old_mac)
+    return {**outcome(p.lines, since).as_dict(), "moved_s": None if t is None else round(t, 3)}
+
+
+def drain(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    old_mac = mac_of(b.cluster, node)
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    try:
+        b.kubectl(
+            "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+            "--timeout=120s", timeout=180,
+        )  # fmt: skip
+        drained = time.monotonic() - since
+        p.until(time.monotonic() + 5.0)
+    finally:
+        b.kubectl("uncordon", node)
+    p.stop()
+    return {**moved(p, since, old_mac), "drain_s": round(drained, 3)}
+
+
+def agent(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    ns, selector = AGENT_PODS[impl]
+    pods = b.cluster.get(
+        "pods", "-n", ns, "-l", selector, "--field-selector", f"spec.nodeName={node}"
+    )["items"]
+    (pod,) = [x["metadata"]["name"] for x in pods]
+    old_mac = mac_of(b.cluster, node)
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    b.kubectl("delete", "pod", "-n", ns, pod, "--wait=false")
+    p.until_taken_over(since, old_mac, 15)
+    p.stop()
+    return moved(p, since, old_mac)
+
+
+def create(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    del node
+    name = f"lb-{impl}"
+    b.kubectl("delete", "service", name, "-n", inst.NAMESPACE, "--wait=true")
+    kindctl.wait_until("the address unanswered", lambda: not b.answers(impl), 120, every=1)
+    p = b.probe(impl)
+    time.sleep(0.5)
+    since = time.monotonic()
+    b.ensure_service(impl)
+    # kubectl's own start-up is in the figure for all three; when it returned says how much.
+    applied = time.monotonic() - since
+    p.take_until(since + 60, lambda: any(at >= since and who != "-" for at, who in p.lines))
+    p.stop()
+    first = next((at - since for at, who in p.lines if at >= since and who != "-"), None)
+    return {
+        "first_answer_s": None if first is None else round(first, 3),
+        "apply_returned_s": round(applied, 3),
+    }
+
+
+def api(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    cp = b.cluster.control_plane
+    pid = b.docker("exec", cp, "pgrep", "-x", "kube-apiserver").split()[0]
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    b.docker("exec", cp, "kill", "-STOP", pid)
+    try:
+        p.until(since + 60)
+        frozen = outcome(p.lines, since, since + 60)
+        old_mac = mac_of(b.cluster, node)
+        killed = time.monotonic()
+        b.docker("kill", node)
+        p.until_taken_over(killed, old_mac, 30)
+        after = taken_over(p, killed, old_mac)
+    finally:
+        b.docker("exec", cp, "kill", "-CONT", pid)
+    p.stop()
+    kindctl.wait_until("the API server answering", lambda: b.cluster.get("nodes") and True, 120)
+    return {
+        "frozen_unanswered_s": frozen.as_dict()["unanswered_s"],
+        "frozen_longest_gap_s": frozen.as_dict()["longest_gap_s"],
+        **{f"crash_{k}": v for k, v in after.items()},
+    }
+
+
+def local(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    pods = b.cluster.get(
+        "pods", "-n", inst.NAMESPACE, "-l", "app=web", "--field-selector", f"spec.nodeName={node}"
+    )
+    (pod,) = [x["metadata"]["name"] for x in pods["items"]]
+    p = b.probe(impl)
+    time.sleep(1.0)
+    since = time.monotonic()
+    b.kubectl("exec", "-n", inst.NAMESPACE, pod, "--", "rm", "/tmp/ready")
+    try:
+        p.until_recovered(since, 60)
+    finally:
+        b.kubectl("exec", "-n", inst.NAMESPACE, pod, "--", "touch", "/tmp/ready")
+    p.stop()
+    # With Local the answer names the node: the outage is until a node other than ``node``.
+    other = next(
+        (at - since for at, who in p.lines if at >= since and who not in {"-", node}), None
+    )
+    return {
+        **outcome(p.lines, since).as_dict(),
+        "other_node_s": None if other is None else round(other, 3),
+    }
+
+
+def resources(b: Bench, impl: str, node: str) -> dict[str, Any]:
+    del node
+    one = peers_resources.measure(b.cluster, impl, 20)
+    objects = peers_resources.scale_objects(impl, 50, b.policy)
+    b.cluster.apply(*objects)
+    services = [o for o in objects if o["kind"] == "Service"]
+
+    def assigned() -> bool:
+        got = b.cluster.get("services", "-n", inst.NAMESPACE)["items"]
+        ready = {
+            s["metadata"]["name"]
+            for s in got
+            if (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+        }
+        return all(s["metadata"]["name"] in ready for s in services)
+
+    try:
+        kindctl.wait_until("50 Services with an address", assigned, 300, every=2)
+        time.sleep(15)
+        fifty = peers_resources.measure(b.cluster, impl, 20)
+    finally:
+        for o in reversed(objects):
+            ns = ["-n", o["metadata"]["namespace"]] if "namespace" in o["metadata"] else []
+            b.kubectl(
+                "delete",
+                o["kind"].lower(),
+                o["metadata"]["name"],
+                *ns,
+                "--ignore-not-found",
+                "--wait=false",
+                check=False,
+            )
+    return {"idle_1": one, "idle_50": fifty}
+
+
+SCENARIOS: dict[str, Callable[[Bench, str, str], dict[str, Any]]] = {
+    "crash": crash, "hang": hang, "drain": drain, "agent": agent, "create": create, "api": api,
+    "local": local, "resources": resources,
+}  # fmt: skip
+
+
+# -- the whole ----------------------------------------------------------------------------------
+
+
+def setup(cluster: kindctl.Cluster, docker: Docker, policy: str) -> Bench:
+    image = deployed_image(cluster)
+    inst.load_images(cluster)
+    cluster.kubectl("create", "namespace", inst.NAMESPACE, check=False)
+    cluster.apply(inst.app(image))
+    kindctl.wait_until("3 Ready app pods", lambda: _app_ready(cluster), 300)
+    top = cluster.subnet.broadcast_address
+    addresses = {
+        inst.KEEPVIP: str(top - 6),
+        inst.METALLB: str(top - 5),
+        inst.KUBE_VIP: str(top - 4),
+    }
+    inst.install_metallb(cluster, addresses[inst.METALLB])
+    client = docker.run("--network", cluster.network, image, "sleep", "infinity")
+    b = Bench(cluster, docker, client, policy, addresses)
+    for impl, name in PHASES["default"]:
+        b.configure(setting(impl, name))
+    return b
+
+
+def _app_ready(cluster: kindctl.Cluster) -> bool:
+    status = cluster.get("deployment", "web", "-n", inst.NAMESPACE)["status"]
+    return bool(status.get("readyReplicas") == 3)
+
+
+def teardown(cluster: kindctl.Cluster) -> None:
+    """Remove what setup() made, by name."""
+    k = cluster.kubectl
+    k(
+        "delete",
+        "namespace",
+        inst.NAMESPACE,
+        "--ignore-not-found",
+        "--wait=true",
+        check=False,
+        timeout=300,
+    )
+    k("delete", "virtualippool", "peers", "--ignore-not-found", check=False)
+    with contextlib.suppress(Exception):
+        k(
+            "delete",
+            "--ignore-not-found",
+            "-f",
+            "-",
+            stdin="\n---\n".join(
+                json.dumps(o) for o in inst.kube_vip_objects(setting(inst.KUBE_VIP, "default"))
+            ),
+            check=False,
+        )
+    with contextlib.suppress(Exception):
+        k(
+            "delete",
+            "--ignore-not-found",
+            "--wait=true",
+            "-f",
+            "-",
+            stdin="\n---\n".join(json.dumps(o) for o in inst.metallb_objects()),
+            check=False,
+            timeout=300,
+        )
+
+
+def run(
+    b: Bench,
+    scenarios: list[str],
+    phases: list[str],
+    runs: int,
+    save: Callable[[list[dict[str, Any]]], None],
+) -> list[dict[str, Any]]:
+    """Every run, implementations taking turns within a round; ``save`` after each run so
+    that a run cut short keeps what it measured. A run that fails is recorded with its
+    error (and left out of the figures); three in a row stop the benchmark."""
+    samples: list[dict[str, Any]] = []
+    errors = 0
+    for phase in phases:
+        for r in range(runs):
+            for impl, name in PHASES[phase]:
+                s = setting(impl, name)
+                for scenario in scenarios:
+                    sample = {
+                        "scenario": scenario, "policy": b.policy, "impl": impl, "setting": name,
+                        "round": r,
+                    }  # fmt: skip
+                    started = time.monotonic()
+                    try:
+                        b.configure(s)
+                        node = b.settle(impl)
+                        started = time.monotonic()
+                        sample |= {"node": node, **SCENARIOS[scenario](b, impl, node)}
+                        errors = 0
+                    except (AssertionError, RuntimeError, subprocess.SubprocessError) as exc:
+                        errors += 1
+                        sample["error"] = str(exc)[-500:]
+                        if errors >= 3:
+                            raise
+                    sample["run_s"] = round(time.monotonic() - started, 1)
+                    print(json.dumps(sample), flush=True)
+                    samples.append(sample)
+                    save(samples)
+    return samples
+
+
+def merge(
+    base: dict[str, Any], samples: list[dict[str, Any]], command: str, versions: dict[str, Any]
+) -> dict[str, Any]:
+    """``samples`` added to the runs already in ``base`` (pieces of one benchmark accumulate)."""
+    doc = copy.deepcopy(base)
+    doc["runs"] += samples
+    doc["commands"] = [
+        *doc.get("commands", []),
+        {"command": command, "date": datetime.now(UTC).isoformat(timespec="seconds")},
+    ]
+    doc["versions"] = versions
+    doc["settings"] = {s.label: s.describe for s in inst.SETTINGS}
+    doc["machine"] = machine()
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="crash,drain,agent,create")
+    parser.add_argument("--phases", default="default,tuned,lease15")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--policy", choices=["Cluster", "Local"], default="Cluster")
+    parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite peers.md from peers.json"
+    )
+    parser.add_argument(
+        "--teardown",
+        action="store_true",
+        help="only remove what earlier pieces left on the cluster (the peers, the app)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="start peers.json afresh (default: add to it)"
+    )
+    args = parser.parse_args(argv)
+    if args.report:
+        peers_report.write(args.out.with_suffix(".md"), json.loads(args.out.read_text()))
+        return 0
+    if args.teardown:
+        host, _ = kindctl.docker_daemon()
+        # The running cluster as it is: no keepvip rebuild or chart upgrade just to clean up.
+        teardown(kindctl.Cluster(Docker("/usr/bin/docker", host), None, kindctl.kubectl_binary()))
+        return 0
+    scenarios, phases = args.scenarios.split(","), args.phases.split(",")
+    unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))
+    if unknown:
+        parser.error(f"unknown scenario or phase: {', '.join(unknown)}")
+
+    host, started_daemon = kindctl.docker_daemon()
+    docker = Docker("/usr/bin/docker", host)
+    cluster: kindctl.Cluster | None = None
+    base: dict[str, Any] = (
+        json.loads(args.out.read_text())
+        if args.out.exists() and not args.fresh
+        else {"runs": [], "commands": []}
+    )
+    command = ".venv/bin/python benchmarks/peers.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    versions = peers_report.versions()
+
+    def save(samples: list[dict[str, Any]]) -> None:
+        doc = merge(base, samples, command, versions)
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+        peers_report.write(args.out.with_suffix(".md"), doc)
+
+    try:
+        cluster = kindctl.up(docker)
+        b = setup(cluster, docker, args.policy)
+        run(b, scenarios, phases, args.runs, save)
+    finally:
+        docker.cleanup()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.revive()
+            if cluster.created and os.environ.get("KEEPVIP_KEEP_KIND") != "1":
+                kindctl.down(docker)
+            elif os.environ.get("KEEPVIP_KEEP_PEERS") != "1":
+                teardown(cluster)
+        if (
+            started_daemon
+            and (cluster is None or cluster.created)
+            and os.environ.get("KEEPVIP_KEEP_KIND") != "1"
+        ):
+            subprocess.run([str(kindctl.KIND_HACK / "dockerd.sh"), "stop"], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""benchmarks/results/peers.md from peers.json: one table, medians, worst runs and ratios.
+
+Each scenario has one headline figure (FIGURES); a row is one implementation in
+one setting, with its ratio against keepvip at its default (1 s adverts) and
+at its tuned setting (100 ms) for the same scenario and policy. A run where
+the address never answered again within the window counts as that window
+(shown with ">").
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from keepvip_harness.labdaemons import median
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIGURES = {
+    "crash": (
+        "outage_s",
+        "node crash (`docker kill` of the answering node): s until answered again",
+    ),
+    "hang": ("outage_s", "node hang (`docker pause`): s until answered again"),
+    "drain": (
+        "longest_gap_s",
+        "`kubectl drain` of the answering node: longest stretch unanswered, s",
+    ),
+    "agent": (
+        "longest_gap_s",
+        "that node's speaker/agent pod deleted: longest stretch unanswered, s",
+    ),
+    "create": ("first_answer_s", "Service created: s to its first answer"),
+    "api": ("frozen_unanswered_s", "API server SIGSTOPped 60 s: s unanswered in those 60 s"),
+    "api-crash": (
+        "crash_outage_s",
+        "... then the answering node killed, API still stopped: s until answered",
+    ),
+    "local": (
+        "other_node_s",
+        "app not Ready on the answering node (Local): s until another node answers",
+    ),
+}
+METHOD = """How it is measured: one kind cluster (1 control plane, 3 workers; kube-proxy in iptables
+mode), all three load balancers installed at once, each with an identical LoadBalancer
+Service of its own class and address in front of one app Deployment (a pod per worker, pod
+network). One client container on the kind network GETs the Service under test every 5 ms
+(100 ms timeout) and, after each attempt, reads its ARP entry for the address: the MAC of the
+node that took the request. Each run is aimed at the node that answers for that
+implementation's address; the implementations take turns round by round.
+
+- crash, hang: from `docker kill` / `docker pause` to the first request answered through
+  another node's MAC. With externalTrafficPolicy Cluster, 1 request in 3 sent by the new node
+  still goes to the dead node's pod until the endpoint controller marks it not ready (about
+  40 s), the same for all three; those failures are not counted in the figure.
+- drain, agent: the longest stretch without an answer while `kubectl drain` runs (and 5 s
+  after) / in the 15 s after the speaker or agent pod on that node is deleted (or until
+  another node took over). `moved_s` in the JSON says when another node answered, if at all.
+- create: from just before `kubectl apply` of the Service to its first answer (the JSON's
+  `apply_returned_s` says when kubectl returned: about 0.14 s).
+"""
+ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
+IMPLS = ["keepvip", "metallb", "kube-vip"]
+STALE = 0.1  # s: see not_the_holder
+RESOLUTION = 0.2  # s: below this a median is one or two failed attempts, and a ratio says nothing
+# The settings each row of the table compares (keepvip, MetalLB, kube-vip); "" : not in it.
+GROUPS = {
+    "upstream defaults": ("default", "default", "default"),
+    "tuned": ("tuned", "default", "tuned"),
+    "kube-vip lease 15/10/2": ("default", "", "lease 15/10/2"),
+}
+SHORT = {
+    "crash": "node crash",
+    "hang": "node hang",
+    "drain": "drain",
+    "agent": "speaker/agent pod deleted",
+    "create": "Service created",
+    "api": "API server stopped 60 s",
+    "api-crash": "... and a node crash",
+    "local": "app not Ready (Local)",
+}
+
+
+def _cell(r: dict[str, Any] | None, base: float) -> str:
+    if r is None:
+        return "-"
+    never = f", {r['never']} never answered" if r["never"] else ""
+    # No ratio below RESOLUTION: a single failed attempt (a 0.1 s timeout) against none.
+    ratio = (
+        f" x{r['median'] / base:.1f}"
+        if base >= RESOLUTION and not math.isnan(base) and r["impl"] != "keepvip"
+        else ""
+    )
+    gt = ">" if r["never"] else ""
+    return f"{gt}{_fmt(r['median'])} / {_fmt(r['worst'])} ({r['n']}{never}){ratio}"
+
+
+def _env(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line[:1].isupper() and "=" in line
+    )
+
+
+def versions() -> dict[str, Any]:
+    peers = _env(REPO / "hack/peers/versions.env")
+    kind = _env(REPO / "hack/kind/versions.env")
+    cp = _env(REPO / "hack/controlplane/versions.env")
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "keepvip": f"commit {commit}",
+        "metallb": peers.get("METALLB_VERSION"),
+        "kube-vip": peers.get("KUBE_VIP_VERSION"),
+        "kubernetes": cp.get("KUBERNETES_VERSION"),
+        "kind": kind.get("KIND_VERSION"),
+        "containerd": kind.get("CONTAINERD_VERSION"),
+    }
+
+
+def _values(runs: list[dict[str, Any]], field: str) -> tuple[list[float], int]:
+    """The figure of each run (a run never answered again counts as its window) and how many
+    runs never answered."""
+    out, never = [], 0
+    for r in runs:
+        v = r.get(field)
+        if v is None:
+            never += 1
+            v = r.get("window_s") or r.get("crash_window_s") or float("nan")
+        out.append(float(v))
+    return out, never
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.2f}"
+
+
+def not_the_holder(r: dict[str, Any]) -> bool:
+    """A crash or hang that another node answered within 0.1 s: the node hit was not the one
+    answering (probably: the client's ARP entry still named the node before a move, whose
+    kube-proxy keeps forwarding), so the run measured nothing; it is left out and counted."""
+    return r["scenario"] in {"crash", "hang"} and (r.get("outage_s") or 1.0) < STALE
+
+
+def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for r in doc["runs"]:
+        if r["scenario"] == "resources" or "error" in r or not_the_holder(r):
+            continue
+        runs.append(r)
+        if r["scenario"] == "api":
+            runs.append({**r, "scenario": "api-crash"})
+    out = []
+    keys = sorted(
+        {(r["scenario"], r["policy"], r["impl"], r["setting"]) for r in runs},
+        key=lambda k: (ORDER.index(k[0]), k[1], IMPLS.index(k[2]), k[3]),
+    )
+    for scenario, policy, impl, name in keys:
+        field = FIGURES[scenario][0]
+        mine = [
+            r
+            for r in runs
+            if (r["scenario"], r["policy"], r["impl"], r["setting"])
+            == (scenario, policy, impl, name)
+        ]
+        values, never = _values(mine, field)
+        out.append({
+            "scenario": scenario, "policy": policy, "impl": impl, "setting": name, "n": len(values),
+            "median": median(values), "worst": max(values), "never": never,
+        })  # fmt: skip
+    return out
+
+
+NOTES = "## Notes (written by hand; kept when the file is rewritten)"
+
+
+def write(path: Path, doc: dict[str, Any]) -> None:
+    """peers.md from ``doc``, keeping the hand-written notes at its end."""
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else ""
+    path.write_text(markdown(doc) + ("\n" + notes if notes else ""))
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    table = rows(doc)
+    stats = {(r["scenario"], r["policy"], r["impl"], r["setting"]): r for r in table}
+    lines = [
+        "# keepvip, MetalLB and kube-vip side by side on kind",
+        "",
+        "Written by `benchmarks/peers.py` from `peers.json` (every run is there); commands:",
+        "",
+        *[f"- `{c['command']}` ({c['date']})" for c in doc.get("commands", [])],
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items()) + ".",
+        f"Machine: {doc.get('machine', {}).get('nproc')} cores, "
+        f"kernel {doc.get('machine', {}).get('kernel')}.",
+        "",
+        "Each cell: median / worst in seconds (runs), and the median's ratio to keepvip's in the "
+        "same row (none where keepvip's median is under 0.2 s: that is one or two failed attempts "
+        "of 0.1 s, noise rather than a difference). Rows: every implementation at its upstream defaults; each at its tuned "
+        "setting (MetalLB has no timer to tune: its default runs again); kube-vip at the "
+        "15/10/2 s lease of its later releases against keepvip's default.",
+        "",
+        "| scenario | policy | settings | keepvip | MetalLB | kube-vip |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario, policy in sorted(
+        {(r["scenario"], r["policy"]) for r in table}, key=lambda k: (ORDER.index(k[0]), k[1])
+    ):
+        for group, names in GROUPS.items():
+            found = [
+                stats.get((scenario, policy, impl, n)) if n else None
+                for impl, n in zip(IMPLS, names, strict=True)
+            ]
+            if found[0] is None or (found[2] is None and found[1] is None):
+                continue
+            base = found[0]["median"]
+            cells = [_cell(f, base) for f in found]
+            lines.append(f"| {SHORT[scenario]} | {policy} | {group} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"- **{SHORT[k]}**: {FIGURES[k][1]}" for k in ORDER]]
+    measured = {r["scenario"] for r in table} | {
+        r["scenario"] for r in doc["runs"] if "error" not in r
+    }
+    missing = [FIGURES[k][1] for k in ORDER if k not in measured and k != "api-crash"]
+    if "resources" not in measured:
+        missing.append("resources (pods, RSS, CPU per node at idle with 1 and 50 Services)")
+    errors = [r for r in doc["runs"] if "error" in r]
+    stale = [r for r in doc["runs"] if not_the_holder(r)]
+    lines += ["", METHOD]
+    if missing:
+        lines += ["", "Not measured yet (no runs in this file): " + "; ".join(missing) + "."]
+    if errors:
+        lines += [
+            "",
+            f"{len(errors)} run(s) failed and are left out of the figures (their errors are in "
+            "peers.json).",
+        ]
+    if stale:
+        lines += [
+            "",
+            f"{len(stale)} crash/hang run(s) left out: another node answered within "
+            f"{STALE} s, so the node hit was not the one answering (probably: the client's ARP "
+            "entry still named the node before a move, whose kube-proxy keeps forwarding): "
+            + ", ".join(f"{r['impl']} ({r['setting']}) {r['outage_s']} s" for r in stale)
+            + ".",
+        ]
+    lines += resources_table(doc)
+    lines += ["", "## Settings", ""]
+    lines += [f"- **{k}**: {v}" for k, v in doc.get("settings", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def resources_table(doc: dict[str, Any]) -> list[str]:
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
+    if not runs:
+        return []
+    out = [
+        "",
+        "## Resources at idle (medians over the runs; processes found on the nodes, summed)",
+        "",
+        "| implementation (setting) | runs | Services | processes (nodes) | CPU % of a core | RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    keys = sorted(
+        {(r["impl"], r["setting"]) for r in runs}, key=lambda k: (IMPLS.index(k[0]), k[1])
+    )
+    for impl, name in keys:
+        mine = [r for r in runs if (r["impl"], r["setting"]) == (impl, name)]
+        for count, key in ((1, "idle_1"), (50, "idle_50")):
+            m = [r[key] for r in mine]
+            nodes = median([len(x["per_node"]) for x in m])
+            out.append(
+                f"| {impl} ({name}) | {len(m)} | {count} | {median([x['processes'] for x in m]):.0f} "
+                f"({nodes:.0f}) | {median([x['cpu_pct_total'] for x in m]):.2f} "
+                f"| {median([x['rss_mib_total'] for x in m]):.0f} |"
+            )
+    return out
