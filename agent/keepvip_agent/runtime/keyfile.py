@@ -1,9 +1,11 @@
 """A standalone agent's authHMAC keys: a file, read at start and again whenever it changes.
 
-Polled (its size, mtime and inode, once a second) rather than watched with
+Polled (its inode, mode and content, once a second) rather than watched with
 inotify: an editor or ``mv`` that replaces the file, a bind-mounted file and
-a file on a network file system all show up the same way, and one ``stat``
-a second costs nothing. The keys go to a callback as a parsed
+a file on a network file system all show up the same way, and reading a few
+lines a second costs nothing. The content is compared, not the mtime: a key
+replaced by one of the same length within one clock tick of the file
+system's timestamps (a few milliseconds) left size and mtime unchanged. The keys go to a callback as a parsed
 :class:`~keepvip_agent.vrrp.authstate.Keyring`, or ``None`` and the problem in
 one line; what a broken file means (a fault before any key was loaded, the
 last good keys after) is the instance's rule, not this module's.
@@ -42,12 +44,13 @@ def read_keyring(path: str) -> Keyring:
         raise KeyringError(f"key file {path}: {exc}") from None
 
 
-def _signature(path: str) -> tuple[int, int, int] | None:
+def _signature(path: str) -> tuple[int, int, bytes] | None:
     try:
-        st = os.stat(path)
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            return (st.st_ino, st.st_mode, f.read())
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class KeyFileWatch:
@@ -56,7 +59,7 @@ class KeyFileWatch:
     def __init__(self, path: str, deliver: KeysCallback) -> None:
         self.path = path
         self._deliver = deliver
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: tuple[int, int, bytes] | None = None
         self._read()
         self._task = asyncio.get_running_loop().create_task(self._poll())
 
