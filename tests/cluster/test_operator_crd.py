@@ -142,7 +142,8 @@ BAD: list[tuple[str, dict[str, Any], list[str], str, bool]] = [
     ("skip-verify-with-server-name",
      {**BASE, **check(httpGet={"url": "https://127.0.0.1/", "serverName": "kubernetes",
                                "insecureSkipVerify": True}, **FAULT)},
-     ["spec.checks[0].httpGet", "insecureSkipVerify: true verifies nothing"],
+     ["spec.checks[0].httpGet", "insecureSkipVerify: true verifies nothing, so caFile and "
+      "serverName would be ignored: leave them out or drop insecureSkipVerify"],
      "spec.checks[0].httpGet.serverName: ignored with insecureSkipVerify: true", True),
     ("weight-range",
      {**BASE, **check(**LINK, onFailure={"action": "demote", "weight": 255})},
