@@ -189,7 +189,7 @@ def test_a_tenant_check_aimed_at_the_node_is_refused(check: dict[str, Any], why:
 
 def test_a_tenant_check_aimed_at_a_pod_or_service_address_is_accepted() -> None:
     checks = [
-        {"name": "pod", "tcpSocket": {"host": "10.244.1.7", "port": 8080}, "onFailure": FAULT},
+        {"name": "pod", "tcpSocket": {"host": "203.0.113.77", "port": 8080}, "onFailure": FAULT},
         {"name": "svc", "httpGet": {"url": "http://[2001:db8:5::10]:80/ready"}, "onFailure": FAULT},
     ]
     assert verdict(vip("198.51.100.7/24", checks=checks)).accepted.true
