@@ -20,8 +20,11 @@ ARP entry, the same way for all three):
   drain    ``kubectl drain`` of that node (uncordoned after)
   agent    deleting that node's speaker / agent pod (the DaemonSet makes a new one)
   create   a new Service (the others' stay) until its address first answers
-  api      kube-apiserver SIGSTOPped 60 s, then a ``docker kill`` of the holder while
-           it is still stopped
+  api      kube-apiserver SIGSTOPped 60 s, then a ``docker kill`` while it is still
+           stopped. One freeze serves every implementation of the phase at once (a
+           probe each, side by side: the same 60 s for all); the node killed after it
+           is the one answering for one of them, the one with the fewest such runs so
+           far, and the crash is counted for each implementation that node answered for
   local    (policy Local) the app on that node stops being Ready
 
 Phases: ``default`` (every implementation at its upstream defaults), ``tuned``
@@ -252,30 +255,59 @@ def create(b: Bench, impl: str, node: str) -> dict[str, Any]:
     }
 
 
-def api(b: Bench, impl: str, node: str) -> dict[str, Any]:
+def api(b: Bench, nodes: dict[str, str], target: str) -> dict[str, dict[str, Any]]:
+    """The API server frozen 60 s under every implementation in ``nodes`` (impl -> the node
+    answering for it), then ``nodes[target]`` killed while it is still frozen; a result
+    per implementation."""
     cp = b.cluster.control_plane
     pid = b.docker("exec", cp, "pgrep", "-x", "kube-apiserver").split()[0]
-    p = b.probe(impl)
+    probes = {impl: b.probe(impl) for impl in nodes}
+    killed_node = nodes[target]
+    old_mac = mac_of(b.cluster, killed_node)
+    out: dict[str, dict[str, Any]] = {}
     time.sleep(1.0)
     since = time.monotonic()
     b.docker("exec", cp, "kill", "-STOP", pid)
     try:
-        p.until(since + 60)
-        frozen = outcome(p.lines, since, since + 60)
-        old_mac = mac_of(b.cluster, node)
+        # Each probe's lines wait in its queue: reading them one probe after the other
+        # loses nothing.
+        for impl, p in probes.items():
+            p.until(since + 60)
+            frozen = outcome(p.lines, since, since + 60).as_dict()
+            out[impl] = {
+                "frozen_unanswered_s": frozen["unanswered_s"],
+                "frozen_longest_gap_s": frozen["longest_gap_s"],
+                "killed": killed_node,
+            }
         killed = time.monotonic()
-        b.docker("kill", node)
-        p.until_taken_over(killed, old_mac, 30)
-        after = taken_over(p, killed, old_mac)
+        b.docker("kill", killed_node)
+        for impl, p in probes.items():
+            if nodes[impl] == killed_node:
+                p.until_taken_over(killed, old_mac, 30)
+                out[impl] |= {f"crash_{k}": v for k, v in taken_over(p, killed, old_mac).items()}
     finally:
         b.docker("exec", cp, "kill", "-CONT", pid)
-    p.stop()
+        for p in probes.values():
+            p.stop()
     kindctl.wait_until("the API server answering", lambda: b.cluster.get("nodes") and True, 120)
-    return {
-        "frozen_unanswered_s": frozen.as_dict()["unanswered_s"],
-        "frozen_longest_gap_s": frozen.as_dict()["longest_gap_s"],
-        **{f"crash_{k}": v for k, v in after.items()},
-    }
+    return out
+
+
+def api_target(impls: list[str], setting_of: dict[str, str], history: list[dict[str, Any]]) -> str:
+    """The implementation whose node the next ``api`` run kills: the one with the fewest
+    runs so far in which its own node was killed (in ``impls``' order on a tie)."""
+
+    def hit(impl: str) -> int:
+        return sum(
+            1
+            for r in history
+            if r["scenario"] == "api"
+            and r["impl"] == impl
+            and r["setting"] == setting_of[impl]
+            and "crash_outage_s" in r
+        )
+
+    return min(impls, key=lambda impl: (hit(impl), impls.index(impl)))
 
 
 def local(b: Bench, impl: str, node: str) -> dict[str, Any]:
@@ -287,24 +319,34 @@ def local(b: Bench, impl: str, node: str) -> dict[str, Any]:
     time.sleep(1.0)
     since = time.monotonic()
     b.kubectl("exec", "-n", inst.NAMESPACE, pod, "--", "rm", "/tmp/ready")
+
+    # With Local the answer names the node: the outage is until a node other than ``node``.
+    def other_node() -> float | None:
+        return next(
+            (at - since for at, who in p.lines if at >= since and who not in {"-", node}), None
+        )
+
     try:
-        p.until_recovered(since, 60)
+        p.take_until(
+            since + 60,
+            lambda: (t := other_node()) is not None and p.lines[-1][0] >= since + t + 1.0,
+        )
     finally:
         b.kubectl("exec", "-n", inst.NAMESPACE, pod, "--", "touch", "/tmp/ready")
     p.stop()
-    # With Local the answer names the node: the outage is until a node other than ``node``.
-    other = next(
-        (at - since for at, who in p.lines if at >= since and who not in {"-", node}), None
-    )
+    other = other_node()
     return {
         **outcome(p.lines, since).as_dict(),
         "other_node_s": None if other is None else round(other, 3),
     }
 
 
+WINDOW = 10.0  # s: each idle measurement (CPU ticks are 10 ms: 0.1 % of a core)
+
+
 def resources(b: Bench, impl: str, node: str) -> dict[str, Any]:
     del node
-    one = peers_resources.measure(b.cluster, impl, 20)
+    one = peers_resources.measure(b.cluster, impl, WINDOW)
     objects = peers_resources.scale_objects(impl, 50, b.policy)
     b.cluster.apply(*objects)
     services = [o for o in objects if o["kind"] == "Service"]
@@ -320,8 +362,8 @@ def resources(b: Bench, impl: str, node: str) -> dict[str, Any]:
 
     try:
         kindctl.wait_until("50 Services with an address", assigned, 300, every=2)
-        time.sleep(15)
-        fifty = peers_resources.measure(b.cluster, impl, 20)
+        time.sleep(WINDOW)
+        fifty = peers_resources.measure(b.cluster, impl, WINDOW)
     finally:
         for o in reversed(objects):
             ns = ["-n", o["metadata"]["namespace"]] if "namespace" in o["metadata"] else []
@@ -331,16 +373,19 @@ def resources(b: Bench, impl: str, node: str) -> dict[str, Any]:
                 o["metadata"]["name"],
                 *ns,
                 "--ignore-not-found",
-                "--wait=false",
+                # Gone before the next implementation takes the same 50 addresses.
+                "--wait=true",
                 check=False,
+                timeout=180,
             )
     return {"idle_1": one, "idle_50": fifty}
 
 
 SCENARIOS: dict[str, Callable[[Bench, str, str], dict[str, Any]]] = {
-    "crash": crash, "hang": hang, "drain": drain, "agent": agent, "create": create, "api": api,
+    "crash": crash, "hang": hang, "drain": drain, "agent": agent, "create": create,
     "local": local, "resources": resources,
 }  # fmt: skip
+JOINT = {"api": api}  # one run serves every implementation of the phase
 
 
 # -- the whole ----------------------------------------------------------------------------------
@@ -359,7 +404,12 @@ def setup(cluster: kindctl.Cluster, docker: Docker, policy: str) -> Bench:
         inst.KUBE_VIP: str(top - 4),
     }
     inst.install_metallb(cluster, addresses[inst.METALLB])
-    client = docker.run("--network", cluster.network, image, "sleep", "infinity")
+    # Root with NET_ADMIN in its own network namespace only: it deletes its own ARP entry
+    # for an address before asking who answers (peers_probe.holder).
+    client = docker.run(
+        "--network", cluster.network, "--user", "0", "--cap-add", "NET_ADMIN",
+        image, "sleep", "infinity",
+    )  # fmt: skip
     b = Bench(cluster, docker, client, policy, addresses)
     for impl, name in PHASES["default"]:
         b.configure(setting(impl, name))
@@ -414,37 +464,66 @@ def run(
     phases: list[str],
     runs: int,
     save: Callable[[list[dict[str, Any]]], None],
+    history: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every run, implementations taking turns within a round; ``save`` after each run so
-    that a run cut short keeps what it measured. A run that fails is recorded with its
-    error (and left out of the figures); three in a row stop the benchmark."""
+    """Every run, implementations taking turns within a round (a joint scenario, ``api``,
+    after them: one run for all); ``save`` after each run so that a run cut short keeps
+    what it measured. A run that fails is recorded with its error (and left out of the
+    figures); three in a row stop the benchmark. ``history``: the runs of earlier pieces."""
     samples: list[dict[str, Any]] = []
     errors = 0
+
+    def record(new: list[dict[str, Any]], started: float, exc: Exception | None) -> None:
+        nonlocal errors
+        errors = errors + 1 if exc else 0
+        for sample in new:
+            if exc:
+                sample["error"] = str(exc)[-500:]
+            sample["run_s"] = round(time.monotonic() - started, 1)
+            print(json.dumps(sample), flush=True)
+        samples.extend(new)
+        save(samples)
+        if exc and errors >= 3:
+            raise exc
+
     for phase in phases:
         for r in range(runs):
             for impl, name in PHASES[phase]:
-                s = setting(impl, name)
-                for scenario in scenarios:
-                    sample = {
+                for scenario in [x for x in scenarios if x not in JOINT]:
+                    sample: dict[str, Any] = {
                         "scenario": scenario, "policy": b.policy, "impl": impl, "setting": name,
                         "round": r,
                     }  # fmt: skip
-                    started = time.monotonic()
+                    started, failure = time.monotonic(), None
                     try:
-                        b.configure(s)
+                        b.configure(setting(impl, name))
                         node = b.settle(impl)
                         started = time.monotonic()
                         sample |= {"node": node, **SCENARIOS[scenario](b, impl, node)}
-                        errors = 0
                     except (AssertionError, RuntimeError, subprocess.SubprocessError) as exc:
-                        errors += 1
-                        sample["error"] = str(exc)[-500:]
-                        if errors >= 3:
-                            raise
-                    sample["run_s"] = round(time.monotonic() - started, 1)
-                    print(json.dumps(sample), flush=True)
-                    samples.append(sample)
-                    save(samples)
+                        failure = exc
+                    record([sample], started, failure)
+            for scenario in [x for x in scenarios if x in JOINT]:
+                setting_of = dict(PHASES[phase])
+                impls = list(setting_of)
+                new: list[dict[str, Any]] = [
+                    {"scenario": scenario, "policy": b.policy, "impl": impl,
+                     "setting": setting_of[impl], "round": r}
+                    for impl in impls
+                ]  # fmt: skip
+                started, failure = time.monotonic(), None
+                try:
+                    for impl in impls:
+                        b.configure(setting(impl, setting_of[impl]))
+                    nodes = {impl: b.settle(impl) for impl in impls}
+                    target = api_target(impls, setting_of, [*(history or []), *samples])
+                    started = time.monotonic()
+                    got = JOINT[scenario](b, nodes, target)
+                    for one in new:
+                        one |= {"node": nodes[one["impl"]], **got[one["impl"]]}
+                except (AssertionError, RuntimeError, subprocess.SubprocessError) as exc:
+                    failure = exc
+                record(new, started, failure)
     return samples
 
 
@@ -492,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
         teardown(kindctl.Cluster(Docker("/usr/bin/docker", host), None, kindctl.kubectl_binary()))
         return 0
     scenarios, phases = args.scenarios.split(","), args.phases.split(",")
-    unknown = sorted(set(scenarios) - set(SCENARIOS)) + sorted(set(phases) - set(PHASES))
+    unknown = sorted(set(scenarios) - set(SCENARIOS) - set(JOINT)) + sorted(
+        set(phases) - set(PHASES)
+    )
     if unknown:
         parser.error(f"unknown scenario or phase: {', '.join(unknown)}")
 
@@ -517,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster = kindctl.up(docker)
         b = setup(cluster, docker, args.policy)
-        run(b, scenarios, phases, args.runs, save)
+        run(b, scenarios, phases, args.runs, save, base["runs"])
     finally:
         docker.cleanup()
         if cluster is not None:

@@ -11,7 +11,11 @@ Which node holds an address is read the same way for all three
 implementations, from outside: the client's ARP entry for it after one
 request, matched to the node containers' MAC addresses. With
 ``externalTrafficPolicy: Cluster`` the body names the pod's node, not the
-node that took the packet, so the answer cannot say it.
+node that took the packet, so the answer cannot say it. The entry is deleted
+before that request (the client container runs as root with NET_ADMIN in its
+own network namespace, nothing else), so it is the answer to a fresh ARP
+request: a stale entry naming the node that held the address before a move
+would be believed, since that node's kube-proxy still forwards.
 """
 
 from __future__ import annotations
@@ -200,10 +204,16 @@ def node_macs(cluster: kindctl.Cluster) -> dict[str, str]:
     return macs
 
 
+# The client's entry for the address deleted first (pyroute2 is in the keepvip image), so the
+# entry read after the GET is the one a fresh ARP request made.
 HOLDER_SCRIPT = """
 import sys
+from pyroute2 import IPRoute
 from keepvip_tools.lab.probe import get
 address, port = sys.argv[1], int(sys.argv[2])
+with IPRoute() as ipr:
+    for n in ipr.get_neighbours(dst=address):
+        ipr.neigh("del", dst=address, ifindex=n["ifindex"])
 who = get(address, port, 1.0)
 mac = [l.split()[3] for l in open('/proc/net/arp').read().splitlines()[1:] if l.split()[0] == address]
 print(who or '-', mac[0] if mac else '-')
@@ -215,10 +225,9 @@ def mac_of(cluster: kindctl.Cluster, node: str) -> str:
 
 
 def holder(cluster: kindctl.Cluster, client: str, address: str, port: int) -> str | None:
-    """The node whose MAC the client's ARP entry for ``address`` has, after an answered GET."""
-    out = cluster.docker(
-        "exec", client, "python", "-c", HOLDER_SCRIPT, address, str(port), check=False
-    ).split()
+    """The node whose MAC the client's fresh ARP entry for ``address`` has, after an
+    answered GET (the entry is deleted before it)."""
+    out = cluster.docker("exec", client, "python", "-c", HOLDER_SCRIPT, address, str(port)).split()
     if len(out) != 2 or out[0] == "-":
         return None
     return node_macs(cluster).get(out[1].lower())

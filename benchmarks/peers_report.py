@@ -49,7 +49,9 @@ Service of its own class and address in front of one app Deployment (a pod per w
 network). One client container on the kind network GETs the Service under test every 5 ms
 (100 ms timeout) and, after each attempt, reads its ARP entry for the address: the MAC of the
 node that took the request. Each run is aimed at the node that answers for that
-implementation's address; the implementations take turns round by round.
+implementation's address, found just before the run with the client's ARP entry for it
+deleted first (so a fresh ARP request names it, not a stale entry from before a move); the
+implementations take turns round by round.
 
 - crash, hang: from `docker kill` / `docker pause` to the first request answered through
   another node's MAC. With externalTrafficPolicy Cluster, 1 request in 3 sent by the new node
@@ -60,6 +62,19 @@ implementation's address; the implementations take turns round by round.
   another node took over). `moved_s` in the JSON says when another node answered, if at all.
 - create: from just before `kubectl apply` of the Service to its first answer (the JSON's
   `apply_returned_s` says when kubectl returned: about 0.14 s).
+- api: kube-apiserver SIGSTOPped in the control-plane node; one freeze serves every
+  implementation of the row at once (a probe each, side by side), and the figure is the
+  time without an answer in its 60 s. Then, the API server still stopped, the node
+  answering for one implementation is killed (in turn, the one with the fewest such runs):
+  the "... and a node crash" row counts only the runs whose own node was killed (so it has
+  fewer runs than the freeze row), s until another node answered (">": not within 30 s).
+- local: externalTrafficPolicy Local on all three Services; `/tmp/ready` removed in the app
+  pod on the answering node (its readiness probe, every 1 s, fails), until a request is
+  answered by another node's pod (">": not within 60 s).
+- resources: the processes of each implementation found in the host's /proc and placed on
+  a node by their cgroup (program names: keepvip-agent and keepvip-operator; MetalLB's
+  speaker and controller; kube-vip), CPU (utime + stime) over 10 s at idle and RSS at its
+  end, with the implementation's one Service and again with 50 more.
 """
 ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-crash", "local"]
 IMPLS = ["keepvip", "metallb", "kube-vip"]
@@ -155,7 +170,8 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if r["scenario"] == "resources" or "error" in r or not_the_holder(r):
             continue
         runs.append(r)
-        if r["scenario"] == "api":
+        # An api run has a crash figure only for the implementations whose node was killed.
+        if r["scenario"] == "api" and "crash_outage_s" in r:
             runs.append({**r, "scenario": "api-crash"})
     out = []
     keys = sorted(
