@@ -273,6 +273,11 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pods(per_node: dict[str, int]) -> str:
+    """``{"keepvip-worker": 2, ...}`` as "worker 2, worker2 1" (the last run's)."""
+    return ", ".join(f"{n.removeprefix('keepvip-')} {c}" for n, c in per_node.items()) or "-"
+
+
 def resources_table(doc: dict[str, Any]) -> list[str]:
     runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
     if not runs:
@@ -281,8 +286,9 @@ def resources_table(doc: dict[str, Any]) -> list[str]:
         "",
         "## Resources at idle (medians over the runs; processes found on the nodes, summed)",
         "",
-        "| implementation (setting) | runs | Services | processes (nodes) | CPU % of a core | RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| implementation (setting) | runs | Services | pods per node | processes (nodes) "
+        "| CPU % of a core | RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = sorted(
         {(r["impl"], r["setting"]) for r in runs}, key=lambda k: (IMPLS.index(k[0]), k[1])
@@ -292,8 +298,10 @@ def resources_table(doc: dict[str, Any]) -> list[str]:
         for count, key in ((1, "idle_1"), (50, "idle_50")):
             m = [r[key] for r in mine]
             nodes = median([len(x["per_node"]) for x in m])
+            pods = m[-1].get("pods_per_node") or {}
             out.append(
-                f"| {impl} ({name}) | {len(m)} | {count} | {median([x['processes'] for x in m]):.0f} "
+                f"| {impl} ({name}) | {len(m)} | {count} | {_pods(pods)} "
+                f"| {median([x['processes'] for x in m]):.0f} "
                 f"({nodes:.0f}) | {median([x['cpu_pct_total'] for x in m]):.2f} "
                 f"| {median([x['rss_mib_total'] for x in m]):.0f} |"
             )

@@ -6,7 +6,8 @@ the host's kernel, so every process of an implementation is in the host's
 (keepvip-agent, keepvip-operator; MetalLB's speaker, controller; kube-vip)
 and placed on a node by the node container's id in /proc/PID/cgroup. CPU is
 ``utime + stime`` over an idle window, in percent of one core; memory is
-VmRSS at the end of it. Measured with the implementation's one Service of
+VmRSS at the end of it. Pods per node come from the API (every pod in
+keepvip's and MetalLB's namespaces; kube-vip's DaemonSet pods in kube-system). Measured with the implementation's one Service of
 the other scenarios, and again with 50 (addresses 198.51.100.64-113, one
 implementation at a time, removed after).
 """
@@ -25,6 +26,11 @@ PROGRAMS = {
     inst.KEEPVIP: {"keepvip-agent", "keepvip-operator"},
     inst.METALLB: {"speaker", "controller"},
     inst.KUBE_VIP: {"kube-vip"},
+}
+PODS = {
+    inst.KEEPVIP: (kindctl.CHART_NAMESPACE, []),
+    inst.METALLB: (inst.METALLB_NS, []),
+    inst.KUBE_VIP: (inst.KUBE_VIP_NS, ["-l", "app.kubernetes.io/name=kube-vip-ds"]),
 }
 SCALE_FIRST = 64  # 198.51.100.64 .. .113: kindctl's scale block and what follows it
 MiB = 1024 * 1024
@@ -63,6 +69,17 @@ def processes(cluster: kindctl.Cluster, impl: str) -> list[tuple[str, str, int]]
     return found
 
 
+def pods_per_node(cluster: kindctl.Cluster, impl: str) -> dict[str, int]:
+    """Running pods of ``impl`` by node, from the API."""
+    ns, selector = PODS[impl]
+    count: dict[str, int] = {}
+    for pod in cluster.get("pods", "-n", ns, *selector)["items"]:
+        if pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"):
+            node = pod["spec"].get("nodeName", "?")
+            count[node] = count.get(node, 0) + 1
+    return dict(sorted(count.items()))
+
+
 def measure(cluster: kindctl.Cluster, impl: str, window: float) -> dict[str, Any]:
     procs = processes(cluster, impl)
     before = {pid: proc_cpu_seconds(pid) for _, _, pid in procs}
@@ -85,6 +102,7 @@ def measure(cluster: kindctl.Cluster, impl: str, window: float) -> dict[str, Any
         "cpu_pct_total": round(sum(s["cpu_pct"] for s in per_node.values()), 2),
         "rss_mib_total": round(sum(s["rss_mib"] for s in per_node.values()), 1),
         "processes": sum(int(s["processes"]) for s in per_node.values()),
+        "pods_per_node": pods_per_node(cluster, impl),
     }
 
 
