@@ -105,7 +105,7 @@ def _cell(r: dict[str, Any] | None, base: float) -> str:
     # No ratio below RESOLUTION: a single failed attempt (a 0.1 s timeout) against none.
     ratio = (
         f" x{r['median'] / base:.1f}"
-        if base >= RESOLUTION and not math.isnan(base) and r["impl"] != "keepvip"
+        if base >= RESOLUTION and not math.isnan(base) and r["impl"] != "keepvip" and not r["never"]
         else ""
     )
     gt = ">" if r["never"] else ""
@@ -235,12 +235,20 @@ def markdown(doc: dict[str, Any]) -> str:
                 stats.get((scenario, policy, impl, n)) if n else None
                 for impl, n in zip(IMPLS, names, strict=True)
             ]
-            if found[0] is None or (found[2] is None and found[1] is None):
+            # keepvip may miss from an api-crash row (its node was not the one killed).
+            if found[2] is None and found[1] is None:
                 continue
-            base = found[0]["median"]
+            keepvip = found[0]
+            base = keepvip["median"] if keepvip and not keepvip["never"] else float("nan")
             cells = [_cell(f, base) for f in found]
             lines.append(f"| {SHORT[scenario]} | {policy} | {group} | " + " | ".join(cells) + " |")
+    lines += resource_rows(doc)
     lines += ["", *[f"- **{SHORT[k]}**: {FIGURES[k][1]}" for k in ORDER]]
+    if any(r["scenario"] == "resources" for r in doc["runs"]):
+        lines.append(
+            "- **idle, N Services**: CPU in % of one core and RSS in MiB of all the "
+            "implementation's processes on all nodes, medians (runs); the ratio is RSS's"
+        )
     measured = {r["scenario"] for r in table} | {
         r["scenario"] for r in doc["runs"] if "error" not in r
     }
@@ -271,6 +279,34 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Settings", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc.get("settings", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def resource_rows(doc: dict[str, Any]) -> list[str]:
+    """The resources scenario in the main table: one row per Service count and group."""
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
+    out = []
+    for count, key in ((1, "idle_1"), (50, "idle_50")):
+        for group, names in GROUPS.items():
+            cells, base = [], float("nan")
+            for impl, name in zip(IMPLS, names, strict=True):
+                mine = [r[key] for r in runs if (r["impl"], r["setting"]) == (impl, name) and name]
+                if not mine:
+                    cells.append("-")
+                    continue
+                rss = median([x["rss_mib_total"] for x in mine])
+                base = rss if impl == "keepvip" else base
+                ratio = "" if impl == "keepvip" or math.isnan(base) else f" x{rss / base:.1f}"
+                cpu = median([x["cpu_pct_total"] for x in mine])
+                cells.append(f"{cpu:.2f} %, {rss:.0f} MiB ({len(mine)}){ratio}")
+            if cells[0] != "-" and cells[1:] != ["-", "-"]:
+                policy = policies(runs)
+                row = f"| idle, {count} Service{'s' if count > 1 else ''} | {policy} | {group} | "
+                out.append(row + " | ".join(cells) + " |")
+    return out
+
+
+def policies(runs: list[dict[str, Any]]) -> str:
+    return "/".join(sorted({r["policy"] for r in runs}))
 
 
 def _pods(per_node: dict[str, int]) -> str:
