@@ -77,6 +77,9 @@ AGENT_PODS = {
 }
 
 
+STEADY = 2.0  # s: see Bench.settle
+
+
 def setting(impl: str, name: str) -> inst.Setting:
     (found,) = [s for s in inst.SETTINGS if s.impl == impl and s.name == name]
     return found
@@ -132,11 +135,15 @@ class Bench:
             kindctl.wait_until(
                 f"{selector} Ready", lambda ns=ns, sel=selector: self.pods_ready(ns, sel), 300
             )
-        found: str = kindctl.wait_until(
-            f"a node answering for {impl}",
-            lambda: holder(self.cluster, self.client, self.addresses[impl], inst.SERVICE_PORT),
-            120, every=0.5,
-        )  # fmt: skip
+        # The same node twice, STEADY s apart: a revived node can take the address back
+        # (keepvip's priority, MetalLB's hash over the live nodes) just after it is Ready.
+        seen: list[str | None] = []
+
+        def steady() -> str | None:
+            seen.append(holder(self.cluster, self.client, self.addresses[impl], inst.SERVICE_PORT))
+            return seen[-1] if len(seen) > 1 and seen[-1] == seen[-2] else None
+
+        found: str = kindctl.wait_until(f"a node answering for {impl}", steady, 120, every=STEADY)
         return found
 
     def app_ready(self) -> bool:

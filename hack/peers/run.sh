@@ -9,7 +9,10 @@
 #
 #   run.sh ROUNDS "PIECES..." [peers.py arguments]     (a piece: comma-separated phases)
 #   e.g. run.sh 3 "default,tuned,lease15" --scenarios crash,agent,drain,create
-# (that piece holds the locks about 9 minutes on the project's 2-core machine).
+# (that piece holds the locks about 9 minutes on the project's 2-core machine), or
+#   run.sh 5 "default tuned lease15" --scenarios api      (one API server freeze a piece)
+#   run.sh 5 "default tuned" --policy Local --scenarios local
+#   run.sh 5 default --scenarios resources
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 rounds=$1 phases=$2
