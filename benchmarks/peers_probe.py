@@ -34,10 +34,19 @@ from keepvip_harness.labdaemons import unanswered
 SCRIPT_PATH = "/tmp/peers-probe.py"
 # keepvip's lab probe (a GET every EVERY s, TIMEOUT s each), with the client's ARP entry for
 # the address after each attempt: the MAC of the node that took the request.
+# With FRESH=1 the client's ARP entry for the address is deleted before each attempt: a new
+# client, one that must resolve the address now (see LiveProbe).
 PROBE_SCRIPT = """
 import sys, time
 from keepvip_tools.lab.probe import get
 address, port, every, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+fresh = sys.argv[5] == "1"
+if fresh:
+    from pyroute2 import IPRoute
+    ipr = IPRoute()
+def forget():
+    for n in ipr.get_neighbours(dst=address):
+        ipr.neigh("del", dst=address, ifindex=n["ifindex"])
 def mac():
     for line in open("/proc/net/arp").read().splitlines()[1:]:
         f = line.split()
@@ -46,6 +55,8 @@ def mac():
     return "-"
 end = time.monotonic() + 600
 while (start := time.monotonic()) < end:
+    if fresh:
+        forget()
     who = get(address, port, timeout)
     sys.stdout.write(f"{start:.6f} {who or '-'} {mac()}\\n")
     sys.stdout.flush()
@@ -58,15 +69,31 @@ TIMEOUT = 0.1
 
 
 class LiveProbe:
-    """The probe, already probing when the constructor returns; lines read by a thread."""
+    """The probe, already probing when the constructor returns; lines read by a thread.
 
-    def __init__(self, docker: Docker, client: str, address: str, port: int) -> None:
+    ``fresh``: delete the client's ARP entry before each attempt, so that each request
+    needs a node that answers ARP for the address now. Without it (the default, and what a
+    client or router that has been talking to the address does) the client keeps its entry
+    while TCP confirms it, and reaches the node it names even after that node stopped
+    claiming the address, since kube-proxy's rules match the destination address, not
+    whether the node holds it. The ARP table is the container's: a fresh probe needs a
+    client container of its own."""
+
+    def __init__(
+        self,
+        docker: Docker,
+        client: str,
+        address: str,
+        port: int,
+        every: float = EVERY,
+        fresh: bool = False,
+    ) -> None:
         subprocess.run(
             docker.argv("exec", "-i", client, "sh", "-c", f"cat > {SCRIPT_PATH}"),
             input=PROBE_SCRIPT, text=True, check=True, timeout=60,
         )  # fmt: skip
         inner = (
-            f"python {SCRIPT_PATH} {address} {port} {EVERY} {TIMEOUT} & p=$!; "
+            f"python {SCRIPT_PATH} {address} {port} {every} {TIMEOUT} {int(fresh)} & p=$!; "
             "cat >/dev/null; kill $p"
         )
         self.proc = subprocess.Popen(
