@@ -558,7 +558,8 @@ def merge(
 ) -> dict[str, Any]:
     """``samples`` added to the runs already in ``base`` (pieces of one benchmark accumulate)."""
     doc = copy.deepcopy(base)
-    doc["runs"] += samples
+    # Pieces may run different keepvip commits (a merge between them): each run says which.
+    doc["runs"] += [{**x, "keepvip": versions["keepvip"]} for x in samples]
     doc["commands"] = [
         *doc.get("commands", []),
         {"command": command, "date": datetime.now(UTC).isoformat(timespec="seconds")},
