@@ -112,10 +112,14 @@ def _cell(r: dict[str, Any] | None, base: float) -> str:
     if r is None:
         return "-"
     never = f", {r['never']} never answered" if r["never"] else ""
-    # No ratio below RESOLUTION: a single failed attempt (a 0.1 s timeout) against none.
+    # No ratio where either median is at RESOLUTION or below: a few failed attempts (0.1 s
+    # timeouts) against none say nothing in a ratio.
     ratio = (
         f" x{r['median'] / base:.1f}"
-        if base >= RESOLUTION and not math.isnan(base) and r["impl"] != "keepvip" and not r["never"]
+        if min(base, r["median"]) > RESOLUTION
+        and not math.isnan(base)
+        and r["impl"] != "keepvip"
+        and not r["never"]
         else ""
     )
     gt = ">" if r["never"] else ""
@@ -231,7 +235,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"kernel {doc.get('machine', {}).get('kernel')}.",
         "",
         "Each cell: median / worst in seconds (runs), and the median's ratio to keepvip's in the "
-        "same row (none where keepvip's median is under 0.2 s: that is one or two failed attempts "
+        "same row (none where either median is 0.2 s or less: that is a few failed attempts "
         "of 0.1 s, noise rather than a difference). Rows: every implementation at its upstream defaults; each at its tuned "
         "setting (MetalLB has no timer to tune: its default runs again); kube-vip at the "
         "15/10/2 s lease of its later releases against keepvip's default.",
