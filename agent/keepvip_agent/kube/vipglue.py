@@ -17,9 +17,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from keepvip_agent.kube import paths
 from keepvip_agent.kube.endpoints import judge
 from keepvip_agent.kube.entries import EntryWriter, fault_entry
 from keepvip_agent.kube.pods import ROLE_LABEL, readiness, selector_matches
+from keepvip_agent.kube.rest import MERGE_PATCH
 from keepvip_agent.kube.shared import PODS, SERVICES, SLICES, SharedWatches
 from keepvip_agent.kube.status import node_entry
 from keepvip_agent.kube.viplease import VipLease
@@ -233,11 +235,11 @@ class VipGlue:
 
     async def _label(self, namespace: str, name: str, role: str) -> None:
         try:
-            await self.kube.call_raw(
-                self.kube.core.patch_namespaced_pod,
-                name,
-                namespace,
+            await self.kube.call(
+                "PATCH",
+                paths.pod(namespace, name),
                 {"metadata": {"labels": {ROLE_LABEL: role}}},
+                content_type=MERGE_PATCH,
             )
         except Exception as exc:
             logger.warning(
