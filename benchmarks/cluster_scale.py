@@ -43,7 +43,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +82,7 @@ from keepvip_harness.podlauncher import PodLauncher
 from keepvip_harness.rest import ApiError, Rest
 from keepvip_harness.vipwatch import VipTimeline
 from keepvip_tools.lab.topology import VIP4, Lab
+from scale_profile import agent_env, dump_allocations, profiled
 from scale_report import markdown, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -201,58 +201,6 @@ def window(
         "by_kind_per_second": {k: v / elapsed for k, v in delta.most_common()},
     }
     return cpu, writes
-
-
-@contextlib.contextmanager
-def profiled(
-    directory: Path | None, pids: dict[str, int], seconds: float, label: str
-) -> Iterator[None]:
-    """With ``--profile DIR``: py-spy samples every process of a steady window (collapsed stacks).
-
-    A sampling profiler costs the profiled process nothing but the sampler's own
-    CPU, which the window's figures then include: profile in a separate run.
-    """
-    if directory is None:
-        yield
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    tag = re.sub(r"\W+", "", label)
-    procs = [
-        subprocess.Popen(
-            [
-                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--nonblocking",
-                "-r",
-                "50",
-                "-d",
-                str(int(seconds)),
-                "-f",
-                "raw",
-                "-p",
-                str(pid),
-                "-o",
-                str(directory / f"{tag}-{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, pid in pids.items()
-    ]
-    try:
-        yield
-    finally:
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for name, pid in pids.items():
-            (directory / f"{tag}-{name}.smaps").write_text(
-                Path(f"/proc/{pid}/smaps_rollup").read_text()
-                + Path(f"/proc/{pid}/status").read_text()
-            )
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, str]:
@@ -687,24 +635,6 @@ def responders(lab: Lab, nodes: list[str]) -> None:
     """An HTTP responder on every node answering with the node's name (any local address)."""
     for i, name in enumerate(nodes, start=1):
         lab.spawn(lab.node_ns(i), [sys.executable, "-m", "keepvip_tools.lab.responder", name])
-
-
-def agent_env(trace_dir: Path | None) -> dict[str, str]:
-    """``--tracemalloc``: the agents start with benchmarks/memtrace's sitecustomize."""
-    if trace_dir is None:
-        return {}
-    trace_dir.mkdir(parents=True, exist_ok=True)
-    here = Path(__file__).resolve().parent
-    return {"PYTHONPATH": str(here / "memtrace"), "KEEPVIP_TRACEMALLOC_DIR": str(trace_dir)}
-
-
-def dump_allocations(agents: dict[str, int], trace_dir: Path) -> None:
-    """Each agent writes its top allocation sites (SIGUSR2); kept as DIR/<node>.txt."""
-    for node, pid in agents.items():
-        out = trace_dir / f"{pid}.txt"
-        os.kill(pid, signal.SIGUSR2)
-        wait_for(f"{node}: allocation dump", out.exists, 60, 0.5)
-        out.replace(trace_dir / f"{node}.txt")
 
 
 def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
