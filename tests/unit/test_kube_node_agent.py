@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from keepvip_agent.kube import paths
+from keepvip_agent.kube import paths, vipglue
 from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
@@ -463,3 +463,35 @@ def test_the_node_lease_is_renewed_with_one_put_and_read_again_only_after_a_conf
 
 def methods(kube: FakeApi) -> list[str]:
     return [m for m, _, _ in kube.calls]
+
+
+# -- the first entry of a new instance ----------------------------------------------------------
+
+
+def test_a_new_instance_writes_no_initialize_entry_a_stopping_one_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Initialize lasts until the instance starts: its first entry is Backup (or Master), one
+    write less in the way of status.master. Later (a shutdown) Initialize is news and written."""
+    monkeypatch.setattr(
+        vipglue, "node_entry", lambda inst, now: NodeStatus(name="n1", state=inst.state.value)
+    )
+
+    async def scenario() -> None:
+        vip = select([obj("web")], {"metadata": {"name": "n1"}}).run["ns/web"]
+        glue = vipglue.VipGlue(
+            FakeApi(), vip, "n1", agent_namespace="agents", watches=None,  # type: ignore[arg-type]
+            leases=LeaseCache(None, "agents"), node_lease=SimpleNamespace(),  # type: ignore[arg-type]
+            problem=lambda key: None, peers=lambda family: None, address_of=lambda n, f: None,
+        )  # fmt: skip
+        glue.inst = SimpleNamespace(state=State.INITIALIZE)  # type: ignore[assignment]
+        assert glue._entry(0.0) is None
+        glue.inst.state = State.BACKUP
+        entry = glue._entry(0.0)
+        assert entry is not None and entry.state == "Backup"
+        glue.entries.writes = 1  # written
+        glue.inst.state = State.INITIALIZE
+        entry = glue._entry(0.0)
+        assert entry is not None and entry.state == "Initialize"
+
+    asyncio.run(scenario())

@@ -139,6 +139,12 @@ class VipGlue:
     def _entry(self, now: float) -> NodeStatus | None:
         inst = self.inst
         if inst is not None:
+            if inst.state is State.INITIALIZE and self.entries.writes == 0:
+                # A new instance, about to start: its first entry says Backup (or Master)
+                # a moment later. Writing Initialize first cost one more write on this
+                # object (and one more status write of the operator's) in the path from a
+                # new VirtualIP to status.master. A stopping instance's Initialize is written.
+                return None
             return node_entry(inst, now)
         problem = self._problem(self.vip.key)
         if problem is None:
