@@ -152,9 +152,6 @@ class Context:
             self.resync.poke(*keys, rejudge=rejudge)
 
 
-BATCH_WINDOW = 0.02
-
-
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks = kopf.OperatorSettings()
     # The CRD's schema is strict (status.kopf would be pruned): keep kopf's state in annotations.
@@ -176,11 +173,6 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.watching.connect_timeout = 10
     ks.watching.server_timeout = 300
     ks.watching.client_timeout = 330
-    # kopf waits this long after an object's event for more before handling it (0.1 s by
-    # default). A new master's entry reaches status.master through this window, and a new
-    # VirtualIP's VRID reaches the agents through it (issue 12: apply to master under 1 s);
-    # bursts of one object's events still coalesce within it.
-    ks.batching.batch_window = BATCH_WINDOW
     # No queueing.worker_limit: with indices, kopf holds every object's worker until all
     # are indexed, so a limit below the number of objects deadlocks a restart.
     return ks
