@@ -37,9 +37,10 @@ import asyncio
 import errno
 import logging
 import os
+import select
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ IFA_CACHEINFO = 6
 IFA_FLAGS = 8
 IFA_F_NODAD = 0x02
 ACK_TIMEOUT = 1.0
+BATCH = 256
+"""Renewals per ``sendmsg`` (about 64 bytes each, far below the socket's send buffer)."""
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFADDRMSG = struct.Struct("=BBBBI")
@@ -80,7 +83,7 @@ def _attr(kind: int, value: bytes) -> bytes:
 
 
 def new_address_request(
-    seq: int, index: int, address: IPv4Interface | IPv6Interface, lifetime: int
+    seq: int, index: int, address: IPv4Interface | IPv6Interface, lifetime: int, ack: bool = True
 ) -> bytes:
     """RTM_NEWADDR with create+replace: add the address or renew its lifetime.
 
@@ -97,22 +100,31 @@ def new_address_request(
         + _attr(IFA_CACHEINFO, _CACHEINFO.pack(lifetime, lifetime, 0, 0))
         + _attr(IFA_FLAGS, struct.pack("=I", flags))
     )
-    kind = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    kind = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | (NLM_F_ACK if ack else 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_NEWADDR, kind, seq, 0) + body
 
 
 def parse_ack(data: bytes, seq: int) -> int:
     """The errno of the acknowledgement for ``seq`` in ``data`` (0: done), or -1 if absent."""
+    for got, code in parse_errors(data):
+        if got == seq:
+            return code
+    return -1
+
+
+def parse_errors(data: bytes) -> list[tuple[int, int]]:
+    """(seq, errno) of each NLMSG_ERROR in ``data`` (errno 0: an acknowledgement)."""
+    out = []
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, got_seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
         if length < _NLMSGHDR.size:
             break
-        if kind == NLMSG_ERROR and got_seq == seq:
+        if kind == NLMSG_ERROR and offset + _NLMSGHDR.size + _ERROR.size <= len(data):
             (error,) = _ERROR.unpack_from(data, offset + _NLMSGHDR.size)
-            return -int(error)
+            out.append((seq, -int(error)))
         offset += (length + 3) & ~3
-    return -1
+    return out
 
 
 class AddressWriter:
@@ -121,7 +133,9 @@ class AddressWriter:
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self._sock.bind((0, 0))
-        self._sock.settimeout(ACK_TIMEOUT)
+        # Non-blocking: the kernel has queued its answers when send returns, so a
+        # read finds them at once; a read that finds none waits in ``select``.
+        self._sock.setblocking(False)
         self._seq = 0
 
     def replace(self, index: int, address: IPv4Interface | IPv6Interface, lifetime: int) -> None:
@@ -132,13 +146,46 @@ class AddressWriter:
         while True:
             try:
                 code = parse_ack(self._sock.recv(65536), seq)
-            except TimeoutError as exc:
-                raise OSError(errno.ETIMEDOUT, f"no netlink answer adding {address}") from exc
+            except (BlockingIOError, InterruptedError):
+                if not select.select([self._sock], [], [], ACK_TIMEOUT)[0]:
+                    raise OSError(errno.ETIMEDOUT, f"no netlink answer adding {address}") from None
+                continue
             if code == 0:
                 return
             if code > 0:
                 raise OSError(code, f"adding {address}: {os.strerror(code)}")
             # -1: a stale answer to an earlier request that timed out; read on.
+
+    def renew(
+        self, items: Sequence[tuple[int, IPv4Interface | IPv6Interface, int]]
+    ) -> list[tuple[int, OSError]]:
+        """Add or renew many addresses with one ``sendmsg``; the failures, by position in ``items``.
+
+        The requests carry no ACK flag: the kernel runs them inside the system
+        call and queues an error message only for those it refuses, so success
+        costs no read at all (one non-blocking read finds nothing).
+        """
+        if not items:
+            return []
+        first = (self._seq + 1) & 0xFFFFFFFF
+        chunks: list[bytes] = []
+        for n, (index, address, lifetime) in enumerate(items):
+            seq = (first + n) & 0xFFFFFFFF
+            chunks.append(new_address_request(seq, index, address, lifetime, ack=False))
+        self._seq = (first + len(items) - 1) & 0xFFFFFFFF
+        for start in range(0, len(chunks), BATCH):
+            self._sock.send(b"".join(chunks[start : start + BATCH]))
+        failed: list[tuple[int, OSError]] = []
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return failed
+            for seq, code in parse_errors(data):
+                n = (seq - first) & 0xFFFFFFFF
+                if code and n < len(items):
+                    address = items[n][1]
+                    failed.append((n, OSError(code, f"renewing {address}: {os.strerror(code)}")))
 
     def close(self) -> None:
         self._sock.close()
