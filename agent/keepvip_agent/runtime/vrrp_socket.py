@@ -82,14 +82,40 @@ class Receiver:
     def __init__(self, ifname: str, on_drop: DropCounter) -> None:
         self.ifname = ifname
         self.handlers: dict[int, AdvertisementHandler] = {}
-        self.local: set[IPAddress] = set()
-        """Our own source addresses: what we hear from them is our own advertisement."""
         self._on_drop = on_drop
         self._log = _RateLimitedLog()
         self._decoded: dict[bytes, tuple[Advertisement, IPAddress]] = {}
+        self._seen: dict[bytes, tuple[Advertisement, IPAddress]] = {}
+        """Whole datagrams after the TTL and protocol (addresses and payload) that decoded,
+        came from another router and carried no trailer: the first look-up of :meth:`ipv4`."""
+        self._local: set[IPAddress] = set()
+
+    @property
+    def local(self) -> set[IPAddress]:
+        """Our own source addresses: what we hear from them is our own advertisement."""
+        return self._local
+
+    @local.setter
+    def local(self, addresses: set[IPAddress]) -> None:
+        if addresses != self._local:
+            self._seen.clear()  # it holds only packets from others
+        self._local = addresses
 
     def ipv4(self, data: bytes) -> None:
         """One IPv4 datagram, IP header included (a raw socket's read)."""
+        # The common case first: these very bytes came before (from a master, every
+        # interval). A 20-byte header and TTL 255 leave nothing else in the header that
+        # decoding looks at, and the source and destination are part of the key.
+        if len(data) >= 20 and data[0] == 0x45 and data[8] == VRRP_TTL:
+            seen = self._seen.get(data[12:])
+            if seen is not None:
+                handler = self.handlers.get(seen[0].vrid)
+                if handler is not None:
+                    handler.on_advertisement(*seen)
+                    return
+        self._ipv4_full(data)
+
+    def _ipv4_full(self, data: bytes) -> None:
         if len(data) < 20 or data[0] >> 4 != 4:
             self._drop(DropReason.MALFORMED, "short or non-IPv4 datagram", "?")
             return
@@ -125,6 +151,10 @@ class Receiver:
                 adv.version, adv.vrid, adv.priority, adv.interval_cs, adv.addresses,
                 adv.auth_type, adv.auth_data, trailer, payload,
             )  # fmt: skip
+        elif ihl == 20 and src not in self._local:
+            if len(self._seen) >= DECODED_CACHE:
+                self._seen.clear()
+            self._seen[data[12:]] = known
         self._deliver(adv, src)
 
     def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
@@ -150,12 +180,12 @@ class Receiver:
         try:
             return decode(payload, src, dst)
         except PacketError as exc:
-            if src not in self.local:
+            if src not in self._local:
                 self._drop(exc.reason, exc.detail, src)
             return None
 
     def _deliver(self, adv: Advertisement, src: IPAddress) -> None:
-        if src in self.local:
+        if src in self._local:
             return  # our own advertisement, looped back through a unicast peer list
         handler = self.handlers.get(adv.vrid)
         if handler is None:
@@ -266,6 +296,21 @@ class VrrpSocket:
             self._log("send", "send on %s to %s failed: %s", self.ifname, dst, exc)
             return False
         return True
+
+    def sender(self, src: IPAddress, dst: IPAddress) -> Callable[[bytes], bool]:
+        """:meth:`send` from ``src`` to ``dst`` with the route worked out once, for a cache."""
+        anc, flags, addr = self._route(src, dst)
+        sendmsg, log, ifname = self._sock.sendmsg, self._log, self.ifname
+
+        def send(payload: bytes) -> bool:
+            try:
+                sendmsg([payload], anc, flags, addr)
+            except OSError as exc:
+                log("send", "send on %s to %s failed: %s", ifname, dst, exc)
+                return False
+            return True
+
+        return send
 
     def _route(
         self, src: IPAddress, dst: IPAddress

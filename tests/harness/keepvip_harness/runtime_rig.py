@@ -131,6 +131,9 @@ class FakeSocket:
         self.sent.append((now(), decode(payload, src, dst), dst))
         return True
 
+    def sender(self, src: IPAddress, dst: IPAddress) -> Callable[[bytes], bool]:
+        return lambda payload: self.send(payload, src, dst)
+
     def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
         self.drops.append((reason, detail))
 
