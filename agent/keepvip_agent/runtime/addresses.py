@@ -37,6 +37,11 @@ class AddressManager:
         self.renewals = Renewals(self._writer)
         """Every bound VIP's lifetime, renewed in batches (one ``sendmsg`` per due time)."""
 
+    @property
+    def writer_portid(self) -> int:
+        """The netlink port id of the add/renew socket (see :func:`.rtnl.echo_filter`)."""
+        return self._writer.portid
+
     async def bind(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None:
         """Add or renew every address with the given lifetime (seconds)."""
         self.bind_now(index, addresses, lifetime)

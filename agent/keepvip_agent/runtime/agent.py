@@ -66,7 +66,9 @@ class Agent:
         self._ipr = AsyncIPRoute()
         self._addresses = AddressManager(self._ipr)
         self._reader = LinkReader()
-        self._events = LinkEvents(asyncio.get_running_loop(), self._on_netlink)
+        self._events = LinkEvents(
+            asyncio.get_running_loop(), self._on_netlink, self._addresses.writer_portid
+        )
         self._spawn(self._safety_refresh())
         return self
 

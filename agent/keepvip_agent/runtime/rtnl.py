@@ -34,6 +34,7 @@ Message layout (``include/uapi/linux/if_addr.h``, ``netlink.h``)::
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import logging
 import os
@@ -75,6 +76,9 @@ _CACHEINFO = struct.Struct("=IIII")
 _ERROR = struct.Struct("=i")
 _IFINFOMSG = struct.Struct("=BxHiII")
 EVENTS_RCVBUF = 1 << 20
+SO_ATTACH_FILTER = 26
+BPF_LD_H_ABS, BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x28, 0x20, 0x15, 0x06
+_SOCK_FILTER = struct.Struct("=HBBI")
 
 
 def _attr(kind: int, value: bytes) -> bytes:
@@ -187,6 +191,12 @@ class AddressWriter:
                     address = items[n][1]
                     failed.append((n, OSError(code, f"renewing {address}: {os.strerror(code)}")))
 
+    @property
+    def portid(self) -> int:
+        """The socket's netlink port id (what the kernel puts in the notifications we cause)."""
+        portid: int = self._sock.getsockname()[0]
+        return portid
+
     def close(self) -> None:
         self._sock.close()
 
@@ -237,14 +247,51 @@ def _attrs(data: bytes, offset: int, end: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def echo_filter(portid: int) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program (code, jt, jf, k) that drops RTM_NEWADDR sent on behalf of ``portid``.
+
+    The kernel stamps an IPv4 address notification with the port id of the
+    socket whose request caused it, so this drops the echoes of our own binds
+    and renewals (one per VIP per renewal) before they wake the agent; every
+    other notification passes. IPv6 notifications carry port id 0 and pass
+    (the agent skips them as its own VIPs' after parsing). BPF loads are
+    big-endian and netlink headers native, hence the swapped constants.
+    """
+    kind = struct.unpack("!H", struct.pack("=H", RTM_NEWADDR))[0]
+    pid = struct.unpack("!I", struct.pack("=I", portid))[0]
+    return [
+        (BPF_LD_H_ABS, 0, 0, 4),  # nlmsg_type
+        (BPF_JEQ_K, 0, 3, kind),  # not RTM_NEWADDR: accept
+        (BPF_LD_W_ABS, 0, 0, 12),  # nlmsg_pid
+        (BPF_JEQ_K, 0, 1, pid),  # ours: drop; else accept
+        (BPF_RET_K, 0, 0, 0),
+        (BPF_RET_K, 0, 0, 0xFFFFFFFF),
+    ]
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """SO_ATTACH_FILTER: the kernel copies the program, so the buffer may go afterwards."""
+    code = ctypes.create_string_buffer(b"".join(_SOCK_FILTER.pack(*i) for i in program))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 class LinkEvents:
     """Link and IPv4/IPv6 address notifications of this network namespace, on the loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: LinkEvent) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callback: LinkEvent,
+        ignore_portid: int | None = None,
+    ) -> None:
+        """``ignore_portid``: drop IPv4 address notifications caused by that socket (our writer)."""
         self._loop = loop
         self._callback = callback
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         try:
+            if ignore_portid is not None:
+                attach_filter(self._sock, echo_filter(ignore_portid))
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, EVENTS_RCVBUF)
             self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             self._sock.setblocking(False)
