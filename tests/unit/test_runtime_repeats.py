@@ -10,12 +10,21 @@ rules give.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+from ipaddress import IPv6Address
 
 import pytest
 from prometheus_client import generate_latest
 
-from keepvip_agent.runtime.vrrp_socket import Receiver
-from keepvip_agent.vrrp.packet import VRRP_GROUP_V4, DropReason, encode
+from keepvip_agent.runtime.vrrp_socket import IPV6_HOPLIMIT, IPV6_PKTINFO, Receiver
+from keepvip_agent.vrrp.packet import (
+    VRRP_GROUP_V4,
+    VRRP_GROUP_V6,
+    Advertisement,
+    DropReason,
+    encode,
+)
 from keepvip_agent.vrrp.router import State
 from keepvip_harness.runtime_rig import (
     EPS,
@@ -124,3 +133,37 @@ def test_our_own_address_is_never_served_from_the_cache() -> None:
         assert dict(rig.runner.last_heard) == {}
 
     run(main)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.heard: list[tuple[object, object]] = []
+
+    def on_advertisement(self, adv: object, source: object) -> None:
+        self.heard.append((adv, source))
+
+
+def test_ipv6_repeats_are_served_from_the_cache_and_checked_like_the_first() -> None:
+    src = IPv6Address("fe80::9")
+    adv = Advertisement(3, 51, 150, 100, (IPv6Address("2001:db8::50"),), 0, b"")
+    payload = encode(adv, src, VRRP_GROUP_V6)
+
+    def anc(hops: int) -> list[tuple[int, int, bytes]]:
+        return [
+            (socket.IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("@i", hops)),
+            (socket.IPPROTO_IPV6, IPV6_PKTINFO, VRRP_GROUP_V6.packed + struct.pack("@I", 2)),
+        ]
+
+    drops: list[DropReason] = []
+    rx = Receiver("eth0", drops.append)
+    handler = Recorder()
+    rx.handlers[51] = handler  # type: ignore[assignment]
+    for _ in range(3):
+        rx.ipv6(payload, anc(255), ("fe80::9%eth0", 0, 0, 2))
+    assert [(a.priority, s) for a, s in handler.heard] == [(150, src)] * 3  # type: ignore[attr-defined]
+    assert handler.heard[1][0] is handler.heard[2][0]  # the cached object
+    rx.ipv6(payload, anc(64), ("fe80::9%eth0", 0, 0, 2))
+    assert drops == [DropReason.TTL] and len(handler.heard) == 3
+    rx.local = {src}
+    rx.ipv6(payload, anc(255), ("fe80::9%eth0", 0, 0, 2))
+    assert len(handler.heard) == 3  # our own advertisement now

@@ -88,6 +88,8 @@ class Receiver:
         self._seen: dict[bytes, tuple[Advertisement, IPAddress]] = {}
         """Whole datagrams after the TTL and protocol (addresses and payload) that decoded,
         came from another router and carried no trailer: the first look-up of :meth:`ipv4`."""
+        self._seen6: dict[tuple[object, ...], tuple[Advertisement, IPAddress]] = {}
+        """The same for IPv6, keyed by (sender, payload, ancillary values)."""
         self._local: set[IPAddress] = set()
 
     @property
@@ -98,7 +100,8 @@ class Receiver:
     @local.setter
     def local(self, addresses: set[IPAddress]) -> None:
         if addresses != self._local:
-            self._seen.clear()  # it holds only packets from others
+            self._seen.clear()  # they hold only packets from others
+            self._seen6.clear()
         self._local = addresses
 
     def ipv4(self, data: bytes) -> None:
@@ -159,6 +162,15 @@ class Receiver:
 
     def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
         """One IPv6 payload with its ancillary data (hop limit, destination) and sender."""
+        # As for IPv4: the same payload from the same sender with the same ancillary
+        # data (hop limit, destination) decodes to the same advertisement.
+        key = (addr[0], data, *[value for _level, _kind, value in anc])  # type: ignore[index]
+        seen = self._seen6.get(key)
+        if seen is not None:
+            handler = self.handlers.get(seen[0].vrid)
+            if handler is not None:
+                handler.on_advertisement(*seen)
+                return
         src = IPv6Address(addr[0].split("%", 1)[0])  # type: ignore[index]
         hops, dst = -1, VRRP_GROUP_V6
         for level, kind, value in anc:
@@ -169,12 +181,14 @@ class Receiver:
         if hops != VRRP_TTL:
             self._drop(DropReason.TTL, f"hop limit {hops}", src)
             return
-        self._dispatch(data, src, dst)
-
-    def _dispatch(self, payload: bytes, src: IPAddress, dst: IPAddress) -> None:
-        adv = self._decode(payload, src, dst)
-        if adv is not None:
-            self._deliver(adv, src)
+        adv = self._decode(data, src, dst)
+        if adv is None:
+            return
+        if not adv.trailer and src not in self._local:
+            if len(self._seen6) >= DECODED_CACHE:
+                self._seen6.clear()
+            self._seen6[key] = (adv, src)
+        self._deliver(adv, src)
 
     def _decode(self, payload: bytes, src: IPAddress, dst: IPAddress) -> Advertisement | None:
         try:
