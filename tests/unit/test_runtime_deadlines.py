@@ -52,3 +52,23 @@ def test_a_failing_owner_does_not_stop_the_others(caplog: pytest.LogCaptureFixtu
 
     run(main)
     assert "deadline callback failed" in caplog.text
+
+
+def test_a_deadline_that_may_come_early_joins_an_earlier_wake_up_an_exact_one_never() -> None:
+    async def main() -> None:
+        fired: list[tuple[str, float]] = []
+        d = Deadlines(asyncio.get_running_loop())
+        t0 = round(now(), 3)
+        d.arm(Owner(fired, "first"), t0 + 1.0)
+        d.arm(Owner(fired, "flexible"), t0 + 1.0015, early=0.002)
+        d.arm(Owner(fired, "exact"), t0 + 1.001)
+        d.arm(Owner(fired, "too-far"), t0 + 1.003, early=0.002)
+        await asyncio.sleep(2)
+        assert fired == [
+            ("first", t0 + 1.0),
+            ("flexible", t0 + 1.0),  # with the first wake-up
+            ("exact", t0 + 1.001),
+            ("too-far", t0 + 1.001),  # within 2 ms of the second wake-up
+        ]
+
+    run(main)

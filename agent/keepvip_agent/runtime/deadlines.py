@@ -9,6 +9,12 @@ every instance whose deadline has come, in deadline order.
 
 A deadline is replaced by arming again (the old heap entry is left behind and
 skipped when it surfaces), so moving or cancelling costs no heap search.
+
+A deadline may allow being met a little early (``early``): a master's next
+advertisement may go out with the batch of a wake-up up to a millisecond or
+two before it is due, which folds the adverts of hundreds of masters, due
+over a millisecond or so, into one wake-up per interval instead of a dozen.
+An exact deadline (a backup's master-down timer) is never run early.
 """
 
 from __future__ import annotations
@@ -32,16 +38,20 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._heap: list[tuple[float, int, Owner]] = []
+        self._heap: list[tuple[float, int, Owner, float]] = []
         self._at: dict[Owner, float] = {}
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._early = 0.0
+        """The largest ``early`` ever armed: how far past now a wake-up looks."""
 
-    def arm(self, owner: Owner, at: float) -> None:
-        """Call ``owner.on_deadline()`` at loop time ``at`` (instead of any earlier arming)."""
+    def arm(self, owner: Owner, at: float, early: float = 0.0) -> None:
+        """Call ``owner.on_deadline()`` at loop time ``at`` (instead of any earlier arming),
+        or up to ``early`` seconds before it when a wake-up for another deadline comes then."""
         self._at[owner] = at
-        heapq.heappush(self._heap, (at, next(self._order), owner))
+        self._early = max(self._early, early)
+        heapq.heappush(self._heap, (at, next(self._order), owner, early))
         if at < self._timer_at:
             self._set_timer(at)
 
@@ -58,8 +68,14 @@ class Deadlines:
         self._timer, self._timer_at = None, math.inf
         heap, armed = self._heap, self._at
         now = self._loop.time()
-        while heap and heap[0][0] <= now:
-            at, _, owner = heapq.heappop(heap)
+        limit = now + self._early
+        later = []
+        while heap and heap[0][0] <= limit:
+            entry = heapq.heappop(heap)
+            at, _, owner, early = entry
+            if at - early > now:
+                later.append(entry)  # not allowed this early: back into the heap below
+                continue
             if armed.get(owner) == at:
                 del armed[owner]
                 try:
@@ -68,6 +84,8 @@ class Deadlines:
                     self._loop.call_exception_handler(
                         {"message": "deadline callback failed", "exception": exc}
                     )
+        for entry in later:
+            heapq.heappush(heap, entry)
         while heap and armed.get(heap[0][2]) != heap[0][0]:
             heapq.heappop(heap)  # left behind by a re-arming or a cancel
         if heap and heap[0][0] < self._timer_at:

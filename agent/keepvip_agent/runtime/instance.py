@@ -90,6 +90,10 @@ TAKEOVER_LEAD = 0.001
 (see ``on_deadline``): with 20 ms adverts the skews of neighbouring priorities
 differ by fractions of a millisecond, and epoll's millisecond rounding would
 let the lower one win some races and delay every take-over."""
+ADVERT_EARLY = 0.002
+"""How early a master's periodic advertisement may go out to share a wake-up with others
+(at most a twentieth of its interval); its schedule is kept: the next one is due a whole
+interval after the one it replaced was due."""
 KEYS_HEALTH = "authHMAC keys"
 """The health source of an instance with ``authHMAC``: a fault until its first keys load."""
 KEYS_FAULT = OnFailure(action="fault")
@@ -503,7 +507,12 @@ class InstanceRunner:
         self._timer_at = math.inf
         now = self._loop.time()
         deadline = self._router.deadline
-        if deadline is not None and 0 < deadline - now <= TAKEOVER_LEAD:
+        if deadline is not None and deadline > now and self._router.state is State.MASTER:
+            # Called early to join a batch (see ADVERT_EARLY): the advert timer fires now
+            # as if at its deadline, so the cadence does not drift.
+            if deadline - now <= self._advert_early():
+                now = deadline
+        elif deadline is not None and 0 < deadline - now <= TAKEOVER_LEAD:
             # A backup's master-down timer, armed TAKEOVER_LEAD early: wait out
             # the last stretch here rather than in epoll, which sleeps whole
             # milliseconds (asyncio rounds up). Only a real expiry gets here.
@@ -630,11 +639,16 @@ class InstanceRunner:
         if deadline is None:
             self._cancel_timer()
         elif deadline < self._timer_at:
-            lead = TAKEOVER_LEAD if self._router.state is State.BACKUP else 0.0
-            self._deadlines.arm(self, deadline - lead)
+            if self._router.state is State.BACKUP:
+                self._deadlines.arm(self, deadline - TAKEOVER_LEAD)
+            else:
+                self._deadlines.arm(self, deadline, self._advert_early())
             self._timer_at = deadline
         # A later deadline leaves the armed timer alone: it fires, finds nothing
         # due, and re-arms at the new deadline.
+
+    def _advert_early(self) -> float:
+        return min(ADVERT_EARLY, self._router.advert_interval / 20)
 
     def _cancel_timer(self) -> None:
         self._deadlines.cancel(self)
