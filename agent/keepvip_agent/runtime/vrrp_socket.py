@@ -2,8 +2,11 @@
 
 One socket per (interface, family) carries every VRID on it; packets are
 demultiplexed by VRID to the instance that owns it. The read side drains the
-socket on each wake-up (bounded), so 256 instances at 100 ms cost one
-wake-up per burst rather than one per packet.
+socket on each wake-up (bounded). A busy port (a drain that found
+:data:`HOLDOFF_BURST` datagrams or more: hundreds of masters' adverts arriving
+together) then stops listening for :data:`HOLDOFF` and drains again: the
+adverts that trickle in over the burst cost one wake-up, not one each, and
+an event-loop wake-up costs far more in Python than reading a datagram.
 
 Everything a packet can do wrong ends as a counted drop with a reason and a
 rate-limited log line (STYLE habit 4): this loop never raises on input. That
@@ -50,6 +53,10 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IP_MULTICAST_ALL = 49
 MAX_DRAIN = 256
+HOLDOFF_BURST = 8
+HOLDOFF = 0.001
+"""At most this long between an advert's arrival and its processing on a busy port: its
+master-down timer restarts up to this much later (never earlier) than the datagram came."""
 DECODED_CACHE = 4096
 """Distinct IPv4 packets remembered as decoded (a few per VRID is typical)."""
 RCVBUF = 1 << 20
@@ -224,7 +231,9 @@ class VrrpSocket:
         family: int,
         on_drop: DropCounter,
         loop: asyncio.AbstractEventLoop,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: an open, non-blocking datagram socket to read instead (unit tests)."""
         self.ifname = ifname
         self.ifindex = ifindex
         self.family = family
@@ -236,13 +245,17 @@ class VrrpSocket:
         self._loop = loop
         self._log = _RateLimitedLog()
         self._routes: dict[tuple[IPAddress, IPAddress], Any] = {}
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
-        try:
-            self._setup()
-        except OSError:
-            self._sock.close()
-            raise
+        if sock is not None:
+            self._sock = sock
+        else:
+            af = socket.AF_INET if family == 4 else socket.AF_INET6
+            self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
+            try:
+                self._setup()
+            except OSError:
+                self._sock.close()
+                raise
+        self._held: asyncio.TimerHandle | None = None
         loop.add_reader(self._sock.fileno(), self._on_readable)
 
     def _setup(self) -> None:
@@ -271,7 +284,8 @@ class VrrpSocket:
     # -- receive -------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        for _ in range(MAX_DRAIN):
+        read = 0
+        for read in range(MAX_DRAIN):  # noqa: B007 (how many were read is the point)
             try:
                 if self.family == 4:
                     data = self._sock.recv(4096)
@@ -280,10 +294,18 @@ class VrrpSocket:
                     data, anc, _flags, addr = self._sock.recvmsg(4096, 128)
                     self._ipv6(data, anc, addr)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:  # e.g. ENETDOWN while the link flaps
                 self._log("recv", "receive on %s failed: %s", self.ifname, exc)
                 return
+        if read >= HOLDOFF_BURST:
+            self._loop.remove_reader(self._sock.fileno())
+            self._held = self._loop.call_later(HOLDOFF, self._resume)
+
+    def _resume(self) -> None:
+        self._held = None
+        self._loop.add_reader(self._sock.fileno(), self._on_readable)
+        self._on_readable()
 
     @property
     def local(self) -> set[IPAddress]:
@@ -337,5 +359,7 @@ class VrrpSocket:
         return [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0, 0, self.ifindex)
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.cancel()
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
