@@ -16,6 +16,7 @@ KIND_CTL := $(PY) -m keepvip_harness.kindctl
 
 kind-build: controlplane-build
 	hack/kind/build.sh build
+	hack/kind/build.sh binaries >/dev/null  # kubectl, also when the image outlived the cache
 	hack/image/kind.sh
 
 kind-up: deps controlplane-build

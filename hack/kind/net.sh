@@ -14,18 +14,27 @@ log() { echo "kind/net.sh: $*" >&2; }
 
 nodes=$("$docker" ps --filter "label=io.x-k8s.kind.cluster=$cluster" --format '{{.Names}}' | sort)
 declare -A cidr ip
+errf=$(mktemp)
+trap 'rm -f "$errf"' EXIT
+# The controller manager allocates a range when a node registers: seconds. A kubectl
+# that cannot ask is said at once and again at the end, not hidden by the wait.
+deadline=$((SECONDS + 240))
 for n in $nodes; do
-	# The controller manager allocates a range when the node registers (300 s: a cold CI run
-	# on a loaded 2-core machine gave up at 120 s; the cause was not established).
-	for _ in $(seq 1 300); do
-		cidr[$n]=$("$kubectl" --kubeconfig "$kubeconfig" get node "$n" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)
-		[[ -n ${cidr[$n]} ]] && break
+	err=""
+	while :; do
+		if out=$("$kubectl" --kubeconfig "$kubeconfig" get node "$n" -o jsonpath='{.spec.podCIDR}' 2>"$errf"); then
+			cidr[$n]=$out err=""
+			[[ -n $out ]] && break
+		else
+			[[ -z $err ]] && log "asking for $n's pod range: $(tail -c 300 "$errf")"
+			err=$(tail -c 300 "$errf")
+		fi
+		((SECONDS < deadline)) || {
+			log "node $n has no pod range after 240 s${err:+ (kubectl: $err)}"
+			exit 1
+		}
 		sleep 1
 	done
-	[[ -n ${cidr[$n]} ]] || {
-		log "node $n has no pod range after 300 s"
-		exit 1
-	}
 	ip[$n]=$("$docker" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$n")
 done
 for n in $nodes; do

@@ -8,6 +8,8 @@ judged later. Refused, in this order, each with a one-line message naming
 the address or field and what to do:
 
 * ``NodeAddress``: an address is a Node's own (InternalIP, ExternalIP);
+* ``NetworkAddress``: an address is the network or broadcast address of a
+  network a node agent reports as connected on its node (:mod:`keepvip_api.subnets`);
 * ``AddressNotGranted``: an address lies in no VirtualIPPool that serves the
   namespace and is used by VirtualIPs (by Services, for the VirtualIPs this
   operator makes for LoadBalancer Services);
@@ -33,6 +35,7 @@ from keepvip_api import acceptance as a
 from keepvip_api.acceptance import Trust
 from keepvip_api.model import VirtualIP
 from keepvip_api.pool import SERVICES, VIRTUALIPS
+from keepvip_api.subnets import Network, reserved_role
 from keepvip_operator.conditions import Cond
 from keepvip_operator.lbmodel import Pool
 
@@ -84,6 +87,19 @@ def _node_address(vip: VirtualIP, nodes: Mapping[IP, str]) -> str | None:
     return None
 
 
+def _network_address(vip: VirtualIP, networks: Mapping[str, Sequence[Network]]) -> str | None:
+    for x in vip.spec.addresses:
+        for node in sorted(networks):
+            role = reserved_role(x.ip, networks[node])
+            if role is not None:
+                what, net = role
+                return (
+                    f"{x.ip} is the {what} address of {net}, a network of Node {node}: "
+                    "no host can be reached there; choose a host address of that network"
+                )
+    return None
+
+
 def judge(
     vip: VirtualIP,
     *,
@@ -91,6 +107,7 @@ def judge(
     managed: bool,
     pools: Sequence[Pool],
     node_addresses: Mapping[IP, str],
+    node_networks: Mapping[str, Sequence[Network]] | None = None,
     trust: Trust,
     namespace_labels: Mapping[str, str] | None,
     accepted_before: int | None,
@@ -99,6 +116,7 @@ def judge(
 
     ``managed``: made by this operator for LoadBalancer Services (judged against pools
     used by Services). ``node_addresses``: every Node's own address, to its Node's name.
+    ``node_networks``: each node's connected networks, as its agent reports them.
     ``accepted_before``: ``status.acceptedGeneration`` as last written (or read).
     """
     namespace = vip.metadata.namespace or ""
@@ -106,8 +124,11 @@ def judge(
     outside: str | None = None
     if trust.address_grants:
         why = _node_address(vip, node_addresses)
+        subnet = _network_address(vip, node_networks or {})
         if why is not None:
             refusal = (a.NODE_ADDRESS, why)
+        elif subnet is not None:
+            refusal = (a.NETWORK_ADDRESS, subnet)
         else:
             outside = _not_granted(vip, namespace, managed, pools)
     if refusal is None:

@@ -46,6 +46,7 @@ import kopf
 from keepvip_api.acceptance import node_addresses
 from keepvip_api.placement import NodeView
 from keepvip_api.pool import POOL_PLURAL
+from keepvip_api.subnets import NETWORKS_ANNOTATION, Network, parse_networks
 from keepvip_api.times import parse_time
 from keepvip_operator import grants, names, services
 from keepvip_operator.allocate import Claim
@@ -115,6 +116,7 @@ class Context:
         leases = cast(Mapping[str, Iterable[Any]], self.indices.get("node_leases", {}))
         pools = cast(Mapping[str, Iterable[Any]], self.indices.get("lb_pools", {}))
         ips = cast(Mapping[str, Iterable[tuple[IP, ...]]], self.indices.get("node_ips", {}))
+        nets = cast(Mapping[str, Iterable[Any]], self.indices.get("node_networks", {}))
         labels = cast(Mapping[str, Iterable[Any]], self.indices.get("namespace_labels", {}))
         return View(
             pools=tuple(
@@ -124,6 +126,7 @@ class Context:
                 )
             ),
             node_addresses=grants.node_address_map({k: next(iter(s)) for k, s in ips.items() if s}),
+            node_networks={k: next(iter(s)) for k, s in nets.items() if s},
             namespace_labels={k: next(iter(s)) for k, s in labels.items() if s},
             # One object per key: namespace/name is unique.
             vips={k: next(iter(s)) for k, s in vips.items() if s},
@@ -181,6 +184,12 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     # No queueing.worker_limit: with indices, kopf holds every object's worker until all
     # are indexed, so a limit below the number of objects deadlocks a restart.
     return ks
+
+
+def _lease_networks(body: Mapping[str, Any]) -> tuple[Network, ...]:
+    """The connected networks a node agent publishes on its Lease (keepvip_api.subnets)."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return parse_networks(annotations.get(NETWORKS_ANNOTATION))
 
 
 def _lease_renewal(body: Mapping[str, Any]) -> Any:
@@ -327,6 +336,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
         node = names.node_of_lease(name or "")
         return {node: _lease_renewal(body)} if node else {}
 
+    @on(kopf.index, "coordination.k8s.io", "v1", "leases", when=_node_lease)
+    def node_networks(body: kopf.Body, name: str | None, **_: Any) -> dict[str, Any]:
+        """Each node's connected networks, as its agent publishes them (grants.py)."""
+        node = names.node_of_lease(name or "")
+        return {node: _lease_networks(body)} if node else {}
+
     # -- life cycle of the operator ----------------------------------------------------------
 
     @on(kopf.on.login)
@@ -362,6 +377,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
                 "nodes",
                 "node_ips",
                 "node_leases",
+                "node_networks",
                 "lb_pools",
                 "namespace_labels",
             )
@@ -503,9 +519,18 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:  # noqa: PL
             placements[str(name)] = now
             _all(rejudge=False)
 
+    networks: dict[str, Any] = {}
+
     @on(kopf.on.event, "coordination.k8s.io", "v1", "leases", when=_node_lease)
-    async def node_lease_event(**_: Any) -> None:
+    async def node_lease_event(
+        body: kopf.Body, name: str | None, type: str | None, **_: Any
+    ) -> None:
         ctx.changed()  # renewals: the resync sweep ages the entries out
+        node = names.node_of_lease(name or "")
+        now = None if type == "DELETED" else _lease_networks(body)
+        if node is not None and networks.get(node) != now:  # a node's networks: judged again
+            networks[node] = now
+            _all(rejudge=True)
 
 
 def _placement_of(node: Any) -> Any:

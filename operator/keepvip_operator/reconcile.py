@@ -40,6 +40,7 @@ from typing import Any
 from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import NodeView, judge, selected_nodes
 from keepvip_api.status import NodeStatus, node_alive
+from keepvip_api.subnets import Network
 from keepvip_operator import grants, move, names, publish, upgrade
 from keepvip_operator.aggregate import Stale, aggregate
 from keepvip_operator.allocate import Claim, choose_vrid, claim_of, find_conflicts
@@ -89,6 +90,8 @@ class View:
     """The valid VirtualIPPools: the address grants (:mod:`grants`)."""
     node_addresses: Mapping[IP, str] = field(default_factory=dict)
     """Every Node's own address (InternalIP, ExternalIP), to the Node's name."""
+    node_networks: Mapping[str, tuple[Network, ...]] = field(default_factory=dict)
+    """Each node's connected networks, as its agent publishes them on its node Lease."""
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Namespace labels by name (indexed only when the trust names a label)."""
 
@@ -473,6 +476,7 @@ class Reconciler:
             managed=obs.managed,
             pools=view.pools,
             node_addresses=view.node_addresses,
+            node_networks=view.node_networks,
             trust=self.settings.trust,
             namespace_labels=view.namespace_labels.get(obs.target.namespace),
             accepted_before=before,

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import sys
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keepvip_api.names import ROLE_LABEL, node_lease_name, vip_lease_name
+from keepvip_api.subnets import NETWORKS_ANNOTATION, parse_networks
 from keepvip_harness.clusterlab import app_daemonset
 from keepvip_harness.controlplane import ControlPlane
 from keepvip_harness.kubeapi import GROUP_PATH, wait_for
@@ -109,6 +110,7 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
             "onFailure": {"action": "fault"},
         }
         post_vip(api, ns, "no-check", vip_spec(address(21), 92, nodes, checks=[check]))
+        post_vip(api, ns, "bcast", vip_spec("192.0.2.255", 93, nodes))
 
         def faulted(name: str, word: str) -> bool:
             found = entries(api, ns, name)
@@ -121,8 +123,18 @@ def test_one_agent_per_node_carries_every_virtualip_and_faults_alone(
         wait_for("no-iface: Fault naming eth9", lambda: faulted("no-iface", "eth9"), 30)
         wait_for("off-net: Fault naming the address", lambda: faulted("off-net", "203.0.113.9"), 30)
         wait_for("no-check: Fault naming the check", lambda: faulted("no-check", "gone"), 30)
-        print({n: entries(api, ns, n) for n in ("no-iface", "off-net", "no-check")})
+        wait_for("bcast: Fault naming the broadcast address", lambda: faulted(
+            "bcast", "192.0.2.255 is the broadcast address of 192.0.2.0/24"), 30)  # fmt: skip
+        print({n: entries(api, ns, n) for n in ("no-iface", "off-net", "no-check", "bcast")})
         assert lab.holders(address(20)) == [] and lab.holders(address(21)) == []
+        assert lab.holders(ip_address("192.0.2.255")) == []
+        # Each node Lease publishes the node's connected networks (the operator's judgement).
+        for n in nodes:
+            lease = api.get(
+                f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{node_lease_name(n)}"
+            )
+            published = parse_networks(lease["metadata"]["annotations"][NETWORKS_ANNOTATION])
+            assert ip_network("192.0.2.0/24") in published, published
         assert answer(lab, address(0)) == nodes[0], "a healthy VIP on the same agents still serves"
         assert {p["metadata"]["uid"] for p in agent_pods(api, ns)} == uids
 

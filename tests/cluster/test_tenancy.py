@@ -83,6 +83,7 @@ def test_a_tenant_gets_only_granted_addresses_and_no_commands_until_the_admin_al
     specs: dict[str, tuple[dict[str, Any], str]] = {
         "outside": ({"addresses": ["192.0.2.50/24"], "virtualRouterID": 51}, "AddressNotGranted"),
         "node": ({"addresses": [f"{n1}/24"], "virtualRouterID": 52}, "NodeAddress"),
+        "broadcast": ({"addresses": ["192.0.2.255/24"], "virtualRouterID": 56}, "NetworkAddress"),
         "exec": (
             {"addresses": ["192.0.2.51/24"], "virtualRouterID": 53, "checks": [
                 {"name": "run", "exec": {"command": ["touch", str(marks["exec"])]},
@@ -173,6 +174,11 @@ def test_a_tenant_gets_only_granted_addresses_and_no_commands_until_the_admin_al
                 node = _cond(_vip(api, ns, "node"), "Accepted")
                 assert (node["status"], node["reason"]) == ("False", "NodeAddress"), node
                 assert f"{n1} is the address of Node" in node["message"]
+                bcast = _cond(_vip(api, ns, "broadcast"), "Accepted")
+                assert (bcast["status"], bcast["reason"]) == ("False", "NetworkAddress"), bcast
+                assert "192.0.2.255 is the broadcast address of 192.0.2.0/24, a network of Node" in (
+                    bcast["message"])  # fmt: skip
+                assert lab.holders(_ip(addresses["broadcast"])) == []
 
                 _label_namespace(api, ns, LABEL[1])
                 for name in ("exec", "notify", "kubelet"):

@@ -11,6 +11,7 @@ from keepvip_api import parse_virtualip
 from keepvip_api.acceptance import Trust
 from keepvip_api.model import VirtualIP
 from keepvip_api.pool import VirtualIPPoolSpec
+from keepvip_api.subnets import parse_networks
 from keepvip_harness.fakekube import NOW, FakeKube
 from keepvip_harness.fakekube import vip as observed_vip
 from keepvip_operator.grants import IP, Verdict, invalid, judge, node_address_map
@@ -40,6 +41,10 @@ def pool(name: str, *addresses: str, namespaces: tuple[str, ...] = (), **spec: A
     return Pool(name, VirtualIPPoolSpec.model_validate(body, strict=False))
 
 
+NETWORKS = {
+    "n1": parse_networks("192.0.2.0/24,2001:db8::/64,203.0.113.8/31"),
+    "n2": parse_networks("198.51.100.0/25"),
+}
 DEFAULT_TRUST = Trust()
 GRANT = pool("grant", "198.51.100.0/24", namespaces=("team-a",), usedBy=["VirtualIPs"])
 
@@ -56,7 +61,7 @@ def verdict(
 ) -> Verdict:
     return judge(
         v, generation=generation, managed=managed, pools=pools, node_addresses=NODES,
-        trust=trust, namespace_labels=labels, accepted_before=before,
+        node_networks=NETWORKS, trust=trust, namespace_labels=labels, accepted_before=before,
     )  # fmt: skip
 
 
@@ -110,6 +115,34 @@ def test_a_node_address_is_refused_even_inside_a_granted_pool() -> None:
     got = verdict(vip("192.0.2.12/24"), (wide,))
     assert (got.accepted.status, got.accepted.reason) == ("False", "NodeAddress")
     assert got.accepted.message.startswith("192.0.2.12 is the address of Node n2")
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("198.51.100.127/25", "198.51.100.127 is the broadcast address of 198.51.100.0/25, a "
+         "network of Node n2"),
+        ("198.51.100.0/25", "198.51.100.0 is the network address of 198.51.100.0/25"),
+        ("2001:db8::/64", "2001:db8:: is the subnet-router anycast address of 2001:db8::/64"),
+    ],
+)  # fmt: skip
+def test_a_node_subnets_network_or_broadcast_address_is_refused_inside_a_granted_pool(
+    address: str, message: str
+) -> None:
+    wide = pool("wide", "198.51.100.0/24", "2001:db8::/64", usedBy=["VirtualIPs"])
+    got = verdict(vip(address), (wide,))
+    assert (got.accepted.status, got.accepted.reason) == ("False", "NetworkAddress")
+    assert got.accepted.message.startswith(message), got.accepted.message
+    assert "\n" not in got.accepted.message
+
+
+@pytest.mark.parametrize("address", ["198.51.100.128/25", "198.51.100.126/25", "203.0.113.8/31",
+                                     "203.0.113.9/31", "2001:db8::1/64"])  # fmt: skip
+def test_host_addresses_and_both_ends_of_a_31_are_not_network_addresses(address: str) -> None:
+    wide = pool("wide", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/64",
+                usedBy=["VirtualIPs"])  # fmt: skip
+    got = verdict(vip(address), (wide,))
+    assert (got.accepted.status, got.accepted.reason) == ("True", "Granted"), got.accepted
 
 
 def test_a_generation_accepted_before_keeps_serving_when_its_pool_is_narrowed() -> None:

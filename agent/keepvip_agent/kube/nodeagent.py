@@ -46,9 +46,12 @@ from keepvip_api.crd import GROUP, PLURAL, VERSION
 from keepvip_api.model import VirtualIP
 from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
 from keepvip_api.placement import maintenance
+from keepvip_api.subnets import format_networks
 
 logger = logging.getLogger(__name__)
 FIRST_PEERS_WAIT = 5.0
+NETWORKS_REFRESH = 10.0
+"""Seconds between readings of the connected networks the node Lease publishes."""
 
 
 class NodeController:
@@ -86,6 +89,7 @@ class NodeController:
         self._applying = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._networks_task: asyncio.Task[None] | None = None
         self._list_watches: list[ListWatch] = []
         self.secret_keys = SecretKeys(kube, agent_namespace)
         agent.instance_hooks.append(self._wire)
@@ -94,7 +98,9 @@ class NodeController:
         agent.key_files = False
 
     async def start(self) -> None:
+        await self._read_networks()
         self.node_lease.start()
+        self._networks_task = self.loop.create_task(self._networks_loop())
         self.leases.start()
         peers = ListWatch(
             self.kube,
@@ -161,14 +167,27 @@ class NodeController:
     async def stop(self) -> None:
         for w in self._list_watches:
             w.stop()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._networks_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(*(g.stop(withdraw=False) for g in self.glues.values()))
         self.watches.stop()
         self.leases.stop()
         self.secret_keys.close()
         await self.node_lease.stop()
+
+    async def _read_networks(self) -> None:
+        """Publish this node's connected networks on its node Lease (the operator's judgement)."""
+        try:
+            self.node_lease.networks = format_networks(await self.agent.connected_networks())
+        except Exception as exc:  # kept as last read; the agent judges its own instances anyway
+            logger.warning("cannot read this node's connected networks: %s", exc)
+
+    async def _networks_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NETWORKS_REFRESH)
+            await self._read_networks()
 
     # -- inputs ------------------------------------------------------------------------------
 

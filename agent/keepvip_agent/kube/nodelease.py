@@ -2,7 +2,8 @@
 Lease watch of the agents' namespace.
 
 The node Lease ``keepvip-node-<node>`` is the only periodic API write of a node
-agent: status entries are written on change only, and the per-VirtualIP
+agent (it also carries the node's connected networks, for the operator's
+judgement of network and broadcast addresses): status entries are written on change only, and the per-VirtualIP
 split-brain Leases on transitions only. Everybody judges a node agent's
 liveness from it (peers arbitrating split brain, the operator and ``keepvip
 status`` through :func:`keepvip_api.status.node_alive`).
@@ -26,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from keepvip_agent.kube.api import ListWatch
 from keepvip_api.names import NODE_LEASE_DURATION, NODE_RENEW, node_lease_name
+from keepvip_api.subnets import NETWORKS_ANNOTATION
 from keepvip_api.times import micro_time
 
 if TYPE_CHECKING:
@@ -91,6 +93,8 @@ class NodeLease:
         self.last_renewed = time.monotonic()
         """Monotonic time of the last renewal that went through (start counts as one)."""
         self.renewals = 0
+        self.networks: str | None = None
+        """The node's connected networks (keepvip_api.subnets), published as an annotation."""
         self._task: asyncio.Task[None] | None = None
         self._warned = False
         self._last: dict[str, Any] | None = None
@@ -160,7 +164,14 @@ class NodeLease:
         spec.update(
             holderIdentity=self.node, leaseDurationSeconds=NODE_LEASE_DURATION, renewTime=now
         )
-        meta = (last or {}).get("metadata") or {"name": self.name, "namespace": self.namespace}
+        meta = dict(
+            (last or {}).get("metadata") or {"name": self.name, "namespace": self.namespace}
+        )
+        if self.networks is not None:
+            meta["annotations"] = {
+                **(meta.get("annotations") or {}),
+                NETWORKS_ANNOTATION: self.networks,
+            }
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",

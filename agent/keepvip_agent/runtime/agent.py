@@ -23,14 +23,28 @@ from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.runtime.linkread import LinkReader
 from keepvip_agent.runtime.metrics import Metrics
-from keepvip_agent.runtime.netinfo import interface_for
+from keepvip_agent.runtime.netinfo import connected_networks, interface_for
 from keepvip_agent.runtime.port import Port
 from keepvip_agent.runtime.rtnl import LinkEvents
 from keepvip_api.model import VirtualIP
+from keepvip_api.subnets import Network, reserved_role
 
 logger = logging.getLogger(__name__)
 RESOLVE_RETRY = 2.0
 SAFETY_REFRESH = 5.0
+
+
+def reserved_address(vip: VirtualIP, networks: Sequence[Network]) -> str | None:
+    """Why ``vip`` may not run here: an address is a connected network's own, or None."""
+    for x in vip.spec.addresses:
+        role = reserved_role(x.ip, networks)
+        if role is not None:
+            what, net = role
+            return (
+                f"address {x.ip} is the {what} address of {net}, a connected network of this "
+                "node; no host can be reached there: choose a host address of that network"
+            )
+    return None
 
 
 class Agent:
@@ -143,6 +157,12 @@ class Agent:
                 logger.error("%s: %s (retrying every %gs)", vip.key, reason, RESOLVE_RETRY)
             self.pending[vip.key] = reason
             return
+        reserved = reserved_address(vip, await self.connected_networks())
+        if reserved is not None:
+            if self.pending.get(vip.key) != reserved:
+                logger.error("%s: %s", vip.key, reserved)
+            self.pending[vip.key] = reserved
+            return
         self.pending.pop(vip.key, None)
         family = vip.spec.addresses[0].version
         port = self.ports.get((ifname, family))
@@ -155,6 +175,10 @@ class Agent:
         for hook in self.instance_hooks:
             hook(inst)
         await inst.start()
+
+    async def connected_networks(self) -> tuple[Network, ...]:
+        """This node's connected networks, read now (both families)."""
+        return await connected_networks(self._ipr)
 
     def _wire_keys(self, inst: InstanceRunner) -> None:
         hm = inst.spec.auth_hmac

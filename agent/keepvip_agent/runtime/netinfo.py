@@ -14,7 +14,7 @@ import asyncio
 import socket
 import weakref
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
 from keepvip_agent.vrrp.packet import IPAddress
@@ -84,3 +84,27 @@ async def _interface_for(ipr: Any, address: IPAddress) -> str | None:
         name: str = link.get("IFLA_IFNAME")
         return name
     return None
+
+
+async def connected_networks(ipr: Any) -> tuple[IPv4Network | IPv6Network, ...]:
+    """This node's connected networks (main table, no gateway; IPv4 scope link), both families.
+
+    What a VIP's address is judged against (:mod:`keepvip_api.subnets`) and what the node
+    agent publishes for the operator. IPv6 link-local networks are left out.
+    """
+    out: list[IPv4Network | IPv6Network] = []
+    async with dump_lock(ipr):
+        for family in (socket.AF_INET, socket.AF_INET6):
+            async for route in await ipr.route("dump", family=family):
+                dst = route.get("RTA_DST")
+                if (
+                    dst is None
+                    or route.get("RTA_TABLE", route["table"]) != RT_TABLE_MAIN
+                    or route.get("RTA_GATEWAY") is not None
+                    or (family == socket.AF_INET and route["scope"] != RT_SCOPE_LINK)
+                ):
+                    continue
+                net = ip_network(f"{dst}/{route['dst_len']}", strict=False)
+                if not net.is_link_local:
+                    out.append(net)
+    return tuple(dict.fromkeys(out))

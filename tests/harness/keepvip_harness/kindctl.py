@@ -133,7 +133,19 @@ def kind_binary() -> str:
 
 
 def kubectl_binary() -> str:
-    return str(Path(_script(KIND_HACK / "build.sh", "bin-dir")) / "kubectl")
+    """The node image's kubectl, built if missing.
+
+    The node image can outlive the build cache (a Docker image kept, ``~/.cache``
+    removed): then ``build.sh build`` reuses the image and builds nothing, and a
+    path into the cache named a kubectl that did not exist (every kubectl call of
+    net.sh failed until its timeout, the e2e tier's setup error on cold runs).
+    """
+    kubectl = (
+        Path(_script(KIND_HACK / "build.sh", "binaries", timeout=1800).splitlines()[-1]) / "kubectl"
+    )
+    if not kubectl.is_file():
+        raise RuntimeError(f"hack/kind/build.sh binaries made no {kubectl}")
+    return str(kubectl)
 
 
 def helm_binary() -> str:
