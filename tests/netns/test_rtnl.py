@@ -55,7 +55,7 @@ asyncio.run(main())
 def test_link_read_batched_renewal_and_the_echo_filter(lab: Lab) -> None:
     ns = lab.node_ns(1)
     out = json.loads(lab.exec(ns, sys.executable, "-c", CODE, str(lab.node_v4(1))))
-    assert out["failed"] == [(1, 19), (1, 19)]  # ENODEV for the unknown interface, each time
+    assert out["failed"] == [[1, 19], [1, 19]]  # ENODEV for the unknown interface, each time
     # Our own renewals never reached the event socket; someone else's address did.
     assert "198.51.100.201" not in out["seen"] and "198.51.100.203" in out["seen"]
     shown = lab.ip(ns, "-o", "link", "show", "eth0")

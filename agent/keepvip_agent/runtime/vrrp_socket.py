@@ -3,7 +3,7 @@
 One socket per (interface, family) carries every VRID on it; packets are
 demultiplexed by VRID to the instance that owns it. The read side drains the
 socket on each wake-up (bounded). A busy port (a drain that found
-:data:`HOLDOFF_BURST` datagrams or more: hundreds of masters' adverts arriving
+:data:`HOLDOFF_BURST` datagrams or more: many masters' adverts arriving
 together) then stops listening for :data:`HOLDOFF` and drains again: the
 adverts that trickle in over the burst cost one wake-up, not one each, and
 an event-loop wake-up costs far more in Python than reading a datagram.
@@ -53,7 +53,7 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IP_MULTICAST_ALL = 49
 MAX_DRAIN = 256
-HOLDOFF_BURST = 8
+HOLDOFF_BURST = 2
 HOLDOFF = 0.001
 """At most this long between an advert's arrival and its processing on a busy port: its
 master-down timer restarts up to this much later (never earlier) than the datagram came."""
