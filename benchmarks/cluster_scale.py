@@ -43,7 +43,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -81,7 +80,9 @@ from keepvip_harness.labdaemons import (
 )
 from keepvip_harness.podlauncher import PodLauncher
 from keepvip_harness.rest import ApiError, Rest
+from keepvip_harness.vipwatch import VipTimeline
 from keepvip_tools.lab.topology import VIP4, Lab
+from scale_profile import agent_env, dump_allocations, profiled
 from scale_report import markdown, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -200,58 +201,6 @@ def window(
         "by_kind_per_second": {k: v / elapsed for k, v in delta.most_common()},
     }
     return cpu, writes
-
-
-@contextlib.contextmanager
-def profiled(
-    directory: Path | None, pids: dict[str, int], seconds: float, label: str
-) -> Iterator[None]:
-    """With ``--profile DIR``: py-spy samples every process of a steady window (collapsed stacks).
-
-    A sampling profiler costs the profiled process nothing but the sampler's own
-    CPU, which the window's figures then include: profile in a separate run.
-    """
-    if directory is None:
-        yield
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    tag = re.sub(r"\W+", "", label)
-    procs = [
-        subprocess.Popen(
-            [
-                shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--nonblocking",
-                "-r",
-                "50",
-                "-d",
-                str(int(seconds)),
-                "-f",
-                "raw",
-                "-p",
-                str(pid),
-                "-o",
-                str(directory / f"{tag}-{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, pid in pids.items()
-    ]
-    try:
-        yield
-    finally:
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for name, pid in pids.items():
-            (directory / f"{tag}-{name}.smaps").write_text(
-                Path(f"/proc/{pid}/smaps_rollup").read_text()
-                + Path(f"/proc/{pid}/status").read_text()
-            )
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, str]:
@@ -553,9 +502,11 @@ class Scale:
         for run in range(runs):
             name, address = f"apply-{run}", f"192.0.2.{APPLY_FIRST + run}"
             probe = spawn_probe(self.lab, address, self.lab.workdir / f"apply-{run}.probe", 0.05)
+            trace = VipTimeline(self.cp.admin_rest(), self.vip_base, name)
+            trace.start()
             try:
                 time.sleep(0.5)
-                t0 = time.monotonic()
+                t0, posted = time.monotonic(), time.time()
                 self.api.post(self.vip_base, vip_body(name, f"{address}/24", self.nodes, "100ms"))
                 wait_for(
                     f"{name}: status.master",
@@ -575,9 +526,16 @@ class Scale:
                     30,
                     0.05,
                 )
+                time.sleep(0.3)  # the writes right after status.master, for the trace
             finally:
                 stop(probe)
-            sample = {"to_status_master": master_at - t0, "to_client_answer": answered - t0}
+                trace.stop()
+            sample = {
+                "to_status_master": master_at - t0,
+                "to_client_answer": answered - t0,
+                "trace_ms": trace.marks(posted),
+                "events": trace.compact(posted),
+            }
             print(f"apply run {run + 1}: " + json.dumps(sample), flush=True)
             samples.append(sample)
             self.api.delete(f"{self.vip_base}/{name}")
@@ -702,7 +660,7 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                 print("API writes before keepvip: " + json.dumps(out["api_writes_before_keepvip"]))
                 with (
                     operator_process(cp, ns, log) as op,
-                    PodLauncher(cp, mapping) as launcher,
+                    PodLauncher(cp, mapping, extra_env=agent_env(args.tracemalloc)) as launcher,
                 ):
                     settled_cpu(op.pid, "keepvip-operator")
                     out["operator_rss_started_mib"] = proc_rss_bytes(op.pid) / MiB
@@ -710,6 +668,8 @@ def keepvip_side(cp: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
                     out["apply_all"] = run.apply_all(args.vips, args.services)
                     out["operator_quiet"] = quiet(op.pid, args.settle)
                     out["steady_1s"] = run.steady(args.window, "1 s")
+                    if args.tracemalloc is not None:
+                        dump_allocations(agent_pids(api, ns, launcher), args.tracemalloc)
                     out["apply_to_master"] = run.apply_runs(args.apply_runs)
                     out["cut"] = run.cut_runs(args.cut_runs, args.vips)
                     run.all_to(args.vips, "100ms")
@@ -741,6 +701,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=15.0, help="seconds before a steady window")
     p.add_argument("--quick", action="store_true", help="20 VirtualIPs, 80 Services, few runs")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="trace the agents' allocations (benchmarks/memtrace) and dump them into DIR at the "
+        "end of the 1 s steady window (the RSS figures of such a run are inflated)",
+    )
     p.add_argument(
         "--profile",
         type=Path,

@@ -35,12 +35,35 @@ def ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+TRACE_MARKS = {
+    "vrid_seen": "VRID allocated",
+    "first_entry_seen": "first agent entry",
+    "master_transition": "an agent turns master",
+    "master_entry_computed": "its entry computed",
+    "master_entry_seen": "its entry in the API",
+    "status_master_seen": "status.master in the API",
+}
+"""The hops of an apply-to-master run (keepvip_harness.vipwatch), in path order."""
+
+
+def trace_medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median milliseconds after the POST of each hop (runs recorded before the trace: none)."""
+    out: dict[str, float | None] = {}
+    for mark in TRACE_MARKS:
+        vals = [
+            r["trace_ms"][mark] for r in runs if (r.get("trace_ms") or {}).get(mark) is not None
+        ]
+        out[mark] = median(vals) if vals else None
+    return out
+
+
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     k, ka = result["keepvip"], result["keepalived"]
     first = result["nodes"][0]
     out: dict[str, Any] = {
         "apply_to_status_master": stats([s["to_status_master"] for s in k["apply_to_master"]]),
         "apply_to_client_answer": stats([s["to_client_answer"] for s in k["apply_to_master"]]),
+        "apply_trace_ms": trace_medians(k["apply_to_master"]),
         "cut_fine": stats([s["fine"] for s in k["cut"]]),
         "cut_anchor": stats([s["anchor"] for s in k["cut"]]),
     }
@@ -157,6 +180,18 @@ def markdown(result: dict[str, Any]) -> str:
             f"**{ratio(c['ratio_master'])}** | {c['backup_median']:.2f} | "
             f"{c['keepalived_backup']:.2f} | **{ratio(c['ratio_backup'])}** |"
         )
+    hops = [
+        f"{label} {s['apply_trace_ms'][mark]:.0f}"
+        for mark, label in TRACE_MARKS.items()
+        if s.get("apply_trace_ms", {}).get(mark) is not None
+    ]
+    if hops:
+        lines += [
+            "",
+            "Apply to master, hop by hop (median ms after the POST; wall clock of one machine: "
+            "arrivals of a watch on the VirtualIP, and the master's own entry times): "
+            + ", ".join(hops),
+        ]
     lines += [
         "",
         "API writes per second by kind (steady, 1 s adverts, minus nothing): "

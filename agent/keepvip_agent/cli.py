@@ -128,16 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             trusted_label=label,
         )
-        return asyncio.run(
-            run_node_agent(
-                args.node,
-                args.agent_namespace,
-                namespaces,
-                args.metrics_address,
-                args.metrics_port,
-                trust,
+        from keepvip_agent.kube.config import ConfigError
+
+        try:
+            return asyncio.run(
+                run_node_agent(
+                    args.node,
+                    args.agent_namespace,
+                    namespaces,
+                    args.metrics_address,
+                    args.metrics_port,
+                    trust,
+                )
             )
-        )
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     source = args.config or f"${args.config_env}"
     try:
         if args.config_env:

@@ -8,7 +8,9 @@ concerned; a sweep every ``interval`` seconds ages out heartbeats (over the keys
 the caller names: handlers.py sweeps only those the clock can change). A poke
 says whether the object's decision (conflicts, VRID) may have changed or only
 its status; the sweep re-judges status only, so it costs O(objects), not
-O(objects^2). Work is in-memory unless something changed.
+O(objects^2). Work is in-memory unless something changed. Up to ``concurrency``
+keys run at once, never one key twice at once; poked keys go before a sweep's
+and never wait for a sweep to end.
 
 One loop for the whole operator (not a kopf daemon or timer per object) so
 that no finalizer is needed on VirtualIPs: they can be deleted even when
@@ -43,22 +45,26 @@ class Resync:
         concurrency: int = 4,
     ) -> None:
         self.work, self.keys, self.interval = work, keys, interval
+        self.concurrency = concurrency
         self._dirty: dict[str, bool] = {}
         """Key -> whether its decision (conflicts, VRID) must be re-judged, not just its status."""
+        self._urgent: set[str] = set()
+        """The dirty keys an event poked: they run before a sweep's."""
+        self._running: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._armed = False
-        self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
 
     def poke(self, *keys: str, rejudge: bool = True) -> None:
         """Look at these keys soon; ``rejudge=False``: only their status can have changed.
 
-        Call on the event loop.
+        Call on the event loop. A poked key waits for a free worker, never for a
+        sweep to finish: a new master's entry reached status.master only after
+        the sweep that happened to run (all VirtualIPs when a node's liveness
+        changed) was through.
         """
-        for key in keys:
-            self._dirty[key] = self._dirty.get(key, False) or rejudge
-        if keys:
-            self._wake.set()
+        self._add(keys, rejudge, urgent=True)
 
     def arm(self) -> None:
         """Start the periodic sweeps: the indices are complete (a handler has run)."""
@@ -69,6 +75,18 @@ class Resync:
 
     async def stop(self) -> None:
         await cancel(self._task)
+        for task in list(self._tasks):
+            await cancel(task)
+
+    def _add(self, keys: Iterable[str], rejudge: bool, *, urgent: bool) -> None:
+        added = False
+        for key in keys:
+            self._dirty[key] = self._dirty.get(key, False) or rejudge
+            if urgent:
+                self._urgent.add(key)
+            added = True
+        if added:
+            self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,18 +100,38 @@ class Resync:
                 next_sweep = loop.time() + self.interval
                 if self._armed:
                     # Ages out heartbeats; decisions change only with events.
-                    self.poke(*self.keys(), rejudge=False)
+                    self._add(self.keys(), False, urgent=False)
                     self._wake.clear()
-            batch, self._dirty = sorted(self._dirty.items()), {}
-            if batch:
-                await asyncio.gather(*(self._one(key, rejudge) for key, rejudge in batch))
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start dirty keys on free workers: poked ones first, none twice at a time."""
+        while len(self._running) < self.concurrency:
+            picked = self._next()
+            if picked is None:
+                return
+            key, rejudge = picked
+            self._running.add(key)
+            task = asyncio.get_running_loop().create_task(self._one(key, rejudge))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _next(self) -> tuple[str, bool] | None:
+        for pool in (self._urgent, self._dirty):
+            for key in pool:
+                if key not in self._running:
+                    self._urgent.discard(key)
+                    return key, self._dirty.pop(key)
+        return None
 
     async def _one(self, key: str, rejudge: bool) -> None:
-        async with self._limit:
-            try:
-                await self.work(key, rejudge)
-            except Exception:  # one object's failure must not stop the loop
-                logger.exception("%s: resync failed; retrying on the next sweep", key)
+        try:
+            await self.work(key, rejudge)
+        except Exception:  # one object's failure must not stop the loop
+            logger.exception("%s: resync failed; retrying on the next sweep", key)
+        finally:
+            self._running.discard(key)
+            self._wake.set()  # a free worker: the next key (this one again if poked meanwhile)
 
 
 class Coalesce:

@@ -33,14 +33,15 @@ class AgentResources:
     No CPU limit by default: CFS throttling stalls the advertisement timer of
     a busy node, and a late advertisement is a spurious failover. The memory
     limit comes from ``benchmarks/cluster_scale.py``: a node agent carrying 250
-    VirtualIPs and 13 shared routers peaked at 137 MiB; 256Mi leaves room for a
-    second address family's 255 VRIDs (an agent killed for memory fails over
-    every VirtualIP of its node).
+    VirtualIPs and 13 shared routers peaked at 90 MiB (263 instances of one
+    family, about 0.17 MiB each above 46 MiB of code); 192Mi leaves room for the
+    other family's 255 VRIDs, about 135 MiB in all (an agent killed for memory
+    fails over every VirtualIP of its node).
     """
 
     cpu_request: str | None = "10m"
     memory_request: str | None = "32Mi"
-    memory_limit: str | None = "256Mi"
+    memory_limit: str | None = "192Mi"
     cpu_limit: str | None = None
 
     def render(self) -> dict[str, dict[str, str]]:

@@ -10,14 +10,14 @@ show it applies the decisions and nothing else.
 from __future__ import annotations
 
 import asyncio
-import copy
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
+from keepvip_agent.kube import paths
+from keepvip_agent.kube.api import ApiError
 from keepvip_agent.kube.arbiter import (
     ApiFence,
     ApiReachable,
@@ -34,6 +34,7 @@ from keepvip_agent.kube.lease import API_FENCE, LeaseArbiter
 from keepvip_agent.vrrp.router import State
 from keepvip_api.names import SPLIT_BRAIN_FAULT
 from keepvip_api.times import micro_time
+from keepvip_harness.fakeagentapi import FakeApi
 
 LEASE = "keepvip-web"
 RENEW = 2.0
@@ -288,48 +289,11 @@ def test_a_partition_is_settled_for_the_live_holder_within_two_renewals() -> Non
 # -- the shell: API calls and the runner, nothing decided ---------------------------------------
 
 
-class FakeCoordination:
-    """One Lease, stored as the API's dict; ``fail`` makes writes fail with a 500."""
-
-    def __init__(self) -> None:
-        self.lease: dict[str, Any] | None = None
-        self.fail = False
-        self.calls: list[str] = []
-
-    def read_namespaced_lease(self, name: str, namespace: str, **_: Any) -> dict[str, Any]:
-        self.calls.append("read")
-        if self.lease is None:
-            raise ApiException(status=404)
-        return copy.deepcopy(self.lease)
-
-    def create_namespaced_lease(
-        self, namespace: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.calls.append("create")
-        self.lease = copy.deepcopy(body)
-        return body
-
-    def replace_namespaced_lease(
-        self, name: str, namespace: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.calls.append("replace")
-        if self.fail:
-            raise ApiException(status=500)
-        self.lease = copy.deepcopy(body)
-        return body
-
-    def spec(self, field: str) -> Any:
-        assert self.lease is not None
-        return self.lease["spec"].get(field)
+PATH = paths.lease("default", LEASE)
 
 
-class FakeKube:
-    def __init__(self) -> None:
-        self.coordination = FakeCoordination()
-        self.last_ok = 0.0
-
-    async def call_raw(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
+def spec(kube: FakeApi, field: str) -> Any:
+    return kube.objects[PATH]["spec"].get(field)
 
 
 class FakeBoard:
@@ -358,8 +322,8 @@ class Clock:
         return self.now
 
 
-def shell(node: str = "b") -> tuple[LeaseArbiter, FakeKube, FakeRunner, Clock]:
-    kube, runner, clock = FakeKube(), FakeRunner(), Clock()
+def shell(node: str = "b") -> tuple[LeaseArbiter, FakeApi, FakeRunner, Clock]:
+    kube, runner, clock = FakeApi(), FakeRunner(), Clock()
     la = LeaseArbiter(kube, "default", "web", node, clock=clock)  # type: ignore[arg-type]
     la.inst = runner  # type: ignore[assignment]
     la.holder_address = {"a": "192.0.2.1"}.get  # type: ignore[assignment]
@@ -377,24 +341,26 @@ def stamp(holder: str | None, at: float) -> dict[str, Any]:
 def test_the_shell_writes_what_the_arbiter_decides() -> None:
     async def scenario() -> None:
         la, kube, runner, clock = shell()
-        api = kube.coordination
         clock.now = 1.0
         await la.round()  # master, no Lease: created, held by us
-        assert api.calls == ["read", "create"] and api.lease is not None
-        assert (api.spec("holderIdentity"), api.spec("leaseDurationSeconds")) == ("b", 6)
+        assert [(m, p) for m, p, _ in kube.calls] == [
+            ("GET", PATH),
+            ("POST", paths.leases("default")),
+        ]
+        assert (spec(kube, "holderIdentity"), spec(kube, "leaseDurationSeconds")) == ("b", 6)
         assert kube.last_ok == 1.0, "a 404 is an answer from the API"
-        api.lease = stamp("a", 0)  # someone else's, never renewed
+        kube.objects[PATH] = stamp("a", 0)  # someone else's, never renewed
         await la.round()
         clock.now = 6.9
         await la.round()
-        assert api.spec("holderIdentity") == "a"
+        assert spec(kube, "holderIdentity") == "a"
         clock.now = 7.0
         await la.round()  # not renewed for the lease duration: ours now
-        assert api.spec("holderIdentity") == "b"
-        assert api.spec("leaseTransitions") == 4
+        assert spec(kube, "holderIdentity") == "b"
+        assert spec(kube, "leaseTransitions") == 4
         runner.state = State.BACKUP
         await la.round()  # no longer master: given back
-        assert api.spec("holderIdentity") is None
+        assert spec(kube, "holderIdentity") is None
         assert runner.health.reports == []
 
     asyncio.run(scenario())
@@ -405,13 +371,13 @@ def test_the_shell_reports_the_step_down_and_the_rejoin_to_the_runner() -> None:
         la, kube, runner, clock = shell()
         for i in range(3):
             clock.now = 2.0 * i
-            kube.coordination.lease = stamp("a", clock.now)
+            kube.objects[PATH] = stamp("a", clock.now)
             await la.round()
         reason = f"a holds lease {LEASE} and renews it"
         assert runner.health.reports == [(SPLIT_BRAIN_FAULT, False, reason)]
         runner.state = State.FAULT
         clock.now = 6.0
-        kube.coordination.lease = stamp("a", clock.now)
+        kube.objects[PATH] = stamp("a", clock.now)
         runner.last_heard["192.0.2.1"] = 3.9  # before the step-down
         await la.round()
         assert len(runner.health.reports) == 1
@@ -427,17 +393,16 @@ def test_a_failed_write_ends_the_round_before_the_fence_is_judged() -> None:
         la, kube, runner, clock = shell()
         for i in range(3):
             clock.now = 2.0 * i
-            kube.coordination.lease = stamp("a", clock.now)
+            kube.objects[PATH] = stamp("a", clock.now)
             await la.round()
         assert la.core.fenced == "a"
         # The Lease comes back held by us (a backup now): giving it back fails.
         runner.state = State.FAULT
-        kube.coordination.lease = stamp("b", 8.0)
-        kube.coordination.fail = True
-        with pytest.raises(ApiException):
+        kube.objects[PATH] = stamp("b", 8.0)
+        kube.fail = 1
+        with pytest.raises(ApiError):
             await la.round()
         assert la.core.fenced == "a" and len(runner.health.reports) == 1
-        kube.coordination.fail = False
         await la.round()
         assert runner.health.reports[-1] == (SPLIT_BRAIN_FAULT, True, "a stopped renewing")
 

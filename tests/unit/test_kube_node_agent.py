@@ -17,8 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
+from keepvip_agent.kube import paths, vipglue
 from keepvip_agent.kube.entries import REWRITE_PAUSE, EntryWriter, fault_entry
 from keepvip_agent.kube.lease import API_FENCE
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
@@ -34,6 +34,7 @@ from keepvip_api.names import (
     vip_lease_name,
 )
 from keepvip_api.status import NodeStatus, node_alive
+from keepvip_harness.fakeagentapi import FakeApi
 from keepvip_harness.runtime_rig import run
 
 # -- names and liveness ---------------------------------------------------------------------
@@ -186,39 +187,24 @@ def test_an_allocated_vrid_in_status_counts() -> None:
 # -- split brain judged by the holder's node Lease --------------------------------------------
 
 
-class FakeCoordination:
-    def __init__(self, cache: LeaseCache) -> None:
-        self.cache = cache
-        self.calls: list[tuple[str, str | None]] = []
+def lease_api(cache: LeaseCache) -> FakeApi:
+    """The fake API, with every Lease written also seen by the node's Lease watch (``cache``)."""
+    kube = FakeApi()
 
-    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = body["spec"]
-        self.cache.leases[body["metadata"]["name"]] = {
-            "metadata": {"name": body["metadata"]["name"], "resourceVersion": "1"},
+    def watched(path: str, obj: dict[str, Any]) -> None:
+        spec = obj["spec"]
+        cache.leases[obj["metadata"]["name"]] = {
+            "metadata": {"name": obj["metadata"]["name"], "resourceVersion": "1"},
             "spec": {k: spec[k] for k in ("holderIdentity", "renewTime") if k in spec},
         }
-        return body
 
-    def create_namespaced_lease(
-        self, namespace: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.calls.append(("create", body["spec"].get("holderIdentity")))
-        return self._store(body)
-
-    def replace_namespaced_lease(
-        self, name: str, namespace: str, body: dict[str, Any], **_: Any
-    ) -> dict[str, Any]:
-        self.calls.append(("replace", body["spec"].get("holderIdentity")))
-        return self._store(body)
+    kube.after_write = watched
+    return kube
 
 
-class FakeKube:
-    def __init__(self, cache: LeaseCache) -> None:
-        self.coordination = FakeCoordination(cache)
-        self.last_ok = 0.0
-
-    async def call_raw(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
+def lease_writes(kube: FakeApi) -> list[tuple[str, str | None]]:
+    """Each Lease write as (method, holder)."""
+    return [(m, body["spec"].get("holderIdentity")) for m, _, body in kube.writes()]
 
 
 class FakeBoard:
@@ -236,9 +222,9 @@ class Clock:
         return self.now
 
 
-def vip_lease(node: str = "b") -> tuple[VipLease, LeaseCache, FakeKube, Any, Clock]:
+def vip_lease(node: str = "b") -> tuple[VipLease, LeaseCache, FakeApi, Any, Clock]:
     cache = LeaseCache(None, "agents")  # type: ignore[arg-type]
-    kube = FakeKube(cache)
+    kube = lease_api(cache)
     node_lease = SimpleNamespace(last_renewed=0.0)
     la = VipLease(kube, "agents", "ns", "web", node, cache, node_lease)  # type: ignore[arg-type]
     clock = Clock()
@@ -251,11 +237,14 @@ def vip_lease(node: str = "b") -> tuple[VipLease, LeaseCache, FakeKube, Any, Clo
     return la, cache, kube, runner, clock
 
 
-def hold(cache: LeaseCache, holder: str | None) -> None:
-    cache.leases[vip_lease_name("ns", "web")] = {
-        "metadata": {"name": vip_lease_name("ns", "web"), "resourceVersion": "5"},
+def hold(kube: FakeApi, cache: LeaseCache, holder: str | None) -> None:
+    name = vip_lease_name("ns", "web")
+    lease = {
+        "metadata": {"name": name, "resourceVersion": "5"},
         "spec": {"holderIdentity": holder, "renewTime": "2026-01-01T00:00:00.000000Z"},
     }
+    cache.leases[name] = lease
+    kube.objects[paths.lease("agents", name)] = lease
 
 
 def renew_node(cache: LeaseCache, node: str, at: float) -> None:
@@ -269,17 +258,17 @@ def test_a_master_creates_the_lease_once_and_never_renews_it() -> None:
     async def scenario() -> None:
         la, cache, kube, runner, clock = vip_lease()
         await la.round()
-        assert kube.coordination.calls == [("create", "b")]
+        assert lease_writes(kube) == [("POST", "b")]
         for i in range(1, 20):  # a minute of rounds holding it: no write at all
             clock.now = 2.0 * i
             renew_node(cache, "b", clock.now)
             await la.round()
-        assert kube.coordination.calls == [("create", "b")]
+        assert lease_writes(kube) == [("POST", "b")]
         raw = cache.get(vip_lease_name("ns", "web"))
         assert raw is not None
         runner.state = State.BACKUP
         await la.round()  # left master: given back
-        assert kube.coordination.calls[-1] == ("replace", None)
+        assert lease_writes(kube)[-1] == ("PUT", None)
 
     asyncio.run(scenario())
 
@@ -287,7 +276,7 @@ def test_a_master_creates_the_lease_once_and_never_renews_it() -> None:
 def test_a_holder_whose_node_lease_renews_wins_the_split_brain() -> None:
     async def scenario() -> None:
         la, cache, kube, runner, clock = vip_lease()
-        hold(cache, "a")  # the VirtualIP Lease itself never changes
+        hold(kube, cache, "a")  # the VirtualIP Lease itself never changes
         for i in range(3):
             clock.now = 2.0 * i
             renew_node(cache, "a", clock.now)
@@ -296,7 +285,7 @@ def test_a_holder_whose_node_lease_renews_wins_the_split_brain() -> None:
         assert runner.health.reports == [
             (SPLIT_BRAIN_FAULT, False, f"a holds lease {lease} and renews it")
         ]
-        assert kube.coordination.calls == []
+        assert lease_writes(kube) == []
         runner.state = State.FAULT
         clock.now = 6.0
         renew_node(cache, "a", clock.now)
@@ -310,15 +299,15 @@ def test_a_holder_whose_node_lease_renews_wins_the_split_brain() -> None:
 def test_a_holder_whose_node_lease_stops_is_taken_over() -> None:
     async def scenario() -> None:
         la, cache, kube, runner, clock = vip_lease()
-        hold(cache, "a")
+        hold(kube, cache, "a")
         renew_node(cache, "a", 0.0)
         for t in (0.0, 2.0, 4.0, 5.9):
             clock.now = t
             await la.round()
-        assert kube.coordination.calls == [], "within the lease duration the holder may be alive"
+        assert lease_writes(kube) == [], "within the lease duration the holder may be alive"
         clock.now = 6.0
         await la.round()
-        assert kube.coordination.calls == [("replace", "b")]
+        assert lease_writes(kube) == [("PUT", "b")]
         assert runner.health.reports == []
 
     asyncio.run(scenario())
@@ -341,36 +330,28 @@ def test_strict_fencing_judges_this_nodes_own_node_lease() -> None:
 # -- status entries on change only ------------------------------------------------------------
 
 
-class FakeCustom:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.fail = 0
-
-    def patch_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> None:
-        if self.fail:
-            self.fail -= 1
-            raise RuntimeError("API away")
-        self.bodies.append(args[5])
+def entry_bodies(kube: FakeApi) -> list[dict[str, Any]]:
+    """The status applies that went through, in order."""
+    return [body for _, _, body in kube.writes("PATCH")]
 
 
 def test_entries_are_written_on_first_start_and_on_change_only() -> None:
     async def scenario() -> None:
-        custom = FakeCustom()
-        kube = SimpleNamespace(custom=custom, call_raw=_call)
+        kube = FakeApi()
         current = {"entry": fault_entry("n1", "interface eth9 not found", "why", 0.0)}
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: current["entry"])  # type: ignore[arg-type]
         w.start()
         await asyncio.sleep(20)
-        assert len(custom.bodies) == 1, "nothing changed: one write in 20 s"
-        assert custom.bodies[0]["status"]["nodes"][0]["faults"] == ["interface eth9 not found"]
+        assert len(entry_bodies(kube)) == 1, "nothing changed: one write in 20 s"
+        assert entry_bodies(kube)[0]["status"]["nodes"][0]["faults"] == ["interface eth9 not found"]
         current["entry"] = NodeStatus(name="n1", state="Backup", effective_priority=100)
-        custom.fail = 2
+        kube.fail = 2
         w.changed()
         await asyncio.sleep(10)
-        assert len(custom.bodies) == 2, "retried until written, then quiet"
-        assert custom.bodies[1]["status"]["nodes"][0]["state"] == "Backup"
+        assert len(entry_bodies(kube)) == 2, "retried until written, then quiet"
+        assert entry_bodies(kube)[1]["status"]["nodes"][0]["state"] == "Backup"
         await w.stop(withdraw=True)
-        assert custom.bodies[-1]["status"]["nodes"] == []
+        assert entry_bodies(kube)[-1]["status"]["nodes"] == []
 
     run(scenario)
 
@@ -382,7 +363,7 @@ def test_an_entry_writer_stopped_as_its_entry_changes_stops() -> None:
     no VirtualIP change again. Real event loop: the race is in asyncio itself."""
 
     async def scenario() -> None:
-        kube = SimpleNamespace(custom=FakeCustom(), call_raw=_call)
+        kube = FakeApi()
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: None)  # type: ignore[arg-type]
         w.start()
         await asyncio.sleep(0.01)  # waiting for a change
@@ -419,36 +400,31 @@ def test_an_entry_removed_by_someone_else_is_written_again_at_most_every_pause()
     (writing on change only) must put them back, without racing a repeated pruning."""
 
     async def scenario() -> None:
-        custom = FakeCustom()
-        kube = SimpleNamespace(custom=custom, call_raw=_call)
+        kube = FakeApi()
         entry = NodeStatus(name="n1", state="Master", effective_priority=150)
         w = EntryWriter(kube, "ns", "web", "n1", lambda now: entry)  # type: ignore[arg-type]
         w.observed(False)  # before the first write: nothing of ours to miss
         w.start()
         await asyncio.sleep(3)
-        assert len(custom.bodies) == 1
+        assert len(entry_bodies(kube)) == 1
         w.observed(True)
         await asyncio.sleep(3)
-        assert len(custom.bodies) == 1, "present: nothing to do"
+        assert len(entry_bodies(kube)) == 1, "present: nothing to do"
         w.observed(False)  # pruned
         await asyncio.sleep(1.5)
-        assert len(custom.bodies) == 2, "written again at once"
+        assert len(entry_bodies(kube)) == 2, "written again at once"
         for _ in range(8):  # pruned again and again, every half second
             w.observed(False)
             await asyncio.sleep(0.5)
-        assert len(custom.bodies) == 2, "not again within the pause"
+        assert len(entry_bodies(kube)) == 2, "not again within the pause"
         await asyncio.sleep(REWRITE_PAUSE)
-        assert len(custom.bodies) == 3, "then once more"
+        assert len(entry_bodies(kube)) == 3, "then once more"
         w.observed(True)
         await asyncio.sleep(3 * REWRITE_PAUSE)
-        assert len(custom.bodies) == 3, "back: quiet"
+        assert len(entry_bodies(kube)) == 3, "back: quiet"
         await w.stop()
 
     run(scenario)
-
-
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return fn(*args, **kwargs)
 
 
 @pytest.mark.parametrize("state", ["Master", "Backup"])
@@ -461,61 +437,61 @@ def test_fault_entries_carry_no_instance_fields(state: str) -> None:
 # -- the node Lease: one PUT per renewal, in a thread of its own --------------------------------
 
 
-class LeaseServer:
-    """The coordination calls a node Lease makes, on one stored dict with a resourceVersion."""
-
-    def __init__(self) -> None:
-        self.lease: dict[str, Any] | None = None
-        self.calls: list[str] = []
-        self.version = 0
-
-    def _stored(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        self.lease = {
-            **body,
-            "metadata": {**body["metadata"], "resourceVersion": str(self.version)},
-        }
-        return json.loads(json.dumps(self.lease))  # the client's answer is a copy
-
-    def read_namespaced_lease(self, name: str, namespace: str) -> dict[str, Any]:
-        self.calls.append("read")
-        if self.lease is None:
-            raise ApiException(status=404)
-        return json.loads(json.dumps(self.lease))
-
-    def create_namespaced_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append("create")
-        return self._stored(body)
-
-    def replace_namespaced_lease(
-        self, name: str, namespace: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        self.calls.append("replace")
-        assert self.lease is not None
-        if body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
-            raise ApiException(status=409)
-        return self._stored(body)
-
-
 def test_the_node_lease_is_renewed_with_one_put_and_read_again_only_after_a_conflict() -> None:
     async def scenario() -> None:
-        server = LeaseServer()
-        kube = SimpleNamespace(coordination=server, raw=lambda fn, *args: fn(*args))
+        kube = FakeApi()
         lease = NodeLease(kube, "agents", "n1")  # type: ignore[arg-type]
+        path = paths.lease("agents", node_lease_name("n1"))
         try:
             await lease.renew_once()  # none yet: looked for, created
             await lease.renew_once()
             await lease.renew_once()
-            assert server.calls == ["read", "create", "replace", "replace"]
-            assert server.lease is not None
-            assert server.lease["spec"]["holderIdentity"] == "n1"
-            assert server.lease["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION
-            server.version += 1  # written by someone else meanwhile
-            server.lease["metadata"]["resourceVersion"] = str(server.version)
-            server.calls.clear()
+            assert methods(kube) == ["GET", "POST", "PUT", "PUT"]
+            stored = kube.objects[path]
+            assert stored["spec"]["holderIdentity"] == "n1"
+            assert stored["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION
+            kube.version += 1  # written by someone else meanwhile
+            stored["metadata"]["resourceVersion"] = str(kube.version)
+            kube.calls.clear()
             await lease.renew_once()
-            assert server.calls == ["replace", "read", "replace"]
+            assert methods(kube) == ["PUT", "GET", "PUT"]
         finally:
             await lease.stop()
+
+    asyncio.run(scenario())
+
+
+def methods(kube: FakeApi) -> list[str]:
+    return [m for m, _, _ in kube.calls]
+
+
+# -- the first entry of a new instance ----------------------------------------------------------
+
+
+def test_a_new_instance_writes_no_initialize_entry_a_stopping_one_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Initialize lasts until the instance starts: its first entry is Backup (or Master), one
+    write less in the way of status.master. Later (a shutdown) Initialize is news and written."""
+    monkeypatch.setattr(
+        vipglue, "node_entry", lambda inst, now: NodeStatus(name="n1", state=inst.state.value)
+    )
+
+    async def scenario() -> None:
+        vip = select([obj("web")], {"metadata": {"name": "n1"}}).run["ns/web"]
+        glue = vipglue.VipGlue(
+            FakeApi(), vip, "n1", agent_namespace="agents", watches=None,  # type: ignore[arg-type]
+            leases=LeaseCache(None, "agents"), node_lease=SimpleNamespace(),  # type: ignore[arg-type]
+            problem=lambda key: None, peers=lambda family: None, address_of=lambda n, f: None,
+        )  # fmt: skip
+        glue.inst = SimpleNamespace(state=State.INITIALIZE)  # type: ignore[assignment]
+        assert glue._entry(0.0) is None
+        glue.inst.state = State.BACKUP
+        entry = glue._entry(0.0)
+        assert entry is not None and entry.state == "Backup"
+        glue.entries.writes = 1  # written
+        glue.inst.state = State.INITIALIZE
+        entry = glue._entry(0.0)
+        assert entry is not None and entry.state == "Initialize"
 
     asyncio.run(scenario())

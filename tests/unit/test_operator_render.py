@@ -137,7 +137,7 @@ spec:
             cpu: 10m
             memory: 32Mi
           limits:
-            memory: 256Mi
+            memory: 192Mi
         securityContext:
           runAsUser: 0
           allowPrivilegeEscalation: false
@@ -204,7 +204,7 @@ def test_default_tolerates_every_taint_and_selects_every_node() -> None:
 def test_default_resources_have_no_cpu_limit() -> None:
     assert AgentResources().render() == {
         "requests": {"cpu": "10m", "memory": "32Mi"},
-        "limits": {"memory": "256Mi"},
+        "limits": {"memory": "192Mi"},
     }
 
 

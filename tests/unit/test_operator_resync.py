@@ -66,3 +66,37 @@ def test_coalesce_merges_pokes_into_one_more_run_that_starts_after_them() -> Non
     runs = asyncio.run(scenario())
     # One more run of "a" for the five pokes, and it saw all of them; "b" ran again.
     assert runs == [("a", 1), ("b", 1), ("a", 6), ("b", 2)]
+
+
+def test_a_poke_does_not_wait_for_a_sweep_and_a_key_never_runs_twice_at_once() -> None:
+    """A new master's entry (a poke) while a sweep of every VirtualIP runs (a node's liveness
+    changed): it takes the next free worker, not the end of the sweep."""
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        done: list[str] = []
+        running: set[str] = set()
+        overlap: list[str] = []
+
+        async def work(key: str, rejudge: bool) -> None:
+            if key in running:
+                overlap.append(key)
+            running.add(key)
+            await asyncio.sleep(0.05)
+            running.discard(key)
+            done.append(key)
+
+        resync = Resync(work, lambda: [f"s{i}" for i in range(40)], interval=0.01, concurrency=4)
+        resync.arm()
+        resync.start()
+        await asyncio.sleep(0.02)  # the sweep of 40 keys is under way: 10 rounds of 50 ms
+        resync.poke("new", rejudge=False)
+        await asyncio.sleep(0.15)
+        assert "new" in done and done.index("new") < 12, done
+        resync.poke("s39")
+        resync.poke("s39")
+        await asyncio.sleep(0.6)
+        await resync.stop()
+        return done, overlap
+
+    _, overlap = asyncio.run(scenario())
+    assert overlap == []

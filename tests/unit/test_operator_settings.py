@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert s.agent_tolerations == ({"operator": "Exists"},)  # like node networking agents
     assert s.agent_namespace is None and dict(s.agent_node_selector) == {}
     assert s.termination_grace_period_seconds == 30
-    assert s.agent_resources == AgentResources("10m", "32Mi", "256Mi", None)
+    assert s.agent_resources == AgentResources("10m", "32Mi", "192Mi", None)
     assert s.priority_class_name == "system-node-critical"
     assert s.watch_namespaces == () and s.peering_name is None
 

@@ -12,8 +12,7 @@ import base64
 import time
 from pathlib import Path
 
-from kubernetes.client.exceptions import ApiException
-
+from keepvip_agent.kube.api import ApiError
 from keepvip_agent.kube.secretkeys import POLL, SecretKeys
 from keepvip_agent.runtime.vrrp_socket import Receiver
 from keepvip_agent.vrrp.authstate import AdvertAuth, AuthSettings, Keyring
@@ -175,21 +174,20 @@ def test_rotation_in_the_file_keeps_the_master_and_retires_the_old_key_after_gra
 
 
 class _FakeKube:
-    """The node agent's ``Kube`` as SecretKeys uses it: ``call_raw`` on ``core``."""
+    """The node agent's ``Kube`` as SecretKeys uses it: one GET by path."""
 
     def __init__(self) -> None:
-        self.core = self
         self.secret: dict[str, object] | None = None
         self.status = 404
         self.reads = 0
 
-    def read_namespaced_secret(self, name: str, namespace: str) -> None:
-        raise AssertionError("called through call_raw only")
-
-    async def call_raw(self, fn: object, name: str, namespace: str) -> object:
+    async def call(self, method: str, path: str) -> object:
+        assert (method, path) == ("GET", "/api/v1/namespaces/keepvip-system/secrets/web-keys")
         self.reads += 1
         if self.secret is None:
-            raise ApiException(status=self.status, reason="Not Found")
+            raise ApiError(
+                self.status, {"reason": "NotFound" if self.status == 404 else "Forbidden"}
+            )
         return self.secret
 
 

@@ -1,64 +1,81 @@
-"""A thin asyncio face on the official (synchronous) kubernetes client.
+"""The node agent's API client: plain JSON by path, calls in worker threads, shared watches.
 
 Calls run in worker threads; list-and-watch loops run in daemon threads and
 hand their results to the event loop with ``call_soon_threadsafe``, so the
 protocol loop never waits on the API. A watch that breaks (API server down,
 410 Gone) relists after a back-off and says so once, then again when it is
 back: the API being away degrades status and discovery, never the election.
+
+The HTTP is :mod:`keepvip_agent.kube.rest` (standard library only: the
+``kubernetes`` package is not imported by the agent, which saves about 10 MiB
+per node); paths are :mod:`keepvip_agent.kube.paths`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kubernetes import client, config, watch
+from keepvip_agent.kube.config import Endpoint, from_environment
+from keepvip_agent.kube.rest import JSON, ApiError, Connections
 
+__all__ = ["ApiError", "Kube", "ListWatch"]
 logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 10
 WATCH_TIMEOUT = 60
+WATCH_SILENCE = WATCH_TIMEOUT + 30
+"""A watch that says nothing for this long (not even its end) is taken for broken."""
 BACKOFF = (0.5, 1, 2, 5)
 
 
 class Kube:
-    def __init__(self) -> None:
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
         # An explicit KUBECONFIG wins (the test harness runs "pods" as host
         # processes with one); otherwise the pod's own service account.
-        if os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-        else:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        self.api = client.ApiClient()
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.coordination = client.CoordinationV1Api(self.api)
+        self.http = Connections(endpoint or from_environment())
         self.last_ok = time.monotonic()
         """Monotonic time of the last successful API call (fencing reads it)."""
 
-    def raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` in this thread; its JSON answer as plain dicts, no client models.
-
-        The client's models cost a validation per field on every call, and the
-        agent reads API field names anyway.
-        """
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-        resp = fn(*args, _preload_content=False, **kwargs)
-        try:
-            data = resp.data
-        finally:
-            resp.release_conn()
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+    ) -> Any:
+        """One call in this thread; the JSON answer as plain dicts, or :class:`ApiError`."""
+        answer = self.http.request(
+            method, path, body, query=query, content_type=content_type, timeout=REQUEST_TIMEOUT
+        )
         self.last_ok = time.monotonic()
-        return json.loads(data) if data else None
+        return answer
 
-    async def call_raw(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """:meth:`raw` in a worker thread."""
-        return await asyncio.to_thread(self.raw, fn, *args, **kwargs)
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+    ) -> Any:
+        """:meth:`request` in a worker thread."""
+        return await asyncio.to_thread(
+            self.request, method, path, body, query=query, content_type=content_type
+        )
+
+    def watch(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The events of one watch request (in this thread) until the server ends it."""
+        return self.http.stream(path, query, timeout=WATCH_SILENCE)
+
+    def close(self) -> None:
+        self.http.close()
 
 
 class ListWatch(threading.Thread):
@@ -73,14 +90,14 @@ class ListWatch(threading.Thread):
         self,
         kube: Kube,
         name: str,
-        list_fn: Callable[..., Any],
+        path: str,
         on_snapshot: Callable[[list[dict[str, Any]]], None],
         loop: asyncio.AbstractEventLoop,
-        **kwargs: Any,
+        query: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(daemon=True, name=f"watch-{name}")
         self.kube, self.what = kube, name
-        self.list_fn, self.kwargs = list_fn, kwargs
+        self.path, self.query = path, dict(query or {})
         self.on_snapshot, self.loop = on_snapshot, loop
         self.stopped = threading.Event()
         self.healthy = False
@@ -108,7 +125,7 @@ class ListWatch(threading.Thread):
             rv = self._watch(items, rv)
 
     def _list(self) -> tuple[dict[str, dict[str, Any]], str | None]:
-        listed = self.kube.raw(self.list_fn, **self.kwargs)
+        listed = self.kube.request("GET", self.path, query=self.query)
         items: dict[str, dict[str, Any]] = {_key(o): _lean(o) for o in listed.get("items", [])}
         if not self.healthy:
             logger.info("watch %s: %d object(s)", self.what, len(items))
@@ -125,17 +142,11 @@ class ListWatch(threading.Thread):
         bookmarks keep that version fresh while nothing changes. An expired
         version (410 Gone) or a broken stream raises: the caller relists.
         """
-        w = watch.Watch()  # type: ignore[no-untyped-call]
-        for event in w.stream(  # type: ignore[no-untyped-call]
-            self.list_fn,
-            resource_version=rv,
-            timeout_seconds=WATCH_TIMEOUT,
-            allow_watch_bookmarks=True,
-            deserialize=False,
-            **self.kwargs,
-        ):
+        query = {**self.query, "timeoutSeconds": WATCH_TIMEOUT, "allowWatchBookmarks": True}
+        if rv:
+            query["resourceVersion"] = rv
+        for event in self.kube.watch(self.path, query):
             if self.stopped.is_set():
-                w.stop()  # type: ignore[no-untyped-call]
                 break
             obj, kind = event.get("object") or {}, event.get("type")
             if kind == "ERROR":

@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from keepvip_api.crd import GROUP, KIND, PLURAL, VERSION
+from keepvip_agent.kube import paths
+from keepvip_agent.kube.rest import APPLY_PATCH
+from keepvip_api.crd import GROUP, KIND, VERSION
 from keepvip_api.names import agent_field_manager
 from keepvip_api.status import NodeStatus
 from keepvip_api.times import micro_time
@@ -126,17 +128,12 @@ class EntryWriter:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "status": {"nodes": nodes},
         }
-        await self.kube.call_raw(
-            self.kube.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            self.name,
+        await self.kube.call(
+            "PATCH",
+            paths.virtualip_status(self.namespace, self.name),
             body,
-            field_manager=agent_field_manager(self.node),
-            force=True,
-            _content_type="application/apply-patch+yaml",
+            query={"fieldManager": agent_field_manager(self.node), "force": True},
+            content_type=APPLY_PATCH,
         )
         self.writes += 1
 

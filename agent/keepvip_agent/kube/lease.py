@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client.exceptions import ApiException
-
+from keepvip_agent.kube import paths
+from keepvip_agent.kube.api import ApiError
 from keepvip_agent.kube.arbiter import (
     ApiFence,
     ApiReachable,
@@ -216,10 +216,8 @@ class LeaseArbiter:
     async def _read(self) -> Any:
         """The Lease as an API dict, or None."""
         try:
-            return await self.kube.call_raw(
-                self.kube.coordination.read_namespaced_lease, self.lease_name, self.namespace
-            )
-        except ApiException as exc:
+            return await self.kube.call("GET", paths.lease(self.namespace, self.lease_name))
+        except ApiError as exc:
             if exc.status == NOT_FOUND:
                 self.kube.last_ok = self.clock()
                 return None
@@ -243,10 +241,8 @@ class LeaseArbiter:
             },
         }
         try:
-            await self.kube.call_raw(
-                self.kube.coordination.create_namespaced_lease, self.namespace, body
-            )
-        except ApiException as exc:
+            await self.kube.call("POST", paths.leases(self.namespace), body)
+        except ApiError as exc:
             if exc.status != CONFLICT:  # somebody else created it first: next round decides
                 raise
 
@@ -271,13 +267,8 @@ class LeaseArbiter:
     async def _replace(self, lease: dict[str, Any]) -> None:
         """Write the Lease back; a conflict means it changed under us: the next round re-reads."""
         try:
-            await self.kube.call_raw(
-                self.kube.coordination.replace_namespaced_lease,
-                self.lease_name,
-                self.namespace,
-                lease,
-            )
-        except ApiException as exc:
+            await self.kube.call("PUT", paths.lease(self.namespace, self.lease_name), lease)
+        except ApiError as exc:
             if exc.status != CONFLICT:
                 raise
 

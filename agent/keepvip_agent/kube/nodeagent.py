@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from keepvip_agent.kube import paths
 from keepvip_agent.kube.api import Kube, ListWatch
 from keepvip_agent.kube.nodelease import LeaseCache, NodeLease
 from keepvip_agent.kube.pods import node_addresses, peer_addresses
@@ -42,7 +43,6 @@ from keepvip_agent.runtime.agent import Agent
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_api.acceptance import Trust
-from keepvip_api.crd import GROUP, PLURAL, VERSION
 from keepvip_api.model import VirtualIP
 from keepvip_api.names import MOVE_ANNOTATION, NODE_AGENT_SELECTOR
 from keepvip_api.placement import maintenance
@@ -105,24 +105,23 @@ class NodeController:
         peers = ListWatch(
             self.kube,
             "agent-pods",
-            self.kube.core.list_namespaced_pod,
+            paths.pods(self.agent_namespace),
             self._on_peer_pods,
             self.loop,
-            namespace=self.agent_namespace,
-            label_selector=",".join(f"{k}={v}" for k, v in sorted(NODE_AGENT_SELECTOR.items())),
+            {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(NODE_AGENT_SELECTOR.items()))},
         )
         node = ListWatch(
             self.kube,
             "node",
-            self.kube.core.list_node,
+            paths.nodes(),
             self._on_node,
             self.loop,
-            field_selector=f"metadata.name={self.node}",
+            {"fieldSelector": f"metadata.name={self.node}"},
         )
         self._list_watches += [peers, node]
         if self.trust is not None and self.trust.trusted_label is not None:
             self._list_watches.append(ListWatch(
-                self.kube, "namespaces", self.kube.core.list_namespace, self._on_namespaces,
+                self.kube, "namespaces", paths.namespaces(), self._on_namespaces,
                 self.loop,
             ))  # fmt: skip
         for w in self._list_watches:
@@ -141,28 +140,8 @@ class NodeController:
             self._vips[ns] = items
             self._dirty.set()
 
-        if ns:
-            return ListWatch(
-                self.kube,
-                f"virtualips-{ns}",
-                self.kube.custom.list_namespaced_custom_object,
-                deliver,
-                self.loop,
-                group=GROUP,
-                version=VERSION,
-                namespace=ns,
-                plural=PLURAL,
-            )
-        return ListWatch(
-            self.kube,
-            "virtualips",
-            self.kube.custom.list_cluster_custom_object,
-            deliver,
-            self.loop,
-            group=GROUP,
-            version=VERSION,
-            plural=PLURAL,
-        )
+        name = f"virtualips-{ns}" if ns else "virtualips"
+        return ListWatch(self.kube, name, paths.virtualips(ns or None), deliver, self.loop)
 
     async def stop(self) -> None:
         for w in self._list_watches:

@@ -23,9 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client.exceptions import ApiException
-
-from keepvip_agent.kube.api import ListWatch
+from keepvip_agent.kube import paths
+from keepvip_agent.kube.api import ApiError, ListWatch
 from keepvip_api.names import NODE_LEASE_DURATION, NODE_RENEW, node_lease_name
 from keepvip_api.subnets import NETWORKS_ANNOTATION
 from keepvip_api.times import micro_time
@@ -50,10 +49,9 @@ class LeaseCache:
         self._watch = ListWatch(
             self.kube,
             "leases",
-            self.kube.coordination.list_namespaced_lease,
+            paths.leases(self.namespace),
             self._on_leases,
             asyncio.get_running_loop(),
-            namespace=self.namespace,
         )
         self._watch.start()
 
@@ -129,29 +127,25 @@ class NodeLease:
             due = max(due + self.renew, loop.time())
             await asyncio.sleep(due - loop.time())
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        run = functools.partial(self.kube.raw, fn, *args)
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        run = functools.partial(self.kube.request, method, path, body)
         return await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     async def renew_once(self, *, again: bool = True) -> None:
-        coord = self.kube.coordination
+        path = paths.lease(self.namespace, self.name)
         if self._last is None:
             try:
-                self._last = await self._call(
-                    coord.read_namespaced_lease, self.name, self.namespace
-                )
-            except ApiException as exc:
+                self._last = await self._call("GET", path)
+            except ApiError as exc:
                 if exc.status != NOT_FOUND:
                     raise
                 self._last = await self._call(
-                    coord.create_namespaced_lease, self.namespace, self._body(None)
+                    "POST", paths.leases(self.namespace), self._body(None)
                 )
                 return
         try:
-            self._last = await self._call(
-                coord.replace_namespaced_lease, self.name, self.namespace, self._body(self._last)
-            )
-        except ApiException as exc:
+            self._last = await self._call("PUT", path, self._body(self._last))
+        except ApiError as exc:
             self._last = None
             if exc.status != CONFLICT or not again:
                 raise

@@ -23,9 +23,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from keepvip_agent.kube.api import Kube
+from keepvip_agent.kube import paths
+from keepvip_agent.kube.api import ApiError, Kube
 from keepvip_agent.vrrp.authstate import Keyring, KeyringError, parse_keyring
 
 logger = logging.getLogger(__name__)
@@ -78,10 +77,8 @@ class SecretKeys:
     async def _read(self, name: str) -> tuple[Keyring | None, str | None]:
         where = f"{self.namespace}/{name}"
         try:
-            secret = await self.kube.call_raw(
-                self.kube.core.read_namespaced_secret, name, self.namespace
-            )
-        except ApiException as exc:
+            secret = await self.kube.call("GET", paths.secret(self.namespace, name))
+        except ApiError as exc:
             if exc.status == 404:
                 return None, f"Secret {where} (authHMAC.secretName) does not exist"
             if exc.status == 403:

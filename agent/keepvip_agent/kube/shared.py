@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from keepvip_agent.kube import paths
 from keepvip_agent.kube.api import ListWatch
 
 if TYPE_CHECKING:
@@ -88,30 +89,25 @@ class SharedWatches:
             watch = ListWatch(
                 self.kube,
                 f"pods-{namespace}",
-                self.kube.core.list_namespaced_pod,
+                paths.pods(namespace),
                 deliver,
                 loop,
-                namespace=namespace,
-                field_selector=f"spec.nodeName={self.node}",
+                {"fieldSelector": f"spec.nodeName={self.node}"},
             )
         elif kind == SERVICES:
             watch = ListWatch(
                 self.kube,
                 f"services-{namespace}",
-                self.kube.core.list_namespaced_service,
+                paths.services(namespace),
                 deliver,
                 loop,
-                namespace=namespace,
             )
         else:
-            from kubernetes import client
-
             watch = ListWatch(
                 self.kube,
                 f"endpointslices-{namespace}",
-                client.DiscoveryV1Api(self.kube.api).list_namespaced_endpoint_slice,
+                paths.endpointslices(namespace),
                 deliver,
                 loop,
-                namespace=namespace,
             )
         return watch

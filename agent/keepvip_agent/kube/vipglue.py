@@ -17,9 +17,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from keepvip_agent.kube import paths
 from keepvip_agent.kube.endpoints import judge
 from keepvip_agent.kube.entries import EntryWriter, fault_entry
 from keepvip_agent.kube.pods import ROLE_LABEL, readiness, selector_matches
+from keepvip_agent.kube.rest import MERGE_PATCH
 from keepvip_agent.kube.shared import PODS, SERVICES, SLICES, SharedWatches
 from keepvip_agent.kube.status import node_entry
 from keepvip_agent.kube.viplease import VipLease
@@ -137,6 +139,12 @@ class VipGlue:
     def _entry(self, now: float) -> NodeStatus | None:
         inst = self.inst
         if inst is not None:
+            if inst.state is State.INITIALIZE and self.entries.writes == 0:
+                # A new instance, about to start: its first entry says Backup (or Master)
+                # a moment later. Writing Initialize first cost one more write on this
+                # object (and one more status write of the operator's) in the path from a
+                # new VirtualIP to status.master. A stopping instance's Initialize is written.
+                return None
             return node_entry(inst, now)
         problem = self._problem(self.vip.key)
         if problem is None:
@@ -233,11 +241,11 @@ class VipGlue:
 
     async def _label(self, namespace: str, name: str, role: str) -> None:
         try:
-            await self.kube.call_raw(
-                self.kube.core.patch_namespaced_pod,
-                name,
-                namespace,
+            await self.kube.call(
+                "PATCH",
+                paths.pod(namespace, name),
                 {"metadata": {"labels": {ROLE_LABEL: role}}},
+                content_type=MERGE_PATCH,
             )
         except Exception as exc:
             logger.warning(

@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from ipaddress import IPv4Interface, IPv6Interface, ip_address
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from keepvip_agent.runtime.netinfo import dump_lock
+from keepvip_agent.runtime.netlinklib import NetlinkError
 from keepvip_agent.runtime.renewals import Renewals
 from keepvip_agent.runtime.rtnl import AddressWriter
 

@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-
 from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.instance import InstanceRunner
 from keepvip_agent.runtime.linkread import LinkReader
 from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import connected_networks, interface_for
+from keepvip_agent.runtime.netlinklib import AsyncIPRoute
 from keepvip_agent.runtime.port import Port
 from keepvip_agent.runtime.rtnl import LinkEvents
 from keepvip_api.model import VirtualIP
