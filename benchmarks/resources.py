@@ -1,7 +1,7 @@
 """Memory and CPU of one agent: keepvip against keepalived carrying the same instances.
 
 ``python benchmarks/resources.py [--duration 20] [--counts 1,256] [--interval 0.1]
-[--hmac] [--runs 1]`` (``--quick``: 5 s windows). Needs root and keepalived.
+[--hmac] [--runs 1] [--interfaces 1]`` (``--quick``: 5 s windows). Needs root and keepalived.
 
 ``--hmac`` adds keepvip with authenticated adverts (``authHMAC``, HMAC-SHA256
 trailer on every advert, verified on every receipt) as a third column,
@@ -16,7 +16,11 @@ Two nodes on the lab bridge; node 1 runs every instance at priority 150
 * one instance (VRID 51, one IPv4 VIP);
 * 256 instances in one process: VRIDs 1..255 over IPv4 and, for
   the 256th, VRID 1 over IPv6 (a separate VRID space, RFC 9568 5.2.3),
-  one VIP each.
+  one VIP each;
+* with ``--interfaces 2`` (issue 14's second case, e.g. ``--counts 500
+  --interval 1``): VRIDs 1..255 on eth0 (VIPs 198.51.100.k) and the rest on
+  a second link, eth1, a veth pair of its own between the two nodes
+  (203.0.113.252/30; VIPs 203.0.113.k), all IPv4.
 
 Once both sides have settled (every instance master on n1, none on n2) the
 CPU time (``utime + stime`` from ``/proc/<pid>/stat``) of each daemon is read
@@ -57,11 +61,35 @@ HMAC = "keepvip-hmac"
 KEY = "key 1 hex:" + bytes(range(32)).hex() + "\n"
 MASTER, BACKUP = 150, 120
 MiB = 1024 * 1024
+ETH1_VIPS = 251
+"""203.0.113.1..251 as VIPs; .253 and .254 are the nodes' own addresses on eth1."""
 
 
-def instances(count: int, priority: int, interval: float) -> list[Instance]:
+def second_link(lab: Lab) -> None:
+    """eth1 in nodes 1 and 2: a veth pair of their own (gone with their namespaces)."""
+    n1, n2 = lab.node_ns(1), lab.node_ns(2)
+    lab.ip(n1, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", n2)
+    for ns, host in ((n1, 253), (n2, 254)):
+        lab.ip(ns, "addr", "add", f"203.0.113.{host}/30", "dev", "eth1")
+        lab.ip(ns, "link", "set", "eth1", "up")
+
+
+def instances(count: int, priority: int, interval: float, interfaces: int = 1) -> list[Instance]:
     if count == 1:
         return [Instance(vrid=51, priority=priority, interval=interval)]
+    if interfaces == 2:
+        if count > 255 + ETH1_VIPS:
+            raise SystemExit(f"--interfaces 2 carries at most {255 + ETH1_VIPS} instances")
+        return [
+            Instance(
+                vrid=k if k <= 255 else k - 255,
+                priority=priority,
+                interval=interval,
+                addresses=(f"198.51.100.{k}/32" if k <= 255 else f"203.0.113.{k - 255}/32",),
+                interface="eth0" if k <= 255 else "eth1",
+            )
+            for k in range(1, count + 1)
+        ]
     out = []
     for k in range(1, min(count, 255) + 1):
         address = f"198.51.100.{k}/32" if k < 255 else "203.0.113.1/32"
@@ -95,8 +123,10 @@ def settled(d: Daemon, want_master: bool, count: int) -> bool:
     return (m == count and b == 0) if want_master else (b == count and m == 0)
 
 
-def _instances(lab: Lab, impl: str, count: int, priority: int, interval: float) -> list[Instance]:
-    out = instances(count, priority, interval)
+def _instances(
+    lab: Lab, impl: str, count: int, priority: int, interval: float, interfaces: int
+) -> list[Instance]:
+    out = instances(count, priority, interval, interfaces)
     if impl != HMAC:
         return out
     assert lab.workdir is not None
@@ -106,12 +136,14 @@ def _instances(lab: Lab, impl: str, count: int, priority: int, interval: float) 
     return [replace(i, key_file=str(keys)) for i in out]
 
 
-def measure(lab: Lab, impl: str, count: int, interval: float, duration: float) -> dict[str, Any]:
+def measure(
+    lab: Lab, impl: str, count: int, interval: float, duration: float, interfaces: int = 1
+) -> dict[str, Any]:
     tag = f"-{impl}-{count}"
     daemon = "keepvip" if impl == HMAC else impl
     daemons = [
-        start(lab, daemon, 1, _instances(lab, impl, count, MASTER, interval), tag=tag),
-        start(lab, daemon, 2, _instances(lab, impl, count, BACKUP, interval), tag=tag),
+        start(lab, daemon, n, _instances(lab, impl, count, prio, interval, interfaces), tag=tag)
+        for n, prio in ((1, MASTER), (2, BACKUP))
     ]
     try:
         for d in daemons:
@@ -181,16 +213,19 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Date: {m['date']}  ",
         f"Machine: {m['nproc']} cores, kernel {m['kernel']}, Python {m['python']}, "
         f"{m['keepalived']}  ",
-        f"Advert interval {meta['interval'] * 1000:g} ms, VRRPv3; CPU over {meta['duration']:g} s "
+        f"Advert interval {meta['interval'] * 1000:g} ms, VRRPv3, "
+        f"{meta.get('interfaces', 1)} interface(s); CPU over {meta['duration']:g} s "
         "windows (utime+stime from /proc), % of one core; RSS = VmRSS at the end of the window. "
-        "keepalived = parent + VRRP child process.",
+        "keepalived = parent + VRRP child process. "
+        f"Medians of {meta.get('runs', 1)} run(s) per cell (every run in the JSON); "
+        "ratio = keepvip CPU / keepalived CPU.",
         "",
         "| instances | role | "
         + " | ".join(f"{i} CPU %" for i in impls)
-        + " | "
+        + " | ratio | "
         + " | ".join(f"{i} RSS MiB" for i in impls)
         + " |",
-        "|---|---|" + "---|" * (2 * len(impls)),
+        "|---|---|" + "---|" * (2 * len(impls) + 1),
     ]
     for n in counts:
         for role in ("master", "backup"):
@@ -199,6 +234,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 for impl in impls:
                     r = by.get((impl, n))
                     cells.append("-" if r is None else fmt.format(r[role][key]))
+                if key == "cpu_percent":
+                    cells.append(_ratio(by.get(("keepvip", n)), by.get(("keepalived", n)), role))
             out.append(f"| {n} | {role} | " + " | ".join(cells) + " |")
     if HMAC in impls:
         out += [
@@ -210,11 +247,19 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ]
     out += [
         "",
-        "Targets for keepvip: RSS <= 50 MiB; <= 1 % of a core per instance at 100 ms; "
-        f"{counts[-1]} instances < 5 % of a core.",
+        "Targets for keepvip (issue 14): CPU ratio to keepalived <= 1.0 as master and as backup; "
+        "one instance <= 0.2 % of a core as master; RSS <= 50 MiB with one instance, "
+        "<= 100 MiB with 500.",
         "",
     ]
     return "\n".join(out)
+
+
+def _ratio(kv: dict[str, Any] | None, ka: dict[str, Any] | None, role: str) -> str:
+    if kv is None or ka is None:
+        return "-"
+    theirs = ka[role]["cpu_percent"]
+    return "inf" if theirs <= 0 else f"{kv[role]['cpu_percent'] / theirs:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="5 s windows")
     p.add_argument("--hmac", action="store_true", help=f"add {HMAC} (authHMAC on)")
     p.add_argument("--runs", type=int, default=1, help="rounds; cells are medians")
+    p.add_argument("--interfaces", type=int, choices=(1, 2), default=1, help="links carrying them")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.quick:
@@ -239,17 +285,22 @@ def main(argv: list[str] | None = None) -> int:
         "duration": args.duration,
         "interval": args.interval,
         "runs": args.runs,
+        "interfaces": args.interfaces,
     }
     impls = args.impl.split(",")
     if args.hmac:
         impls.insert(1, HMAC)
     results = []
     with Lab(nodes=2) as lab:
+        if args.interfaces == 2:
+            second_link(lab)
         for count in [int(c) for c in args.counts.split(",")]:
             rounds: dict[str, list[dict[str, Any]]] = {i: [] for i in impls}
             for n in range(args.runs):
                 for impl in impls if n % 2 == 0 else impls[::-1]:
-                    rounds[impl].append(measure(lab, impl, count, args.interval, args.duration))
+                    rounds[impl].append(
+                        measure(lab, impl, count, args.interval, args.duration, args.interfaces)
+                    )
             for impl in impls:
                 r = median_of(rounds[impl])
                 results.append(r)
@@ -264,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "resources-hmac" if args.hmac else "resources"
+    if args.interfaces == 2:
+        stem += "-2if"
     (args.out / f"{stem}.json").write_text(
         json.dumps({**meta, "results": results}, indent=2) + "\n"
     )

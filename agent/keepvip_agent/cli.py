@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -94,6 +95,9 @@ async def run(vips: Sequence[VirtualIP], node: str, metrics_address: str, metric
         web = await serve(agent, metrics_address, metrics_port) if metrics_port else None
         try:
             await agent.apply(vips)
+            # What start-up built (models, modules, instances) lives as long as the
+            # process: out of the collector's way, a full collection no longer walks it.
+            gc.freeze()
             await agent.stopping.wait()
         finally:
             await agent.shutdown()

@@ -18,6 +18,7 @@ from typing import Any
 
 from keepvip_agent.runtime.netinfo import dump_lock
 from keepvip_agent.runtime.netlinklib import NetlinkError
+from keepvip_agent.runtime.renewals import Renewals
 from keepvip_agent.runtime.rtnl import AddressWriter
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,18 @@ VipAddress = IPv4Interface | IPv6Interface
 
 class AddressManager:
     """The only writer of addresses in the agent: pyroute2 for deletes and dumps,
-    :class:`~keepvip_agent.runtime.rtnl.AddressWriter` for the add/renew hot path."""
+    :class:`~keepvip_agent.runtime.rtnl.AddressWriter` for the add/renew hot paths."""
 
     def __init__(self, ipr: Any) -> None:
         self._ipr = ipr
         self._writer = AddressWriter()  # opened now: the first take-over must not wait for it
+        self.renewals = Renewals(self._writer)
+        """Every bound VIP's lifetime, renewed in batches (one ``sendmsg`` per due time)."""
+
+    @property
+    def writer_portid(self) -> int:
+        """The netlink port id of the add/renew socket (see :func:`.rtnl.echo_filter`)."""
+        return self._writer.portid
 
     async def bind(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None:
         """Add or renew every address with the given lifetime (seconds)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from keepvip_agent.runtime.addresses import AddressManager
 from keepvip_agent.runtime.instance import InstanceRunner
+from keepvip_agent.runtime.linkread import LinkReader
 from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import connected_networks, interface_for
 from keepvip_agent.runtime.netlinklib import AsyncIPRoute
@@ -56,6 +57,7 @@ class Agent:
         self.stopping = asyncio.Event()
         self._ipr: Any = None
         self._events: Any = None
+        self._reader: LinkReader | None = None
         self._addresses: AddressManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wanted: dict[str, VirtualIP] = {}
@@ -76,7 +78,10 @@ class Agent:
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
         self._addresses = AddressManager(self._ipr)
-        self._events = LinkEvents(asyncio.get_running_loop(), self._on_netlink)
+        self._reader = LinkReader()
+        self._events = LinkEvents(
+            asyncio.get_running_loop(), self._on_netlink, self._addresses.writer_portid
+        )
         self._spawn(self._safety_refresh())
         return self
 
@@ -161,7 +166,7 @@ class Agent:
         family = vip.spec.addresses[0].version
         port = self.ports.get((ifname, family))
         if port is None:
-            port = self.ports[(ifname, family)] = Port(ifname, family, self._ipr, self.metrics)
+            port = self.ports[(ifname, family)] = Port(ifname, family, self._reader, self.metrics)
             await port.refresh()
         inst = InstanceRunner(vip, self.node, port, self._addresses, self.metrics)
         self.instances[vip.key] = inst
@@ -213,7 +218,7 @@ class Agent:
         for port in self.ports.values():
             port.close()
         self.ports.clear()
-        for ipr in (self._events, self._ipr):
+        for ipr in (self._events, self._ipr, self._reader):
             if ipr is not None:
                 ipr.close()
 
@@ -243,7 +248,7 @@ class Agent:
                 (name is not None and name == port.ifname)
                 or (port.link is not None and index == port.link.index)
             ):
-                self._spawn(port.refresh())
+                port.refresh_soon()
 
     async def _safety_refresh(self) -> None:
         while True:

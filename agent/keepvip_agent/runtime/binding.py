@@ -8,9 +8,9 @@ take-over fast: it is one synchronous netlink request per address, done at
 once, so the gratuitous ARP leaves right behind the first advertisement
 instead of a loop iteration later.
 
-A bound VIP carries a kernel lifetime (see :mod:`.addresses`) that a task
-renews while master; the same task re-announces when ``announce.refresh``
-asks for it. A master that cannot bind its VIP is worse than no master: the
+A bound VIP carries a kernel lifetime (see :mod:`.addresses`) that the
+agent's :class:`~.renewals.Renewals` renews, in batches, while master; a task
+of the binding re-announces when ``announce.refresh`` asks for it. A master that cannot bind its VIP is worse than no master: the
 failure is reported as the ``addresses`` fault, so the instance leaves the
 election and a backup takes over; the fault clears itself after a while and
 the node rejoins.
@@ -26,6 +26,7 @@ from ipaddress import IPv4Interface, IPv6Interface
 from typing import TYPE_CHECKING, Any, Protocol
 
 from keepvip_agent.health import HealthBoard
+from keepvip_agent.runtime.renewals import Lease, Renewals
 from keepvip_api.model import OnFailure, VirtualIPSpec
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ ADDRESS_FAULT_HOLD = 10.0
 
 class AddressBackend(Protocol):
     """What binding needs of the address writer (:class:`~.addresses.AddressManager`)."""
+
+    @property
+    def renewals(self) -> Renewals:
+        """Who renews the lifetimes of bound VIPs."""
+        ...
 
     def bind_now(self, index: int, addresses: Iterable[VipAddress], lifetime: int) -> None: ...
 
@@ -78,7 +84,8 @@ class Binding:
         self.problem: str | None = None
         """Why the last bind or unbind failed, while that still keeps us out."""
         self._converging: asyncio.Task[None] | None = None
-        self._renewing: asyncio.Task[None] | None = None
+        self._lease: Lease | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def purge(self) -> None:
@@ -110,6 +117,7 @@ class Binding:
         """Let a release under way finish, then stop renewing."""
         if self._converging is not None:
             await self._converging
+        self._stop_renewing()
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -146,7 +154,12 @@ class Binding:
         self.bound = True
         self._metrics.bound.set(1)
         self.announce_burst()
-        self._renewing = self._spawn(self._renew(link.index, lifetime))
+        self._stop_renewing()
+        self._lease = self._backend.renewals.keep(
+            self.name, link.index, self.spec.addresses, lifetime, self._is_master
+        )
+        if self.spec.announce.refresh:
+            self._refreshing = self._spawn(self._refresh(self.spec.announce.refresh))
 
     async def _converge(self) -> None:
         while self.bound != self._want_bound:
@@ -159,9 +172,7 @@ class Binding:
                 if not self.bound:
                     return
                 continue
-            if self._renewing is not None:
-                self._renewing.cancel()
-                self._renewing = None
+            self._stop_renewing()
             try:
                 await self._backend.unbind(link.index, self.spec.addresses)
             except Exception as exc:
@@ -177,6 +188,8 @@ class Binding:
         await self._backend.bind(
             link.index, self.spec.addresses, math.ceil(self.spec.address_lifetime)
         )
+        if self._lease is not None:
+            self._lease.addresses = self.spec.addresses  # renew the new list from now on
         await self._backend.unbind(link.index, removed)
         self.announce()
 
@@ -194,21 +207,18 @@ class Binding:
         self.problem = None
         self._health.report(ADDRESS_FAULT_NAME, True, ADDRESS_FAULT, "ok")
 
-    async def _renew(self, index: int, lifetime: int) -> None:
-        period = lifetime / 3
-        refresh = self.spec.announce.refresh
-        last_announce = self._loop.time()
+    def _stop_renewing(self) -> None:
+        self._backend.renewals.forget(self._lease)
+        self._lease = None
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            self._refreshing = None
+
+    async def _refresh(self, every: float) -> None:
+        """``announce.refresh``: announce again every so often while master."""
         while True:
-            await asyncio.sleep(period if not refresh else min(period, refresh))
-            if not self._is_master():
-                continue
-            try:
-                await self._backend.bind(index, self.spec.addresses, lifetime)
-            except Exception as exc:
-                log.error("%s: cannot renew address lifetime: %s", self.name, exc)
-            if refresh and self._loop.time() - last_announce >= refresh:
-                last_announce = self._loop.time()
-                self.announce()
+            await asyncio.sleep(every)
+            self.announce()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)

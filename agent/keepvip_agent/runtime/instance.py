@@ -7,12 +7,17 @@ to) go into the router, and the router's actions come out to the wire, to
 :class:`~.binding.Binding` (the addresses) and to the bookkeeping (log,
 metrics, notify, listeners). What it owns itself:
 
-* one real timer per instance, armed lazily at the router's deadline (an
-  advertisement only moves the deadline; the timer is re-armed when it fires
-  early), so a backup costs one wake-up per master-down interval;
-* encoded advertisements, cached per (priority, destination): the router
-  builds the advertisement, the master's hot path is a dict lookup and a
-  ``sendmsg``;
+* one deadline per instance in the agent's :class:`~.deadlines.Deadlines`,
+  armed lazily at the router's deadline (an advertisement only moves the
+  deadline; it is re-armed when it comes early), so a backup costs one
+  wake-up per master-down interval, shared with every instance due then;
+* encoded advertisements with their socket's send function, cached per
+  priority for every destination: the router builds the advertisement, the
+  master's hot path is a dict lookup and a ``sendmsg`` per destination;
+* the short path of a backup's most common input, the advertisement it
+  accepted last arriving again (the same object from the decode cache):
+  the router resets its timer (:meth:`~keepvip_agent.vrrp.router.VirtualRouter.advertisement_repeated`)
+  and the runner counts it and notes the time, nothing else;
 * the graceful handover of :meth:`InstanceRunner.stop`.
 
 The Kubernetes glue uses only the small public surface below ``# -- public``
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from keepvip_agent.health import Health, HealthBoard
 from keepvip_agent.runtime.binding import AddressBackend, Binding, VipAddress
 from keepvip_agent.runtime.checks import CheckSet
+from keepvip_agent.runtime.deadlines import deadlines
 from keepvip_agent.runtime.keyfile import KeyFileWatch
 from keepvip_agent.runtime.notify import Notifier
 from keepvip_agent.runtime.port import INTERFACE_FAULT, Port
@@ -81,9 +87,13 @@ UNSET_SOURCE = IPv4Address("0.0.0.0")
 HISTORY = 10
 TAKEOVER_LEAD = 0.001
 """A backup's master-down timer is armed this early and the rest waited out exactly
-(see ``_on_timer``): with 20 ms adverts the skews of neighbouring priorities
+(see ``on_deadline``): with 20 ms adverts the skews of neighbouring priorities
 differ by fractions of a millisecond, and epoll's millisecond rounding would
 let the lower one win some races and delay every take-over."""
+ADVERT_EARLY = 0.002
+"""How early a master's periodic advertisement may go out to share a wake-up with others
+(at most a twentieth of its interval); its schedule is kept: the next one is due a whole
+interval after the one it replaced was due."""
 KEYS_HEALTH = "authHMAC keys"
 """The health source of an instance with ``authHMAC``: a fault until its first keys load."""
 KEYS_FAULT = OnFailure(action="fault")
@@ -171,7 +181,15 @@ class InstanceRunner:
         if self.spec.auth_hmac is not None:
             self._health.expect(KEYS_HEALTH)
         self._group = (multicast_group(port.family),)
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines()
+        self._wire: dict[int, list[tuple[bytes, Callable[[bytes], bool]]]] = {}
+        """Per priority: (payload, send) for each destination, on :attr:`_wire_sock`."""
+        self._wire_sock: object = None
+        self._repeat: Advertisement | None = None
+        """The advertisement accepted last, if hearing it again only resets the router's timer."""
+        self._repeat_src: IPAddress | None = None
+        self._heard_at: float | None = None
+        """When :attr:`_repeat` last came again (folded into ``_last_heard`` when read)."""
         self._successor: asyncio.Future[IPAddress] | None = None
         """While a stopping master hands over: resolved by the new master's first advertisement."""
         self._timer_at = math.inf
@@ -216,8 +234,15 @@ class InstanceRunner:
     @property
     def last_heard(self) -> Mapping[IPAddress, float]:
         """Loop time of the last advertisement (priority > 0) from each allowed peer, in any
-        state (a read-only live view)."""
+        state (a read-only view, current when this property is read)."""
+        self._fold_heard()
         return self._last_heard_view
+
+    def _fold_heard(self) -> None:
+        if self._heard_at is not None:
+            assert self._repeat_src is not None
+            self._last_heard[self._repeat_src] = self._heard_at
+            self._heard_at = None
 
     def add_listener(self, listener: TransitionListener) -> None:
         """Call ``listener(runner, record)`` after every state change."""
@@ -236,6 +261,7 @@ class InstanceRunner:
             shown = "any (multicast)" if peers is None else ", ".join(sorted(map(str, peers)))
             log.info("%s: peers %s", self.name, shown or "none")
         self._discovered_peers = peers
+        self._forget_wire()
 
     def set_keys(self, keyring: Keyring | None, problem: str | None = None) -> None:
         """The authHMAC keys from their source (a file, a Secret), or why there are none.
@@ -384,6 +410,7 @@ class InstanceRunner:
         )
         self._payloads.clear()
         self._pdus.clear()
+        self._forget_wire()
         self._notifier.notify = new.notify
         self._checks.update(new.checks)
         configured = new.priority_for(self.node)
@@ -398,6 +425,13 @@ class InstanceRunner:
             self._router.config = replace(self._router.config, primary_address=source)
             self._payloads.clear()
             self._pdus.clear()
+            self._forget_wire()
+
+    def _forget_wire(self) -> None:
+        """What the cached sends and the short path of repeats assumed has changed."""
+        self._wire.clear()
+        self._fold_heard()
+        self._repeat = None
 
     # -- inputs (the port calls these: see port.PortListener) ---------------------------
 
@@ -409,6 +443,15 @@ class InstanceRunner:
             self._set_source(source)
 
     def on_advertisement(self, adv: Advertisement, source: IPAddress) -> None:
+        now = self._loop.time()
+        if adv is self._repeat and self._router.advertisement_repeated(adv, source, now):
+            # The advertisement accepted last, again: the checks below passed for it
+            # and nothing they depend on has changed since (see _forget_wire).
+            self._heard_at = now
+            self._metrics.received_n += 1
+            return
+        self._fold_heard()
+        self._repeat = None
         sock = self.port.sock
         peers = self.peers
         if peers is not None and source not in peers:
@@ -417,7 +460,6 @@ class InstanceRunner:
             return
         if (adv.trailer or self.spec.auth_hmac is not None) and not self._authentic(adv, source):
             return
-        now = self._loop.time()
         if adv.priority:
             self._last_heard[source] = now
         try:
@@ -426,11 +468,13 @@ class InstanceRunner:
             if sock is not None:
                 sock.count_drop(exc.reason, exc.detail, source)
             return
-        self._metrics.received.inc()
+        self._metrics.received_n += 1
         if self._successor is not None and adv.priority and not self._successor.done():
             self._successor.set_result(source)
         if adv.interval_cs != self._router.config.interval_cs:
             self._metrics.interval_mismatch.inc()
+        elif not actions and not adv.trailer and self.spec.auth_hmac is None:
+            self._repeat, self._repeat_src = adv, source
         if actions:
             self._apply(actions)
         elif self._router.deadline is not None and self._router.deadline < self._timer_at:
@@ -458,12 +502,17 @@ class InstanceRunner:
             return False
         return True
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def on_deadline(self) -> None:
+        """The deadline armed in :attr:`_deadlines` has come."""
         self._timer_at = math.inf
         now = self._loop.time()
         deadline = self._router.deadline
-        if deadline is not None and 0 < deadline - now <= TAKEOVER_LEAD:
+        if deadline is not None and deadline > now and self._router.state is State.MASTER:
+            # Called early to join a batch (see ADVERT_EARLY): the advert timer fires now
+            # as if at its deadline, so the cadence does not drift.
+            if deadline - now <= self._advert_early():
+                now = deadline
+        elif deadline is not None and 0 < deadline - now <= TAKEOVER_LEAD:
             # A backup's master-down timer, armed TAKEOVER_LEAD early: wait out
             # the last stretch here rather than in epoll, which sleeps whole
             # milliseconds (asyncio rounds up). Only a real expiry gets here.
@@ -539,19 +588,36 @@ class InstanceRunner:
         return self._group
 
     def _send(self, priority: int) -> None:
-        sock, src = self.port.sock, self.port.source
-        if sock is None or src is None:
-            return
-        if self.spec.auth_hmac is not None:
-            self._send_signed(priority, sock, src)
-            return
+        sock = self.port.sock
+        wire = self._wire.get(priority)
+        if wire is None or sock is not self._wire_sock:
+            src = self.port.source
+            if sock is None or src is None:
+                return
+            if self.spec.auth_hmac is not None:
+                self._send_signed(priority, sock, src)
+                return
+            wire = self._wire_for(priority, sock, src)
+        metrics = self._metrics
+        for payload, send in wire:
+            if send(payload):
+                metrics.sent_n += 1
+
+    def _wire_for(
+        self, priority: int, sock: VrrpSocket, src: IPAddress
+    ) -> list[tuple[bytes, Callable[[bytes], bool]]]:
+        if sock is not self._wire_sock:
+            self._wire.clear()
+            self._wire_sock = sock
+        wire = []
         for dst in self._destinations():
             payload = self._payloads.get((priority, dst))
             if payload is None:
                 adv = self._router.advertisement(priority)
                 payload = self._payloads[(priority, dst)] = encode(adv, src, dst)
-            if sock.send(payload, src, dst):
-                self._metrics.sent.inc()
+            wire.append((payload, sock.sender(src, dst)))
+        self._wire[priority] = wire
+        return wire
 
     def _send_signed(self, priority: int, sock: VrrpSocket, src: IPAddress) -> None:
         """One trailer per advert (a fresh sequence), the same on every destination's copy."""
@@ -564,7 +630,7 @@ class InstanceRunner:
         trailer = auth.seal(pdu, src, time.time())
         for dst in self._destinations():
             if sock.send(finish(pdu, src, dst, trailer), src, dst):
-                self._metrics.sent.inc()
+                self._metrics.sent_n += 1
 
     # -- timer -------------------------------------------------------------------------
 
@@ -573,17 +639,19 @@ class InstanceRunner:
         if deadline is None:
             self._cancel_timer()
         elif deadline < self._timer_at:
-            self._cancel_timer()
-            lead = TAKEOVER_LEAD if self._router.state is State.BACKUP else 0.0
-            self._timer = self._loop.call_at(deadline - lead, self._on_timer)
+            if self._router.state is State.BACKUP:
+                self._deadlines.arm(self, deadline - TAKEOVER_LEAD)
+            else:
+                self._deadlines.arm(self, deadline, self._advert_early())
             self._timer_at = deadline
         # A later deadline leaves the armed timer alone: it fires, finds nothing
         # due, and re-arms at the new deadline.
 
+    def _advert_early(self) -> float:
+        return min(ADVERT_EARLY, self._router.advert_interval / 20)
+
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
+        self._deadlines.cancel(self)
         self._timer_at = math.inf
 
     # -- status ------------------------------------------------------------------------

@@ -2,15 +2,20 @@
 
 Per-packet paths hold pre-bound label children (``InstanceMetrics``) so a
 received advertisement costs one attribute lookup and an increment, not a
-label-dict resolution.
+label-dict resolution. The two per-packet counters (advertisements sent and
+received) are plain integers on that object, added to their Prometheus
+counters whenever the registry is collected (a scrape): a Prometheus counter
+takes a lock per increment, and with hundreds of instances at 100 ms those
+increments were a measurable share of the agent's CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import Metric
 
 from keepvip_agent.vrrp.packet import DropReason
 from keepvip_agent.vrrp.router import State
@@ -20,6 +25,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self._live: set[InstanceMetrics] = set()
+        # First in the registry, so a collection sees the counts it adds.
+        r.register(_Flush(self))
         self.state = Gauge(
             "keepvip_vrrp_state",
             "1 for the instance's current VRRP state",
@@ -86,7 +94,14 @@ class Metrics:
         )
 
     def instance(self, vip: str) -> InstanceMetrics:
-        return InstanceMetrics(self, vip)
+        m = InstanceMetrics(self, vip)
+        self._live.add(m)
+        return m
+
+    def flush(self) -> None:
+        """Add the per-packet counts to their Prometheus counters (done by every collection)."""
+        for m in self._live:
+            m.flush()
 
     def drop_counter(self, interface: str) -> Callable[[DropReason], None]:
         children = {r: self.dropped.labels(interface, r.value) for r in DropReason}
@@ -103,6 +118,10 @@ class InstanceMetrics:
         self.vip = vip
         self.sent = m.adverts_sent.labels(vip)
         self.received = m.adverts_received.labels(vip)
+        self.sent_n = 0
+        """Advertisements sent since the last :meth:`flush` (``+= 1`` on the hot path)."""
+        self.received_n = 0
+        """Advertisements accepted since the last :meth:`flush`."""
         self.interval_mismatch = m.interval_mismatch.labels(vip)
         self.announcements = m.announcements.labels(vip)
         self.bound = m.vip_bound.labels(vip)
@@ -126,8 +145,17 @@ class InstanceMetrics:
     def check(self, name: str, healthy: bool) -> None:
         self._m.check_healthy.labels(self.vip, name).set(1 if healthy else 0)
 
+    def flush(self) -> None:
+        if self.sent_n:
+            self.sent.inc(self.sent_n)
+            self.sent_n = 0
+        if self.received_n:
+            self.received.inc(self.received_n)
+            self.received_n = 0
+
     def remove(self) -> None:
         """Forget this instance's series when its VirtualIP goes away."""
+        self._m._live.discard(self)
         for metric in (
             self._m.adverts_sent,
             self._m.adverts_received,
@@ -146,3 +174,17 @@ class InstanceMetrics:
         for reason in DropReason:
             with contextlib.suppress(KeyError):
                 self._m.auth_dropped.remove(self.vip, reason.value)
+
+
+class _Flush:
+    """A collector that yields nothing: collecting it flushes the per-packet counts."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        self._metrics.flush()
+        return []

@@ -4,7 +4,8 @@ The VRRP source address is the interface's primary address of the election
 family (IPv4: the first global non-secondary address that is not one of our
 VIPs; IPv6: the link-local address, RFC 9568 5.1.2.1), and it doubles as the
 tie-break address. Reading it fresh whenever the link changes keeps the agent
-right when an operator renumbers a node.
+right when an operator renumbers a node; :mod:`.linkread` reads it, this
+module holds what it yields and the route lookup (through pyroute2).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import weakref
-from collections.abc import Collection
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
 from keepvip_agent.vrrp.packet import IPAddress
@@ -53,38 +53,6 @@ class LinkInfo:
 
     def primary(self, family: int) -> IPAddress | None:
         return self.primary_v4 if family == 4 else self.link_local_v6
-
-
-async def read_link(ipr: Any, name: str, exclude: Collection[IPAddress] = ()) -> LinkInfo | None:
-    """The interface's state and primary addresses, or None if it does not exist."""
-    async with dump_lock(ipr):
-        return await _read_link(ipr, name, exclude)
-
-
-async def _read_link(ipr: Any, name: str, exclude: Collection[IPAddress]) -> LinkInfo | None:
-    found = await ipr.link_lookup(ifname=name)
-    if not found:
-        return None
-    index = found[0]
-    up = False
-    mac = b"\x00" * 6
-    async for link in await ipr.link("dump", index=index):
-        mac = bytes.fromhex((link.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
-        oper = link.get("IFLA_OPERSTATE")
-        up = oper in ("UP", "UNKNOWN") and link.get("IFLA_CARRIER", 1) == 1
-    v4: IPv4Address | None = None
-    v6: IPv6Address | None = None
-    async for msg in await ipr.addr("dump", index=index):
-        addr = ip_address(msg.get("IFA_ADDRESS"))
-        flags = msg.get("IFA_FLAGS", msg["flags"])
-        if addr in exclude:
-            continue
-        if isinstance(addr, IPv4Address):
-            if v4 is None and not flags & IFA_F_SECONDARY:
-                v4 = addr
-        elif addr.is_link_local and not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) and v6 is None:
-            v6 = addr
-    return LinkInfo(name, index, mac, up, v4, v6)
 
 
 async def interface_for(ipr: Any, address: IPAddress) -> str | None:

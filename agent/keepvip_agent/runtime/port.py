@@ -18,10 +18,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from ipaddress import IPv4Interface, IPv6Interface
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from keepvip_agent.runtime.announcer import Announcer
-from keepvip_agent.runtime.netinfo import LinkInfo, read_link
+from keepvip_agent.runtime.linkread import LinkReader
+from keepvip_agent.runtime.netinfo import LinkInfo
 from keepvip_agent.runtime.vrrp_socket import AdvertisementHandler, VrrpSocket
 from keepvip_agent.vrrp.packet import IPAddress
 from keepvip_api.model import OnFailure
@@ -51,10 +52,13 @@ class PortListener(AdvertisementHandler, Protocol):
 
 
 class Port:
-    def __init__(self, ifname: str, family: int, ipr: Any, metrics: Metrics) -> None:
+    def __init__(
+        self, ifname: str, family: int, reader: LinkReader | None, metrics: Metrics
+    ) -> None:
         self.ifname = ifname
         self.family = family
-        self._ipr = ipr
+        self._reader = reader
+        """None in unit tests, which set :attr:`link` themselves."""
         self._metrics = metrics
         self.link: LinkInfo | None = None
         self.sock: VrrpSocket | None = None
@@ -66,6 +70,8 @@ class Port:
         self._covered = 0
         self._vips_key: tuple[Sequence[IPv4Interface | IPv6Interface], ...] = ()
         self._vips_cache: frozenset[IPAddress] = frozenset()
+        self._vips_packed: frozenset[bytes] = frozenset()
+        self._soon: asyncio.Task[None] | None = None
 
     @property
     def source(self) -> IPAddress | None:
@@ -90,6 +96,7 @@ class Port:
         if key != self._vips_key:
             self._vips_key = key
             self._vips_cache = frozenset(self.vip_addresses())
+            self._vips_packed = frozenset(a.packed for a in self._vips_cache)
         return self._vips_cache
 
     def attach(self, inst: PortListener) -> None:
@@ -103,12 +110,22 @@ class Port:
         if self.sock is not None:
             self.sock.handlers.pop(inst.vrid, None)
 
+    def refresh_soon(self) -> asyncio.Task[None]:
+        """A :meth:`refresh` in a task of its own, shared by every request made before it runs.
+
+        A burst of netlink events (one drain of the event socket) costs one read,
+        not one per event: the read is synchronous, so a task that has started
+        has also finished, and a request after it gets a new one.
+        """
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.get_running_loop().create_task(self.refresh())
+        return self._soon
+
     async def refresh(self) -> None:
         """Re-read the link; open or close the socket; tell the instances.
 
         Requests that queue up behind a running refresh fold into one: a
-        refresh that started after a request was made answers it, so a burst of
-        netlink events costs one more read, not one per event.
+        refresh that started after a request was made answers it.
         """
         self._asked += 1
         ticket = self._asked
@@ -117,7 +134,10 @@ class Port:
                 return
             self._covered = self._asked
             try:
-                link = await read_link(self._ipr, self.ifname, exclude=self.vip_addresses())
+                if self._reader is None:
+                    raise OSError("no link reader")
+                self._vips()
+                link = self._reader.read(self.ifname, self.family, self._vips_packed)
             except Exception as exc:  # netlink trouble must not kill the agent
                 link = None
                 problem: str | None = f"cannot read interface {self.ifname}: {exc}"
@@ -176,4 +196,6 @@ class Port:
             self.announcer = None
 
     def close(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
         self._close()

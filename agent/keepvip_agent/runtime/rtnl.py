@@ -33,13 +33,15 @@ Message layout (``include/uapi/linux/if_addr.h``, ``netlink.h``)::
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import logging
 import os
+import select
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ IFA_CACHEINFO = 6
 IFA_FLAGS = 8
 IFA_F_NODAD = 0x02
 ACK_TIMEOUT = 1.0
+BATCH = 256
+"""Renewals per ``sendmsg`` (about 64 bytes each, far below the socket's send buffer)."""
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFADDRMSG = struct.Struct("=BBBBI")
@@ -72,6 +76,9 @@ _CACHEINFO = struct.Struct("=IIII")
 _ERROR = struct.Struct("=i")
 _IFINFOMSG = struct.Struct("=BxHiII")
 EVENTS_RCVBUF = 1 << 20
+SO_ATTACH_FILTER = 26
+BPF_LD_H_ABS, BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x28, 0x20, 0x15, 0x06
+_SOCK_FILTER = struct.Struct("=HBBI")
 
 
 def _attr(kind: int, value: bytes) -> bytes:
@@ -80,7 +87,7 @@ def _attr(kind: int, value: bytes) -> bytes:
 
 
 def new_address_request(
-    seq: int, index: int, address: IPv4Interface | IPv6Interface, lifetime: int
+    seq: int, index: int, address: IPv4Interface | IPv6Interface, lifetime: int, ack: bool = True
 ) -> bytes:
     """RTM_NEWADDR with create+replace: add the address or renew its lifetime.
 
@@ -97,22 +104,31 @@ def new_address_request(
         + _attr(IFA_CACHEINFO, _CACHEINFO.pack(lifetime, lifetime, 0, 0))
         + _attr(IFA_FLAGS, struct.pack("=I", flags))
     )
-    kind = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    kind = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | (NLM_F_ACK if ack else 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_NEWADDR, kind, seq, 0) + body
 
 
 def parse_ack(data: bytes, seq: int) -> int:
     """The errno of the acknowledgement for ``seq`` in ``data`` (0: done), or -1 if absent."""
+    for got, code in parse_errors(data):
+        if got == seq:
+            return code
+    return -1
+
+
+def parse_errors(data: bytes) -> list[tuple[int, int]]:
+    """(seq, errno) of each NLMSG_ERROR in ``data`` (errno 0: an acknowledgement)."""
+    out = []
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, got_seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
         if length < _NLMSGHDR.size:
             break
-        if kind == NLMSG_ERROR and got_seq == seq:
+        if kind == NLMSG_ERROR and offset + _NLMSGHDR.size + _ERROR.size <= len(data):
             (error,) = _ERROR.unpack_from(data, offset + _NLMSGHDR.size)
-            return -int(error)
+            out.append((seq, -int(error)))
         offset += (length + 3) & ~3
-    return -1
+    return out
 
 
 class AddressWriter:
@@ -121,7 +137,9 @@ class AddressWriter:
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self._sock.bind((0, 0))
-        self._sock.settimeout(ACK_TIMEOUT)
+        # Non-blocking: the kernel has queued its answers when send returns, so a
+        # read finds them at once; a read that finds none waits in ``select``.
+        self._sock.setblocking(False)
         self._seq = 0
 
     def replace(self, index: int, address: IPv4Interface | IPv6Interface, lifetime: int) -> None:
@@ -132,13 +150,52 @@ class AddressWriter:
         while True:
             try:
                 code = parse_ack(self._sock.recv(65536), seq)
-            except TimeoutError as exc:
-                raise OSError(errno.ETIMEDOUT, f"no netlink answer adding {address}") from exc
+            except (BlockingIOError, InterruptedError):
+                if not select.select([self._sock], [], [], ACK_TIMEOUT)[0]:
+                    raise OSError(errno.ETIMEDOUT, f"no netlink answer adding {address}") from None
+                continue
             if code == 0:
                 return
             if code > 0:
                 raise OSError(code, f"adding {address}: {os.strerror(code)}")
             # -1: a stale answer to an earlier request that timed out; read on.
+
+    def renew(
+        self, items: Sequence[tuple[int, IPv4Interface | IPv6Interface, int]]
+    ) -> list[tuple[int, OSError]]:
+        """Add or renew many addresses with one ``sendmsg``; the failures, by position in ``items``.
+
+        The requests carry no ACK flag: the kernel runs them inside the system
+        call and queues an error message only for those it refuses, so success
+        costs no read at all (one non-blocking read finds nothing).
+        """
+        if not items:
+            return []
+        first = (self._seq + 1) & 0xFFFFFFFF
+        chunks: list[bytes] = []
+        for n, (index, address, lifetime) in enumerate(items):
+            seq = (first + n) & 0xFFFFFFFF
+            chunks.append(new_address_request(seq, index, address, lifetime, ack=False))
+        self._seq = (first + len(items) - 1) & 0xFFFFFFFF
+        for start in range(0, len(chunks), BATCH):
+            self._sock.send(b"".join(chunks[start : start + BATCH]))
+        failed: list[tuple[int, OSError]] = []
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return failed
+            for seq, code in parse_errors(data):
+                n = (seq - first) & 0xFFFFFFFF
+                if code and n < len(items):
+                    address = items[n][1]
+                    failed.append((n, OSError(code, f"renewing {address}: {os.strerror(code)}")))
+
+    @property
+    def portid(self) -> int:
+        """The socket's netlink port id (what the kernel puts in the notifications we cause)."""
+        portid: int = self._sock.getsockname()[0]
+        return portid
 
     def close(self) -> None:
         self._sock.close()
@@ -190,14 +247,54 @@ def _attrs(data: bytes, offset: int, end: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def echo_filter(portid: int) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program (code, jt, jf, k) that drops RTM_NEWADDR sent on behalf of ``portid``.
+
+    The kernel stamps an IPv4 address notification with the port id of the
+    socket whose request caused it, so this drops the echoes of our own binds
+    and renewals (one per VIP per renewal) before they wake the agent; every
+    other notification passes. IPv6 notifications carry port id 0 and pass
+    (the agent skips them as its own VIPs' after parsing). BPF loads are
+    big-endian and netlink headers native, hence the swapped constants.
+    """
+    kind = struct.unpack("!H", struct.pack("=H", RTM_NEWADDR))[0]
+    pid = struct.unpack("!I", struct.pack("=I", portid))[0]
+    return [
+        (BPF_LD_H_ABS, 0, 0, 4),  # nlmsg_type
+        (BPF_JEQ_K, 0, 3, kind),  # not RTM_NEWADDR: accept
+        (BPF_LD_W_ABS, 0, 0, 12),  # nlmsg_pid
+        (BPF_JEQ_K, 0, 1, pid),  # ours: drop; else accept
+        (BPF_RET_K, 0, 0, 0),
+        (BPF_RET_K, 0, 0, 0xFFFFFFFF),
+    ]
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """SO_ATTACH_FILTER: the kernel copies the program, so the buffer may go afterwards.
+
+    The program's address comes from an ``array`` (ctypes would cost the agent half a MiB).
+    """
+    code = array.array("B", b"".join(_SOCK_FILTER.pack(*i) for i in program))
+    fprog = struct.pack("@HP", len(program), code.buffer_info()[0])
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 class LinkEvents:
     """Link and IPv4/IPv6 address notifications of this network namespace, on the loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: LinkEvent) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callback: LinkEvent,
+        ignore_portid: int | None = None,
+    ) -> None:
+        """``ignore_portid``: drop IPv4 address notifications caused by that socket (our writer)."""
         self._loop = loop
         self._callback = callback
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         try:
+            if ignore_portid is not None:
+                attach_filter(self._sock, echo_filter(ignore_portid))
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, EVENTS_RCVBUF)
             self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             self._sock.setblocking(False)

@@ -2,8 +2,11 @@
 
 One socket per (interface, family) carries every VRID on it; packets are
 demultiplexed by VRID to the instance that owns it. The read side drains the
-socket on each wake-up (bounded), so 256 instances at 100 ms cost one
-wake-up per burst rather than one per packet.
+socket on each wake-up (bounded). A busy port (a drain that found
+:data:`HOLDOFF_BURST` datagrams or more: many masters' adverts arriving
+together) then stops listening for :data:`HOLDOFF` and drains again: the
+adverts that trickle in over the burst cost one wake-up, not one each, and
+an event-loop wake-up costs far more in Python than reading a datagram.
 
 Everything a packet can do wrong ends as a counted drop with a reason and a
 rate-limited log line (STYLE habit 4): this loop never raises on input. That
@@ -50,6 +53,10 @@ IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 IP_MULTICAST_ALL = 49
 MAX_DRAIN = 256
+HOLDOFF_BURST = 2
+HOLDOFF = 0.001
+"""At most this long between an advert's arrival and its processing on a busy port: its
+master-down timer restarts up to this much later (never earlier) than the datagram came."""
 DECODED_CACHE = 4096
 """Distinct IPv4 packets remembered as decoded (a few per VRID is typical)."""
 RCVBUF = 1 << 20
@@ -82,14 +89,43 @@ class Receiver:
     def __init__(self, ifname: str, on_drop: DropCounter) -> None:
         self.ifname = ifname
         self.handlers: dict[int, AdvertisementHandler] = {}
-        self.local: set[IPAddress] = set()
-        """Our own source addresses: what we hear from them is our own advertisement."""
         self._on_drop = on_drop
         self._log = _RateLimitedLog()
         self._decoded: dict[bytes, tuple[Advertisement, IPAddress]] = {}
+        self._seen: dict[bytes, tuple[Advertisement, IPAddress]] = {}
+        """Whole datagrams after the TTL and protocol (addresses and payload) that decoded,
+        came from another router and carried no trailer: the first look-up of :meth:`ipv4`."""
+        self._seen6: dict[tuple[object, ...], tuple[Advertisement, IPAddress]] = {}
+        """The same for IPv6, keyed by (sender, payload, ancillary values)."""
+        self._local: set[IPAddress] = set()
+
+    @property
+    def local(self) -> set[IPAddress]:
+        """Our own source addresses: what we hear from them is our own advertisement."""
+        return self._local
+
+    @local.setter
+    def local(self, addresses: set[IPAddress]) -> None:
+        if addresses != self._local:
+            self._seen.clear()  # they hold only packets from others
+            self._seen6.clear()
+        self._local = addresses
 
     def ipv4(self, data: bytes) -> None:
         """One IPv4 datagram, IP header included (a raw socket's read)."""
+        # The common case first: these very bytes came before (from a master, every
+        # interval). A 20-byte header and TTL 255 leave nothing else in the header that
+        # decoding looks at, and the source and destination are part of the key.
+        if len(data) >= 20 and data[0] == 0x45 and data[8] == VRRP_TTL:
+            seen = self._seen.get(data[12:])
+            if seen is not None:
+                handler = self.handlers.get(seen[0].vrid)
+                if handler is not None:
+                    handler.on_advertisement(*seen)
+                    return
+        self._ipv4_full(data)
+
+    def _ipv4_full(self, data: bytes) -> None:
         if len(data) < 20 or data[0] >> 4 != 4:
             self._drop(DropReason.MALFORMED, "short or non-IPv4 datagram", "?")
             return
@@ -125,10 +161,23 @@ class Receiver:
                 adv.version, adv.vrid, adv.priority, adv.interval_cs, adv.addresses,
                 adv.auth_type, adv.auth_data, trailer, payload,
             )  # fmt: skip
+        elif ihl == 20 and src not in self._local:
+            if len(self._seen) >= DECODED_CACHE:
+                self._seen.clear()
+            self._seen[data[12:]] = known
         self._deliver(adv, src)
 
     def ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> None:
         """One IPv6 payload with its ancillary data (hop limit, destination) and sender."""
+        # As for IPv4: the same payload from the same sender with the same ancillary
+        # data (hop limit, destination) decodes to the same advertisement.
+        key = (addr[0], data, *[value for _level, _kind, value in anc])  # type: ignore[index]
+        seen = self._seen6.get(key)
+        if seen is not None:
+            handler = self.handlers.get(seen[0].vrid)
+            if handler is not None:
+                handler.on_advertisement(*seen)
+                return
         src = IPv6Address(addr[0].split("%", 1)[0])  # type: ignore[index]
         hops, dst = -1, VRRP_GROUP_V6
         for level, kind, value in anc:
@@ -139,23 +188,25 @@ class Receiver:
         if hops != VRRP_TTL:
             self._drop(DropReason.TTL, f"hop limit {hops}", src)
             return
-        self._dispatch(data, src, dst)
-
-    def _dispatch(self, payload: bytes, src: IPAddress, dst: IPAddress) -> None:
-        adv = self._decode(payload, src, dst)
-        if adv is not None:
-            self._deliver(adv, src)
+        adv = self._decode(data, src, dst)
+        if adv is None:
+            return
+        if not adv.trailer and src not in self._local:
+            if len(self._seen6) >= DECODED_CACHE:
+                self._seen6.clear()
+            self._seen6[key] = (adv, src)
+        self._deliver(adv, src)
 
     def _decode(self, payload: bytes, src: IPAddress, dst: IPAddress) -> Advertisement | None:
         try:
             return decode(payload, src, dst)
         except PacketError as exc:
-            if src not in self.local:
+            if src not in self._local:
                 self._drop(exc.reason, exc.detail, src)
             return None
 
     def _deliver(self, adv: Advertisement, src: IPAddress) -> None:
-        if src in self.local:
+        if src in self._local:
             return  # our own advertisement, looped back through a unicast peer list
         handler = self.handlers.get(adv.vrid)
         if handler is None:
@@ -180,7 +231,9 @@ class VrrpSocket:
         family: int,
         on_drop: DropCounter,
         loop: asyncio.AbstractEventLoop,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: an open, non-blocking datagram socket to read instead (unit tests)."""
         self.ifname = ifname
         self.ifindex = ifindex
         self.family = family
@@ -192,13 +245,17 @@ class VrrpSocket:
         self._loop = loop
         self._log = _RateLimitedLog()
         self._routes: dict[tuple[IPAddress, IPAddress], Any] = {}
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
-        try:
-            self._setup()
-        except OSError:
-            self._sock.close()
-            raise
+        if sock is not None:
+            self._sock = sock
+        else:
+            af = socket.AF_INET if family == 4 else socket.AF_INET6
+            self._sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTOCOL)
+            try:
+                self._setup()
+            except OSError:
+                self._sock.close()
+                raise
+        self._held: asyncio.TimerHandle | None = None
         loop.add_reader(self._sock.fileno(), self._on_readable)
 
     def _setup(self) -> None:
@@ -227,7 +284,8 @@ class VrrpSocket:
     # -- receive -------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        for _ in range(MAX_DRAIN):
+        read = 0
+        for read in range(MAX_DRAIN):  # noqa: B007 (how many were read is the point)
             try:
                 if self.family == 4:
                     data = self._sock.recv(4096)
@@ -236,10 +294,18 @@ class VrrpSocket:
                     data, anc, _flags, addr = self._sock.recvmsg(4096, 128)
                     self._ipv6(data, anc, addr)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:  # e.g. ENETDOWN while the link flaps
                 self._log("recv", "receive on %s failed: %s", self.ifname, exc)
                 return
+        if read >= HOLDOFF_BURST:
+            self._loop.remove_reader(self._sock.fileno())
+            self._held = self._loop.call_later(HOLDOFF, self._resume)
+
+    def _resume(self) -> None:
+        self._held = None
+        self._loop.add_reader(self._sock.fileno(), self._on_readable)
+        self._on_readable()
 
     @property
     def local(self) -> set[IPAddress]:
@@ -267,6 +333,21 @@ class VrrpSocket:
             return False
         return True
 
+    def sender(self, src: IPAddress, dst: IPAddress) -> Callable[[bytes], bool]:
+        """:meth:`send` from ``src`` to ``dst`` with the route worked out once, for a cache."""
+        anc, flags, addr = self._route(src, dst)
+        sendmsg, log, ifname = self._sock.sendmsg, self._log, self.ifname
+
+        def send(payload: bytes) -> bool:
+            try:
+                sendmsg([payload], anc, flags, addr)
+            except OSError as exc:
+                log("send", "send on %s to %s failed: %s", ifname, dst, exc)
+                return False
+            return True
+
+        return send
+
     def _route(
         self, src: IPAddress, dst: IPAddress
     ) -> tuple[list[tuple[int, int, bytes]], int, Any]:
@@ -278,5 +359,7 @@ class VrrpSocket:
         return [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0, 0, self.ifindex)
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.cancel()
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()

@@ -31,6 +31,16 @@ Timers are deadlines, not callbacks: :attr:`VirtualRouter.deadline` says when
 :meth:`VirtualRouter.timer_expired` must next be called. Receiving an
 advertisement only moves a deadline, which lets the runtime re-arm a real
 timer lazily (once per master-down interval, not once per packet).
+
+A backup hears the same advertisement from its master every interval, and
+with hundreds of instances that is the agent's busiest path. When one was
+accepted and could change nothing but the master-down timer if it came again
+(see :meth:`VirtualRouter._backup_received`), the router remembers it, and
+:meth:`VirtualRouter.advertisement_repeated` handles the next identical one
+(the same object: the runtime's decode cache returns one per distinct packet)
+by resetting the timer alone. Anything that could change the outcome (a
+transition, another priority, another configuration) makes it miss, and the
+full rules run again.
 """
 
 from __future__ import annotations
@@ -164,6 +174,9 @@ class VirtualRouter:
     _master_best: int = 0
     _lower_master_since: float | None = None
     _announced_at: float = float("-inf")
+    _repeat: tuple[Advertisement, IPAddress, RouterConfig, int, float] | None = None
+    """(advertisement, source, config, priority, Master_Down_Interval) of the last accepted
+    advertisement whose repetition can only reset the master-down timer."""
 
     def __post_init__(self) -> None:
         self.priority = self.config.priority
@@ -241,6 +254,26 @@ class VirtualRouter:
             return [SendAdvertisement(self.priority)]
         return []
 
+    def advertisement_repeated(self, adv: Advertisement, source: IPAddress, now: float) -> bool:
+        """RFC 9568 6.4.2, for the advertisement just accepted arriving again: True if handled.
+
+        Handled means: in Backup, from the same master, with nothing changed
+        since (state, priority, configuration), so the full rules would only
+        reset Master_Down_Timer. False: call :meth:`advertisement_received`.
+        """
+        r = self._repeat
+        if (
+            r is None
+            or r[0] is not adv
+            or r[1] is not source
+            or r[2] is not self.config
+            or r[3] != self.priority
+            or self.state is not State.BACKUP
+        ):
+            return False
+        self.master_down_at = now + r[4]
+        return True
+
     def advertisement_received(
         self, adv: Advertisement, source: IPAddress, now: float
     ) -> list[Action]:
@@ -284,6 +317,7 @@ class VirtualRouter:
     # -- RFC 9568 6.4.2: Backup ------------------------------------------------
 
     def _backup_received(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
+        self._repeat = None
         if adv.priority == PRIORITY_RELEASE:
             # The master is leaving: take over after Skew_Time only.
             self.master_down_at = now + self.skew_time()
@@ -299,8 +333,20 @@ class VirtualRouter:
         if adv.priority >= self.priority or not self._may_preempt(adv, now):
             if self.config.version == 3:
                 self.master_adver_interval_cs = adv.interval_cs
-            self.master_down_at = now + self.master_down_interval()
+            mdi = self.master_down_interval()
+            self.master_down_at = now + mdi
+            # The same advertisement again would take this branch again and change
+            # nothing else, unless preempt_delay's clock (a lower master, preempt on)
+            # or a demotion (below the master's best) is involved.
+            if adv.priority == self._master_best and (
+                adv.priority >= self.priority or not self.config.preempt
+            ):
+                self._repeat = (adv, source, self.config, self.priority, mdi)
+            else:
+                self._repeat = None
+            return []
         # Otherwise discard: the master-down timer runs out and we preempt.
+        self._repeat = None
         return []
 
     def _may_preempt(self, adv: Advertisement, now: float) -> bool:
@@ -397,6 +443,7 @@ class VirtualRouter:
         return "fault: " + ", ".join(sorted(self.faults))
 
     def _enter(self, event: Event, reason: str, now: float) -> Transition:
+        self._repeat = None
         old = self.state
         new = TRANSITIONS.get((old, event))
         if new is None:

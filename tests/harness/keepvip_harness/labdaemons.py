@@ -92,7 +92,10 @@ class Instance:
 
     @property
     def name(self) -> str:
-        return f"vip{self.vrid}" + ("-6" if ":" in self.addresses[0] else "")
+        family = "-6" if ":" in self.addresses[0] else ""
+        return f"vip{self.vrid}{family}" + (
+            "" if self.interface == "eth0" else f"-{self.interface}"
+        )
 
 
 def keepalived_conf(router_id: str, instances: Iterable[Instance]) -> str:

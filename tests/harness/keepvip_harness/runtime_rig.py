@@ -36,6 +36,7 @@ from keepvip_agent.runtime.instance import (
 from keepvip_agent.runtime.metrics import Metrics
 from keepvip_agent.runtime.netinfo import LinkInfo
 from keepvip_agent.runtime.port import Port
+from keepvip_agent.runtime.renewals import Renewals
 from keepvip_agent.vrrp.packet import (
     AUTH_NONE,
     VRRP_GROUP_V4,
@@ -130,6 +131,9 @@ class FakeSocket:
         self.sent.append((now(), decode(payload, src, dst), dst))
         return True
 
+    def sender(self, src: IPAddress, dst: IPAddress) -> Callable[[bytes], bool]:
+        return lambda payload: self.send(payload, src, dst)
+
     def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
         self.drops.append((reason, detail))
 
@@ -161,6 +165,14 @@ class FakeKernel:
         self.log: list[tuple[float, str, tuple[IPv4Interface, ...]]] = []
         self.fail_bind = False
         self.unbind_takes = 0.0
+        self.renewals = Renewals(self)
+
+    def renew(self, items: Iterable[tuple[int, Any, int]]) -> list[tuple[int, OSError]]:
+        """The batch write of :class:`Renewals`: logged as one "renew" of its addresses."""
+        addrs = tuple(a for _, a, _ in items)
+        self.log.append((now(), "renew", addrs))
+        self.bound |= set(addrs)
+        return []
 
     def bind_now(self, index: int, addresses: Iterable[Any], lifetime: int) -> None:
         if self.fail_bind:
