@@ -1,7 +1,7 @@
 """The agent's own rtnetlink paths on a real kernel: link read, batched renewals, echo filter.
 
 Run inside a lab node's namespace in one Python process: the link reader
-against what ``ip`` shows, a renewal batch with one refused entry, and the
+against what ``ip`` shows, a renewal batch with one refused entry, the copies a purge finds, and the
 BPF filter that keeps our own renewals' notifications from waking the agent
 while everybody else's still arrive.
 """
@@ -33,6 +33,9 @@ async def main():
     failed = writer.renew(items)
     failed += writer.renew(items)  # a renewal of the one that exists
     subprocess.run(["ip", "addr", "add", str(FOREIGN), "dev", "eth0"], check=True)
+    subprocess.run(["ip", "-6", "addr", "add", "2001:db8::77/64", "dev", "eth0", "nodad"], check=True)
+    wanted = [OURS.ip, FOREIGN.ip, ip_address("2001:db8::77"), ip_address("198.51.100.250")]
+    copies = sorted((i, p, str(a)) for i, p, a in reader.copies(wanted))
     await asyncio.sleep(0.3)
     link = reader.read("eth0", 4, {OURS.ip.packed})
     other = reader.read("eth0", 4, {ip_address(sys.argv[1]).packed})
@@ -44,6 +47,7 @@ async def main():
         "other": str(other.primary_v4),
         "six": str(six.link_local_v6),
         "missing": reader.read("nonesuch", 4),
+        "copies": copies,
     }))
     events.close()
 
@@ -65,6 +69,10 @@ def test_link_read_batched_renewal_and_the_echo_filter(lab: Lab) -> None:
     # Excluding an address (as the port excludes its VIPs) gives the next primary one.
     assert out["other"] == "198.51.100.201"
     assert out["six"].startswith("fe80::") and out["missing"] is None
+    # What a starting instance purges: every copy of its addresses, with index and prefix.
+    assert sorted(map(tuple, out["copies"])) == sorted(
+        [(index, 32, "198.51.100.201"), (index, 32, "198.51.100.203"), (index, 64, "2001:db8::77")]
+    )
     line = lab.ip(ns, "-o", "addr", "show", "dev", "eth0", "to", "198.51.100.201/32")
     lifetime = re.search(r"valid_lft (\d+)sec", line)
     assert lifetime and int(lifetime.group(1)) <= 30, line

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Interface, IPv6Interface, ip_address
 from typing import Any
 
+from keepvip_agent.runtime.linkread import LinkReader
 from keepvip_agent.runtime.netinfo import dump_lock
 from keepvip_agent.runtime.netlinklib import NetlinkError
 from keepvip_agent.runtime.renewals import Renewals
@@ -30,8 +31,10 @@ class AddressManager:
     """The only writer of addresses in the agent: pyroute2 for deletes and dumps,
     :class:`~keepvip_agent.runtime.rtnl.AddressWriter` for the add/renew hot paths."""
 
-    def __init__(self, ipr: Any) -> None:
+    def __init__(self, ipr: Any, reader: LinkReader | None = None) -> None:
         self._ipr = ipr
+        self._reader = reader
+        """Finds leftover copies for :meth:`purge` without pyroute2's dump (None: pyroute2)."""
         self._writer = AddressWriter()  # opened now: the first take-over must not wait for it
         self.renewals = Renewals(self._writer)
         """Every bound VIP's lifetime, renewed in batches (one ``sendmsg`` per due time)."""
@@ -65,11 +68,14 @@ class AddressManager:
         """Remove leftover copies of these addresses from every interface; say what went."""
         wanted = {a.ip for a in addresses}
         removed: list[str] = []
-        async with dump_lock(self._ipr):
-            found = [
-                (ip_address(msg.get("IFA_ADDRESS")), msg["index"], msg["prefixlen"])
-                async for msg in await self._ipr.addr("dump")
-            ]
+        if self._reader is not None:
+            found = [(addr, index, plen) for index, plen, addr in self._reader.copies(wanted)]
+        else:
+            async with dump_lock(self._ipr):
+                found = [
+                    (ip_address(msg.get("IFA_ADDRESS")), msg["index"], msg["prefixlen"])
+                    async for msg in await self._ipr.addr("dump")
+                ]
         for addr, index, prefixlen in found:
             if addr in wanted:
                 try:

@@ -77,8 +77,8 @@ class Agent:
 
     async def __aenter__(self) -> Agent:
         self._ipr = AsyncIPRoute()
-        self._addresses = AddressManager(self._ipr)
         self._reader = LinkReader()
+        self._addresses = AddressManager(self._ipr, self._reader)
         self._events = LinkEvents(
             asyncio.get_running_loop(), self._on_netlink, self._addresses.writer_portid
         )
