@@ -31,6 +31,7 @@ from keepvip_api.subnets import Network, reserved_role
 logger = logging.getLogger(__name__)
 RESOLVE_RETRY = 2.0
 SAFETY_REFRESH = 5.0
+NETWORKS_TTL = 5.0
 
 
 def reserved_address(vip: VirtualIP, networks: Sequence[Network]) -> str | None:
@@ -58,6 +59,7 @@ class Agent:
         self._ipr: Any = None
         self._events: Any = None
         self._reader: LinkReader | None = None
+        self._networks: tuple[float, tuple[Network, ...]] | None = None
         self._addresses: AddressManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wanted: dict[str, VirtualIP] = {}
@@ -176,8 +178,15 @@ class Agent:
         await inst.start()
 
     async def connected_networks(self) -> tuple[Network, ...]:
-        """This node's connected networks, read now (both families)."""
-        return await connected_networks(self._ipr)
+        """This node's connected networks (both families), read at most every NETWORKS_TTL s.
+
+        Each instance's start judges its addresses against them: 250 starting together
+        share one route dump.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._networks is None or now - self._networks[0] >= NETWORKS_TTL:
+            self._networks = (now, await connected_networks(self._ipr))
+        return self._networks[1]
 
     def _wire_keys(self, inst: InstanceRunner) -> None:
         hm = inst.spec.auth_hmac

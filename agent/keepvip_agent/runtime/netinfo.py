@@ -90,7 +90,9 @@ async def connected_networks(ipr: Any) -> tuple[IPv4Network | IPv6Network, ...]:
     """This node's connected networks (main table, no gateway; IPv4 scope link), both families.
 
     What a VIP's address is judged against (:mod:`keepvip_api.subnets`) and what the node
-    agent publishes for the operator. IPv6 link-local networks are left out.
+    agent publishes for the operator. Left out: IPv6 link-local networks, and networks too
+    narrow to have a network or broadcast address (IPv4 /31 and /32, IPv6 /127 and /128:
+    among them the prefix routes of IPv6 VIPs, hundreds on a busy node).
     """
     out: list[IPv4Network | IPv6Network] = []
     async with dump_lock(ipr):
@@ -104,7 +106,10 @@ async def connected_networks(ipr: Any) -> tuple[IPv4Network | IPv6Network, ...]:
                     or (family == socket.AF_INET and route["scope"] != RT_SCOPE_LINK)
                 ):
                     continue
-                net = ip_network(f"{dst}/{route['dst_len']}", strict=False)
+                plen = route["dst_len"]
+                if plen > (30 if family == socket.AF_INET else 126):
+                    continue
+                net = ip_network(f"{dst}/{plen}", strict=False)
                 if not net.is_link_local:
                     out.append(net)
     return tuple(dict.fromkeys(out))
