@@ -207,7 +207,7 @@ def test_kubeconfig_wins_over_in_cluster_and_in_cluster_needs_its_mount(
     cfg = kubeconfig(
         tmp_path / "kc", 6443, {"certificate-authority": str(certs.ca.cert)}, {"token": "t"}
     )
-    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    pod = {"KUBERNETES_SERVICE_HOST": "192.0.2.1", "KUBERNETES_SERVICE_PORT": "443"}
     assert from_environment({**pod, "KUBECONFIG": str(cfg)}).port == 6443
     monkeypatch.setattr(config, "SA_DIR", tmp_path / "nothing-mounted")
     with pytest.raises(ConfigError, match="is a service account mounted"):
