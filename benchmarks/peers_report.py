@@ -83,7 +83,11 @@ implementations take turns round by round.
 - resources: the processes of each implementation found in the host's /proc and placed on
   a node by their cgroup (program names: keepvip-agent and keepvip-operator; MetalLB's
   speaker and controller; kube-vip), CPU (utime + stime) over 10 s at idle and RSS at its
-  end, with the implementation's one Service and again with 50 more.
+  end, with the implementation's one Service and again with 50 more. With 50, the first
+  window starts 30 s after the 50th address was published and windows follow back to back
+  until two in a row agree (within 15 % or 0.3 points of a core; at most 2 more minutes):
+  the figure is the last, and "quiet after" says when it ended, from the 50th address (the
+  earliest runs, without that column's figure, measured one window 15 to 30 s after it).
 """
 ORDER = ["crash", "hang", "drain", "agent", "create", "api", "api-new", "api-crash", "local"]
 IMPLS = ["keepvip", "metallb", "kube-vip"]
@@ -344,8 +348,8 @@ def resources_table(doc: dict[str, Any]) -> list[str]:
         "## Resources at idle (medians over the runs; processes found on the nodes, summed)",
         "",
         "| implementation (setting) | runs | Services | pods per node | processes (nodes) "
-        "| CPU % of a core | RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| CPU % of a core | RSS MiB | quiet after, s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = sorted(
         {(r["impl"], r["setting"]) for r in runs}, key=lambda k: (IMPLS.index(k[0]), k[1])
@@ -356,10 +360,12 @@ def resources_table(doc: dict[str, Any]) -> list[str]:
             m = [r[key] for r in mine]
             nodes = median([len(x["per_node"]) for x in m])
             pods = m[-1].get("pods_per_node") or {}
+            waited = [x["quiet_after_s"] for x in m if "quiet_after_s" in x]
+            quiet = f"{median(waited):.0f} ({len(waited)})" if waited else "-"
             out.append(
                 f"| {impl} ({name}) | {len(m)} | {count} | {_pods(pods)} "
                 f"| {median([x['processes'] for x in m]):.0f} "
                 f"({nodes:.0f}) | {median([x['cpu_pct_total'] for x in m]):.2f} "
-                f"| {median([x['rss_mib_total'] for x in m]):.0f} |"
+                f"| {median([x['rss_mib_total'] for x in m]):.0f} | {quiet} |"
             )
     return out
