@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from keepvip_harness import kindctl
 from keepvip_harness.labdaemons import median
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,14 +143,16 @@ def versions() -> dict[str, Any]:
     peers = _env(REPO / "hack/peers/versions.env")
     kind = _env(REPO / "hack/kind/versions.env")
     cp = _env(REPO / "hack/controlplane/versions.env")
+    # The image's commit, not the work tree's: the newest commit that changed what the image
+    # is built from (a commit to the benchmark alone builds the same image), and its key.
     commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", *kindctl.IMAGE_ROOTS],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
     return {
-        "keepvip": f"commit {commit}",
+        "keepvip": f"commit {commit}, image {kindctl.image_key()}",
         "metallb": peers.get("METALLB_VERSION"),
         "kube-vip": peers.get("KUBE_VIP_VERSION"),
         "kubernetes": cp.get("KUBERNETES_VERSION"),

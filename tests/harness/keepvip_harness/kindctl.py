@@ -301,11 +301,13 @@ class Cluster:
         )
 
 
+IMAGE_ROOTS = ("agent", "operator", "crds", "Dockerfile", "pyproject.toml", "hack/image")
+
+
 def image_key() -> str:
     """A hash of the files the keepvip image is built from (the build's label dates aside)."""
     digest = hashlib.sha256()
-    roots = ["agent", "operator", "crds", "Dockerfile", "pyproject.toml", "hack/image"]
-    for root in roots:
+    for root in IMAGE_ROOTS:
         path = REPO / root
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         for f in files:
