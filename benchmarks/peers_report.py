@@ -217,7 +217,17 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# hack/peers/all.sh here: the sum of its pieces, as timed this session (notes in peers.md)
+FULL_RUN = "3 h 20 min"
 NOTES = "## Notes (written by hand; kept when the file is rewritten)"
+REPRODUCE = (
+    "Every cell from one command, as root on a machine where `make deps` ran: "
+    "`hack/peers/build.sh && make kind-build && hack/peers/all.sh` (the peers' images and "
+    "keepvip's kind node image, both cached, then `hack/peers/run.sh` with each cell's rounds: "
+    "5, or 3 for crash, hang and drain; see the script). Its pieces hold the kind and heavy "
+    "locks for one phase of one round each (2 to 10 minutes); the whole takes about "
+    f"{FULL_RUN} here (2 cores), so five rounds of every scenario would not fit in an hour."
+)
 
 
 def write(path: Path, doc: dict[str, Any]) -> None:
@@ -227,15 +237,29 @@ def write(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(markdown(doc) + ("\n" + notes if notes else ""))
 
 
+def pieces(commands: list[dict[str, str]]) -> list[str]:
+    """One line per distinct command, in order of first use: how often, first and last date."""
+    dates: dict[str, list[str]] = {}
+    for c in commands:
+        dates.setdefault(c["command"], []).append(c["date"])
+    return [
+        f"- `{cmd}` ({d[0]})" if len(d) == 1 else f"- `{cmd}` ({len(d)} pieces, {d[0]} to {d[-1]})"
+        for cmd, d in dates.items()
+    ]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     table = rows(doc)
     stats = {(r["scenario"], r["policy"], r["impl"], r["setting"]): r for r in table}
     lines = [
         "# keepvip, MetalLB and kube-vip side by side on kind",
         "",
-        "Written by `benchmarks/peers.py` from `peers.json` (every run is there); commands:",
+        REPRODUCE,
         "",
-        *[f"- `{c['command']}` ({c['date']})" for c in doc.get("commands", [])],
+        "Written by `benchmarks/peers.py` from `peers.json` (every run is there); the pieces "
+        "that made its runs:",
+        "",
+        *pieces(doc.get("commands", [])),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items()) + ".",
         f"Machine: {doc.get('machine', {}).get('nproc')} cores, "

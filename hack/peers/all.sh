@@ -14,9 +14,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PAUSE=${PAUSE:-20}
 run=$repo/hack/peers/run.sh
-"$run" 3 "default tuned lease15" --scenarios crash,hang,drain,agent,create,api
-"$run" 2 "default tuned lease15" --scenarios agent,create,api
-"$run" 5 "default tuned lease15" --policy Local --scenarios local
+"$run" 3 "default tuned lease15" --scenarios crash,hang,drain
+"$run" 5 "default tuned lease15" --scenarios agent,create,api
+"$run" 5 default,tuned,lease15 --policy Local --scenarios local
 "$run" 5 "default tuned" --scenarios resources
 flock /tmp/keepvip-kind.lock "$repo/.venv/bin/python" "$repo/benchmarks/peers.py" --teardown
 flock /tmp/keepvip-kind.lock make -C "$repo" kind-down
