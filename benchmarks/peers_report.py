@@ -84,7 +84,8 @@ implementations take turns round by round.
 - resources: the processes of each implementation found in the host's /proc and placed on
   a node by their cgroup (program names: keepvip-agent and keepvip-operator; MetalLB's
   speaker and controller; kube-vip), CPU (utime + stime) over 10 s at idle and RSS at its
-  end, with the implementation's one Service and again with 50 more. With 50, the first
+  end, with the implementation's one Service and again with 50 more (keepvip's in a pool of
+  the setting's advert interval; kube-vip's follow its DaemonSet's flags). With 50, the first
   window starts 30 s after the 50th address was published and windows follow back to back
   until two in a row agree (within 15 % or 0.3 points of a core; at most 2 more minutes):
   the figure is the last, and "quiet after" says when it ended, from the 50th address (the

@@ -106,16 +106,20 @@ def measure(cluster: kindctl.Cluster, impl: str, window: float) -> dict[str, Any
     }
 
 
-def scale_objects(impl: str, count: int, policy: str) -> list[dict[str, Any]]:
+def scale_objects(impl: str, count: int, policy: str, advert: str) -> list[dict[str, Any]]:
     """``count`` more Services of ``impl`` (and, for keepvip and MetalLB, a pool of their
-    addresses; kube-vip takes each from its annotation)."""
+    addresses; kube-vip takes each from its annotation). ``advert``: keepvip's pool's advert
+    interval, the setting under test's (kube-vip's Services follow its DaemonSet's flags)."""
     addresses = [f"198.51.100.{SCALE_FIRST + k}" for k in range(count)]
     objects: list[dict[str, Any]] = []
     if impl == inst.KEEPVIP:
         objects.append({
             "apiVersion": "keepvip.io/v1alpha1", "kind": "VirtualIPPool",
             "metadata": {"name": "peers-scale"},
-            "spec": {"addresses": [f"{addresses[0]}-{addresses[-1]}"], "namespaces": [inst.NAMESPACE]},
+            "spec": {
+                "addresses": [f"{addresses[0]}-{addresses[-1]}"], "advertInterval": advert,
+                "namespaces": [inst.NAMESPACE],
+            },
         })  # fmt: skip
     elif impl == inst.METALLB:
         pool, adv = inst.metallb_config(f"{addresses[0]}-{addresses[-1]}")
