@@ -179,6 +179,11 @@ def _fmt(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.2f}"
 
 
+def counted(r: dict[str, Any]) -> bool:
+    """A run in the figures: it did not fail and was not left out (``left_out``: why, by hand)."""
+    return "error" not in r and "left_out" not in r
+
+
 def not_the_holder(r: dict[str, Any]) -> bool:
     """A crash or hang that another node answered within 0.1 s: the node hit was not the one
     answering (probably: the client's ARP entry still named the node before a move, whose
@@ -189,7 +194,7 @@ def not_the_holder(r: dict[str, Any]) -> bool:
 def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for r in doc["runs"]:
-        if r["scenario"] == "resources" or "error" in r or not_the_holder(r):
+        if r["scenario"] == "resources" or not counted(r) or not_the_holder(r):
             continue
         runs.append(r)
         # An api run has a crash figure only for the implementations whose node was killed.
@@ -227,7 +232,8 @@ REPRODUCE = (
     "keepvip's kind node image, both cached, then `hack/peers/run.sh` with each cell's rounds: "
     "5, or 3 for crash, hang and drain; see the script). Its pieces hold the kind and heavy "
     "locks for one phase of one round each (2 to 10 minutes); the whole takes about "
-    f"{FULL_RUN} here (2 cores), so five rounds of every scenario would not fit in an hour."
+    f"{FULL_RUN} here (2 cores; the sum of its pieces as they ran in pieces of this session, "
+    "not run whole), so five rounds of every scenario would not fit in an hour."
 )
 
 
@@ -300,9 +306,7 @@ def markdown(doc: dict[str, Any]) -> str:
             "- **idle, N Services**: CPU in % of one core and RSS in MiB of all the "
             "implementation's processes on all nodes, medians (runs); the ratio is RSS's"
         )
-    measured = {r["scenario"] for r in table} | {
-        r["scenario"] for r in doc["runs"] if "error" not in r
-    }
+    measured = {r["scenario"] for r in table} | {r["scenario"] for r in doc["runs"] if counted(r)}
     missing = [
         FIGURES[k][1] for k in ORDER if k not in measured and k not in {"api-crash", "api-new"}
     ]
@@ -319,6 +323,13 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{len(errors)} run(s) failed and are left out of the figures (their errors are in "
             "peers.json).",
         ]
+    reasons: dict[str, list[dict[str, Any]]] = {}
+    for r in doc["runs"]:
+        if "left_out" in r and "error" not in r:
+            reasons.setdefault(r["left_out"], []).append(r)
+    for reason, left in reasons.items():
+        which = sorted({f"{r['impl']} ({r['setting']}) {r['scenario']}" for r in left})
+        lines += ["", f"{len(left)} run(s) left out ({', '.join(which)}): {reason}"]
     if stale:
         lines += [
             "",
@@ -336,7 +347,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def resource_rows(doc: dict[str, Any]) -> list[str]:
     """The resources scenario in the main table: one row per Service count and group."""
-    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and counted(r)]
     out = []
     for count, key in ((1, "idle_1"), (50, "idle_50")):
         for group, names in GROUPS.items():
@@ -368,7 +379,7 @@ def _pods(per_node: dict[str, int]) -> str:
 
 
 def resources_table(doc: dict[str, Any]) -> list[str]:
-    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and "error" not in r]
+    runs = [r for r in doc["runs"] if r["scenario"] == "resources" and counted(r)]
     if not runs:
         return []
     out = [
