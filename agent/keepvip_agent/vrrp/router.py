@@ -262,17 +262,22 @@ class VirtualRouter:
         reset Master_Down_Timer. False: call :meth:`advertisement_received`.
         """
         r = self._repeat
-        if (
-            r is None
-            or r[0] is not adv
-            or r[1] is not source
-            or r[2] is not self.config
-            or r[3] != self.priority
-            or self.state is not State.BACKUP
-        ):
+        if r is None or not self.repeats(adv, source):
             return False
         self.master_down_at = now + r[4]
         return True
+
+    def repeats(self, adv: Advertisement, source: IPAddress) -> bool:
+        """Would :meth:`advertisement_repeated` handle ``adv`` from ``source`` now? (No change.)"""
+        r = self._repeat
+        return (
+            r is not None
+            and r[0] is adv
+            and r[1] is source
+            and r[2] is self.config
+            and r[3] == self.priority
+            and self.state is State.BACKUP
+        )
 
     def advertisement_received(
         self, adv: Advertisement, source: IPAddress, now: float
