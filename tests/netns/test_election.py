@@ -59,6 +59,10 @@ def test_highest_priority_wins_and_answers_through_the_vip(lab: Lab, agents: Age
     assert m2.get("keepvip_rx_thread_absorbed_total") - absorbed >= 7
     assert m2.get("keepvip_vrrp_adverts_received_total", vip="web") - before >= 7
     assert m2.get("keepvip_rx_thread_overflow_total") == 0
+    # ... and the master's periodic adverts are sent by that thread.
+    sent = m1.get("keepvip_rx_thread_sent_total")
+    time.sleep(1.0)
+    assert agents.metrics(1).get("keepvip_rx_thread_sent_total") - sent >= 8
 
 
 def test_link_cut_moves_the_vip_to_the_next_highest(lab: Lab, agents: Agents) -> None:

@@ -222,3 +222,26 @@ def test_the_wrapper_gives_each_end_to_its_owner_once_even_when_withdrawn_in_the
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def test_a_schedule_of_sends_keeps_its_cadence_and_counts_what_failed() -> None:
+    """UDP to port 0 fails (the raw socket's port): the sends are counted as errors, which
+    is what this test can see without privileges; the netns tier sees them arrive."""
+    engine = _rxwatch.Engine()
+    with udp_pair() as (rx, _tx):
+        try:
+            engine.add_socket(rx.fileno(), 4)
+            first = time.monotonic() + 0.05
+            src, dst = socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1")
+            assert engine.send_every(9, rx.fileno(), 4, 1, src, [(b"x" * 8, dst)], 0.05, first)
+            time.sleep(0.33)
+            errors = engine.send_errors(9)
+            assert errors is not None and errors[0] >= 5 and errors[1] != 0
+            count, last = engine.withdraw(9) or (0, None)
+            assert 5 <= count <= 7 and last is not None
+            steps = (last - first) / 0.05
+            assert abs(steps - round(steps)) < 1e-6 and round(steps) == count - 1
+            assert engine.send_errors(9) is None and quiet(engine) == []
+            assert not engine.send_every(9, 999, 4, 1, src, [(b"x", dst)], 1.0, first)
+        finally:
+            engine.close()

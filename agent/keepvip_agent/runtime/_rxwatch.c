@@ -20,6 +20,13 @@
  * Times are CLOCK_MONOTONIC seconds: the same clock as time.monotonic() and
  * asyncio's loop.time().
  *
+ * The same thread sends a master's periodic advertisements (scheduled from
+ * Python with their bytes, destinations and interval): in steady state a
+ * master's only work is that send, and Python's timer for it is the one
+ * wake-up per advert the agent could not batch. Python takes the schedule
+ * back (with how many went out and when the last was due) before anything
+ * else reaches that instance's router; the router then knows its timer.
+ *
  * The thread never touches a Python object; Python's calls take the engine's
  * mutex for a few microseconds. The wrapper is runtime/rxwatch.py.
  */
@@ -55,9 +62,25 @@ typedef struct {
 } Sock;
 
 typedef struct {
-    int active;
+    unsigned char addr[16];
+    unsigned char *payload;
+    size_t len;
+} Dest;
+
+enum { MODE_EXPECT = 1, MODE_SEND = 2 };
+
+typedef struct {
+    int active; /* 0, MODE_EXPECT or MODE_SEND */
     int fd;
     int vrid;
+    /* MODE_SEND: what to send (deadline_ns is the next due time, last_ns the last sent's due) */
+    int family;
+    int ifindex;
+    unsigned char src[16];
+    Dest *dests;
+    size_t ndests;
+    uint64_t errors;
+    int last_errno;
     unsigned char *key;
     size_t keylen;
     uint64_t count; /* matches since the last peek */
@@ -97,6 +120,7 @@ typedef struct {
     size_t qlen, qcap;
     uint64_t dropped;
     uint64_t matched;
+    uint64_t sent;
     int64_t armed_ns; /* the timerfd's expiry, INT64_MAX none */
 } Engine;
 
@@ -130,10 +154,16 @@ static int push(Engine *e, const Event *ev) {
 }
 
 static void deactivate(Engine *e, Slot *s) {
-    Sock *k = find_sock(e, s->fd);
-    if (k && k->slot_of[s->vrid] == (int)(s - e->slots)) k->slot_of[s->vrid] = -1;
+    if (s->active == MODE_EXPECT) {
+        Sock *k = find_sock(e, s->fd);
+        if (k && k->slot_of[s->vrid] == (int)(s - e->slots)) k->slot_of[s->vrid] = -1;
+    }
     free(s->key);
     s->key = NULL;
+    for (size_t i = 0; i < s->ndests; i++) free(s->dests[i].payload);
+    free(s->dests);
+    s->dests = NULL;
+    s->ndests = 0;
     s->active = 0;
 }
 
@@ -174,11 +204,79 @@ static void rearm(Engine *e) {
     e->armed_ns = min;
 }
 
+#define SEND_EARLY_NS 1000000LL /* adverts due within 1 ms go out in the same wake-up */
+
+static void send_all(Engine *e, Slot *s) {
+    for (size_t i = 0; i < s->ndests; i++) {
+        Dest *d = &s->dests[i];
+        struct iovec iov = {.iov_base = d->payload, .iov_len = d->len};
+        union {
+            struct sockaddr_in v4;
+            struct sockaddr_in6 v6;
+        } to;
+        union {
+            char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+            struct cmsghdr align;
+        } ctl;
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        memset(&to, 0, sizeof to);
+        memset(&ctl, 0, sizeof ctl);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_name = &to;
+        mh.msg_control = ctl.buf;
+        struct cmsghdr *c = (struct cmsghdr *)ctl.buf;
+        if (s->family == 4) {
+            to.v4.sin_family = AF_INET;
+            memcpy(&to.v4.sin_addr, d->addr, 4);
+            mh.msg_namelen = sizeof to.v4;
+            struct in_pktinfo pi;
+            memset(&pi, 0, sizeof pi);
+            pi.ipi_ifindex = s->ifindex;
+            memcpy(&pi.ipi_spec_dst, s->src, 4);
+            c->cmsg_level = IPPROTO_IP;
+            c->cmsg_type = IP_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof pi);
+            memcpy(CMSG_DATA(c), &pi, sizeof pi);
+            mh.msg_controllen = CMSG_SPACE(sizeof pi);
+        } else {
+            to.v6.sin6_family = AF_INET6;
+            memcpy(&to.v6.sin6_addr, d->addr, 16);
+            to.v6.sin6_scope_id = (uint32_t)s->ifindex;
+            mh.msg_namelen = sizeof to.v6;
+            struct in6_pktinfo pi;
+            memset(&pi, 0, sizeof pi);
+            memcpy(&pi.ipi6_addr, s->src, 16);
+            pi.ipi6_ifindex = (unsigned)s->ifindex;
+            c->cmsg_level = IPPROTO_IPV6;
+            c->cmsg_type = IPV6_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof pi);
+            memcpy(CMSG_DATA(c), &pi, sizeof pi);
+            mh.msg_controllen = CMSG_SPACE(sizeof pi);
+        }
+        if (sendmsg(s->fd, &mh, MSG_DONTWAIT) < 0) {
+            s->errors++;
+            s->last_errno = errno;
+        } else {
+            e->sent++;
+        }
+    }
+}
+
 static void expire(Engine *e) {
     int64_t now = now_ns();
     for (size_t i = 0; i < e->nslots; i++) {
         Slot *s = &e->slots[i];
-        if (s->active && s->deadline_ns <= now) end_slot(e, s, EV_EXPIRED);
+        if (s->active == MODE_EXPECT && s->deadline_ns <= now) {
+            end_slot(e, s, EV_EXPIRED);
+        } else if (s->active == MODE_SEND && s->deadline_ns <= now + SEND_EARLY_NS) {
+            send_all(e, s);
+            s->count++;
+            s->last_ns = s->deadline_ns;
+            s->deadline_ns += s->delta_ns;
+            if (s->deadline_ns <= now) s->deadline_ns = now + s->delta_ns; /* late: no burst */
+        }
     }
 }
 
@@ -231,7 +329,7 @@ static void handle(Engine *e, Sock *k, unsigned char *buf, size_t len, struct ms
         int si = k->slot_of[vrid];
         if (si >= 0) {
             Slot *s = &e->slots[si];
-            if (s->active && s->keylen == keylen && memcmp(s->key, key, keylen) == 0) {
+            if (s->active == MODE_EXPECT && s->keylen == keylen && memcmp(s->key, key, keylen) == 0) {
                 s->count++;
                 s->last_ns = now;
                 s->deadline_ns = now + s->delta_ns;
@@ -403,7 +501,8 @@ static void Engine_dealloc(Engine *e) {
     stop_thread(e);
     for (size_t i = 0; i < e->qlen; i++) free_event(&e->queue[i]);
     free(e->queue);
-    for (size_t i = 0; i < e->nslots; i++) free(e->slots[i].key);
+    for (size_t i = 0; i < e->nslots; i++)
+        if (e->slots[i].active) deactivate(e, &e->slots[i]);
     free(e->slots);
     free(e->socks);
     if (e->epfd >= 0) close(e->epfd);
@@ -542,7 +641,7 @@ static PyObject *Engine_expect(Engine *e, PyObject *args) {
     if (s->active) deactivate(e, s); /* a new expectation replaces the old, counts and all */
     int other = k->slot_of[vrid];
     if (other >= 0 && other != slot) end_slot(e, &e->slots[other], EV_RELEASED);
-    s->active = 1;
+    s->active = MODE_EXPECT;
     s->fd = fd;
     s->vrid = vrid;
     s->key = copy;
@@ -586,6 +685,117 @@ static PyObject *Engine_withdraw(Engine *e, PyObject *args) {
             pthread_mutex_unlock(&e->mu);
             return counts(c, l);
         }
+    }
+    pthread_mutex_unlock(&e->mu);
+    Py_RETURN_NONE;
+}
+
+/* send_every(slot, fd, family, ifindex, src, [(payload, dst), ...], interval, first_due) */
+static PyObject *Engine_send_every(Engine *e, PyObject *args) {
+    int slot, fd, family, ifindex;
+    Py_buffer src;
+    PyObject *packets;
+    double interval, first;
+    if (!PyArg_ParseTuple(args, "iiiiy*Odd", &slot, &fd, &family, &ifindex, &src, &packets,
+                          &interval, &first))
+        return NULL;
+    size_t alen = family == 4 ? 4 : 16;
+    PyObject *seq = NULL;
+    Dest *dests = NULL;
+    size_t n = 0;
+    if ((family != 4 && family != 6) || (size_t)src.len != alen || slot < 0 || slot > 1 << 20 ||
+        interval <= 0) {
+        PyErr_SetString(PyExc_ValueError, "bad slot, family, source or interval");
+        goto fail;
+    }
+    seq = PySequence_Fast(packets, "packets must be a sequence");
+    if (!seq) goto fail;
+    n = (size_t)PySequence_Fast_GET_SIZE(seq);
+    dests = calloc(n ? n : 1, sizeof(Dest));
+    if (!dests) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *payload, *dst;
+        Py_ssize_t plen, dlen;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "y#y#", &payload, &plen, &dst, &dlen))
+            goto fail;
+        if ((size_t)dlen != alen || plen <= 0) {
+            PyErr_SetString(PyExc_ValueError, "bad payload or destination");
+            goto fail;
+        }
+        dests[i].payload = malloc((size_t)plen);
+        if (!dests[i].payload) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        memcpy(dests[i].payload, payload, (size_t)plen);
+        dests[i].len = (size_t)plen;
+        memcpy(dests[i].addr, dst, alen);
+    }
+    pthread_mutex_lock(&e->mu);
+    if (!find_sock(e, fd)) {
+        pthread_mutex_unlock(&e->mu);
+        for (size_t i = 0; i < n; i++) free(dests[i].payload);
+        free(dests);
+        Py_DECREF(seq);
+        PyBuffer_Release(&src);
+        Py_RETURN_FALSE;
+    }
+    if ((size_t)slot >= e->nslots) {
+        size_t m = (size_t)slot + 1;
+        if (m < e->nslots * 2) m = e->nslots * 2;
+        Slot *g = realloc(e->slots, m * sizeof(Slot));
+        if (!g) {
+            pthread_mutex_unlock(&e->mu);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        memset(g + e->nslots, 0, (m - e->nslots) * sizeof(Slot));
+        e->slots = g;
+        e->nslots = m;
+    }
+    Slot *s = &e->slots[slot];
+    if (s->active) deactivate(e, s);
+    s->active = MODE_SEND;
+    s->fd = fd;
+    s->family = family;
+    s->ifindex = ifindex;
+    memset(s->src, 0, 16);
+    memcpy(s->src, src.buf, alen);
+    s->dests = dests;
+    s->ndests = n;
+    s->count = 0;
+    s->errors = 0;
+    s->last_errno = 0;
+    s->last_ns = 0;
+    s->delta_ns = s_to_ns(interval);
+    s->deadline_ns = s_to_ns(first);
+    rearm(e);
+    pthread_mutex_unlock(&e->mu);
+    Py_DECREF(seq);
+    PyBuffer_Release(&src);
+    Py_RETURN_TRUE;
+fail:
+    if (dests)
+        for (size_t i = 0; i < n; i++) free(dests[i].payload);
+    free(dests);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&src);
+    return NULL;
+}
+
+/* (errors, last errno) of a sending slot since it was scheduled; None if not sending */
+static PyObject *Engine_send_errors(Engine *e, PyObject *args) {
+    int slot;
+    if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
+    pthread_mutex_lock(&e->mu);
+    if (slot >= 0 && (size_t)slot < e->nslots && e->slots[slot].active == MODE_SEND) {
+        unsigned long long n = e->slots[slot].errors;
+        int err = e->slots[slot].last_errno;
+        pthread_mutex_unlock(&e->mu);
+        return Py_BuildValue("(Ki)", n, err);
     }
     pthread_mutex_unlock(&e->mu);
     Py_RETURN_NONE;
@@ -659,9 +869,9 @@ static PyObject *Engine_take(Engine *e, PyObject *unused) {
 
 static PyObject *Engine_stats(Engine *e, PyObject *unused) {
     pthread_mutex_lock(&e->mu);
-    unsigned long long m = e->matched, d = e->dropped;
+    unsigned long long m = e->matched, d = e->dropped, t = e->sent;
     pthread_mutex_unlock(&e->mu);
-    return Py_BuildValue("{sKsK}", "matched", m, "dropped", d);
+    return Py_BuildValue("{sKsKsK}", "matched", m, "dropped", d, "sent", t);
 }
 
 static PyMethodDef Engine_methods[] = {
@@ -670,10 +880,12 @@ static PyMethodDef Engine_methods[] = {
     {"remove_socket", (PyCFunction)Engine_remove_socket, METH_VARARGS, "remove_socket(fd): stop reading it; its expectations end (released)."},
     {"release", (PyCFunction)Engine_release, METH_VARARGS, "release(fd): every expectation on fd ends (released)."},
     {"expect", (PyCFunction)Engine_expect, METH_VARARGS, "expect(slot, fd, vrid, key, since, delta) -> bool."},
+    {"send_every", (PyCFunction)Engine_send_every, METH_VARARGS, "send_every(slot, fd, family, ifindex, src, [(payload, dst)], interval, first_due) -> bool."},
+    {"send_errors", (PyCFunction)Engine_send_errors, METH_VARARGS, "send_errors(slot) -> (count, errno) or None."},
     {"withdraw", (PyCFunction)Engine_withdraw, METH_VARARGS, "withdraw(slot) -> (count, last) or None."},
     {"peek", (PyCFunction)Engine_peek, METH_VARARGS, "peek(slot) -> (count since last peek, last) or None."},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "The waiting events, oldest first."},
-    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "{'matched': n, 'dropped': n}."},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "{'matched': n, 'dropped': n, 'sent': n}."},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, "Stop the thread (idempotent)."},
     {NULL, NULL, 0, NULL},
 };

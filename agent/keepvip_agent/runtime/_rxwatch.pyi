@@ -15,6 +15,19 @@ class Engine:
     def expect(
         self, slot: int, fd: int, vrid: int, key: bytes, since: float, delta: float, /
     ) -> bool: ...
+    def send_every(
+        self,
+        slot: int,
+        fd: int,
+        family: int,
+        ifindex: int,
+        src: bytes,
+        packets: list[tuple[bytes, bytes]],
+        interval: float,
+        first_due: float,
+        /,
+    ) -> bool: ...
+    def send_errors(self, slot: int, /) -> tuple[int, int] | None: ...
     def withdraw(self, slot: int, /) -> tuple[int, float | None] | None: ...
     def peek(self, slot: int, /) -> tuple[int, float | None] | None: ...
     def take(self) -> list[tuple[Any, ...]]: ...

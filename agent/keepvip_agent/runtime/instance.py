@@ -18,12 +18,13 @@ metrics, notify, listeners). What it owns itself:
   accepted last arriving again (the same object from the decode cache):
   the router resets its timer (:meth:`~keepvip_agent.vrrp.router.VirtualRouter.advertisement_repeated`)
   and the runner counts it and notes the time, nothing else;
-* where the sockets have the receive thread (:mod:`.rxwatch`), that short path
-  handed to the thread: a backup *expects* its master's advertisement there,
-  the thread absorbs the repeats and keeps the master-down deadline, and the
-  runner *settles* (learns the count and the last arrival, and the router its
-  timer) before anything else reaches the router, or when the thread ends the
-  expectation: the deadline passed, or the socket changed;
+* where the sockets have the receive thread (:mod:`.rxwatch`), the steady
+  state handed to the thread: a backup *expects* its master's advertisement
+  there (the thread absorbs the repeats and keeps the master-down deadline),
+  a master has the thread send its periodic advertisement. The runner
+  *settles* (learns the counts and the last time, and the router its timer)
+  before anything else reaches the router, or when the thread ends it (the
+  deadline passed, or the socket changed);
 * the graceful handover of :meth:`InstanceRunner.stop`.
 
 The Kubernetes glue uses only the small public surface below ``# -- public``
@@ -36,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -200,8 +202,9 @@ class InstanceRunner:
         self._successor: asyncio.Future[IPAddress] | None = None
         """While a stopping master hands over: resolved by the new master's first advertisement."""
         self._timer_at = math.inf
-        self._expecting: tuple[RxWatch, int] | None = None
-        """The receive thread and slot holding :attr:`_repeat` (see :meth:`_settle`)."""
+        self._handed: tuple[RxWatch, int, bool] | None = None
+        """The receive thread and slot holding this instance's steady state, and whether it
+        sends (a master's adverts) or expects (a backup's :attr:`_repeat`): see :meth:`_settle`."""
         self._metrics.before_flush = self._count_absorbed
         self.started = False
 
@@ -459,7 +462,7 @@ class InstanceRunner:
             self._set_source(source)
 
     def on_advertisement(self, adv: Advertisement, source: IPAddress) -> None:
-        if self._expecting is not None:
+        if self._handed is not None:
             self._settle()
         now = self._loop.time()
         if adv is self._repeat and self._router.advertisement_repeated(adv, source, now):
@@ -544,6 +547,7 @@ class InstanceRunner:
             while (now := self._loop.time()) < deadline:
                 pass
         self._apply(self._router.timer_expired(now))
+        self._hand_sends()
 
     def _on_health(self, health: Health) -> None:
         if not self.started:
@@ -572,23 +576,58 @@ class InstanceRunner:
         if slot is None:
             self._rearm()
             return
-        self._expecting = (rx, slot)
+        self._handed = (rx, slot, False)
         self._cancel_timer()  # the thread keeps the master-down deadline now
 
-    def _settle(self) -> None:
-        """Take the expectation back before anything else reaches the router."""
-        expecting = self._expecting
-        if expecting is None:
+    def _hand_sends(self) -> None:
+        """A master that just advertised on its timer: the thread sends the next ones."""
+        router, sock, src = self._router, self.port.sock, self.port.source
+        due = router.deadline
+        if (
+            router.state is not State.MASTER
+            or due is None
+            or sock is None
+            or sock.rx is None
+            or src is None
+            or self.spec.auth_hmac is not None
+            or self._successor is not None
+        ):
             return
-        self._expecting = None
-        rx, slot = expecting
-        self._absorb(rx.withdraw(slot))
+        packets = []
+        for dst in self._destinations():
+            payload = self._payloads.get((router.priority, dst))
+            if payload is None:
+                return  # not sent from here yet (no source, or no socket): stay in Python
+            packets.append((payload, dst.packed))
+        slot = sock.rx.send_every(
+            self, sock.fileno, sock.family, sock.ifindex, src.packed, packets,
+            router.advert_interval, due,
+        )  # fmt: skip
+        if slot is not None:
+            self._handed = (sock.rx, slot, True)
+            self._cancel_timer()
+
+    def _settle(self) -> None:
+        """Take the steady state back from the thread before anything else reaches the router."""
+        handed = self._handed
+        if handed is None:
+            return
+        self._handed = None
+        rx, slot, sending = handed
+        if sending:
+            errors = rx.send_errors(slot)
+            if errors is not None and errors[0]:
+                log.warning(
+                    "%s: %d advertisements failed to send: %s",
+                    self.name, errors[0], os.strerror(errors[1]),
+                )  # fmt: skip
+        self._take_back(sending, rx.withdraw(slot))
         self._rearm()
 
     def expectation_ended(self, expired: bool, counts: Counts) -> None:
         """The thread ended it (see :class:`.rxwatch.Expecting`): run the router's timer."""
-        self._expecting = None
-        self._absorb(counts)
+        handed, self._handed = self._handed, None
+        self._take_back(handed is not None and handed[2], counts)
         deadline = self._router.deadline
         if deadline is not None and deadline <= self._loop.time():
             self.on_deadline()
@@ -596,24 +635,31 @@ class InstanceRunner:
             self._rearm()
 
     def _count_absorbed(self) -> None:
-        """Bring the counts and the last arrival up to date, the expectation going on."""
-        if self._expecting is not None:
-            rx, slot = self._expecting
+        """Bring the counts and the last arrival up to date, the thread going on."""
+        if self._handed is not None:
+            rx, slot, sending = self._handed
             count, last = rx.peek(slot)
-            if count and last is not None:
+            if sending:
+                self._metrics.sent_n += count
+            elif count and last is not None:
                 self._metrics.received_n += count
                 self._heard_at = last
 
-    def _absorb(self, counts: Counts) -> None:
+    def _take_back(self, sending: bool, counts: Counts) -> None:
         count, last = counts
-        if not count or last is None:
+        if sending:
+            self._metrics.sent_n += count
+            if last is not None:
+                self._router.advertisements_sent(last)
             return
         self._metrics.received_n += count
+        if last is None:
+            return
         self._heard_at = last
         adv, src = self._repeat, self._repeat_src
         if adv is None or src is None or not self._router.advertisement_repeated(adv, src, last):
             # Cannot happen: everything that could change the verdict settles first.
-            log.error("%s: %d absorbed advertisements no longer repeat the last", self.name, count)
+            log.error("%s: absorbed advertisements no longer repeat the last", self.name)
 
     # -- actions -----------------------------------------------------------------------
 

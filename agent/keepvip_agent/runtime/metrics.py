@@ -210,6 +210,11 @@ class _ReceiveThread:
             value=found.get("matched", 0),
         )
         yield CounterMetricFamily(
+            "keepvip_rx_thread_sent",
+            "Periodic advertisements the receive thread sent for masters",
+            value=found.get("sent", 0),
+        )
+        yield CounterMetricFamily(
             "keepvip_rx_thread_overflow",
             "Datagrams the receive thread dropped because the agent fell behind",
             value=found.get("dropped", 0),

@@ -9,10 +9,13 @@ of what needs a decision, in arrival order:
 
 * any other datagram, handed to its :class:`PacketSink` (the socket), with the
   key an instance may later *expect* (the bytes that make it the same advert);
-* an expectation that *ended* in C: its deadline passed with no repeat
+* an expectation (or a schedule of sends, below) that *ended* in C: its deadline passed with no repeat
   (``expired``: the master-down timer ran out), or its socket was released or
   closed (``released``). Either way with the repeats counted and the last one's
   arrival time, so the router learns what it missed before it decides.
+
+The thread also sends a master's periodic advertisements (:meth:`RxWatch.send_every`),
+so a master in steady state costs a send and no Python either.
 
 An instance expects only what its router would take on the short path
 (:meth:`~keepvip_agent.vrrp.router.VirtualRouter.advertisement_repeated`), and
@@ -106,6 +109,34 @@ class RxWatch:
             return None
         self._owners[slot] = owner
         return slot
+
+    def send_every(
+        self,
+        owner: Expecting,
+        fd: int,
+        family: int,
+        ifindex: int,
+        src: bytes,
+        packets: list[tuple[bytes, bytes]],
+        interval: float,
+        first_due: float,
+    ) -> int | None:
+        """Send each (payload, destination) from ``src`` every ``interval`` s from
+        ``first_due`` on (up to a millisecond early, to share a wake-up; never late
+        by design). Its slot, or None if the socket is not watched. :meth:`withdraw`
+        gives how many went out and when the last was due; a released socket ends it."""
+        slot = self._free.pop() if self._free else self._new_slot()
+        if not self._engine.send_every(
+            slot, fd, family, ifindex, src, packets, interval, first_due
+        ):
+            self._free.append(slot)
+            return None
+        self._owners[slot] = owner
+        return slot
+
+    def send_errors(self, slot: int) -> tuple[int, int] | None:
+        """Failed sends of a sending slot (and the last errno), or None."""
+        return self._engine.send_errors(slot)
 
     def _new_slot(self) -> int:
         self._next_slot += 1

@@ -254,6 +254,13 @@ class VirtualRouter:
             return [SendAdvertisement(self.priority)]
         return []
 
+    def advertisements_sent(self, last_due: float) -> None:
+        """The adapter sent the periodic advertisement when it was due, last at ``last_due``,
+        as :meth:`timer_expired` would have had it (RFC 9568 6.4.3): restart Adver_Timer from
+        there. Only meaningful in Master, with nothing else changed meanwhile."""
+        if self.state is State.MASTER:
+            self.adver_at = last_due + self.advert_interval
+
     def advertisement_repeated(self, adv: Advertisement, source: IPAddress, now: float) -> bool:
         """RFC 9568 6.4.2, for the advertisement just accepted arriving again: True if handled.
 
