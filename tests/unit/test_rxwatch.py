@@ -245,3 +245,39 @@ def test_a_schedule_of_sends_keeps_its_cadence_and_counts_what_failed() -> None:
             assert not engine.send_every(9, 999, 4, 1, src, [(b"x", dst)], 1.0, first)
         finally:
             engine.close()
+
+
+def test_closing_the_last_socket_hands_every_timer_back_at_once() -> None:
+    """A link that goes away closes its socket; if it was the last, the thread stops, and
+    every instance it kept a timer for must have that timer back before it does."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.ended: list[tuple[bool, rxwatch.Counts]] = []
+
+        def expectation_ended(self, expired: bool, counts: rxwatch.Counts) -> None:
+            self.ended.append((expired, counts))
+
+    class Sink:
+        def deliver(
+            self, data: bytes, key: bytes | None, src: bytes | None, hops: int, dst: bytes | None
+        ) -> None:
+            pass
+
+    owner = Owner()
+    loop = asyncio.new_event_loop()
+    try:
+        watch = rxwatch.RxWatch(loop)
+        with udp_pair() as (rx, tx):
+            watch.add_socket(rx.fileno(), 4, Sink())
+            data = v4_datagram(5, 100)
+            assert (
+                watch.expect(owner, rx.fileno(), 5, data[12:], time.monotonic(), 60.0) is not None
+            )
+            tx.send(data)
+            time.sleep(0.05)
+            watch.remove_socket(rx.fileno())
+            assert len(owner.ended) == 1 and owner.ended[0][0] is False
+            assert owner.ended[0][1][0] == 1  # the repeat it absorbed comes back with it
+    finally:
+        loop.close()

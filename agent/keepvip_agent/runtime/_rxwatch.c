@@ -87,6 +87,7 @@ typedef struct {
     int64_t last_ns; /* last match, 0 none since expect */
     int64_t delta_ns;
     int64_t deadline_ns;
+    int64_t early_ns; /* MODE_SEND: see SEND_EARLY_MAX_NS */
 } Slot;
 
 typedef struct {
@@ -188,23 +189,37 @@ static void end_slot(Engine *e, Slot *s, int kind) {
     }
 }
 
-static void rearm(Engine *e) {
+static void settime(Engine *e, int64_t at) {
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (at != INT64_MAX) {
+        if (at <= 0) at = 1;
+        its.it_value.tv_sec = at / 1000000000LL;
+        its.it_value.tv_nsec = at % 1000000000LL;
+    }
+    timerfd_settime(e->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    e->armed_ns = at;
+}
+
+/* A new deadline: the timer moves only if it is earlier. Deadlines that move later (a
+ * repeat heard, an advert sent) leave the timer where it is: it fires early, finds
+ * nothing due and re-arms at the earliest (rearm_all), so a datagram costs no timer
+ * syscall and no scan. */
+static void arm_at(Engine *e, int64_t at) {
+    if (at < e->armed_ns) settime(e, at);
+}
+
+static void rearm_all(Engine *e) {
     int64_t min = INT64_MAX;
     for (size_t i = 0; i < e->nslots; i++)
         if (e->slots[i].active && e->slots[i].deadline_ns < min) min = e->slots[i].deadline_ns;
-    if (min == e->armed_ns) return;
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    if (min != INT64_MAX) {
-        if (min <= 0) min = 1;
-        its.it_value.tv_sec = min / 1000000000LL;
-        its.it_value.tv_nsec = min % 1000000000LL;
-    }
-    timerfd_settime(e->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-    e->armed_ns = min;
+    settime(e, min);
 }
 
-#define SEND_EARLY_NS 1000000LL /* adverts due within 1 ms go out in the same wake-up */
+/* An advert may go out this much before it is due to share a wake-up with others: a 50th
+ * of its interval, at most 20 ms. Its schedule is kept (the next is due an interval after
+ * this one was due), and a receiver's master-down interval is over three intervals. */
+#define SEND_EARLY_MAX_NS 20000000LL
 
 static void send_all(Engine *e, Slot *s) {
     for (size_t i = 0; i < s->ndests; i++) {
@@ -270,7 +285,7 @@ static void expire(Engine *e) {
         Slot *s = &e->slots[i];
         if (s->active == MODE_EXPECT && s->deadline_ns <= now) {
             end_slot(e, s, EV_EXPIRED);
-        } else if (s->active == MODE_SEND && s->deadline_ns <= now + SEND_EARLY_NS) {
+        } else if (s->active == MODE_SEND && s->deadline_ns <= now + s->early_ns) {
             send_all(e, s);
             s->count++;
             s->last_ns = s->deadline_ns;
@@ -411,7 +426,7 @@ static void *run(void *arg) {
             if (errno == EINTR) continue;
             break;
         }
-        int stop = 0;
+        int stop = 0, fired = 0;
         pthread_mutex_lock(&e->mu);
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
@@ -420,14 +435,19 @@ static void *run(void *arg) {
             } else if (fd == e->tfd) {
                 uint64_t ticks;
                 if (read(e->tfd, &ticks, sizeof ticks) < 0) { /* EAGAIN: re-armed meanwhile */ }
-                e->armed_ns = INT64_MAX; /* fired (or disarmed): rearm() sets it again */
-                expire(e);
+                fired = 1;
             } else {
                 Sock *k = find_sock(e, fd);
                 if (k) drain(e, k, bufs, ctls, names, scratch);
             }
         }
-        rearm(e);
+        if (fired) {
+            /* A repeat that came since epoll_wait returned still counts: read every socket
+             * before any deadline is judged (as the event loop runs I/O before timers). */
+            for (size_t i = 0; i < e->nsocks; i++) drain(e, &e->socks[i], bufs, ctls, names, scratch);
+            expire(e);
+            rearm_all(e);
+        }
         if (e->qlen && !e->signalled) {
             uint64_t one = 1;
             if (write(e->evfd, &one, sizeof one) == sizeof one) e->signalled = 1;
@@ -651,7 +671,7 @@ static PyObject *Engine_expect(Engine *e, PyObject *args) {
     s->delta_ns = s_to_ns(delta);
     s->deadline_ns = s_to_ns(since) + s->delta_ns;
     k->slot_of[vrid] = slot;
-    rearm(e);
+    arm_at(e, s->deadline_ns);
     signal_python(e);
     pthread_mutex_unlock(&e->mu);
     Py_RETURN_TRUE;
@@ -670,8 +690,7 @@ static PyObject *Engine_withdraw(Engine *e, PyObject *args) {
         Slot *s = &e->slots[slot];
         uint64_t c = s->count;
         int64_t l = s->last_ns;
-        deactivate(e, s);
-        rearm(e);
+        deactivate(e, s); /* the timer may now fire early: harmless */
         pthread_mutex_unlock(&e->mu);
         return counts(c, l);
     }
@@ -772,7 +791,8 @@ static PyObject *Engine_send_every(Engine *e, PyObject *args) {
     s->last_ns = 0;
     s->delta_ns = s_to_ns(interval);
     s->deadline_ns = s_to_ns(first);
-    rearm(e);
+    s->early_ns = s->delta_ns / 50 < SEND_EARLY_MAX_NS ? s->delta_ns / 50 : SEND_EARLY_MAX_NS;
+    arm_at(e, s->deadline_ns);
     pthread_mutex_unlock(&e->mu);
     Py_DECREF(seq);
     PyBuffer_Release(&src);

@@ -88,6 +88,9 @@ class RxWatch:
         are still delivered (to nobody, if it is gone)."""
         self._engine.remove_socket(fd)
         self._sinks.pop(fd, None)
+        # The ends it caused are news now: an owner must not wait for a thread that is
+        # about to stop (the last socket) for the timer it handed over.
+        self._on_events()
         if not self._sinks:
             self.close()
 
