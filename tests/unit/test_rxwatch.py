@@ -281,3 +281,27 @@ def test_closing_the_last_socket_hands_every_timer_back_at_once() -> None:
             assert owner.ended[0][1][0] == 1  # the repeat it absorbed comes back with it
     finally:
         loop.close()
+
+
+def test_a_flood_python_cannot_keep_up_with_is_bounded_and_counted() -> None:
+    engine = _rxwatch.Engine()
+    with udp_pair() as (rx, tx):
+        try:
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            engine.add_socket(rx.fileno(), 4)
+            engine.expect(0, rx.fileno(), 1, v4_datagram(1, 1)[12:], time.monotonic(), 0.05)
+            for k in range(8000):  # in chunks: the kernel's socket buffer must not be what drops
+                tx.send(v4_datagram(2, k % 250))
+                if k % 200 == 199:
+                    time.sleep(0.002)
+            time.sleep(0.3)  # the expectation's deadline passes meanwhile: its end is kept
+            got = engine.take()
+            packets = [e for e in got if e[0] == _rxwatch.PACKET]
+            # 4096 events at most wait for Python, and an end is never dropped: it took a
+            # place if it came before the queue filled, or went past the bound after.
+            assert len(packets) in (4095, 4096) and len(got) in (4096, 4097)
+            assert [e[:3] for e in got if e[0] != _rxwatch.PACKET] == [(_rxwatch.EXPIRED, 0, 0)]
+            dropped = engine.stats()["dropped"]
+            assert 8000 - 4096 - 200 <= dropped <= 8000 - len(packets)
+        finally:
+            engine.close()

@@ -50,7 +50,7 @@
 #define MAX_BATCHES 8    /* per socket per wake-up: level-triggered epoll comes back */
 #define BUFSZ 2048       /* a VRRP datagram is < 1500 bytes (255 IPv6 addresses: 4 KB, refused) */
 #define CTLSZ 128
-#define MAX_QUEUE 65536  /* events waiting for Python; beyond, datagrams are dropped and counted */
+#define MAX_QUEUE 4096 /* events waiting for Python (at most ~8 MB); beyond, datagrams are dropped and counted, as a full socket buffer would drop them */
 #define KEYMAX (16 + 16 + 1 + BUFSZ)
 
 enum { EV_PACKET = 0, EV_EXPIRED = 1, EV_RELEASED = 2, EV_CANCELLED = -1 };
@@ -178,7 +178,7 @@ static void end_slot(Engine *e, Slot *s, int kind) {
     ev.last_ns = s->last_ns;
     deactivate(e, s);
     if (push(e, &ev) != 0) {
-        /* Cannot happen in practice (MAX_QUEUE); never lose an end: grow past the bound. */
+        /* A queue full of datagrams: an end is never lost, it goes past the bound. */
         size_t cap = e->qcap * 2;
         Event *q = realloc(e->queue, cap * sizeof(Event));
         if (q) {
