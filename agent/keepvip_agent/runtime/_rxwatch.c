@@ -380,6 +380,14 @@ static void handle(Engine *e, Sock *k, unsigned char *buf, size_t len, struct ms
     }
 }
 
+/* Wake Python (its loop watches the eventfd) if events wait and it was not woken yet. */
+static void signal_python(Engine *e) {
+    if (e->qlen && !e->signalled) {
+        uint64_t one = 1;
+        if (write(e->evfd, &one, sizeof one) == sizeof one) e->signalled = 1;
+    }
+}
+
 static void drain(Engine *e, Sock *k, unsigned char (*bufs)[BUFSZ], unsigned char (*ctls)[CTLSZ],
                   struct sockaddr_in6 *names, unsigned char *scratch) {
     struct mmsghdr msgs[BATCH];
@@ -448,10 +456,7 @@ static void *run(void *arg) {
             expire(e);
             rearm_all(e);
         }
-        if (e->qlen && !e->signalled) {
-            uint64_t one = 1;
-            if (write(e->evfd, &one, sizeof one) == sizeof one) e->signalled = 1;
-        }
+        signal_python(e);
         pthread_mutex_unlock(&e->mu);
         if (stop) break;
     }
@@ -584,13 +589,6 @@ static void release_fd(Engine *e, int fd) {
         if (e->slots[i].active && e->slots[i].fd == fd) end_slot(e, &e->slots[i], EV_RELEASED);
 }
 
-static void signal_python(Engine *e) {
-    if (e->qlen && !e->signalled) {
-        uint64_t one = 1;
-        if (write(e->evfd, &one, sizeof one) == sizeof one) e->signalled = 1;
-    }
-}
-
 static PyObject *Engine_release(Engine *e, PyObject *args) {
     int fd;
     if (!PyArg_ParseTuple(args, "i", &fd)) return NULL;
@@ -619,6 +617,19 @@ static PyObject *Engine_remove_socket(Engine *e, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Room for slot number `slot` (under the mutex); -1 when out of memory. */
+static int grow_slots(Engine *e, int slot) {
+    if ((size_t)slot < e->nslots) return 0;
+    size_t n = (size_t)slot + 1;
+    if (n < e->nslots * 2) n = e->nslots * 2;
+    Slot *g = realloc(e->slots, n * sizeof(Slot));
+    if (!g) return -1;
+    memset(g + e->nslots, 0, (n - e->nslots) * sizeof(Slot));
+    e->slots = g;
+    e->nslots = n;
+    return 0;
+}
+
 static PyObject *Engine_expect(Engine *e, PyObject *args) {
     int slot, fd, vrid;
     Py_buffer key;
@@ -644,18 +655,10 @@ static PyObject *Engine_expect(Engine *e, PyObject *args) {
         free(copy);
         Py_RETURN_FALSE;
     }
-    if ((size_t)slot >= e->nslots) {
-        size_t n = (size_t)slot + 1;
-        if (n < e->nslots * 2) n = e->nslots * 2;
-        Slot *s = realloc(e->slots, n * sizeof(Slot));
-        if (!s) {
-            pthread_mutex_unlock(&e->mu);
-            free(copy);
-            return PyErr_NoMemory();
-        }
-        memset(s + e->nslots, 0, (n - e->nslots) * sizeof(Slot));
-        e->slots = s;
-        e->nslots = n;
+    if (grow_slots(e, slot) < 0) {
+        pthread_mutex_unlock(&e->mu);
+        free(copy);
+        return PyErr_NoMemory();
     }
     Slot *s = &e->slots[slot];
     if (s->active) deactivate(e, s); /* a new expectation replaces the old, counts and all */
@@ -762,18 +765,10 @@ static PyObject *Engine_send_every(Engine *e, PyObject *args) {
         PyBuffer_Release(&src);
         Py_RETURN_FALSE;
     }
-    if ((size_t)slot >= e->nslots) {
-        size_t m = (size_t)slot + 1;
-        if (m < e->nslots * 2) m = e->nslots * 2;
-        Slot *g = realloc(e->slots, m * sizeof(Slot));
-        if (!g) {
-            pthread_mutex_unlock(&e->mu);
-            PyErr_NoMemory();
-            goto fail;
-        }
-        memset(g + e->nslots, 0, (m - e->nslots) * sizeof(Slot));
-        e->slots = g;
-        e->nslots = m;
+    if (grow_slots(e, slot) < 0) {
+        pthread_mutex_unlock(&e->mu);
+        PyErr_NoMemory();
+        goto fail;
     }
     Slot *s = &e->slots[slot];
     if (s->active) deactivate(e, s);
