@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from keepvip_api.placement import maintenance
 from keepvip_api.names import MOVE_ANNOTATION
+from keepvip_api.placement import maintenance
 from keepvip_tools.maintenance import follow, moved
 
 
