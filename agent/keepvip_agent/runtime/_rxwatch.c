@@ -179,13 +179,14 @@ static void end_slot(Engine *e, Slot *s, int kind) {
     deactivate(e, s);
     if (push(e, &ev) != 0) {
         /* A queue full of datagrams: an end is never lost, it goes past the bound. */
-        size_t cap = e->qcap * 2;
-        Event *q = realloc(e->queue, cap * sizeof(Event));
-        if (q) {
+        if (e->qlen == e->qcap) {
+            size_t cap = e->qcap ? e->qcap * 2 : 64;
+            Event *q = realloc(e->queue, cap * sizeof(Event));
+            if (!q) return; /* out of memory */
             e->queue = q;
             e->qcap = cap;
-            e->queue[e->qlen++] = ev;
         }
+        e->queue[e->qlen++] = ev;
     }
 }
 
