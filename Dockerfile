@@ -32,7 +32,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv binutils \
+ && apt-get install -y --no-install-recommends python3 python3-venv binutils gcc libc6-dev python3-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/keepvip
 WORKDIR /src
@@ -70,7 +70,7 @@ RUN set -eu; \
     echo kubernetes.zip > kubernetes-zip.pth; \
     # Everything else keeps its source, with bytecode beside it.
     $venv/bin/python -m compileall -q .; \
-    $venv/bin/python -c 'import kubernetes.client, kubernetes.watch, keepvip_operator.main, keepvip_agent.kube.nodeagent'; \
+    $venv/bin/python -c 'import kubernetes.client, kubernetes.watch, keepvip_operator.main, keepvip_agent.kube.nodeagent, keepvip_agent.runtime._rxwatch'; \
     $venv/bin/keepvip-agent --version; \
     $venv/bin/keepvip-operator --version
 

@@ -17,10 +17,16 @@ deps: $(VENV)/.installed
 
 # keepvip, and next to it the test harness (tests/harness: what tests and
 # benchmarks share; its own distribution, so it never ships in keepvip or the image).
-$(VENV)/.installed: pyproject.toml tests/harness/pyproject.toml
+# The agent's receive thread is a C extension (agent/keepvip_agent/runtime/_rxwatch.c,
+# built in place by the editable install): gcc and the Python headers must be here.
+$(VENV)/.installed: pyproject.toml tests/harness/pyproject.toml agent/keepvip_agent/runtime/_rxwatch.c
+	@command -v gcc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev)
+	@python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-dev)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,kubernetes]'
+	$(PY) -c 'import keepvip_agent.runtime._rxwatch'
 	$(PY) -m pip install -q -e tests/harness
 	touch $@
 

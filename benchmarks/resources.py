@@ -11,7 +11,9 @@ so its column is unauthenticated. ``--runs N`` repeats each measurement and
 reports medians (implementations alternate within each round).
 
 Two nodes on the lab bridge; node 1 runs every instance at priority 150
-(master), node 2 at 120 (backup), both with 100 ms adverts. Scenarios:
+(master), node 2 at 120 (backup), both with 100 ms adverts. With ``--nodes 3``
+node 3 runs them too, at 100 (a second backup: every advert now reaches two
+receivers); the figures are still node 1's and node 2's. Scenarios:
 
 * one instance (VRID 51, one IPv4 VIP);
 * 256 instances in one process: VRIDs 1..255 over IPv4 and, for
@@ -59,7 +61,7 @@ from keepvip_tools.lab.topology import Lab
 RESULTS = Path(__file__).resolve().parent / "results"
 HMAC = "keepvip-hmac"
 KEY = "key 1 hex:" + bytes(range(32)).hex() + "\n"
-MASTER, BACKUP = 150, 120
+MASTER, BACKUP, THIRD = 150, 120, 100
 MiB = 1024 * 1024
 ETH1_VIPS = 251
 """203.0.113.1..251 as VIPs; .253 and .254 are the nodes' own addresses on eth1."""
@@ -137,29 +139,39 @@ def _instances(
 
 
 def measure(
-    lab: Lab, impl: str, count: int, interval: float, duration: float, interfaces: int = 1
+    lab: Lab,
+    impl: str,
+    count: int,
+    interval: float,
+    duration: float,
+    interfaces: int = 1,
+    nodes: int = 2,
 ) -> dict[str, Any]:
     tag = f"-{impl}-{count}"
     daemon = "keepvip" if impl == HMAC else impl
+    roles = ((1, MASTER), (2, BACKUP), (3, THIRD))[:nodes]
     daemons = [
         start(lab, daemon, n, _instances(lab, impl, count, prio, interval, interfaces), tag=tag)
-        for n, prio in ((1, MASTER), (2, BACKUP))
+        for n, prio in roles
     ]
     try:
         for d in daemons:
             d.wait_ready(120)
-        # Both sides start as backups; n1 wins after a master-down interval.
+        # Every side starts as backup; n1 wins after a master-down interval.
         lab.wait_for(lambda: settled(daemons[0], True, count), 120, 0.5)
-        lab.wait_for(lambda: settled(daemons[1], False, count), 60, 0.5)
+        for d in daemons[1:]:
+            lab.wait_for(lambda d=d: settled(d, False, count), 60, 0.5)
         time.sleep(2.0)  # start-up work (purges, first announcements) is over
-        pids = [d.pids() for d in daemons]
+        pids = [d.pids() for d in daemons[:2]]
         before = [sum(proc_cpu_seconds(p) for p in ps) for ps in pids]
         t0 = time.monotonic()
         time.sleep(duration)
         elapsed = time.monotonic() - t0
         after = [sum(proc_cpu_seconds(p) for p in ps) for ps in pids]
         rss = [sum(proc_rss_bytes(p) for p in ps) for ps in pids]
-        if not (settled(daemons[0], True, count) and settled(daemons[1], False, count)):
+        if not (
+            settled(daemons[0], True, count) and all(settled(d, False, count) for d in daemons[1:])
+        ):
             raise RuntimeError(f"{impl} x{count}: states changed during the window")
         if impl == HMAC:
             _assert_signed(daemons, count)
@@ -214,7 +226,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} cores, kernel {m['kernel']}, Python {m['python']}, "
         f"{m['keepalived']}  ",
         f"Advert interval {meta['interval'] * 1000:g} ms, VRRPv3, "
-        f"{meta.get('interfaces', 1)} interface(s); CPU over {meta['duration']:g} s "
+        f"{meta.get('interfaces', 1)} interface(s), {meta.get('nodes', 2)} nodes "
+        f"(node 1 master, node 2 the backup measured); CPU over {meta['duration']:g} s "
         "windows (utime+stime from /proc), % of one core; RSS = VmRSS at the end of the window. "
         "keepalived = parent + VRRP child process. "
         f"Medians of {meta.get('runs', 1)} run(s) per cell (every run in the JSON); "
@@ -272,10 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hmac", action="store_true", help=f"add {HMAC} (authHMAC on)")
     p.add_argument("--runs", type=int, default=1, help="rounds; cells are medians")
     p.add_argument("--interfaces", type=int, choices=(1, 2), default=1, help="links carrying them")
+    p.add_argument("--nodes", type=int, choices=(2, 3), default=2, help="3: a second backup")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.quick:
         args.duration = 5.0
+    if args.nodes == 3 and args.interfaces == 2:
+        print("--nodes 3 runs on one interface (the second link joins nodes 1 and 2 only)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if os.geteuid() != 0 or KEEPALIVED is None:
         print("needs root and keepalived (apt-get install keepalived)", file=sys.stderr)
         return 2
@@ -286,12 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         "interval": args.interval,
         "runs": args.runs,
         "interfaces": args.interfaces,
+        "nodes": args.nodes,
     }
     impls = args.impl.split(",")
     if args.hmac:
         impls.insert(1, HMAC)
     results = []
-    with Lab(nodes=2) as lab:
+    with Lab(nodes=args.nodes) as lab:
         if args.interfaces == 2:
             second_link(lab)
         for count in [int(c) for c in args.counts.split(",")]:
@@ -299,7 +318,15 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.runs):
                 for impl in impls if n % 2 == 0 else impls[::-1]:
                     rounds[impl].append(
-                        measure(lab, impl, count, args.interval, args.duration, args.interfaces)
+                        measure(
+                            lab,
+                            impl,
+                            count,
+                            args.interval,
+                            args.duration,
+                            args.interfaces,
+                            args.nodes,
+                        )
                     )
             for impl in impls:
                 r = median_of(rounds[impl])
@@ -317,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = "resources-hmac" if args.hmac else "resources"
     if args.interfaces == 2:
         stem += "-2if"
+    if args.nodes == 3:
+        stem += "-3nodes"
     (args.out / f"{stem}.json").write_text(
         json.dumps({**meta, "results": results}, indent=2) + "\n"
     )

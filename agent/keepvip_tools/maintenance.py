@@ -144,7 +144,9 @@ def moved(vip: Mapping[str, Any]) -> tuple[bool, str] | None:
     for c in (vip.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Moved":
             return c.get("status") == "True", str(c.get("message", ""))
-    return False, "the request was removed without an outcome"
+    # The operator removes the annotation, then writes the condition with its next status
+    # write: ended, the outcome not written yet (or someone else removed the request).
+    return None
 
 
 def run_move(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -170,6 +172,7 @@ def run_move(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
             return 1
         print(f"{args.virtualip}: asked to move to {args.to}", file=out)
         deadline = time.monotonic() + args.timeout
+        pending = True
         while time.monotonic() < deadline:
             time.sleep(POLL)
             vip: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
@@ -177,6 +180,11 @@ def run_move(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
             if outcome is not None:
                 print(f"{args.virtualip}: {outcome[1]}", file=out if outcome[0] else err)
                 return 0 if outcome[0] else 1
+            pending = MOVE_ANNOTATION in ((vip.get("metadata") or {}).get("annotations") or {})
+    if not pending:
+        print(f"keepvip move: {args.virtualip}: the request was removed without an outcome",
+              file=err)  # fmt: skip
+        return 1
     print(f"keepvip move: no outcome after {args.timeout:g}s (is keepvip-operator running?); "
           f"the request stays in the annotation {MOVE_ANNOTATION}", file=err)  # fmt: skip
     return 1

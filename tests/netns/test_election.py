@@ -50,6 +50,19 @@ def test_highest_priority_wins_and_answers_through_the_vip(lab: Lab, agents: Age
     assert m2.get("keepvip_vrrp_state", vip="web", state="Backup") == 1
     assert m1.get("keepvip_vrrp_priority_effective", vip="web") == 150
     assert m2.get("keepvip_vrrp_adverts_received_total", vip="web") > 0
+    # A backup's repeats are absorbed by the receive thread (runtime/rxwatch.py), and still
+    # counted as received: one a 100 ms interval, less the one that brought the news.
+    before = m2.get("keepvip_vrrp_adverts_received_total", vip="web")
+    absorbed = m2.get("keepvip_rx_thread_absorbed_total")
+    time.sleep(1.0)
+    m2 = agents.metrics(2)
+    assert m2.get("keepvip_rx_thread_absorbed_total") - absorbed >= 7
+    assert m2.get("keepvip_vrrp_adverts_received_total", vip="web") - before >= 7
+    assert m2.get("keepvip_rx_thread_overflow_total") == 0
+    # ... and the master's periodic adverts are sent by that thread.
+    sent = m1.get("keepvip_rx_thread_sent_total")
+    time.sleep(1.0)
+    assert agents.metrics(1).get("keepvip_rx_thread_sent_total") - sent >= 8
 
 
 def test_link_cut_moves_the_vip_to_the_next_highest(lab: Lab, agents: Agents) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from keepvip_api.names import MOVE_ANNOTATION
 from keepvip_api.placement import maintenance
-from keepvip_tools.maintenance import follow
+from keepvip_tools.maintenance import follow, moved
 
 
 def vip(name: str, master: str | None, **spec: Any) -> dict[str, Any]:
@@ -56,3 +57,16 @@ def test_the_node_states_that_count_as_maintenance() -> None:
         "metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": ""}}
     }
     assert "exclude-from-external-load-balancers" in (maintenance(excluded) or "")
+
+
+def test_a_move_ends_with_the_condition_not_with_the_annotation_alone() -> None:
+    """The operator removes the annotation first and writes ``Moved`` with its next status
+    write: in between, the move is not over for ``keepvip move`` (a CI run caught the gap)."""
+    asked = {"metadata": {"annotations": {MOVE_ANNOTATION: "n3"}}, "status": {}}
+    assert moved(asked) is None
+    assert moved({"metadata": {"annotations": {}}, "status": {}}) is None
+    done = {"type": "Moved", "status": "True", "message": "moved to n3 on request"}
+    assert moved({"metadata": {}, "status": {"conditions": [done]}}) == (
+        True,
+        "moved to n3 on request",
+    )

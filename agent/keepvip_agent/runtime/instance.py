@@ -18,6 +18,13 @@ metrics, notify, listeners). What it owns itself:
   accepted last arriving again (the same object from the decode cache):
   the router resets its timer (:meth:`~keepvip_agent.vrrp.router.VirtualRouter.advertisement_repeated`)
   and the runner counts it and notes the time, nothing else;
+* where the sockets have the receive thread (:mod:`.rxwatch`), the steady
+  state handed to the thread: a backup *expects* its master's advertisement
+  there (the thread absorbs the repeats and keeps the master-down deadline),
+  a master has the thread send its periodic advertisement. The runner
+  *settles* (learns the counts and the last time, and the router its timer)
+  before anything else reaches the router, or when the thread ends it (the
+  deadline passed, or the socket changed);
 * the graceful handover of :meth:`InstanceRunner.stop`.
 
 The Kubernetes glue uses only the small public surface below ``# -- public``
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +53,7 @@ from keepvip_agent.runtime.deadlines import deadlines
 from keepvip_agent.runtime.keyfile import KeyFileWatch
 from keepvip_agent.runtime.notify import Notifier
 from keepvip_agent.runtime.port import INTERFACE_FAULT, Port
+from keepvip_agent.runtime.rxwatch import Counts, RxWatch
 from keepvip_agent.runtime.vrrp_socket import VrrpSocket
 from keepvip_agent.vrrp.authstate import (
     AdvertAuth,
@@ -193,6 +202,10 @@ class InstanceRunner:
         self._successor: asyncio.Future[IPAddress] | None = None
         """While a stopping master hands over: resolved by the new master's first advertisement."""
         self._timer_at = math.inf
+        self._handed: tuple[RxWatch, int, bool] | None = None
+        """The receive thread and slot holding this instance's steady state, and whether it
+        sends (a master's adverts) or expects (a backup's :attr:`_repeat`): see :meth:`_settle`."""
+        self._metrics.before_flush = self._count_absorbed
         self.started = False
 
     # -- public: what the Kubernetes glue (and the status endpoint) may use ---------------
@@ -239,6 +252,7 @@ class InstanceRunner:
         return self._last_heard_view
 
     def _fold_heard(self) -> None:
+        self._count_absorbed()
         if self._heard_at is not None:
             assert self._repeat_src is not None
             self._last_heard[self._repeat_src] = self._heard_at
@@ -257,6 +271,7 @@ class InstanceRunner:
 
     def set_peers(self, peers: frozenset[IPAddress] | None) -> None:
         """Peers found by other means (Kubernetes: the hostIPs of the agent pods); None: anyone."""
+        self._settle()
         if peers != self._discovered_peers:
             shown = "any (multicast)" if peers is None else ", ".join(sorted(map(str, peers)))
             log.info("%s: peers %s", self.name, shown or "none")
@@ -355,6 +370,7 @@ class InstanceRunner:
         nothing instead of Skew_Time plus a take-over. The router has already
         left Master, so nothing is advertised, renewed or announced meanwhile.
         """
+        self._settle()
         actions = self._router.shutdown(self._loop.time())
         release: list[Action] = [a for a in actions if isinstance(a, ReleaseAddresses)]
         if release and self._binding.bound:
@@ -388,6 +404,7 @@ class InstanceRunner:
         else (priorities, interval, preempt, checks, peers, addresses, notify,
         announce, lifetime) changes here, so a master stays master.
         """
+        self._settle()
         old, new = self.spec, vip.spec
         if (
             old.virtual_router_id != new.virtual_router_id
@@ -422,6 +439,7 @@ class InstanceRunner:
 
     def _set_source(self, source: IPAddress) -> None:
         if self._router.config.primary_address != source:
+            self._settle()
             self._router.config = replace(self._router.config, primary_address=source)
             self._payloads.clear()
             self._pdus.clear()
@@ -429,6 +447,7 @@ class InstanceRunner:
 
     def _forget_wire(self) -> None:
         """What the cached sends and the short path of repeats assumed has changed."""
+        self._settle()
         self._wire.clear()
         self._fold_heard()
         self._repeat = None
@@ -443,6 +462,8 @@ class InstanceRunner:
             self._set_source(source)
 
     def on_advertisement(self, adv: Advertisement, source: IPAddress) -> None:
+        if self._handed is not None:
+            self._settle()
         now = self._loop.time()
         if adv is self._repeat and self._router.advertisement_repeated(adv, source, now):
             # The advertisement accepted last, again: the checks below passed for it
@@ -475,6 +496,12 @@ class InstanceRunner:
             self._metrics.interval_mismatch.inc()
         elif not actions and not adv.trailer and self.spec.auth_hmac is None:
             self._repeat, self._repeat_src = adv, source
+            if sock is not None and sock.rx is not None and self._router.repeats(adv, source):
+                self._expect(sock.rx, sock, now)
+                return
+        self._accepted(actions)
+
+    def _accepted(self, actions: list[Action]) -> None:
         if actions:
             self._apply(actions)
         elif self._router.deadline is not None and self._router.deadline < self._timer_at:
@@ -504,6 +531,7 @@ class InstanceRunner:
 
     def on_deadline(self) -> None:
         """The deadline armed in :attr:`_deadlines` has come."""
+        self._settle()
         self._timer_at = math.inf
         now = self._loop.time()
         deadline = self._router.deadline
@@ -519,10 +547,12 @@ class InstanceRunner:
             while (now := self._loop.time()) < deadline:
                 pass
         self._apply(self._router.timer_expired(now))
+        self._hand_sends()
 
     def _on_health(self, health: Health) -> None:
         if not self.started:
             return  # start() applies the first outcome itself
+        self._settle()
         now = self._loop.time()
         self._metrics.effective.set(health.priority)
         actions = self._router.set_priority(health.priority, now)
@@ -533,6 +563,103 @@ class InstanceRunner:
             actions += self._router.set_fault(reason, False, now)
         self._applied_faults = health.faults
         self._apply(actions)
+
+    # -- the receive thread's share (see rxwatch) ---------------------------------------
+
+    def _expect(self, rx: RxWatch, sock: VrrpSocket, now: float) -> None:
+        """Hand the repeats of :attr:`_repeat` (just accepted at ``now``) to the thread."""
+        key, deadline = sock.current_key, self._router.deadline
+        if key is None or deadline is None or deadline <= now:
+            self._rearm()
+            return
+        slot = rx.expect(self, sock.fileno, self.vrid, key, now, deadline - now)
+        if slot is None:
+            self._rearm()
+            return
+        self._handed = (rx, slot, False)
+        self._cancel_timer()  # the thread keeps the master-down deadline now
+
+    def _hand_sends(self) -> None:
+        """A master that just advertised on its timer: the thread sends the next ones."""
+        router, sock, src = self._router, self.port.sock, self.port.source
+        due = router.deadline
+        if (
+            router.state is not State.MASTER
+            or due is None
+            or sock is None
+            or sock.rx is None
+            or src is None
+            or self.spec.auth_hmac is not None
+            or self._successor is not None
+        ):
+            return
+        packets = []
+        for dst in self._destinations():
+            payload = self._payloads.get((router.priority, dst))
+            if payload is None:
+                return  # not sent from here yet (no source, or no socket): stay in Python
+            packets.append((payload, dst.packed))
+        slot = sock.rx.send_every(
+            self, sock.fileno, sock.family, sock.ifindex, src.packed, packets,
+            router.advert_interval, due,
+        )  # fmt: skip
+        if slot is not None:
+            self._handed = (sock.rx, slot, True)
+            self._cancel_timer()
+
+    def _settle(self) -> None:
+        """Take the steady state back from the thread before anything else reaches the router."""
+        handed = self._handed
+        if handed is None:
+            return
+        self._handed = None
+        rx, slot, sending = handed
+        if sending:
+            errors = rx.send_errors(slot)
+            if errors is not None and errors[0]:
+                log.warning(
+                    "%s: %d advertisements failed to send: %s",
+                    self.name, errors[0], os.strerror(errors[1]),
+                )  # fmt: skip
+        self._take_back(sending, rx.withdraw(slot))
+        self._rearm()
+
+    def expectation_ended(self, expired: bool, counts: Counts) -> None:
+        """The thread ended it (see :class:`.rxwatch.Expecting`): run the router's timer."""
+        handed, self._handed = self._handed, None
+        self._take_back(handed is not None and handed[2], counts)
+        deadline = self._router.deadline
+        if deadline is not None and deadline <= self._loop.time():
+            self.on_deadline()
+        else:
+            self._rearm()
+
+    def _count_absorbed(self) -> None:
+        """Bring the counts and the last arrival up to date, the thread going on."""
+        if self._handed is not None:
+            rx, slot, sending = self._handed
+            count, last = rx.peek(slot)
+            if sending:
+                self._metrics.sent_n += count
+            elif count and last is not None:
+                self._metrics.received_n += count
+                self._heard_at = last
+
+    def _take_back(self, sending: bool, counts: Counts) -> None:
+        count, last = counts
+        if sending:
+            self._metrics.sent_n += count
+            if last is not None:
+                self._router.advertisements_sent(last)
+            return
+        self._metrics.received_n += count
+        if last is None:
+            return
+        self._heard_at = last
+        adv, src = self._repeat, self._repeat_src
+        if adv is None or src is None or not self._router.advertisement_repeated(adv, src, last):
+            # Cannot happen: everything that could change the verdict settles first.
+            log.error("%s: absorbed advertisements no longer repeat the last", self.name)
 
     # -- actions -----------------------------------------------------------------------
 

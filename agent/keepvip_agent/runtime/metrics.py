@@ -15,8 +15,9 @@ import contextlib
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
+from keepvip_agent.runtime import rxwatch
 from keepvip_agent.vrrp.packet import DropReason
 from keepvip_agent.vrrp.router import State
 
@@ -28,6 +29,7 @@ class Metrics:
         self._live: set[InstanceMetrics] = set()
         # First in the registry, so a collection sees the counts it adds.
         r.register(_Flush(self))
+        r.register(_ReceiveThread())
         self.state = Gauge(
             "keepvip_vrrp_state",
             "1 for the instance's current VRRP state",
@@ -122,6 +124,8 @@ class InstanceMetrics:
         """Advertisements sent since the last :meth:`flush` (``+= 1`` on the hot path)."""
         self.received_n = 0
         """Advertisements accepted since the last :meth:`flush`."""
+        self.before_flush: Callable[[], None] | None = None
+        """Brings ``received_n`` up to date (the receive thread counts some elsewhere)."""
         self.interval_mismatch = m.interval_mismatch.labels(vip)
         self.announcements = m.announcements.labels(vip)
         self.bound = m.vip_bound.labels(vip)
@@ -146,6 +150,8 @@ class InstanceMetrics:
         self._m.check_healthy.labels(self.vip, name).set(1 if healthy else 0)
 
     def flush(self) -> None:
+        if self.before_flush is not None:
+            self.before_flush()
         if self.sent_n:
             self.sent.inc(self.sent_n)
             self.sent_n = 0
@@ -188,3 +194,28 @@ class _Flush:
     def collect(self) -> Iterable[Metric]:
         self._metrics.flush()
         return []
+
+
+class _ReceiveThread:
+    """What the receive thread (:mod:`.rxwatch`) did without Python."""
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        found = rxwatch.totals()
+        yield CounterMetricFamily(
+            "keepvip_rx_thread_absorbed",
+            "Advertisements the receive thread took as repeats of the one accepted last",
+            value=found.get("matched", 0),
+        )
+        yield CounterMetricFamily(
+            "keepvip_rx_thread_sent",
+            "Periodic advertisements the receive thread sent for masters",
+            value=found.get("sent", 0),
+        )
+        yield CounterMetricFamily(
+            "keepvip_rx_thread_overflow",
+            "Datagrams the receive thread dropped because the agent fell behind",
+            value=found.get("dropped", 0),
+        )

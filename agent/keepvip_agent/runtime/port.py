@@ -72,6 +72,8 @@ class Port:
         self._vips_cache: frozenset[IPAddress] = frozenset()
         self._vips_packed: frozenset[bytes] = frozenset()
         self._soon: asyncio.Task[None] | None = None
+        self._reported: tuple[str | None, IPAddress | None] | None = None
+        """The (problem, source) last reported to every instance."""
 
     @property
     def source(self) -> IPAddress | None:
@@ -163,6 +165,14 @@ class Port:
             if self.sock is not None and link is not None:
                 src = link.primary(self.family)
                 self.sock.local = {src} if src else set()
+            self._report_all()
+
+    def _report_all(self) -> None:
+        # Only a change is news: the periodic safety refresh of hundreds of instances
+        # otherwise re-reports the same verdict to each (attach reports to a new one).
+        verdict = (self.problem, self.source)
+        if verdict != self._reported:
+            self._reported = verdict
             for inst in list(self.instances.values()):
                 self._report(inst)
 

@@ -13,6 +13,10 @@ rate-limited log line (STYLE habit 4): this loop never raises on input. That
 side is :class:`Receiver`, which holds no socket: datagrams in, calls to the
 instance owning the VRID (or counted drops) out, so unit tests feed it bytes.
 
+Real sockets are read by the receive thread of :mod:`.rxwatch` where it is
+built: it absorbs the repeats instances expect and hands everything else to
+:meth:`VrrpSocket.deliver`, which feeds the same :class:`Receiver`.
+
 Sending uses IP_PKTINFO / IPV6_PKTINFO to pin the source address, because the
 version 3 checksum covers it and receivers verify it.
 """
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
+from keepvip_agent.runtime import rxwatch
 from keepvip_agent.vrrp.packet import (
     HEADER_LEN,
     TRAILER_LEN,
@@ -256,7 +261,16 @@ class VrrpSocket:
                 self._sock.close()
                 raise
         self._held: asyncio.TimerHandle | None = None
-        loop.add_reader(self._sock.fileno(), self._on_readable)
+        self.fileno = self._sock.fileno()
+        self.current_key: bytes | None = None
+        """While a datagram from the receive thread is handled: what an instance would
+        expect to absorb its repeats (see :mod:`.rxwatch`)."""
+        self.rx = rxwatch.shared(loop) if sock is None else None
+        """The receive thread reading this socket, or None: read here, in Python."""
+        if self.rx is not None:
+            self.rx.add_socket(self.fileno, family, self)
+        else:
+            loop.add_reader(self.fileno, self._on_readable)
 
     def _setup(self) -> None:
         s = self._sock
@@ -282,6 +296,23 @@ class VrrpSocket:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
 
     # -- receive -------------------------------------------------------------------
+
+    def deliver(
+        self, data: bytes, key: bytes | None, src: bytes | None, hops: int, dst: bytes | None
+    ) -> None:
+        """A datagram from the receive thread (see :class:`.rxwatch.PacketSink`)."""
+        self.current_key = key
+        try:
+            if self.family == 4:
+                self._ipv4(data)
+                return
+            anc = [(socket.IPPROTO_IPV6, IPV6_HOPLIMIT, struct.pack("@i", hops))]
+            if dst is not None:
+                anc.append((socket.IPPROTO_IPV6, IPV6_PKTINFO, dst + b"\x00" * 4))
+            sender = str(IPv6Address(src)) if src is not None else "::"
+            self._ipv6(data, anc, (sender, 0, 0, self.ifindex))
+        finally:
+            self.current_key = None
 
     def _on_readable(self) -> None:
         read = 0
@@ -314,6 +345,8 @@ class VrrpSocket:
 
     @local.setter
     def local(self, addresses: set[IPAddress]) -> None:
+        if addresses != self.receiver.local and self.rx is not None:
+            self.rx.release(self.fileno)  # the repeats expected were judged with the old set
         self.receiver.local = addresses
 
     def count_drop(self, reason: DropReason, detail: str, src: object) -> None:
@@ -361,5 +394,8 @@ class VrrpSocket:
     def close(self) -> None:
         if self._held is not None:
             self._held.cancel()
-        self._loop.remove_reader(self._sock.fileno())
+        if self.rx is not None:
+            self.rx.remove_socket(self.fileno)
+        else:
+            self._loop.remove_reader(self.fileno)
         self._sock.close()

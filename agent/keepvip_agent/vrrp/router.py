@@ -254,6 +254,13 @@ class VirtualRouter:
             return [SendAdvertisement(self.priority)]
         return []
 
+    def advertisements_sent(self, last_due: float) -> None:
+        """The adapter sent the periodic advertisement when it was due, last at ``last_due``,
+        as :meth:`timer_expired` would have had it (RFC 9568 6.4.3): restart Adver_Timer from
+        there. Only meaningful in Master, with nothing else changed meanwhile."""
+        if self.state is State.MASTER:
+            self.adver_at = last_due + self.advert_interval
+
     def advertisement_repeated(self, adv: Advertisement, source: IPAddress, now: float) -> bool:
         """RFC 9568 6.4.2, for the advertisement just accepted arriving again: True if handled.
 
@@ -262,17 +269,22 @@ class VirtualRouter:
         reset Master_Down_Timer. False: call :meth:`advertisement_received`.
         """
         r = self._repeat
-        if (
-            r is None
-            or r[0] is not adv
-            or r[1] is not source
-            or r[2] is not self.config
-            or r[3] != self.priority
-            or self.state is not State.BACKUP
-        ):
+        if r is None or not self.repeats(adv, source):
             return False
         self.master_down_at = now + r[4]
         return True
+
+    def repeats(self, adv: Advertisement, source: IPAddress) -> bool:
+        """Would :meth:`advertisement_repeated` handle ``adv`` from ``source`` now? (No change.)"""
+        r = self._repeat
+        return (
+            r is not None
+            and r[0] is adv
+            and r[1] is source
+            and r[2] is self.config
+            and r[3] == self.priority
+            and self.state is State.BACKUP
+        )
 
     def advertisement_received(
         self, adv: Advertisement, source: IPAddress, now: float

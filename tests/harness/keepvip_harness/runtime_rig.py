@@ -126,6 +126,12 @@ class FakeSocket:
         self.local: set[IPAddress] = set()
         self.sent: list[tuple[float, Advertisement, IPAddress]] = []
         self.drops: list[tuple[DropReason, str]] = []
+        self.rx: Any = None
+        """No receive thread: the runner keeps its repeats in Python (see rxwatch)."""
+        self.current_key: bytes | None = None
+        self.fileno = -1
+        self.family = 4
+        self.ifindex = 7
 
     def send(self, payload: bytes, src: IPAddress, dst: IPAddress) -> bool:
         self.sent.append((now(), decode(payload, src, dst), dst))
