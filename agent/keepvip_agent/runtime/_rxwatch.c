@@ -681,6 +681,13 @@ static PyObject *Engine_expect(Engine *e, PyObject *args) {
     Py_RETURN_TRUE;
 }
 
+/* The slot numbered `slot` if it is active (in `mode`, or any mode for 0), else NULL. */
+static Slot *live_slot(Engine *e, int slot, int mode) {
+    if (slot < 0 || (size_t)slot >= e->nslots || !e->slots[slot].active) return NULL;
+    if (mode && e->slots[slot].active != mode) return NULL;
+    return &e->slots[slot];
+}
+
 static PyObject *counts(uint64_t count, int64_t last_ns) {
     if (last_ns) return Py_BuildValue("(Kd)", (unsigned long long)count, ns_to_s(last_ns));
     return Py_BuildValue("(KO)", (unsigned long long)count, Py_None);
@@ -690,8 +697,8 @@ static PyObject *Engine_withdraw(Engine *e, PyObject *args) {
     int slot;
     if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
     pthread_mutex_lock(&e->mu);
-    if (slot >= 0 && (size_t)slot < e->nslots && e->slots[slot].active) {
-        Slot *s = &e->slots[slot];
+    Slot *s = live_slot(e, slot, 0);
+    if (s) {
         uint64_t c = s->count;
         int64_t l = s->last_ns;
         deactivate(e, s); /* the timer may now fire early: harmless */
@@ -807,9 +814,10 @@ static PyObject *Engine_send_errors(Engine *e, PyObject *args) {
     int slot;
     if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
     pthread_mutex_lock(&e->mu);
-    if (slot >= 0 && (size_t)slot < e->nslots && e->slots[slot].active == MODE_SEND) {
-        unsigned long long n = e->slots[slot].errors;
-        int err = e->slots[slot].last_errno;
+    Slot *s = live_slot(e, slot, MODE_SEND);
+    if (s) {
+        unsigned long long n = s->errors;
+        int err = s->last_errno;
         pthread_mutex_unlock(&e->mu);
         return Py_BuildValue("(Ki)", n, err);
     }
@@ -821,8 +829,8 @@ static PyObject *Engine_peek(Engine *e, PyObject *args) {
     int slot;
     if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
     pthread_mutex_lock(&e->mu);
-    if (slot >= 0 && (size_t)slot < e->nslots && e->slots[slot].active) {
-        Slot *s = &e->slots[slot];
+    Slot *s = live_slot(e, slot, 0);
+    if (s) {
         uint64_t c = s->count;
         s->count = 0;
         int64_t l = s->last_ns;

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -106,12 +107,9 @@ class RxWatch:
         """Absorb datagrams equal to ``key`` on ``fd`` (for VRID ``vrid``); end the
         expectation ``delta`` s after the last (or ``since``). Its slot, or None if the
         socket is not watched."""
-        slot = self._free.pop() if self._free else self._new_slot()
-        if not self._engine.expect(slot, fd, vrid, key, since, delta):
-            self._free.append(slot)
-            return None
-        self._owners[slot] = owner
-        return slot
+        return self._register(
+            owner, lambda slot: self._engine.expect(slot, fd, vrid, key, since, delta)
+        )
 
     def send_every(
         self,
@@ -125,25 +123,31 @@ class RxWatch:
         first_due: float,
     ) -> int | None:
         """Send each (payload, destination) from ``src`` every ``interval`` s from
-        ``first_due`` on (up to a millisecond early, to share a wake-up; never late
-        by design). Its slot, or None if the socket is not watched. :meth:`withdraw`
+        ``first_due`` on (up to a 50th of the interval early, at most 20 ms, to share a
+        wake-up; the schedule is kept). Its slot, or None if the socket is not watched. :meth:`withdraw`
         gives how many went out and when the last was due; a released socket ends it."""
-        slot = self._free.pop() if self._free else self._new_slot()
-        if not self._engine.send_every(
-            slot, fd, family, ifindex, src, packets, interval, first_due
-        ):
-            self._free.append(slot)
-            return None
-        self._owners[slot] = owner
-        return slot
+        return self._register(
+            owner,
+            lambda slot: self._engine.send_every(
+                slot, fd, family, ifindex, src, packets, interval, first_due
+            ),
+        )
 
     def send_errors(self, slot: int) -> tuple[int, int] | None:
         """Failed sends of a sending slot (and the last errno), or None."""
         return self._engine.send_errors(slot)
 
-    def _new_slot(self) -> int:
-        self._next_slot += 1
-        return self._next_slot - 1
+    def _register(self, owner: Expecting, start: Callable[[int], bool]) -> int | None:
+        """A free slot for ``owner`` if ``start(slot)`` takes it (the socket is watched)."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot, self._next_slot = self._next_slot, self._next_slot + 1
+        if not start(slot):
+            self._free.append(slot)
+            return None
+        self._owners[slot] = owner
+        return slot
 
     def withdraw(self, slot: int) -> Counts:
         """End it from Python: the counts since the last :meth:`peek`, as an end would give."""
